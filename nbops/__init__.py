@@ -1,0 +1,69 @@
+"""nbops: Jupyter-first experiment tracking, sweeps and notebook pipelines.
+
+``import nbops`` loads only the standard library; everything else loads on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from nbops._version import __version__
+from nbops.errors import NbopsError
+
+if TYPE_CHECKING:
+    from nbops.tracking import (
+        Run,
+        StoredRun,
+        active_run,
+        finish,
+        get_run,
+        init,
+        log,
+        log_artifact,
+        log_params,
+        runs,
+    )
+
+_LAZY = {
+    "Run": "nbops.tracking",
+    "StoredRun": "nbops.tracking",
+    "active_run": "nbops.tracking",
+    "finish": "nbops.tracking",
+    "get_run": "nbops.tracking",
+    "init": "nbops.tracking",
+    "log": "nbops.tracking",
+    "log_artifact": "nbops.tracking",
+    "log_params": "nbops.tracking",
+    "runs": "nbops.tracking",
+}
+
+__all__ = ["NbopsError", "__version__", "load_ipython_extension", "unload_ipython_extension",
+           *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbops' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext nbops``: register the ``%nbops`` magic and the cell recorder."""
+    from nbops.notebook import load_extension
+
+    load_extension(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext nbops``: unregister everything ``load_ipython_extension`` registered."""
+    from nbops.notebook import unload_extension
+
+    unload_extension(ipython)

@@ -1,0 +1,56 @@
+"""Errors raised by nbops. Every error says what to do next."""
+
+from __future__ import annotations
+
+
+class NbopsError(Exception):
+    """Root of every error nbops raises on purpose."""
+
+
+class StoreError(NbopsError):
+    """The run store cannot be opened, read or written."""
+
+
+class RunNotFoundError(NbopsError):
+    """No run with the given id (or unique id prefix) exists in the store."""
+
+    def __init__(self, run_id: str, store_path: str) -> None:
+        self.run_id = run_id
+        self.store_path = store_path
+        super().__init__(
+            f"no run {run_id!r} in the store at {store_path}; "
+            "list runs with `nbops runs list` (set NBOPS_HOME to use another store)"
+        )
+
+
+class AmbiguousRunIdError(NbopsError):
+    """A run id prefix matches several runs."""
+
+    def __init__(self, prefix: str, matches: list[str]) -> None:
+        self.prefix = prefix
+        self.matches = matches
+        shown = ", ".join(matches[:5])
+        super().__init__(f"run id prefix {prefix!r} matches {len(matches)} runs ({shown}); give more characters")
+
+
+class NoActiveRunError(NbopsError):
+    """A module-level shortcut was called while no run is active."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__(f"cannot {action}: no active run; start one with nbops.init() or %nbops track")
+
+
+class RunFinishedError(NbopsError):
+    """A finished run was written to."""
+
+    def __init__(self, run_id: str, action: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"cannot {action}: run {run_id} is finished; start a new run with nbops.init()")
+
+
+class InvalidValueError(NbopsError, ValueError):
+    """A metric, parameter, name or option has a value nbops cannot accept."""
+
+
+class ArtifactError(NbopsError):
+    """An artifact cannot be logged or restored."""

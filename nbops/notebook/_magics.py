@@ -1,0 +1,133 @@
+"""The ``%nbops`` line magic: a thin shell over :class:`NotebookSession` and the tracking API."""
+
+from __future__ import annotations
+
+import argparse
+import numbers
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import MagicArgumentParser
+
+from nbops.errors import NbopsError
+from nbops.notebook._session import NotebookSession
+
+WANDB_MODES = ("online", "offline", "disabled")
+
+
+def _parser() -> MagicArgumentParser:
+    parser = MagicArgumentParser(prog="%nbops", description="Track this notebook with nbops.")
+    sub = parser.add_subparsers(dest="command", parser_class=MagicArgumentParser, metavar="COMMAND")
+    track = sub.add_parser("track", help="start a run, or re-attach to the current one",
+                           description="Start a run, or re-attach to the current one when the "
+                           "cell is re-run (never a duplicate run).")
+    track.add_argument("--project", help="project name (default: the project root's name)")
+    track.add_argument("--name", help="run name")
+    track.add_argument("--tag", action="append", default=[], metavar="TAG",
+                       help="a tag (repeat for several)")
+    track.add_argument("--group", help="group runs together")
+    track.add_argument("--job-type", help="kind of run, e.g. train")
+    track.add_argument("--wandb", choices=WANDB_MODES,
+                       help="W&B mirror mode (default: offline without an API key)")
+    track.add_argument("--new", action="store_true",
+                       help="finish the current run and start another")
+    log = sub.add_parser("log", help="log notebook variables by name",
+                         description="Log variables: numbers as metrics, anything else as "
+                         "parameters.")
+    log.add_argument("names", nargs="+", metavar="NAME", help="a variable of the notebook")
+    log.add_argument("--step", type=int, help="step for the metrics")
+    sub.add_parser("status", help="show the run and the cell provenance report",
+                   description="Show the run, the W&B mirror and the cell provenance report.")
+    stop = sub.add_parser("stop", help="finish the run and report cell provenance",
+                          description="Finish the run and print the cell provenance report.")
+    stop.add_argument("--status", choices=("finished", "failed", "killed"), default="finished")
+    return parser
+
+
+PARSER = _parser()
+
+
+def _help() -> str:
+    actions = PARSER._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    parts = ["Track this notebook with nbops.\n"]
+    parts += [sub.format_help() for sub in actions.values()]
+    return "\n".join(parts)
+
+
+@magics_class
+class NbopsMagics(Magics):
+    """The ``%nbops`` magic."""
+
+    def __init__(self, shell: Any, session: NotebookSession) -> None:
+        super().__init__(shell)
+        self.session = session
+
+    @line_magic
+    def nbops(self, line: str) -> None:
+        args = PARSER.parse_argstring(line)
+        if args.command is None:
+            raise UsageError("%nbops needs a command: track, log, status or stop (see %nbops?)")
+        try:
+            getattr(self, f"_{args.command}")(args)
+        except NbopsError as exc:
+            raise UsageError(str(exc)) from None
+
+    def _track(self, args: argparse.Namespace) -> None:
+        run, reattached = self.session.track(
+            new=args.new, project=args.project, name=args.name, tags=args.tag or None,
+            group=args.group, job_type=args.job_type, wandb=args.wandb,
+        )
+        mirror = run.mirror.state.mode if run.mirror is not None else "disabled"
+        verb = "Re-attached to" if reattached else "Tracking"
+        print(f"nbops: {verb} run {run.id} ({run.name}) in project {run.project!r}; "
+              f"store {run.store.path}; W&B {mirror}")
+        given = [k for k in ("project", "name", "group", "job_type", "wandb") if getattr(args, k)]
+        if reattached and (given or args.tag):
+            print("nbops: options ignored because a run is already active; use --new to start another")
+
+    def _log(self, args: argparse.Namespace) -> None:
+        run = self.session.run
+        if run is None or run.finished:
+            raise UsageError("no run to log to; start one with %nbops track")
+        ns = self.shell.user_ns
+        missing = [n for n in args.names if n not in ns]
+        if missing:
+            raise UsageError(f"no variable named {', '.join(missing)} in the notebook")
+        metrics = {n: ns[n] for n in args.names
+                   if isinstance(ns[n], numbers.Real) and not isinstance(ns[n], bool)}
+        params = {n: ns[n] for n in args.names if n not in metrics}
+        if metrics:
+            run.log(metrics, step=args.step)
+        if params:
+            run.log_params(params)
+        print(f"nbops: logged {len(metrics)} metric(s) and {len(params)} parameter(s) to {run.id}")
+
+    def _status(self, args: argparse.Namespace) -> None:
+        run = self.session.run
+        if run is None or run.finished:
+            print("nbops: no active run; start one with %nbops track")
+            return
+        run.flush()
+        mirror = run.mirror.state if run.mirror is not None else None
+        notebook = run.store.get_metadata(run.id).get("notebook") or {}
+        print(f"nbops: run {run.id} ({run.name}) in project {run.project!r}, {run.status}, "
+              f"next step {run.step}")
+        print(f"  store: {run.store.path}")
+        print(f"  W&B: {mirror.mode + ', ' + mirror.status if mirror else 'disabled'}"
+              + (f" ({mirror.error})" if mirror and mirror.error else ""))
+        print(f"  notebook: {notebook.get('path') or 'not found'}"
+              + (f" ({notebook.get('detail')})" if notebook.get("detail") else ""))
+        print(self.session.provenance())
+
+    def _stop(self, args: argparse.Namespace) -> None:
+        run = self.session.run
+        report = self.session.stop(args.status)
+        if report is None or run is None:
+            print("nbops: no active run")
+            return
+        print(f"nbops: finished run {run.id} ({args.status})")
+        print(report)
+
+
+NbopsMagics.nbops.__doc__ = _help()

@@ -1,0 +1,149 @@
+"""Cell provenance: which cells ran, in what order, and whether the notebook still matches.
+
+Pure analysis over recorded executions and the saved notebook's code cells; no IPython here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any
+
+#: How many findings of each kind a report spells out.
+_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class ProvenanceReport:
+    """Hidden-state findings for one kernel session, checked against the saved notebook."""
+
+    executions: int
+    errors: tuple[str, ...] = ()
+    out_of_order: tuple[str, ...] = ()
+    edited_after_run: tuple[str, ...] = ()
+    not_executed: tuple[str, ...] = ()
+    not_in_notebook: tuple[str, ...] = ()
+    notebook: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def reproducible(self) -> bool:
+        """True when nothing suggests the results depend on hidden state."""
+        return not (self.out_of_order or self.edited_after_run or self.not_executed
+                    or self.not_in_notebook)
+
+    def findings(self) -> list[str]:
+        """One line per finding, most serious first."""
+        lines: list[str] = []
+        for title, items in (
+            ("ran out of order", self.out_of_order),
+            ("edited after they ran", self.edited_after_run),
+            ("code that ran is not in the saved notebook", self.not_in_notebook),
+            ("never ran in this session", self.not_executed),
+            ("raised an error", self.errors),
+        ):
+            if items:
+                shown = "; ".join(items[:_SHOWN])
+                more = f" (+{len(items) - _SHOWN} more)" if len(items) > _SHOWN else ""
+                lines.append(f"{title}: {shown}{more}")
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form, as stored under the run's ``provenance`` metadata."""
+        return {
+            "executions": self.executions, "reproducible": self.reproducible,
+            "errors": list(self.errors), "out_of_order": list(self.out_of_order),
+            "edited_after_run": list(self.edited_after_run),
+            "not_executed": list(self.not_executed),
+            "not_in_notebook": list(self.not_in_notebook),
+            "notebook": self.notebook, "notes": list(self.notes),
+        }
+
+    def __str__(self) -> str:
+        head = (
+            f"Cell provenance: {self.executions} cell executions; "
+            + ("no hidden-state problems found." if self.reproducible
+               else "results may depend on hidden state:")
+        )
+        body = [f"  - {line}" for line in self.findings()]
+        notes = [f"  ({note})" for note in self.notes]
+        return "\n".join([head, *body, *notes])
+
+    def _repr_html_(self) -> str:
+        items = "".join(f"<li>{escape(line)}</li>" for line in [*self.findings(), *self.notes])
+        verdict = "no hidden-state problems found" if self.reproducible else "may depend on hidden state"
+        return f"<div class='nbops-provenance'><b>Cell provenance</b>: {escape(verdict)}<ul>{items}</ul></div>"
+
+
+def _label(index: int, count: int | None) -> str:
+    return f"cell {index + 1} (In [{count}])" if count is not None else f"cell {index + 1}"
+
+
+def analyse(
+    executions: Sequence[Mapping[str, Any]],
+    code_cells: Sequence[Mapping[str, Any]] | None,
+    notebook: str | None = None,
+) -> ProvenanceReport:
+    """Compare recorded executions with the saved notebook's code cells.
+
+    Args:
+        executions: Records with ``n`` (execution count), ``id`` (cell id or None), ``hash``
+            (code hash), ``ok`` and ``error``, in the order the cells ran.
+        code_cells: The saved notebook's code cells (``index``, ``id``, ``sha256``, ``source``),
+            or None when the notebook is unknown.
+        notebook: The notebook's path, for the report.
+    """
+    errors = tuple(
+        f"In [{e.get('n')}]: {e.get('error') or 'error'}" for e in executions if not e.get("ok", True)
+    )
+    if code_cells is None:
+        return ProvenanceReport(
+            executions=len(executions), errors=errors,
+            notes=("notebook not found, so order and edits could not be checked",),
+        )
+    by_id = {c["id"]: c for c in code_cells if c.get("id")}
+    by_hash: dict[str, Mapping[str, Any]] = {}
+    for cell in code_cells:
+        by_hash.setdefault(cell["sha256"], cell)
+
+    last_hash: dict[int, str] = {}
+    last_count: dict[int, int | None] = {}
+    order: list[tuple[int, int | None]] = []
+    stray: list[str] = []
+    for e in executions:
+        cell = by_id.get(e.get("id")) if e.get("id") else None
+        if cell is None:
+            cell = by_hash.get(e["hash"])
+        if cell is None:
+            stray.append(f"In [{e.get('n')}]")
+            continue
+        index = int(cell["index"])
+        last_hash[index] = e["hash"]
+        last_count[index] = e.get("n")
+        order.append((index, e.get("n")))
+
+    out_of_order: list[str] = []
+    highest: tuple[int, int | None] | None = None
+    for index, count in order:
+        if highest is not None and index < highest[0]:
+            out_of_order.append(f"{_label(index, count)} ran after {_label(*highest)}")
+        if highest is None or index >= highest[0]:
+            highest = (index, count)
+
+    edited = tuple(
+        _label(c["index"], last_count[c["index"]])
+        for c in code_cells
+        if c["index"] in last_hash and last_hash[c["index"]] != c["sha256"]
+    )
+    not_executed = tuple(
+        _label(c["index"], None)
+        for c in code_cells
+        if c["index"] not in last_hash and str(c.get("source", "")).strip()
+    )
+    return ProvenanceReport(
+        executions=len(executions), errors=errors, out_of_order=tuple(out_of_order),
+        edited_after_run=edited, not_executed=not_executed, not_in_notebook=tuple(stray),
+        notebook=notebook,
+        notes=(f"checked against the saved copy of {notebook}; unsaved edits are not seen",),
+    )

@@ -1,0 +1,43 @@
+"""Run storage: the :class:`RunStore` interface, its SQLite backend and the object store."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from nbops.config import store_path
+from nbops.store._base import (
+    FINAL_STATUSES,
+    RUN_STATUSES,
+    ArtifactRecord,
+    MetricPoint,
+    RunRecord,
+    RunStore,
+)
+from nbops.store._objects import ObjectStore
+from nbops.store._sqlite import SQLiteStore
+
+__all__ = [
+    "FINAL_STATUSES",
+    "RUN_STATUSES",
+    "ArtifactRecord",
+    "MetricPoint",
+    "ObjectStore",
+    "RunRecord",
+    "RunStore",
+    "SQLiteStore",
+    "open_store",
+]
+
+_open: dict[str, SQLiteStore] = {}
+_lock = threading.Lock()
+
+
+def open_store(path: str | os.PathLike[str] | None = None) -> SQLiteStore:
+    """Return the store at ``path`` (default: :func:`nbops.config.store_path`), shared per process."""
+    where = str(path if path is not None else store_path())
+    with _lock:
+        store = _open.get(where)
+        if store is None:
+            store = _open[where] = SQLiteStore(where)
+        return store

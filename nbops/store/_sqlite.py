@@ -1,0 +1,342 @@
+"""The embedded SQLite run store (WAL mode), the default backend."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from nbops.errors import AmbiguousRunIdError, RunNotFoundError, StoreError
+from nbops.store._base import (
+    FINAL_STATUSES,
+    RUN_STATUSES,
+    ArtifactRecord,
+    MetricPoint,
+    RunRecord,
+    RunStore,
+)
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, project TEXT NOT NULL, name TEXT NOT NULL, grp TEXT, job_type TEXT,
+    status TEXT NOT NULL, tags TEXT NOT NULL, start_time REAL NOT NULL, end_time REAL,
+    heartbeat_time REAL, pid INTEGER, host TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_project ON runs(project, start_time);
+CREATE TABLE IF NOT EXISTS params (
+    run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL, key TEXT NOT NULL, step INTEGER NOT NULL, value REAL, ts REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, key, step);
+CREATE TABLE IF NOT EXISTS summary (
+    run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS metadata (
+    run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_id TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, digest TEXT NOT NULL,
+    size INTEGER NOT NULL, kind TEXT NOT NULL, source TEXT NOT NULL, created_at REAL NOT NULL,
+    metadata TEXT NOT NULL, PRIMARY KEY (run_id, name)
+);
+"""
+_RUN_COLUMNS = (
+    "id, project, name, grp, job_type, status, tags, start_time, end_time, heartbeat_time, pid, host"
+)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=repr, allow_nan=True, sort_keys=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child its parent has not reaped yet is a zombie: dead for us
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+class SQLiteStore(RunStore):
+    """:class:`RunStore` in ``<path>/runs.db`` (SQLite, WAL, one connection per thread)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 60.0) -> None:
+        self._path = Path(path)
+        try:
+            self._path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the store directory {self._path}: {exc}; "
+                "set NBOPS_HOME to a writable directory"
+            ) from exc
+        self._db = self._path / "runs.db"
+        self._busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._host = socket.gethostname()
+        try:
+            self._con().executescript(
+                f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot initialise the run store {self._db}: {exc}") from exc
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self._path)!r})"
+
+    # --- connections ------------------------------------------------------------------------
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            try:
+                con = sqlite3.connect(
+                    self._db, timeout=self._busy_timeout, isolation_level=None,
+                    check_same_thread=False,
+                )
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open the run store {self._db}: {exc}") from exc
+            self._local.con = con
+        return con
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        con = self._con()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to the run store {self._db}: {exc}") from exc
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+    # --- writes -----------------------------------------------------------------------------
+    def create_run(self, record: RunRecord) -> None:
+        row = (
+            record.id, record.project, record.name, record.group, record.job_type, record.status,
+            _dumps(list(record.tags)), record.start_time, record.end_time,
+            record.heartbeat_time, record.pid, record.host,
+        )
+        with self._write() as con:
+            try:
+                con.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({','.join('?' * 12)})", row)
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(f"a run with id {record.id!r} already exists") from exc
+
+    def set_status(self, run_id: str, status: str, end_time: float | None = None) -> None:
+        if status not in RUN_STATUSES:
+            raise StoreError(f"unknown run status {status!r}; use one of {', '.join(RUN_STATUSES)}")
+        if status in FINAL_STATUSES and end_time is None:
+            end_time = time.time()
+        with self._write() as con:
+            cur = con.execute(
+                "UPDATE runs SET status = ?, end_time = ? WHERE id = ?", (status, end_time, run_id)
+            )
+            self._check_updated(cur, run_id)
+
+    def write_progress(
+        self,
+        run_id: str,
+        points: Sequence[MetricPoint] = (),
+        summary: Mapping[str, Any] | None = None,
+        heartbeat_time: float | None = None,
+    ) -> None:
+        with self._write() as con:
+            if points:
+                con.executemany(
+                    "INSERT INTO metrics (run_id, key, step, value, ts) VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (run_id, p.key, p.step, None if math.isnan(p.value) else p.value, p.timestamp)
+                        for p in points
+                    ],
+                )
+            if summary:
+                self._merge(con, "summary", run_id, summary)
+            if heartbeat_time is not None:
+                con.execute(
+                    "UPDATE runs SET heartbeat_time = ?, status = CASE WHEN status = 'crashed' "
+                    "THEN 'running' ELSE status END, end_time = CASE WHEN status = 'crashed' "
+                    "THEN NULL ELSE end_time END WHERE id = ?",
+                    (heartbeat_time, run_id),
+                )
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        with self._write() as con:
+            self._merge(con, "params", run_id, params)
+
+    def set_metadata(self, run_id: str, key: str, value: Any) -> None:
+        with self._write() as con:
+            self._merge(con, "metadata", run_id, {key: value})
+
+    def add_artifact(self, run_id: str, record: ArtifactRecord) -> None:
+        with self._write() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id, record.name, record.type, record.digest, record.size, record.kind,
+                    record.source, record.created_at, _dumps(dict(record.metadata)),
+                ),
+            )
+
+    @staticmethod
+    def _merge(con: sqlite3.Connection, table: str, run_id: str, values: Mapping[str, Any]) -> None:
+        con.executemany(
+            f"INSERT OR REPLACE INTO {table} (run_id, key, value) VALUES (?, ?, ?)",  # noqa: S608
+            [(run_id, str(k), _dumps(v)) for k, v in values.items()],
+        )
+
+    @staticmethod
+    def _check_updated(cur: sqlite3.Cursor, run_id: str) -> None:
+        if cur.rowcount == 0:
+            raise RunNotFoundError(run_id, "this store")
+
+    # --- reads ------------------------------------------------------------------------------
+    def resolve_id(self, prefix: str) -> str:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._con().execute(
+            "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY start_time LIMIT 6",
+            (escaped + "%",),
+        ).fetchall()
+        ids = [r[0] for r in rows]
+        if prefix in ids:
+            return prefix
+        if not ids:
+            raise RunNotFoundError(prefix, str(self._path))
+        if len(ids) > 1:
+            raise AmbiguousRunIdError(prefix, ids)
+        return ids[0]
+
+    def get_run(self, run_id: str) -> RunRecord:
+        self.reap_crashed()
+        row = self._con().execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)  # noqa: S608
+        ).fetchone()
+        if row is None:
+            raise RunNotFoundError(run_id, str(self._path))
+        return self._record(row)
+
+    def list_runs(self, project: str | None = None) -> list[RunRecord]:
+        self.reap_crashed()
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs"  # noqa: S608
+        args: tuple[Any, ...] = ()
+        if project is not None:
+            sql += " WHERE project = ?"
+            args = (project,)
+        rows = self._con().execute(sql + " ORDER BY start_time, id", args).fetchall()
+        return [self._record(r) for r in rows]
+
+    def get_params(self, run_id: str) -> dict[str, Any]:
+        return self._read_kv("params", run_id)
+
+    def get_summary(self, run_id: str) -> dict[str, Any]:
+        return self._read_kv("summary", run_id)
+
+    def get_metadata(self, run_id: str) -> dict[str, Any]:
+        return self._read_kv("metadata", run_id)
+
+    def get_metrics(self, run_id: str, keys: Iterable[str] | None = None) -> list[MetricPoint]:
+        self._require(run_id)
+        sql = "SELECT key, step, value, ts FROM metrics WHERE run_id = ?"
+        args: list[Any] = [run_id]
+        if keys is not None:
+            wanted = list(keys)
+            sql += f" AND key IN ({','.join('?' * len(wanted))})"
+            args += wanted
+        rows = self._con().execute(sql + " ORDER BY step, ts, rowid", args).fetchall()
+        nan = math.nan
+        return [MetricPoint(k, s, nan if v is None else v, t) for k, s, v, t in rows]
+
+    def last_metrics(self, run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {rid: {} for rid in run_ids}
+        con = self._con()
+        for start in range(0, len(run_ids), 500):
+            chunk = list(run_ids[start : start + 500])
+            rows = con.execute(
+                "SELECT run_id, key, value FROM metrics WHERE rowid IN (SELECT rowid FROM ("  # noqa: S608
+                "SELECT rowid, ROW_NUMBER() OVER (PARTITION BY run_id, key "
+                "ORDER BY step DESC, ts DESC, rowid DESC) AS rn FROM metrics "
+                f"WHERE run_id IN ({','.join('?' * len(chunk))})) WHERE rn = 1)",
+                chunk,
+            ).fetchall()
+            for rid, key, value in rows:
+                out[rid][key] = math.nan if value is None else value
+        return out
+
+    def list_artifacts(self, run_id: str) -> list[ArtifactRecord]:
+        self._require(run_id)
+        rows = self._con().execute(
+            "SELECT name, type, digest, size, kind, source, created_at, metadata FROM artifacts "
+            "WHERE run_id = ? ORDER BY created_at, rowid",
+            (run_id,),
+        ).fetchall()
+        return [ArtifactRecord(*r[:7], metadata=json.loads(r[7])) for r in rows]
+
+    def reap_crashed(self) -> list[str]:
+        """Mark runs whose process is gone as ``crashed``; return their ids."""
+        now = time.time()
+        rows = self._con().execute(
+            "SELECT id, pid, host, heartbeat_time, start_time FROM runs WHERE status = 'running'"
+        ).fetchall()
+        dead = []
+        for run_id, pid, host, beat, start in rows:
+            last = beat if beat is not None else start
+            gone = host == self._host and pid is not None and not _pid_alive(pid)
+            if gone or now - last > self.stale_after:
+                dead.append((last, run_id))
+        if dead:
+            with self._write() as con:
+                con.executemany(
+                    "UPDATE runs SET status = 'crashed', end_time = ? "
+                    "WHERE id = ? AND status = 'running'",
+                    dead,
+                )
+        return [run_id for _, run_id in dead]
+
+    def _require(self, run_id: str) -> None:
+        if self._con().execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+            raise RunNotFoundError(run_id, str(self._path))
+
+    def _read_kv(self, table: str, run_id: str) -> dict[str, Any]:
+        self._require(run_id)
+        rows = self._con().execute(
+            f"SELECT key, value FROM {table} WHERE run_id = ? ORDER BY key", (run_id,)  # noqa: S608
+        ).fetchall()
+        return {k: json.loads(v) for k, v in rows}
+
+    @staticmethod
+    def _record(row: tuple[Any, ...]) -> RunRecord:
+        return RunRecord(
+            id=row[0], project=row[1], name=row[2], group=row[3], job_type=row[4], status=row[5],
+            tags=tuple(json.loads(row[6])), start_time=row[7], end_time=row[8],
+            heartbeat_time=row[9], pid=row[10], host=row[11],
+        )

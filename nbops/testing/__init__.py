@@ -1,0 +1,1 @@
+"""Test helpers shipped with nbops, such as the run store conformance suite."""

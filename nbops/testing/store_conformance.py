@@ -1,0 +1,195 @@
+"""Conformance tests every :class:`~nbops.store.RunStore` backend must pass.
+
+Subclass :class:`StoreConformance` in a pytest module and implement ``make_store``::
+
+    class TestMyStore(StoreConformance):
+        def make_store(self, path):
+            return MyStore(path)
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nbops.errors import AmbiguousRunIdError, RunNotFoundError, StoreError
+from nbops.store import ArtifactRecord, MetricPoint, RunRecord, RunStore
+
+
+def _record(run_id: str, project: str = "p", **fields: Any) -> RunRecord:
+    defaults: dict[str, Any] = {
+        "name": f"name-{run_id}", "start_time": time.time(), "heartbeat_time": time.time(),
+        "pid": os.getpid(), "host": os.uname().nodename,
+    }
+    defaults.update(fields)
+    return RunRecord(id=run_id, project=project, **defaults)
+
+
+def _write_many(factory_args: tuple[Any, ...]) -> None:
+    make, path, run_id, n = factory_args
+    store = make(path)
+    for start in range(0, n, 500):
+        store.write_progress(
+            run_id, [MetricPoint("m", i, float(i), time.time()) for i in range(start, start + 500)]
+        )
+
+
+class StoreConformance:
+    """The contract of :class:`RunStore`, as tests. Override ``make_store``."""
+
+    def make_store(self, path: Path) -> RunStore:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> RunStore:
+        return self.make_store(tmp_path / "store")
+
+    def test_create_and_get(self, store: RunStore) -> None:
+        store.create_run(_record("r1", group="g", job_type="train", tags=("a", "b")))
+        got = store.get_run("r1")
+        assert (got.project, got.name, got.group, got.job_type, got.tags, got.status) == (
+            "p", "name-r1", "g", "train", ("a", "b"), "running")
+
+    def test_duplicate_id_rejected(self, store: RunStore) -> None:
+        store.create_run(_record("r1"))
+        with pytest.raises(StoreError):
+            store.create_run(_record("r1"))
+
+    def test_unknown_id(self, store: RunStore) -> None:
+        with pytest.raises(RunNotFoundError):
+            store.get_run("nope")
+        with pytest.raises(RunNotFoundError):
+            store.get_params("nope")
+        with pytest.raises(RunNotFoundError):
+            store.resolve_id("zz")
+
+    def test_resolve_prefix(self, store: RunStore) -> None:
+        store.create_run(_record("abc1"))
+        store.create_run(_record("abc2"))
+        store.create_run(_record("ab_x"))
+        assert store.resolve_id("abc1") == "abc1"
+        assert store.resolve_id("ab_") == "ab_x"  # '_' is literal, not a wildcard
+        with pytest.raises(AmbiguousRunIdError):
+            store.resolve_id("abc")
+
+    def test_list_by_project_in_start_order(self, store: RunStore) -> None:
+        store.create_run(_record("b", start_time=2.0, heartbeat_time=time.time()))
+        store.create_run(_record("a", start_time=1.0, heartbeat_time=time.time()))
+        store.create_run(_record("c", project="other"))
+        assert [r.id for r in store.list_runs("p")] == ["a", "b"]
+        assert len(store.list_runs()) == 3
+
+    def test_params_merge(self, store: RunStore) -> None:
+        store.create_run(_record("r"))
+        store.log_params("r", {"lr": 0.1, "layers": [1, 2], "nested": {"a": None}})
+        store.log_params("r", {"lr": 0.2})
+        assert store.get_params("r") == {"lr": 0.2, "layers": [1, 2], "nested": {"a": None}}
+
+    def test_metrics_roundtrip_special_floats(self, store: RunStore) -> None:
+        store.create_run(_record("r"))
+        values = [1.5, math.inf, -math.inf, math.nan, -0.0, 1e308]
+        store.write_progress("r", [MetricPoint("m", i, v, 100.0 + i) for i, v in enumerate(values)])
+        got = [p.value for p in store.get_metrics("r")]
+        assert got[:3] == values[:3]
+        assert math.isnan(got[3])
+        assert got[4:] == values[4:]
+
+    def test_metrics_order_and_filter(self, store: RunStore) -> None:
+        store.create_run(_record("r"))
+        store.write_progress("r", [MetricPoint("b", 2, 2.0, 1.0), MetricPoint("a", 1, 1.0, 2.0)])
+        store.write_progress("r", [MetricPoint("a", 0, 0.0, 3.0)])
+        assert [(p.key, p.step) for p in store.get_metrics("r")] == [("a", 0), ("a", 1), ("b", 2)]
+        assert [p.key for p in store.get_metrics("r", keys=["b"])] == ["b"]
+
+    def test_last_metrics_is_highest_step(self, store: RunStore) -> None:
+        store.create_run(_record("r"))
+        store.create_run(_record("s"))
+        store.write_progress("r", [MetricPoint("m", 5, 5.0, 1.0), MetricPoint("m", 1, 1.0, 2.0)])
+        assert store.last_metrics(["r", "s"]) == {"r": {"m": 5.0}, "s": {}}
+
+    def test_summary_and_metadata_merge(self, store: RunStore) -> None:
+        store.create_run(_record("r"))
+        store.write_progress("r", summary={"acc": 0.5, "best": 1})
+        store.write_progress("r", summary={"acc": 0.9})
+        store.set_metadata("r", "git", {"commit": "abc"})
+        store.set_metadata("r", "env", {"python": "3"})
+        assert store.get_summary("r") == {"acc": 0.9, "best": 1}
+        assert store.get_metadata("r") == {"env": {"python": "3"}, "git": {"commit": "abc"}}
+
+    def test_artifacts(self, store: RunStore) -> None:
+        store.create_run(_record("r"))
+        rec = ArtifactRecord("model", "model", "d" * 64, 10, "file", "/x/model.pkl", 1.0, {"k": 1})
+        store.add_artifact("r", rec)
+        store.add_artifact("r", ArtifactRecord("data", "dataset", "e" * 64, 5, "dir", "/x", 2.0))
+        assert [a.name for a in store.list_artifacts("r")] == ["model", "data"]
+        assert store.list_artifacts("r")[0] == rec
+
+    def test_status_and_end_time(self, store: RunStore) -> None:
+        store.create_run(_record("r"))
+        store.set_status("r", "finished")
+        got = store.get_run("r")
+        assert got.status == "finished"
+        assert got.end_time is not None
+        with pytest.raises(StoreError):
+            store.set_status("r", "bogus")
+
+    def test_dead_process_is_crashed(self, store: RunStore) -> None:
+        proc = subprocess.Popen([sys.executable, "-c", "pass"])
+        proc.wait()
+        store.create_run(_record("r", pid=proc.pid))
+        assert store.get_run("r").status == "crashed"
+        assert store.list_runs()[0].status == "crashed"
+
+    def test_stale_heartbeat_is_crashed_and_heartbeat_revives(self, store: RunStore) -> None:
+        old = time.time() - store.stale_after - 10
+        store.create_run(_record("r", host="elsewhere", heartbeat_time=old, start_time=old))
+        assert store.get_run("r").status == "crashed"
+        store.write_progress("r", heartbeat_time=time.time())
+        assert store.get_run("r").status == "running"
+
+    def test_live_process_stays_running(self, store: RunStore) -> None:
+        store.create_run(_record("r"))
+        assert store.get_run("r").status == "running"
+
+    def test_threads_share_one_instance(self, store: RunStore) -> None:
+        store.create_run(_record("r"))
+
+        def work(k: int) -> None:
+            for i in range(50):
+                store.write_progress("r", [MetricPoint(f"t{k}", i, float(i), time.time())])
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(store.get_metrics("r")) == 200
+
+    def test_processes_lose_nothing(self, store: RunStore, tmp_path: Path) -> None:
+        for k in range(4):
+            store.create_run(_record(f"r{k}"))
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(4) as pool:
+            pool.map(_write_many, [(type(self)._factory(), store.path, f"r{k}", 2000)
+                                   for k in range(4)])
+        for k in range(4):
+            steps = [p.step for p in store.get_metrics(f"r{k}")]
+            assert steps == list(range(2000))
+
+    @classmethod
+    def _factory(cls) -> Any:
+        """A picklable callable building the store from a path (for worker processes)."""
+        return cls.store_factory()
+
+    @staticmethod
+    def store_factory() -> Any:
+        raise NotImplementedError

@@ -1,0 +1,116 @@
+"""``nbops.init`` and the module-level shortcuts acting on the active run."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from nbops.config import default_project, find_project_root
+from nbops.errors import InvalidValueError
+from nbops.redact import redact
+from nbops.store import RunRecord, RunStore, open_store
+from nbops.tracking._capture import capture_finish, capture_start
+from nbops.tracking._run import (
+    Run,
+    activate,
+    active_run,
+    ensure_sequence,
+    host_and_pid,
+    new_run_id,
+    require_active,
+    scrubbed,
+)
+
+
+def init(
+    project: str | None = None,
+    name: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    tags: Sequence[str] | str | None = None,
+    group: str | None = None,
+    job_type: str | None = None,
+    wandb: str | bool | None = None,
+    *,
+    store: RunStore | str | os.PathLike[str] | None = None,
+    capture: bool = True,
+    shell: Any = None,
+) -> Run:
+    """Start a run and make it the active one (a previous active run is finished first).
+
+    Args:
+        project: Project name; default ``$NBOPS_PROJECT`` or the project root's folder name.
+        name: Display name; default ``run-<id>``.
+        config: Parameters of the run (secret-looking keys are redacted).
+        tags: Tags, one string or several.
+        group: Group runs together (a sweep, a pipeline execution).
+        job_type: Kind of run (``train``, ``stage``, ``trial`` ...).
+        wandb: Mirror mode: ``"online"``, ``"offline"``, ``"disabled"`` (or False); default from
+            ``NBOPS_WANDB``/``WANDB_MODE``, else offline without an API key, else online.
+        store: The store, or its directory; default ``$NBOPS_HOME`` or ``<root>/.nbops``.
+        capture: Record git, environment, packages and the notebook in the background.
+        shell: The IPython shell, when called from one (found automatically otherwise).
+    """
+    from nbops.mirror import WandbMirror, resolve_mode
+
+    if isinstance(store, RunStore):
+        target = store
+    else:
+        target = open_store(store)
+    previous = active_run()
+    if previous is not None:
+        previous.finish()
+    run_id = new_run_id()
+    host, pid = host_and_pid()
+    project = scrubbed(project) or default_project()
+    if "/" in project or not project.strip():
+        raise InvalidValueError(f"invalid project name {project!r}: use a name without '/'")
+    record = RunRecord(
+        id=run_id, project=project, name=scrubbed(name) or f"run-{run_id}",
+        group=scrubbed(group), job_type=scrubbed(job_type), status="running",
+        tags=tuple(scrub_all(ensure_sequence(tags))), start_time=time.time(),
+        heartbeat_time=time.time(), pid=pid, host=host,
+    )
+    mode = resolve_mode("disabled" if wandb is False else None if wandb is True else wandb)
+    mirror = None
+    if mode != "disabled":
+        mirror = WandbMirror(
+            run_id=run_id, project=record.project, name=record.name,
+            config=redact(dict(config or {})), group=record.group, job_type=record.job_type,
+            tags=record.tags, mode=mode,
+            directory=os.environ.get("WANDB_DIR") or find_project_root(),
+        )
+    run = Run(record, target, config=config, mirror=mirror)
+    activate(run)
+    if capture:
+        run.run_in_background(lambda: capture_start(run, shell), "nbops-capture")
+        run.add_finish_hook(capture_finish)
+    return run
+
+
+def scrub_all(values: Sequence[str]) -> list[str]:
+    """Scrub secrets from each string."""
+    return [scrubbed(v) or "" for v in values]
+
+
+def log(metrics: Mapping[str, Any], step: int | None = None) -> None:
+    """Log metrics to the active run (see :meth:`Run.log`)."""
+    require_active("log metrics").log(metrics, step=step)
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    """Log parameters to the active run (see :meth:`Run.log_params`)."""
+    require_active("log parameters").log_params(params)
+
+
+def log_artifact(path: str | os.PathLike[str], name: str | None = None, type: str | None = None) -> Any:
+    """Log an artifact to the active run (see :meth:`Run.log_artifact`)."""
+    return require_active("log an artifact").log_artifact(path, name=name, type=type)
+
+
+def finish(status: str = "finished") -> None:
+    """Finish the active run, if any."""
+    run = active_run()
+    if run is not None:
+        run.finish(status)

@@ -1,0 +1,59 @@
+"""What a run records about its surroundings at start and at finish."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from nbops.config import find_project_root
+
+if TYPE_CHECKING:
+    from nbops.tracking._run import Run
+
+
+def current_shell() -> Any:
+    """Return the running IPython shell without importing IPython, or None."""
+    ipython = sys.modules.get("IPython")
+    get = getattr(ipython, "get_ipython", None)
+    return get() if callable(get) else None
+
+
+def capture_start(run: Run, shell: Any = None) -> None:
+    """Record git state, environment, packages and the notebook (path, snapshot, papermill)."""
+    from nbops.capture import (
+        environment,
+        find_notebook,
+        git_state,
+        installed_packages,
+        snapshot_notebook,
+    )
+
+    run.set_metadata("git", git_state(find_project_root()))
+    run.set_metadata("environment", environment())
+    run.set_metadata("packages", installed_packages())
+    location = find_notebook(shell if shell is not None else current_shell())
+    notebook: dict[str, Any] = {
+        "path": location.path,
+        "source": location.source,
+        "detail": location.detail,
+        "snapshot": snapshot_notebook(location.path) if location.path else None,
+    }
+    run.set_metadata("notebook", notebook)
+    if location.papermill:
+        run.set_metadata("papermill", location.papermill)
+        parameters = location.papermill.get("parameters") or {}
+        if parameters and not run.finished:
+            run.log_params(parameters)
+
+
+def capture_finish(run: Run) -> None:
+    """Record the git state and the notebook as they are at finish, when they changed."""
+    from nbops.capture import git_state, snapshot_notebook
+
+    metadata = run.store.get_metadata(run.id)
+    state = git_state(find_project_root())
+    if state != metadata.get("git"):
+        run.set_metadata("git_finish", state)
+    path = (metadata.get("notebook") or {}).get("path")
+    if path:
+        run.set_metadata("notebook_finish", snapshot_notebook(path))

@@ -1,0 +1,428 @@
+"""A tracked run: cheap buffered logging, durable within a second, mirrored to W&B."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import os
+import re
+import secrets
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbops.errors import ArtifactError, InvalidValueError, NoActiveRunError, RunFinishedError
+from nbops.redact import redact, scrub_text
+from nbops.store import ArtifactRecord, MetricPoint, ObjectStore, RunRecord, RunStore
+from nbops.tracking._flusher import flusher
+
+if TYPE_CHECKING:
+    from nbops.mirror import WandbMirror
+
+logger = logging.getLogger(__name__)
+
+ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_HEARTBEAT_EVERY = 5.0
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def new_run_id() -> str:
+    """Return a new run id: 12 lowercase base-36 characters, sortable by creation time."""
+    ms = int(time.time() * 1000)
+    stamp = ""
+    while ms:
+        ms, rem = divmod(ms, 36)
+        stamp = _B36[rem] + stamp
+    return stamp[-8:].rjust(8, "0") + "".join(secrets.choice(_B36) for _ in range(4))
+
+
+def _as_float(key: str, value: Any) -> float:
+    if isinstance(value, bool):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidValueError(
+            f"metric {key!r} has a {type(value).__name__} value ({value!r:.40}); metrics are "
+            "numbers: log text, lists and objects with log_params() or log_artifact()"
+        ) from None
+
+
+def _as_step(step: Any) -> int:
+    index = getattr(step, "__index__", None)
+    value = index() if callable(index) and not isinstance(step, bool) else None
+    if value is None or value < 0:
+        raise InvalidValueError(f"step must be a non-negative integer, not {step!r}")
+    return int(value)
+
+
+class Summary(MutableMapping[str, Any]):
+    """The run's summary: the last value of each metric, plus any key set explicitly.
+
+    Keys set by assignment stay pinned: later ``log`` calls do not overwrite them.
+    """
+
+    def __init__(self) -> None:
+        self._auto: dict[str, Any] = {}
+        self._pinned: dict[str, Any] = {}
+        self._dirty = False
+
+    def __getitem__(self, key: str) -> Any:
+        return self._pinned[key] if key in self._pinned else self._auto[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._pinned[key] = value
+        self._dirty = True
+
+    def __delitem__(self, key: str) -> None:
+        del self._pinned[key]
+        self._dirty = True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**self._auto, **self._pinned})
+
+    def __len__(self) -> int:
+        return len(self._auto.keys() | self._pinned.keys())
+
+    def __repr__(self) -> str:
+        return f"Summary({dict(self)!r})"
+
+    def _take_changes(self) -> dict[str, Any] | None:
+        if not self._dirty:
+            return None
+        self._dirty = False
+        return redact({**self._auto, **self._pinned})
+
+
+class Run:
+    """One tracked run. Create it with :func:`nbops.init`; use it as a context manager.
+
+    ``log`` only appends to an in-memory buffer (a few microseconds); a background thread writes
+    the buffer to the store at least every 0.2 s and forwards it to the W&B mirror.
+    """
+
+    def __init__(
+        self,
+        record: RunRecord,
+        store: RunStore,
+        *,
+        config: Mapping[str, Any] | None = None,
+        mirror: WandbMirror | None = None,
+    ) -> None:
+        self._record = record
+        self._store = store
+        self._objects = ObjectStore(store.path / "objects")
+        self._mirror = mirror
+        self._lock = threading.Lock()
+        self._buffer: list[tuple[int, float, dict[str, float]]] = []
+        self._next_step = 0
+        self._pending_metadata: dict[str, Any] = {}
+        self._finish_hooks: list[Callable[[Run], None]] = []
+        self._background: list[threading.Thread] = []
+        self._last_beat = 0.0
+        self._status = "running"
+        self.summary = Summary()
+        store.create_run(record)
+        if config:
+            self.log_params(config)
+        flusher().register(self)
+
+    # --- identity -------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self._record.id
+
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def project(self) -> str:
+        return self._record.project
+
+    @property
+    def group(self) -> str | None:
+        return self._record.group
+
+    @property
+    def job_type(self) -> str | None:
+        return self._record.job_type
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self._record.tags
+
+    @property
+    def status(self) -> str:
+        return self._status
+
+    @property
+    def finished(self) -> bool:
+        return self._status != "running"
+
+    @property
+    def store(self) -> RunStore:
+        return self._store
+
+    @property
+    def mirror(self) -> WandbMirror | None:
+        """The W&B mirror, or None when it is disabled."""
+        return self._mirror
+
+    @property
+    def step(self) -> int:
+        """The step the next ``log`` call without ``step`` will use."""
+        return self._next_step
+
+    # --- logging --------------------------------------------------------------------------
+    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Record metric values at ``step`` (default: one past the last step logged)."""
+        if self._status != "running":
+            raise RunFinishedError(self.id, "log metrics")
+        values = dict(metrics)
+        for key, value in values.items():
+            if type(value) is not float:
+                values[key] = _as_float(key, value)
+        if step is not None and (type(step) is not int or step < 0):
+            step = _as_step(step)
+        with self._lock:
+            if step is None:
+                step = self._next_step
+            if step >= self._next_step:
+                self._next_step = step + 1
+            self._buffer.append((step, time.time(), values))
+            self.summary._auto.update(values)
+            self.summary._dirty = True
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Merge parameters (the run's config). Secret-looking keys are stored redacted."""
+        if self._status != "running":
+            raise RunFinishedError(self.id, "log parameters")
+        clean = redact({str(k): _jsonable(v) for k, v in params.items()})
+        self._store.log_params(self.id, clean)
+        if self._mirror is not None:
+            self._mirror.update_config(clean)
+
+    def log_artifact(
+        self, path: str | os.PathLike[str], name: str | None = None, type: str | None = None
+    ) -> ArtifactRecord:
+        """Copy a file or directory into the content-addressed object store and record it."""
+        if self._status != "running":
+            raise RunFinishedError(self.id, "log an artifact")
+        source = Path(path)
+        if not source.exists():
+            raise ArtifactError(f"cannot log artifact: {source} does not exist")
+        name = name if name is not None else source.name
+        if not ARTIFACT_NAME.match(name):
+            raise ArtifactError(
+                f"invalid artifact name {name!r}: use letters, digits, '.', '_' and '-' "
+                "(no path separators), starting with a letter or digit, at most 128 characters"
+            )
+        if source.is_dir():
+            digest, size = self._objects.put_tree(source)
+            kind = "dir"
+        else:
+            digest, size = self._objects.put_file(source)
+            kind = "file"
+        record = ArtifactRecord(
+            name=name, type=type or "artifact", digest=digest, size=size, kind=kind,
+            source=str(source.resolve()), created_at=time.time(),
+        )
+        self._store.add_artifact(self.id, record)
+        if self._mirror is not None:
+            self._mirror.log_artifact(str(source), name=name, type=record.type)
+        return record
+
+    def set_metadata(self, key: str, value: Any, *, deferred: bool = False) -> None:
+        """Store a metadata document now, or at the next flush when ``deferred`` (cheap)."""
+        if deferred:
+            self._pending_metadata[key] = value
+        else:
+            self._store.set_metadata(self.id, key, redact(value))
+
+    def add_finish_hook(self, hook: Callable[[Run], None]) -> None:
+        """Call ``hook(run)`` at finish, before the final flush (errors are logged, not raised)."""
+        self._finish_hooks.append(hook)
+
+    def run_in_background(self, target: Callable[[], None], name: str) -> None:
+        """Run ``target`` on a daemon thread that ``finish`` waits for (at most 30 s)."""
+        thread = threading.Thread(target=self._guarded(target, name), name=name, daemon=True)
+        self._background.append(thread)
+        thread.start()
+
+    @staticmethod
+    def _guarded(target: Callable[[], None], name: str) -> Callable[[], None]:
+        def call() -> None:
+            try:
+                target()
+            except Exception:
+                logger.warning("nbops background task %s failed", name, exc_info=True)
+
+        return call
+
+    # --- durability -----------------------------------------------------------------------
+    def flush(self) -> None:
+        """Write buffered metrics, summary changes and deferred metadata to the store now."""
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+            summary = self.summary._take_changes()
+            metadata, self._pending_metadata = self._pending_metadata, {}
+        now = time.time()
+        beat = now if batch or now - self._last_beat >= _HEARTBEAT_EVERY else None
+        points = [
+            MetricPoint(key, step, value, ts)
+            for step, ts, values in batch
+            for key, value in values.items()
+        ]
+        try:
+            if points or summary or beat is not None:
+                self._store.write_progress(self.id, points, summary, heartbeat_time=beat)
+            for key, value in metadata.items():
+                self._store.set_metadata(self.id, key, redact(value))
+        except Exception:
+            with self._lock:  # keep everything for the next attempt
+                self._buffer[:0] = batch
+                for key, value in metadata.items():
+                    self._pending_metadata.setdefault(key, value)
+                if summary is not None:
+                    self.summary._dirty = True
+            raise
+        if beat is not None:
+            self._last_beat = beat
+        if self._mirror is not None and batch:
+            self._mirror.log(batch)
+            if summary is not None:
+                self._mirror.update_summary(summary)
+
+    def finish(self, status: str = "finished") -> None:
+        """Flush everything, set the final status and close the W&B mirror. Idempotent."""
+        if status not in ("finished", "failed", "killed"):
+            raise InvalidValueError(f"finish status must be finished, failed or killed, not {status!r}")
+        if self._status != "running":
+            return
+        for thread in self._background:
+            thread.join(timeout=30)
+        for hook in self._finish_hooks:
+            try:
+                hook(self)
+            except Exception:
+                logger.warning("nbops finish hook %r failed", hook, exc_info=True)
+        self._status = status
+        flusher().unregister(self)
+        self.summary._dirty = True
+        self.flush()
+        self._store.set_status(self.id, status, time.time())
+        if self._mirror is not None:
+            self._mirror.update_summary(dict(self.summary))
+            self._mirror.finish(exit_code=0 if status == "finished" else 1)
+        _forget(self)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            self.finish("finished")
+        else:
+            self.finish("killed" if issubclass(exc_type, KeyboardInterrupt) else "failed")
+
+    def __repr__(self) -> str:
+        return f"<nbops.Run {self.id} name={self.name!r} project={self.project!r} {self._status}>"
+
+    def _repr_html_(self) -> str:
+        mirror = self._mirror.state.mode if self._mirror is not None else "disabled"
+        cells = (
+            ("run", self.id), ("name", self.name), ("project", self.project),
+            ("status", self._status), ("W&B", mirror), ("store", str(self._store.path)),
+        )
+        rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in cells)
+        return f"<table class='nbops-run'>{rows}</table>"
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        try:
+            return _jsonable(item())
+        except (TypeError, ValueError):
+            pass
+    return repr(value)
+
+
+# --- the active run ---------------------------------------------------------------------------
+_active: Run | None = None
+_live: list[Run] = []
+_atexit_registered = False
+
+
+def active_run() -> Run | None:
+    """Return the active run, or None."""
+    return _active
+
+
+def require_active(action: str) -> Run:
+    """Return the active run or raise :class:`NoActiveRunError` naming ``action``."""
+    if _active is None:
+        raise NoActiveRunError(action)
+    return _active
+
+
+def activate(run: Run) -> None:
+    """Make ``run`` the active run; finish every live run at interpreter exit."""
+    global _active, _atexit_registered
+    _active = run
+    _live.append(run)
+    if not _atexit_registered:
+        atexit.register(_finish_all_at_exit)
+        _atexit_registered = True
+
+
+def _forget(run: Run) -> None:
+    global _active
+    if run in _live:
+        _live.remove(run)
+    if _active is run:
+        _active = None
+
+
+def _finish_all_at_exit() -> None:
+    in_ipython = "IPython" in sys.modules and getattr(sys.modules["IPython"], "get_ipython", None)
+    crashed = not (in_ipython and in_ipython()) and getattr(sys, "last_value", None) is not None
+    for run in list(_live):
+        try:
+            run.finish("failed" if crashed else "finished")
+        except Exception:
+            logger.warning("nbops could not finish run %s at exit", run.id, exc_info=True)
+
+
+def host_and_pid() -> tuple[str, int]:
+    """Return this process's host name and pid, as recorded on runs."""
+    return socket.gethostname(), os.getpid()
+
+
+def scrubbed(text: str | None) -> str | None:
+    """Return ``text`` with secret values removed (None stays None)."""
+    return None if text is None else scrub_text(text)
+
+
+def ensure_sequence(tags: Sequence[str] | str | None) -> tuple[str, ...]:
+    """Normalise tags given as None, one string or a sequence."""
+    if tags is None:
+        return ()
+    if isinstance(tags, str):
+        return (tags,)
+    return tuple(str(t) for t in tags)
