@@ -13,16 +13,34 @@ from nbops.errors import NbopsError
 
 if TYPE_CHECKING:
     from nbops.tracking import (
-        Run,
-        StoredRun,
-        active_run,
-        finish,
-        get_run,
-        init,
-        log,
-        log_artifact,
-        log_params,
-        runs,
+        Run as Run,
+    )
+    from nbops.tracking import (
+        StoredRun as StoredRun,
+    )
+    from nbops.tracking import (
+        active_run as active_run,
+    )
+    from nbops.tracking import (
+        finish as finish,
+    )
+    from nbops.tracking import (
+        get_run as get_run,
+    )
+    from nbops.tracking import (
+        init as init,
+    )
+    from nbops.tracking import (
+        log as log,
+    )
+    from nbops.tracking import (
+        log_artifact as log_artifact,
+    )
+    from nbops.tracking import (
+        log_params as log_params,
+    )
+    from nbops.tracking import (
+        runs as runs,
     )
 
 _LAZY = {
@@ -38,8 +56,13 @@ _LAZY = {
     "runs": "nbops.tracking",
 }
 
-__all__ = ["NbopsError", "__version__", "load_ipython_extension", "unload_ipython_extension",
-           *sorted(_LAZY)]
+__all__ = [
+    "NbopsError",
+    "__version__",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+    *sorted(_LAZY),
+]
 
 
 def __getattr__(name: str) -> Any:

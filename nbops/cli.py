@@ -27,8 +27,10 @@ def _when(ts: float | None) -> str:
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()
-             for row in [header, *rows]]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()
+        for row in [header, *rows]
+    ]
     return "\n".join(lines)
 
 
@@ -51,10 +53,17 @@ def _run_document(store: Any, run_id: str) -> dict[str, Any]:
     record = store.get_run(run_id)
     metadata = store.get_metadata(run_id)
     return {
-        "id": record.id, "name": record.name, "project": record.project, "group": record.group,
-        "job_type": record.job_type, "status": record.status, "tags": list(record.tags),
-        "start_time": record.start_time, "end_time": record.end_time,
-        "params": store.get_params(run_id), "summary": store.get_summary(run_id),
+        "id": record.id,
+        "name": record.name,
+        "project": record.project,
+        "group": record.group,
+        "job_type": record.job_type,
+        "status": record.status,
+        "tags": list(record.tags),
+        "start_time": record.start_time,
+        "end_time": record.end_time,
+        "params": store.get_params(run_id),
+        "summary": store.get_summary(run_id),
         "metrics": store.last_metrics([run_id])[run_id],
         "artifacts": [
             {"name": a.name, "type": a.type, "digest": a.digest, "size": a.size, "kind": a.kind}
@@ -71,19 +80,41 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
     records = store.list_runs(args.project)
     last = store.last_metrics([r.id for r in records])
     if args.json:
-        print(json.dumps([
-            {"id": r.id, "name": r.name, "project": r.project, "group": r.group,
-             "job_type": r.job_type, "status": r.status, "start_time": r.start_time,
-             "end_time": r.end_time, "metrics": last[r.id]}
-            for r in records
-        ], indent=2, default=str))
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": r.id,
+                        "name": r.name,
+                        "project": r.project,
+                        "group": r.group,
+                        "job_type": r.job_type,
+                        "status": r.status,
+                        "start_time": r.start_time,
+                        "end_time": r.end_time,
+                        "metrics": last[r.id],
+                    }
+                    for r in records
+                ],
+                indent=2,
+                default=str,
+            )
+        )
         return 0
     if not records:
-        print(f"No runs in {store.path}" + (f" for project {args.project!r}" if args.project else ""))
+        print(
+            f"No runs in {store.path}" + (f" for project {args.project!r}" if args.project else "")
+        )
         return 0
     rows = [
-        [r.id, r.name, r.project, r.status, _when(r.start_time),
-         " ".join(f"{k}={_fmt(v)}" for k, v in sorted(last[r.id].items())[:4])]
+        [
+            r.id,
+            r.name,
+            r.project,
+            r.status,
+            _when(r.start_time),
+            " ".join(f"{k}={_fmt(v)}" for k, v in sorted(last[r.id].items())[:4]),
+        ]
         for r in records
     ]
     print(_table(["ID", "NAME", "PROJECT", "STATUS", "STARTED", "METRICS (last)"], rows))
@@ -104,17 +135,23 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
             for key, value in sorted(doc[title].items()):
                 print(f"    {key} = {_fmt(value)}")
     for artifact in doc["artifacts"]:
-        print(f"  artifact {artifact['name']} ({artifact['type']}, {artifact['size']} bytes, "
-              f"sha256 {artifact['digest'][:12]})")
+        print(
+            f"  artifact {artifact['name']} ({artifact['type']}, {artifact['size']} bytes, "
+            f"sha256 {artifact['digest'][:12]})"
+        )
     if doc["git"]:
         git = doc["git"]
-        print(f"  git {git.get('commit') or '(no commit)'} on {git.get('branch')}"
-              + (" (dirty)" if git.get("dirty") else ""))
+        print(
+            f"  git {git.get('commit') or '(no commit)'} on {git.get('branch')}"
+            + (" (dirty)" if git.get("dirty") else "")
+        )
     if doc["notebook"].get("path"):
         print(f"  notebook {doc['notebook']['path']}")
     if doc["provenance"]:
         prov = doc["provenance"]
-        verdict = "no hidden-state problems" if prov.get("reproducible") else "hidden-state problems"
+        verdict = (
+            "no hidden-state problems" if prov.get("reproducible") else "hidden-state problems"
+        )
         print(f"  cell provenance: {prov.get('executions')} executions, {verdict}")
     return 0
 
@@ -134,8 +171,11 @@ def cmd_runs_compare(args: argparse.Namespace) -> int:
         return 0
     header = ["", "KEY", *[d["id"] for d in docs]]
     rows = [
-        ["*" if row["differs"] else "", f"{row['section']}.{row['key']}",
-         *[_fmt(v) if v is not None else "-" for v in row["values"]]]
+        [
+            "*" if row["differs"] else "",
+            f"{row['section']}.{row['key']}",
+            *[_fmt(v) if v is not None else "-" for v in row["values"]],
+        ]
         for row in table
     ]
     print(_table(header, rows))
@@ -163,8 +203,10 @@ def cmd_install_extension(args: argparse.Namespace) -> int:
         print(f"nbops is no longer loaded automatically ({path})")
     else:
         path = install_extension(args.profile)
-        print(f"IPython will load nbops automatically ({path}); undo with "
-              "`nbops install-extension --uninstall`")
+        print(
+            f"IPython will load nbops automatically ({path}); undo with "
+            "`nbops install-extension --uninstall`"
+        )
     return 0
 
 
@@ -206,9 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if getattr(args, "run_ids", None) is not None:
-        if len(args.run_ids) < 2:
-            parser.error("runs compare needs at least two run ids")
+    if getattr(args, "run_ids", None) is not None and len(args.run_ids) < 2:
+        parser.error("runs compare needs at least two run ids")
     try:
         return int(args.func(args))
     except NbopsError as exc:

@@ -30,14 +30,18 @@ class AmbiguousRunIdError(NbopsError):
         self.prefix = prefix
         self.matches = matches
         shown = ", ".join(matches[:5])
-        super().__init__(f"run id prefix {prefix!r} matches {len(matches)} runs ({shown}); give more characters")
+        super().__init__(
+            f"run id prefix {prefix!r} matches {len(matches)} runs ({shown}); give more characters"
+        )
 
 
 class NoActiveRunError(NbopsError):
     """A module-level shortcut was called while no run is active."""
 
     def __init__(self, action: str) -> None:
-        super().__init__(f"cannot {action}: no active run; start one with nbops.init() or %nbops track")
+        super().__init__(
+            f"cannot {action}: no active run; start one with nbops.init() or %nbops track"
+        )
 
 
 class RunFinishedError(NbopsError):
@@ -45,7 +49,9 @@ class RunFinishedError(NbopsError):
 
     def __init__(self, run_id: str, action: str) -> None:
         self.run_id = run_id
-        super().__init__(f"cannot {action}: run {run_id} is finished; start a new run with nbops.init()")
+        super().__init__(
+            f"cannot {action}: run {run_id} is finished; start a new run with nbops.init()"
+        )
 
 
 class InvalidValueError(NbopsError, ValueError):

@@ -87,6 +87,8 @@ def _find(shell: object | None, env: Mapping[str, str]) -> NotebookLocation:
             detail = f"run by papermill (pid {command.pid}) reading stdin, so no path; {_HINT}"
             return NotebookLocation(None, "papermill", detail, papermill)
         detail = f"input notebook of the papermill CLI (pid {command.pid})"
+        if command.warning:
+            detail += f"; {command.warning}"
         if pm_problem:
             detail += f"; parameters taken from its command line as strings ({pm_problem})"
         return NotebookLocation(command.input_path, "papermill", detail, papermill)
@@ -104,11 +106,13 @@ def _find(shell: object | None, env: Mapping[str, str]) -> NotebookLocation:
         return _from_session_name(session, env)
     kid, why = kernel_id()
     if kid is not None:
-        path, why = find_session_path(kid, env, ancestor_pids())
-        if path is not None:
-            return NotebookLocation(path, "jupyter-server", f"from the {why}")
+        found, why = find_session_path(kid, env, ancestor_pids())
+        if found is not None:
+            return NotebookLocation(found, "jupyter-server", f"from the {why}")
     reasons.append(f"JPY_SESSION_NAME is not set and {why}")
-    return NotebookLocation(None, "none", f"notebook not found: {'; '.join(reasons)}. S{_HINT[1:]}.")
+    return NotebookLocation(
+        None, "none", f"notebook not found: {'; '.join(reasons)}. S{_HINT[1:]}."
+    )
 
 
 def _papermill_info(command: PapermillCommand) -> tuple[dict[str, Any], str]:

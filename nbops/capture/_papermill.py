@@ -33,12 +33,14 @@ class PapermillCommand:
         input_path: Absolute input notebook path, or None when read from stdin.
         output_path: Absolute output notebook path, or None when written to stdout.
         parameters: ``-p``/``-r`` values as given on the command line (strings, untyped).
+        warning: Why the paths may be wrong, or "".
     """
 
     pid: int
     input_path: str | None
     output_path: str | None
     parameters: dict[str, str]
+    warning: str = ""
 
 
 def find_papermill_parent(start_pid: int | None = None) -> tuple[PapermillCommand | None, str]:
@@ -63,7 +65,9 @@ def find_papermill_parent(start_pid: int | None = None) -> tuple[PapermillComman
                     cwd = os.readlink(f"/proc/{pid}/cwd")
                 except OSError as exc:
                     return None, f"papermill (pid {pid}) found but its cwd is unreadable: {exc}"
-                return parse_papermill_args(args, cwd, pid), f"papermill CLI is process {pid}"
+                others = (_cwd_of(_parent_of(pid)), _environ_of(pid).get("PWD", ""))
+                command = parse_papermill_args(args, cwd, pid, others)
+                return command, f"papermill CLI is process {pid}"
         pid = _parent_of(pid)
     names = ", ".join(seen) or "unreadable"
     return None, f"no papermill CLI among the kernel's ancestors ({names})"
@@ -71,7 +75,7 @@ def find_papermill_parent(start_pid: int | None = None) -> tuple[PapermillComman
 
 def ancestor_pids(start_pid: int | None = None) -> tuple[int, ...]:
     """Return up to :data:`MAX_ANCESTORS` ancestor process ids, parent first (empty off Linux)."""
-    pids = []
+    pids: list[int] = []
     pid = os.getppid() if start_pid is None else start_pid
     while pid > 1 and len(pids) < MAX_ANCESTORS and os.path.isdir("/proc/self"):
         pids.append(pid)
@@ -92,10 +96,22 @@ def papermill_args(argv: list[str]) -> list[str] | None:
     return None
 
 
-def parse_papermill_args(args: list[str], cwd: str, pid: int = 0) -> PapermillCommand:
-    """Parse papermill CLI arguments, resolving notebook paths against ``cwd``."""
+def parse_papermill_args(
+    args: list[str], cwd: str, pid: int = 0, other_dirs: tuple[str, ...] = ()
+) -> PapermillCommand:
+    """Parse papermill CLI arguments and resolve the notebook paths to absolute paths.
+
+    Args:
+        args: The arguments after ``papermill``.
+        cwd: The papermill process's current directory. With ``--cwd DIR`` papermill has
+            changed into DIR, so the directory it was started from is worked out: by removing a
+            relative DIR from ``cwd``, else by trying ``other_dirs`` (e.g. the parent's cwd).
+        pid: Process id of the papermill CLI.
+        other_dirs: Candidate launch directories used when ``--cwd`` is given.
+    """
     positional: list[str] = []
     parameters: dict[str, str] = {}
+    cwd_option: str | None = None
     i = 0
     while i < len(args):
         arg = args[i]
@@ -108,23 +124,52 @@ def parse_papermill_args(args: list[str], cwd: str, pid: int = 0) -> PapermillCo
             i += 3
             continue
         if arg in _ONE_VALUE:
+            if arg == "--cwd" and i + 1 < len(args):
+                cwd_option = args[i + 1]
             i += 2
             continue
-        if arg.startswith("-") and arg != "-":
-            i += 1  # a flag, or --option=value
-            continue
-        positional.append(arg)
-        i += 1
+        if arg.startswith("--cwd="):
+            cwd_option = arg.partition("=")[2]
+        elif not arg.startswith("-") or arg == "-":
+            positional.append(arg)
+        i += 1  # a flag, --option=value, or a positional argument
+    paths = [os.path.expanduser(p) for p in positional[:2]]
+    base, warning = cwd, ""
+    if cwd_option:
+        base, warning = _launch_dir(cwd, cwd_option, paths, other_dirs)
 
     def resolve(index: int) -> str | None:
-        if len(positional) <= index or positional[index] in ("", "-"):
+        if len(paths) <= index or paths[index] in ("", "-"):
             return None
-        path = positional[index]
-        if "://" in path:
-            return path
-        return os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
+        if "://" in paths[index]:
+            return paths[index]
+        return os.path.normpath(os.path.join(base, paths[index]))
 
-    return PapermillCommand(pid, resolve(0), resolve(1), parameters)
+    return PapermillCommand(pid, resolve(0), resolve(1), parameters, warning)
+
+
+def _launch_dir(
+    cwd: str, cwd_option: str, paths: list[str], other_dirs: tuple[str, ...]
+) -> tuple[str, str]:
+    """Return the directory papermill was started from, given it has changed into ``--cwd``."""
+    candidates = []
+    option = os.path.normpath(os.path.expanduser(cwd_option))
+    if not os.path.isabs(option) and ".." not in option.split(os.sep):
+        depth = 0 if option == "." else len(option.split(os.sep))
+        candidates.append(os.path.normpath(os.path.join(cwd, *[".."] * depth)))
+    candidates.extend(d for d in other_dirs if d)
+    relative = [p for p in paths if p not in ("", "-") and "://" not in p and not os.path.isabs(p)]
+    if not relative:
+        return cwd, ""
+    for candidate in candidates:
+        same_cwd = os.path.realpath(os.path.join(candidate, option)) == os.path.realpath(cwd)
+        if same_cwd and all(os.path.exists(os.path.join(candidate, p)) for p in relative):
+            return candidate, ""
+    guess = candidates[0] if candidates else cwd
+    return (
+        guess,
+        f"papermill ran with --cwd, so relative notebook paths were guessed against {guess}",
+    )
 
 
 def read_papermill_metadata(output_path: str, attempts: int = 3) -> tuple[dict[str, Any], str]:
@@ -161,6 +206,23 @@ def _cmdline(pid: int) -> list[str]:
     except OSError:
         return []
     return [a.decode("utf-8", errors="replace") for a in raw.split(b"\0") if a]
+
+
+def _cwd_of(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd") if pid > 0 else ""
+    except OSError:
+        return ""
+
+
+def _environ_of(pid: int) -> dict[str, str]:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return {}
+    pairs = (item.decode("utf-8", errors="replace").partition("=") for item in raw.split(b"\0"))
+    return {key: value for key, sep, value in pairs if sep}
 
 
 def _parent_of(pid: int) -> int:

@@ -19,28 +19,42 @@ WANDB_MODES = ("online", "offline", "disabled")
 def _parser() -> MagicArgumentParser:
     parser = MagicArgumentParser(prog="%nbops", description="Track this notebook with nbops.")
     sub = parser.add_subparsers(dest="command", parser_class=MagicArgumentParser, metavar="COMMAND")
-    track = sub.add_parser("track", help="start a run, or re-attach to the current one",
-                           description="Start a run, or re-attach to the current one when the "
-                           "cell is re-run (never a duplicate run).")
+    track = sub.add_parser(
+        "track",
+        help="start a run, or re-attach to the current one",
+        description="Start a run, or re-attach to the current one when the "
+        "cell is re-run (never a duplicate run).",
+    )
     track.add_argument("--project", help="project name (default: the project root's name)")
     track.add_argument("--name", help="run name")
-    track.add_argument("--tag", action="append", default=[], metavar="TAG",
-                       help="a tag (repeat for several)")
+    track.add_argument(
+        "--tag", action="append", default=[], metavar="TAG", help="a tag (repeat for several)"
+    )
     track.add_argument("--group", help="group runs together")
     track.add_argument("--job-type", help="kind of run, e.g. train")
-    track.add_argument("--wandb", choices=WANDB_MODES,
-                       help="W&B mirror mode (default: offline without an API key)")
-    track.add_argument("--new", action="store_true",
-                       help="finish the current run and start another")
-    log = sub.add_parser("log", help="log notebook variables by name",
-                         description="Log variables: numbers as metrics, anything else as "
-                         "parameters.")
+    track.add_argument(
+        "--wandb", choices=WANDB_MODES, help="W&B mirror mode (default: offline without an API key)"
+    )
+    track.add_argument(
+        "--new", action="store_true", help="finish the current run and start another"
+    )
+    log = sub.add_parser(
+        "log",
+        help="log notebook variables by name",
+        description="Log variables: numbers as metrics, anything else as parameters.",
+    )
     log.add_argument("names", nargs="+", metavar="NAME", help="a variable of the notebook")
     log.add_argument("--step", type=int, help="step for the metrics")
-    sub.add_parser("status", help="show the run and the cell provenance report",
-                   description="Show the run, the W&B mirror and the cell provenance report.")
-    stop = sub.add_parser("stop", help="finish the run and report cell provenance",
-                          description="Finish the run and print the cell provenance report.")
+    sub.add_parser(
+        "status",
+        help="show the run and the cell provenance report",
+        description="Show the run, the W&B mirror and the cell provenance report.",
+    )
+    stop = sub.add_parser(
+        "stop",
+        help="finish the run and report cell provenance",
+        description="Finish the run and print the cell provenance report.",
+    )
     stop.add_argument("--status", choices=("finished", "failed", "killed"), default="finished")
     return parser
 
@@ -75,16 +89,25 @@ class NbopsMagics(Magics):
 
     def _track(self, args: argparse.Namespace) -> None:
         run, reattached = self.session.track(
-            new=args.new, project=args.project, name=args.name, tags=args.tag or None,
-            group=args.group, job_type=args.job_type, wandb=args.wandb,
+            new=args.new,
+            project=args.project,
+            name=args.name,
+            tags=args.tag or None,
+            group=args.group,
+            job_type=args.job_type,
+            wandb=args.wandb,
         )
         mirror = run.mirror.state.mode if run.mirror is not None else "disabled"
         verb = "Re-attached to" if reattached else "Tracking"
-        print(f"nbops: {verb} run {run.id} ({run.name}) in project {run.project!r}; "
-              f"store {run.store.path}; W&B {mirror}")
+        print(
+            f"nbops: {verb} run {run.id} ({run.name}) in project {run.project!r}; "
+            f"store {run.store.path}; W&B {mirror}"
+        )
         given = [k for k in ("project", "name", "group", "job_type", "wandb") if getattr(args, k)]
         if reattached and (given or args.tag):
-            print("nbops: options ignored because a run is already active; use --new to start another")
+            print(
+                "nbops: options ignored because a run is already active; use --new to start another"
+            )
 
     def _log(self, args: argparse.Namespace) -> None:
         run = self.session.run
@@ -94,8 +117,11 @@ class NbopsMagics(Magics):
         missing = [n for n in args.names if n not in ns]
         if missing:
             raise UsageError(f"no variable named {', '.join(missing)} in the notebook")
-        metrics = {n: ns[n] for n in args.names
-                   if isinstance(ns[n], numbers.Real) and not isinstance(ns[n], bool)}
+        metrics = {
+            n: ns[n]
+            for n in args.names
+            if isinstance(ns[n], numbers.Real) and not isinstance(ns[n], bool)
+        }
         params = {n: ns[n] for n in args.names if n not in metrics}
         if metrics:
             run.log(metrics, step=args.step)
@@ -111,13 +137,19 @@ class NbopsMagics(Magics):
         run.flush()
         mirror = run.mirror.state if run.mirror is not None else None
         notebook = run.store.get_metadata(run.id).get("notebook") or {}
-        print(f"nbops: run {run.id} ({run.name}) in project {run.project!r}, {run.status}, "
-              f"next step {run.step}")
+        print(
+            f"nbops: run {run.id} ({run.name}) in project {run.project!r}, {run.status}, "
+            f"next step {run.step}"
+        )
         print(f"  store: {run.store.path}")
-        print(f"  W&B: {mirror.mode + ', ' + mirror.status if mirror else 'disabled'}"
-              + (f" ({mirror.error})" if mirror and mirror.error else ""))
-        print(f"  notebook: {notebook.get('path') or 'not found'}"
-              + (f" ({notebook.get('detail')})" if notebook.get("detail") else ""))
+        print(
+            f"  W&B: {mirror.mode + ', ' + mirror.status if mirror else 'disabled'}"
+            + (f" ({mirror.error})" if mirror and mirror.error else "")
+        )
+        print(
+            f"  notebook: {notebook.get('path') or 'not found'}"
+            + (f" ({notebook.get('detail')})" if notebook.get("detail") else "")
+        )
         print(self.session.provenance())
 
     def _stop(self, args: argparse.Namespace) -> None:

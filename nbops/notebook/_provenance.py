@@ -30,8 +30,9 @@ class ProvenanceReport:
     @property
     def reproducible(self) -> bool:
         """True when nothing suggests the results depend on hidden state."""
-        return not (self.out_of_order or self.edited_after_run or self.not_executed
-                    or self.not_in_notebook)
+        return not (
+            self.out_of_order or self.edited_after_run or self.not_executed or self.not_in_notebook
+        )
 
     def findings(self) -> list[str]:
         """One line per finding, most serious first."""
@@ -52,19 +53,22 @@ class ProvenanceReport:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form, as stored under the run's ``provenance`` metadata."""
         return {
-            "executions": self.executions, "reproducible": self.reproducible,
-            "errors": list(self.errors), "out_of_order": list(self.out_of_order),
+            "executions": self.executions,
+            "reproducible": self.reproducible,
+            "errors": list(self.errors),
+            "out_of_order": list(self.out_of_order),
             "edited_after_run": list(self.edited_after_run),
             "not_executed": list(self.not_executed),
             "not_in_notebook": list(self.not_in_notebook),
-            "notebook": self.notebook, "notes": list(self.notes),
+            "notebook": self.notebook,
+            "notes": list(self.notes),
         }
 
     def __str__(self) -> str:
-        head = (
-            f"Cell provenance: {self.executions} cell executions; "
-            + ("no hidden-state problems found." if self.reproducible
-               else "results may depend on hidden state:")
+        head = f"Cell provenance: {self.executions} cell executions; " + (
+            "no hidden-state problems found."
+            if self.reproducible
+            else "results may depend on hidden state:"
         )
         body = [f"  - {line}" for line in self.findings()]
         notes = [f"  ({note})" for note in self.notes]
@@ -72,8 +76,11 @@ class ProvenanceReport:
 
     def _repr_html_(self) -> str:
         items = "".join(f"<li>{escape(line)}</li>" for line in [*self.findings(), *self.notes])
-        verdict = "no hidden-state problems found" if self.reproducible else "may depend on hidden state"
-        return f"<div class='nbops-provenance'><b>Cell provenance</b>: {escape(verdict)}<ul>{items}</ul></div>"
+        verdict = (
+            "no hidden-state problems found" if self.reproducible else "may depend on hidden state"
+        )
+        head = f"<b>Cell provenance</b>: {escape(verdict)}"
+        return f"<div class='nbops-provenance'>{head}<ul>{items}</ul></div>"
 
 
 def _label(index: int, count: int | None) -> str:
@@ -95,11 +102,14 @@ def analyse(
         notebook: The notebook's path, for the report.
     """
     errors = tuple(
-        f"In [{e.get('n')}]: {e.get('error') or 'error'}" for e in executions if not e.get("ok", True)
+        f"In [{e.get('n')}]: {e.get('error') or 'error'}"
+        for e in executions
+        if not e.get("ok", True)
     )
     if code_cells is None:
         return ProvenanceReport(
-            executions=len(executions), errors=errors,
+            executions=len(executions),
+            errors=errors,
             notes=("notebook not found, so order and edits could not be checked",),
         )
     by_id = {c["id"]: c for c in code_cells if c.get("id")}
@@ -142,8 +152,12 @@ def analyse(
         if c["index"] not in last_hash and str(c.get("source", "")).strip()
     )
     return ProvenanceReport(
-        executions=len(executions), errors=errors, out_of_order=tuple(out_of_order),
-        edited_after_run=edited, not_executed=not_executed, not_in_notebook=tuple(stray),
+        executions=len(executions),
+        errors=errors,
+        out_of_order=tuple(out_of_order),
+        edited_after_run=edited,
+        not_executed=not_executed,
+        not_in_notebook=tuple(stray),
         notebook=notebook,
         notes=(f"checked against the saved copy of {notebook}; unsaved edits are not seen",),
     )

@@ -27,16 +27,27 @@ class CellRecorder:
         """Add the cells that ran before the extension was loaded (from IPython's ``In``)."""
         inputs = self.shell.user_ns.get("In") or []
         for n, source in enumerate(inputs[1:], start=1):
-            self.records.append({"n": n, "id": None, "hash": code_hash(source), "start": None,
-                                 "duration": None, "ok": None, "error": None})
+            self.records.append(
+                {
+                    "n": n,
+                    "id": None,
+                    "hash": code_hash(source),
+                    "start": None,
+                    "duration": None,
+                    "ok": None,
+                    "error": None,
+                }
+            )
 
     def register(self) -> None:
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
         self.shell.events.register("post_run_cell", self.post_run_cell)
 
     def unregister(self) -> None:
-        for event, handler in (("pre_run_cell", self.pre_run_cell),
-                               ("post_run_cell", self.post_run_cell)):
+        for event, handler in (
+            ("pre_run_cell", self.pre_run_cell),
+            ("post_run_cell", self.post_run_cell),
+        ):
             try:
                 self.shell.events.unregister(event, handler)
             except ValueError:
@@ -52,12 +63,14 @@ class CellRecorder:
         info = result.info
         source = getattr(info, "raw_cell", None) or ""
         error = result.error_before_exec or result.error_in_exec
-        self.records.append({
-            "n": result.execution_count,
-            "id": self._cell_id,
-            "hash": code_hash(source),
-            "start": self._wall,
-            "duration": round(duration, 6),
-            "ok": error is None,
-            "error": None if error is None else f"{type(error).__name__}: {error}"[:300],
-        })
+        self.records.append(
+            {
+                "n": result.execution_count,
+                "id": self._cell_id,
+                "hash": code_hash(source),
+                "start": self._wall,
+                "duration": round(duration, 6),
+                "ok": error is None,
+                "error": None if error is None else f"{type(error).__name__}: {error}"[:300],
+            }
+        )

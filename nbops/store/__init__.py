@@ -34,7 +34,7 @@ _lock = threading.Lock()
 
 
 def open_store(path: str | os.PathLike[str] | None = None) -> SQLiteStore:
-    """Return the store at ``path`` (default: :func:`nbops.config.store_path`), shared per process."""
+    """Return the store at ``path`` (default: :func:`nbops.config.store_path`), one per process."""
     where = str(path if path is not None else store_path())
     with _lock:
         store = _open.get(where)

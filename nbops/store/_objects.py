@@ -72,7 +72,7 @@ class ObjectStore:
         return digest
 
     def put_tree(self, source: str | os.PathLike[str]) -> tuple[str, int]:
-        """Store every regular file under a directory; return the manifest's digest and total size."""
+        """Store every regular file under a folder; return the manifest's digest and total size."""
         root = Path(source)
         manifest: dict[str, str] = {}
         total = 0

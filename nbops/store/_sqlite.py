@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS artifacts (
 );
 """
 _RUN_COLUMNS = (
-    "id, project, name, grp, job_type, status, tags, start_time, end_time, heartbeat_time, pid, host"
+    "id, project, name, grp, job_type, status, tags, start_time, end_time, heartbeat_time, "
+    "pid, host"
 )
 
 
@@ -110,7 +111,9 @@ class SQLiteStore(RunStore):
         if con is None:
             try:
                 con = sqlite3.connect(
-                    self._db, timeout=self._busy_timeout, isolation_level=None,
+                    self._db,
+                    timeout=self._busy_timeout,
+                    isolation_level=None,
                     check_same_thread=False,
                 )
                 con.execute("PRAGMA journal_mode=WAL")
@@ -143,9 +146,18 @@ class SQLiteStore(RunStore):
     # --- writes -----------------------------------------------------------------------------
     def create_run(self, record: RunRecord) -> None:
         row = (
-            record.id, record.project, record.name, record.group, record.job_type, record.status,
-            _dumps(list(record.tags)), record.start_time, record.end_time,
-            record.heartbeat_time, record.pid, record.host,
+            record.id,
+            record.project,
+            record.name,
+            record.group,
+            record.job_type,
+            record.status,
+            _dumps(list(record.tags)),
+            record.start_time,
+            record.end_time,
+            record.heartbeat_time,
+            record.pid,
+            record.host,
         )
         with self._write() as con:
             try:
@@ -176,7 +188,13 @@ class SQLiteStore(RunStore):
                 con.executemany(
                     "INSERT INTO metrics (run_id, key, step, value, ts) VALUES (?, ?, ?, ?, ?)",
                     [
-                        (run_id, p.key, p.step, None if math.isnan(p.value) else p.value, p.timestamp)
+                        (
+                            run_id,
+                            p.key,
+                            p.step,
+                            None if math.isnan(p.value) else p.value,
+                            p.timestamp,
+                        )
                         for p in points
                     ],
                 )
@@ -203,15 +221,22 @@ class SQLiteStore(RunStore):
             con.execute(
                 "INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    run_id, record.name, record.type, record.digest, record.size, record.kind,
-                    record.source, record.created_at, _dumps(dict(record.metadata)),
+                    run_id,
+                    record.name,
+                    record.type,
+                    record.digest,
+                    record.size,
+                    record.kind,
+                    record.source,
+                    record.created_at,
+                    _dumps(dict(record.metadata)),
                 ),
             )
 
     @staticmethod
     def _merge(con: sqlite3.Connection, table: str, run_id: str, values: Mapping[str, Any]) -> None:
         con.executemany(
-            f"INSERT OR REPLACE INTO {table} (run_id, key, value) VALUES (?, ?, ?)",  # noqa: S608
+            f"INSERT OR REPLACE INTO {table} (run_id, key, value) VALUES (?, ?, ?)",
             [(run_id, str(k), _dumps(v)) for k, v in values.items()],
         )
 
@@ -223,10 +248,14 @@ class SQLiteStore(RunStore):
     # --- reads ------------------------------------------------------------------------------
     def resolve_id(self, prefix: str) -> str:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = self._con().execute(
-            "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY start_time LIMIT 6",
-            (escaped + "%",),
-        ).fetchall()
+        rows = (
+            self._con()
+            .execute(
+                "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY start_time LIMIT 6",
+                (escaped + "%",),
+            )
+            .fetchall()
+        )
         ids = [r[0] for r in rows]
         if prefix in ids:
             return prefix
@@ -238,16 +267,21 @@ class SQLiteStore(RunStore):
 
     def get_run(self, run_id: str) -> RunRecord:
         self.reap_crashed()
-        row = self._con().execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)  # noqa: S608
-        ).fetchone()
+        row = (
+            self._con()
+            .execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?",
+                (run_id,),
+            )
+            .fetchone()
+        )
         if row is None:
             raise RunNotFoundError(run_id, str(self._path))
         return self._record(row)
 
     def list_runs(self, project: str | None = None) -> list[RunRecord]:
         self.reap_crashed()
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs"  # noqa: S608
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
         args: tuple[Any, ...] = ()
         if project is not None:
             sql += " WHERE project = ?"
@@ -282,7 +316,7 @@ class SQLiteStore(RunStore):
         for start in range(0, len(run_ids), 500):
             chunk = list(run_ids[start : start + 500])
             rows = con.execute(
-                "SELECT run_id, key, value FROM metrics WHERE rowid IN (SELECT rowid FROM ("  # noqa: S608
+                "SELECT run_id, key, value FROM metrics WHERE rowid IN (SELECT rowid FROM ("
                 "SELECT rowid, ROW_NUMBER() OVER (PARTITION BY run_id, key "
                 "ORDER BY step DESC, ts DESC, rowid DESC) AS rn FROM metrics "
                 f"WHERE run_id IN ({','.join('?' * len(chunk))})) WHERE rn = 1)",
@@ -294,19 +328,28 @@ class SQLiteStore(RunStore):
 
     def list_artifacts(self, run_id: str) -> list[ArtifactRecord]:
         self._require(run_id)
-        rows = self._con().execute(
-            "SELECT name, type, digest, size, kind, source, created_at, metadata FROM artifacts "
-            "WHERE run_id = ? ORDER BY created_at, rowid",
-            (run_id,),
-        ).fetchall()
+        rows = (
+            self._con()
+            .execute(
+                "SELECT name, type, digest, size, kind, source, created_at, metadata "
+                "FROM artifacts WHERE run_id = ? ORDER BY created_at, rowid",
+                (run_id,),
+            )
+            .fetchall()
+        )
         return [ArtifactRecord(*r[:7], metadata=json.loads(r[7])) for r in rows]
 
     def reap_crashed(self) -> list[str]:
         """Mark runs whose process is gone as ``crashed``; return their ids."""
         now = time.time()
-        rows = self._con().execute(
-            "SELECT id, pid, host, heartbeat_time, start_time FROM runs WHERE status = 'running'"
-        ).fetchall()
+        rows = (
+            self._con()
+            .execute(
+                "SELECT id, pid, host, heartbeat_time, start_time FROM runs "
+                "WHERE status = 'running'"
+            )
+            .fetchall()
+        )
         dead = []
         for run_id, pid, host, beat, start in rows:
             last = beat if beat is not None else start
@@ -328,15 +371,29 @@ class SQLiteStore(RunStore):
 
     def _read_kv(self, table: str, run_id: str) -> dict[str, Any]:
         self._require(run_id)
-        rows = self._con().execute(
-            f"SELECT key, value FROM {table} WHERE run_id = ? ORDER BY key", (run_id,)  # noqa: S608
-        ).fetchall()
+        rows = (
+            self._con()
+            .execute(
+                f"SELECT key, value FROM {table} WHERE run_id = ? ORDER BY key",
+                (run_id,),
+            )
+            .fetchall()
+        )
         return {k: json.loads(v) for k, v in rows}
 
     @staticmethod
     def _record(row: tuple[Any, ...]) -> RunRecord:
         return RunRecord(
-            id=row[0], project=row[1], name=row[2], group=row[3], job_type=row[4], status=row[5],
-            tags=tuple(json.loads(row[6])), start_time=row[7], end_time=row[8],
-            heartbeat_time=row[9], pid=row[10], host=row[11],
+            id=row[0],
+            project=row[1],
+            name=row[2],
+            group=row[3],
+            job_type=row[4],
+            status=row[5],
+            tags=tuple(json.loads(row[6])),
+            start_time=row[7],
+            end_time=row[8],
+            heartbeat_time=row[9],
+            pid=row[10],
+            host=row[11],
         )

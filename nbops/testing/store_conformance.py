@@ -27,8 +27,11 @@ from nbops.store import ArtifactRecord, MetricPoint, RunRecord, RunStore
 
 def _record(run_id: str, project: str = "p", **fields: Any) -> RunRecord:
     defaults: dict[str, Any] = {
-        "name": f"name-{run_id}", "start_time": time.time(), "heartbeat_time": time.time(),
-        "pid": os.getpid(), "host": os.uname().nodename,
+        "name": f"name-{run_id}",
+        "start_time": time.time(),
+        "heartbeat_time": time.time(),
+        "pid": os.getpid(),
+        "host": os.uname().nodename,
     }
     defaults.update(fields)
     return RunRecord(id=run_id, project=project, **defaults)
@@ -57,7 +60,13 @@ class StoreConformance:
         store.create_run(_record("r1", group="g", job_type="train", tags=("a", "b")))
         got = store.get_run("r1")
         assert (got.project, got.name, got.group, got.job_type, got.tags, got.status) == (
-            "p", "name-r1", "g", "train", ("a", "b"), "running")
+            "p",
+            "name-r1",
+            "g",
+            "train",
+            ("a", "b"),
+            "running",
+        )
 
     def test_duplicate_id_rejected(self, store: RunStore) -> None:
         store.create_run(_record("r1"))
@@ -179,8 +188,9 @@ class StoreConformance:
             store.create_run(_record(f"r{k}"))
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(4) as pool:
-            pool.map(_write_many, [(type(self)._factory(), store.path, f"r{k}", 2000)
-                                   for k in range(4)])
+            pool.map(
+                _write_many, [(type(self)._factory(), store.path, f"r{k}", 2000) for k in range(4)]
+            )
         for k in range(4):
             steps = [p.step for p in store.get_metrics(f"r{k}")]
             assert steps == list(range(2000))

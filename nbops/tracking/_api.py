@@ -54,10 +54,7 @@ def init(
     """
     from nbops.mirror import WandbMirror, resolve_mode
 
-    if isinstance(store, RunStore):
-        target = store
-    else:
-        target = open_store(store)
+    target = store if isinstance(store, RunStore) else open_store(store)
     previous = active_run()
     if previous is not None:
         previous.finish()
@@ -67,18 +64,30 @@ def init(
     if "/" in project or not project.strip():
         raise InvalidValueError(f"invalid project name {project!r}: use a name without '/'")
     record = RunRecord(
-        id=run_id, project=project, name=scrubbed(name) or f"run-{run_id}",
-        group=scrubbed(group), job_type=scrubbed(job_type), status="running",
-        tags=tuple(scrub_all(ensure_sequence(tags))), start_time=time.time(),
-        heartbeat_time=time.time(), pid=pid, host=host,
+        id=run_id,
+        project=project,
+        name=scrubbed(name) or f"run-{run_id}",
+        group=scrubbed(group),
+        job_type=scrubbed(job_type),
+        status="running",
+        tags=tuple(scrub_all(ensure_sequence(tags))),
+        start_time=time.time(),
+        heartbeat_time=time.time(),
+        pid=pid,
+        host=host,
     )
     mode = resolve_mode("disabled" if wandb is False else None if wandb is True else wandb)
     mirror = None
     if mode != "disabled":
         mirror = WandbMirror(
-            run_id=run_id, project=record.project, name=record.name,
-            config=redact(dict(config or {})), group=record.group, job_type=record.job_type,
-            tags=record.tags, mode=mode,
+            run_id=run_id,
+            project=record.project,
+            name=record.name,
+            config=redact(dict(config or {})),
+            group=record.group,
+            job_type=record.job_type,
+            tags=record.tags,
+            mode=mode,
             directory=os.environ.get("WANDB_DIR") or find_project_root(),
         )
     run = Run(record, target, config=config, mirror=mirror)
@@ -104,7 +113,9 @@ def log_params(params: Mapping[str, Any]) -> None:
     require_active("log parameters").log_params(params)
 
 
-def log_artifact(path: str | os.PathLike[str], name: str | None = None, type: str | None = None) -> Any:
+def log_artifact(
+    path: str | os.PathLike[str], name: str | None = None, type: str | None = None
+) -> Any:
     """Log an artifact to the active run (see :meth:`Run.log_artifact`)."""
     return require_active("log an artifact").log_artifact(path, name=name, type=type)
 

@@ -31,7 +31,9 @@ class Flusher:
         with self._lock:
             self._runs.add(run)
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="nbops-flusher", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name="nbops-flusher", daemon=True
+                )
                 self._thread.start()
 
     def unregister(self, run: Flushable) -> None:

@@ -34,16 +34,33 @@ def runs(project: str | None = None, *, store: RunStore | str | None = None) -> 
     rows = []
     for r in records:
         row: dict[str, Any] = {
-            "id": r.id, "name": r.name, "project": r.project, "group": r.group,
-            "job_type": r.job_type, "status": r.status, "tags": list(r.tags),
-            "start_time": _time(r.start_time), "end_time": _time(r.end_time),
+            "id": r.id,
+            "name": r.name,
+            "project": r.project,
+            "group": r.group,
+            "job_type": r.job_type,
+            "status": r.status,
+            "tags": list(r.tags),
+            "start_time": _time(r.start_time),
+            "end_time": _time(r.end_time),
         }
         row.update({f"params.{k}": v for k, v in target.get_params(r.id).items()})
         row.update({f"metrics.{k}": v for k, v in last[r.id].items()})
         rows.append(row)
-    columns = ["id", "name", "project", "group", "job_type", "status", "tags", "start_time",
-               "end_time"]
-    return pd.DataFrame(rows, columns=columns + sorted({k for row in rows for k in row} - set(columns)))
+    columns = [
+        "id",
+        "name",
+        "project",
+        "group",
+        "job_type",
+        "status",
+        "tags",
+        "start_time",
+        "end_time",
+    ]
+    return pd.DataFrame(
+        rows, columns=columns + sorted({k for row in rows for k in row} - set(columns))
+    )
 
 
 @dataclass(frozen=True)
@@ -127,8 +144,9 @@ class StoredRun:
                 "_timestamp": [p.timestamp for p in points],
             }
         )
-        wide = frame.pivot_table(index="step", columns="key", values="value", aggfunc="last",
-                                 dropna=False)
+        wide = frame.pivot_table(
+            index="step", columns="key", values="value", aggfunc="last", dropna=False
+        )
         wide["_timestamp"] = frame.groupby("step")["_timestamp"].max()
         wide.columns.name = None
         return wide.reset_index()
@@ -141,7 +159,9 @@ class StoredRun:
         rows = [("run", r.id), ("name", r.name), ("project", r.project), ("status", r.status)]
         rows += [(f"param {k}", v) for k, v in self.params.items()]
         rows += [(f"summary {k}", v) for k, v in self.summary.items()]
-        body = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in rows)
+        body = "".join(
+            f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in rows
+        )
         return f"<table class='nbops-run'>{body}</table>"
 
 

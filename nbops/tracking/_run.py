@@ -231,8 +231,13 @@ class Run:
             digest, size = self._objects.put_file(source)
             kind = "file"
         record = ArtifactRecord(
-            name=name, type=type or "artifact", digest=digest, size=size, kind=kind,
-            source=str(source.resolve()), created_at=time.time(),
+            name=name,
+            type=type or "artifact",
+            digest=digest,
+            size=size,
+            kind=kind,
+            source=str(source.resolve()),
+            created_at=time.time(),
         )
         self._store.add_artifact(self.id, record)
         if self._mirror is not None:
@@ -303,7 +308,9 @@ class Run:
     def finish(self, status: str = "finished") -> None:
         """Flush everything, set the final status and close the W&B mirror. Idempotent."""
         if status not in ("finished", "failed", "killed"):
-            raise InvalidValueError(f"finish status must be finished, failed or killed, not {status!r}")
+            raise InvalidValueError(
+                f"finish status must be finished, failed or killed, not {status!r}"
+            )
         if self._status != "running":
             return
         for thread in self._background:
@@ -338,8 +345,12 @@ class Run:
     def _repr_html_(self) -> str:
         mirror = self._mirror.state.mode if self._mirror is not None else "disabled"
         cells = (
-            ("run", self.id), ("name", self.name), ("project", self.project),
-            ("status", self._status), ("W&B", mirror), ("store", str(self._store.path)),
+            ("run", self.id),
+            ("name", self.name),
+            ("project", self.project),
+            ("status", self._status),
+            ("W&B", mirror),
+            ("store", str(self._store.path)),
         )
         rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in cells)
         return f"<table class='nbops-run'>{rows}</table>"

@@ -38,8 +38,7 @@ def write_fake_nvidia_smi(bin_dir: Path, body: str) -> None:
 def test_gpus_from_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_fake_nvidia_smi(
         tmp_path / "bin",
-        "echo 'NVIDIA A100-SXM4-80GB, 81920 MiB, 550.54.15'\n"
-        "echo 'Tesla T4, 15360 MiB, 550.54.15'",
+        "echo 'NVIDIA A100-SXM4-80GB, 81920 MiB, 550.54.15'\necho 'Tesla T4, 15360 MiB, 550.54.15'",
     )
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     env = environment()

@@ -98,11 +98,13 @@ def test_detached_head_has_no_branch(repo: Path) -> None:
 
 
 def test_repo_without_commits(tmp_path: Path, git_env: None) -> None:
-    git(tmp_path, "init", "-q", "-b", "main")
-    (tmp_path / "a.py").write_text("print(1)\n")
-    git(tmp_path, "add", "a.py")
-    (tmp_path / "b.py").write_text("print(2)\n")
-    state = git_state(tmp_path)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    git(fresh, "init", "-q", "-b", "main")
+    (fresh / "a.py").write_text("print(1)\n")
+    git(fresh, "add", "a.py")
+    (fresh / "b.py").write_text("print(2)\n")
+    state = git_state(fresh)
     assert state is not None
     assert state["commit"] is None
     assert state["branch"] == "main"

@@ -1,0 +1,223 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+
+import nbops
+from nbops.notebook._magics import NbopsMagics
+
+
+def run(shell: Any, source: str, cell_id: str | None = None) -> Any:
+    return shell.run_cell(source, store_history=True, cell_id=cell_id)
+
+
+def runs_in_store() -> list[Any]:
+    from nbops.store import open_store
+
+    return open_store().list_runs()
+
+
+def test_track_starts_then_reattaches_on_rerun(
+    ipython: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(ipython, "%load_ext nbops")
+    cell = "%nbops track --project demo --name first --tag a --tag b"
+    run(ipython, cell)
+    first = nbops.active_run()
+    assert first is not None and first.project == "demo" and first.tags == ("a", "b")
+    assert "Tracking run" in capsys.readouterr().out
+    run(ipython, cell)
+    out = capsys.readouterr().out
+    assert "Re-attached" in out and "options ignored" in out
+    assert nbops.active_run() is first
+    assert len(runs_in_store()) == 1 and runs_in_store()[0].status == "running"
+
+
+def test_track_new_finishes_the_current_run(ipython: Any) -> None:
+    run(ipython, "%load_ext nbops")
+    run(ipython, "%nbops track")
+    first = nbops.active_run()
+    run(ipython, "%nbops track --new --name second")
+    second = nbops.active_run()
+    assert first is not None and second is not None and first.id != second.id
+    statuses = {r.name: r.status for r in runs_in_store()}
+    assert statuses == {first.name: "finished", "second": "running"}
+
+
+def test_log_variables_by_name(ipython: Any) -> None:
+    run(ipython, "%load_ext nbops")
+    run(ipython, "%nbops track")
+    run(ipython, "acc = 0.93\nn = 4\nkind = 'forest'\nflags = [1, 2]")
+    result = run(ipython, "%nbops log acc n kind flags --step 7")
+    assert result.success
+    current = nbops.active_run()
+    assert current is not None
+    current.flush()
+    stored = nbops.get_run(current.id)
+    assert stored.params == {"kind": "forest", "flags": [1, 2]}
+    assert [(p.key, p.step, p.value) for p in current.store.get_metrics(current.id)] == [
+        ("acc", 7, 0.93),
+        ("n", 7, 4.0),
+    ]
+
+
+def test_bad_arguments_are_one_line_usage_errors(
+    ipython: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(ipython, "%load_ext nbops")
+    for line in (
+        "%nbops",
+        "%nbops bogus",
+        "%nbops track --wandb nope",
+        "%nbops log",
+        "%nbops log missing_var",
+        "%nbops track --unknown",
+    ):
+        if "log" in line:
+            run(ipython, "%nbops track")
+        result = run(ipython, line)
+        assert isinstance(result.error_in_exec, UsageError), line
+        captured = capsys.readouterr()
+        assert "Traceback" not in captured.out + captured.err, line
+    result = run(ipython, "%nbops log missing_var")
+    assert "no variable named missing_var" in str(result.error_in_exec)
+
+
+def test_log_without_a_run_says_how_to_start_one(ipython: Any) -> None:
+    run(ipython, "%load_ext nbops")
+    result = run(ipython, "%nbops log x")
+    assert "%nbops track" in str(result.error_in_exec)
+
+
+def test_exception_in_a_cell_is_recorded_and_the_run_goes_on(ipython: Any) -> None:
+    run(ipython, "%load_ext nbops")
+    run(ipython, "%nbops track")
+    current = nbops.active_run()
+    result = run(ipython, "1 / 0")
+    assert not result.success
+    assert current is not None and not current.finished
+    run(ipython, "%nbops stop")
+    cells = nbops.get_run(current.id).metadata["cells"]
+    failed = [c for c in cells if c["ok"] is False]
+    assert len(failed) == 1 and failed[0]["error"].startswith("ZeroDivisionError")
+    assert nbops.get_run(current.id).status == "finished"
+
+
+def test_stop_and_status(ipython: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    run(ipython, "%load_ext nbops")
+    run(ipython, "%nbops status")
+    assert "no active run" in capsys.readouterr().out
+    run(ipython, "%nbops track")
+    run(ipython, "%nbops status")
+    out = capsys.readouterr().out
+    assert "Cell provenance" in out and "notebook: not found" in out
+    run(ipython, "%nbops stop --status failed")
+    out = capsys.readouterr().out
+    assert "finished run" in out
+    assert runs_in_store()[0].status == "failed"
+    run(ipython, "%nbops stop")
+    assert "no active run" in capsys.readouterr().out
+
+
+def test_reload_ext_does_not_double_register(ipython: Any) -> None:
+    def handlers() -> int:
+        return sum(
+            1
+            for cb in ipython.events.callbacks["post_run_cell"]
+            if getattr(cb, "__self__", None).__class__.__name__ == "CellRecorder"
+        )
+
+    run(ipython, "%load_ext nbops")
+    run(ipython, "%load_ext nbops")
+    assert handlers() == 1
+    run(ipython, "%reload_ext nbops")
+    assert handlers() == 1
+    run(ipython, "%unload_ext nbops")
+    assert handlers() == 0
+
+
+def test_help_documents_every_option() -> None:
+    doc = NbopsMagics.nbops.__doc__ or ""
+    for option in (
+        "--project",
+        "--name",
+        "--tag",
+        "--wandb",
+        "--new",
+        "--step",
+        "--status",
+        "track",
+        "log",
+        "status",
+        "stop",
+    ):
+        assert option in doc
+
+
+def _notebook(path: Path, cells: list[tuple[str, str]]) -> None:
+    path.write_text(
+        json.dumps(
+            {
+                "nbformat": 4,
+                "nbformat_minor": 5,
+                "metadata": {},
+                "cells": [
+                    {
+                        "cell_type": "code",
+                        "id": cid,
+                        "source": src,
+                        "metadata": {},
+                        "outputs": [],
+                        "execution_count": None,
+                    }
+                    for cid, src in cells
+                ],
+            }
+        )
+    )
+
+
+def test_provenance_flags_out_of_order_edits_and_unexecuted(
+    ipython: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nb = tmp_path / "analysis.ipynb"
+    cells = [
+        ("c1", "%load_ext nbops"),
+        ("c2", "%nbops track"),
+        ("c3", "x = 1"),
+        ("c4", "y = x + 1"),
+        ("c5", "z = y * 2"),
+    ]
+    _notebook(nb, cells)
+    monkeypatch.setenv("NBOPS_NOTEBOOK_PATH", str(nb))
+    run(ipython, "%load_ext nbops", "c1")
+    run(ipython, "%nbops track", "c2")
+    run(ipython, "y = x + 1" if False else "x = 1", "c3")
+    run(ipython, "y = x + 1", "c4")
+    run(ipython, "x = 5", "c3")  # c3 edited in the kernel, re-run after c4, never saved
+    current = nbops.active_run()
+    assert current is not None
+    report = ipython.magics_manager.registry["NbopsMagics"].session.stop()
+    assert report is not None and not report.reproducible
+    assert any("cell 3" in item and "after cell 4" in item for item in report.out_of_order)
+    assert report.edited_after_run == ("cell 3 (In [5])",)
+    assert report.not_executed == ("cell 5",)
+    stored = nbops.get_run(current.id).metadata["provenance"]
+    assert stored["reproducible"] is False and stored["not_executed"] == ["cell 5"]
+
+
+def test_provenance_clean_top_to_bottom(
+    ipython: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nb = tmp_path / "clean.ipynb"
+    cells = [("c1", "%load_ext nbops"), ("c2", "%nbops track"), ("c3", "x = 1")]
+    _notebook(nb, cells)
+    monkeypatch.setenv("NBOPS_NOTEBOOK_PATH", str(nb))
+    for cid, src in cells:
+        run(ipython, src, cid)
+    report = ipython.magics_manager.registry["NbopsMagics"].session.stop()
+    assert report is not None and report.reproducible, str(report)
