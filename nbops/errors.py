@@ -60,3 +60,7 @@ class InvalidValueError(NbopsError, ValueError):
 
 class ArtifactError(NbopsError):
     """An artifact cannot be logged or restored."""
+
+
+class MirrorError(NbopsError):
+    """The Weights & Biases mirror cannot read or upload runs."""

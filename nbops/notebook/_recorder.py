@@ -24,14 +24,16 @@ class CellRecorder:
         self._backfill()
 
     def _backfill(self) -> None:
-        """Add the cells that ran before the extension was loaded (from IPython's ``In``)."""
-        inputs = self.shell.user_ns.get("In") or []
-        for n, source in enumerate(inputs[1:], start=1):
+        """Add the cells that ran before the extension was loaded (outcome unknown)."""
+        history = getattr(self.shell, "history_manager", None)
+        raw = list(getattr(history, "input_hist_raw", None) or [])
+        current = getattr(self.shell, "execution_count", len(raw))
+        for n in range(1, min(current, len(raw))):
             self.records.append(
                 {
                     "n": n,
                     "id": None,
-                    "hash": code_hash(source),
+                    "hash": code_hash(raw[n]),
                     "start": None,
                     "duration": None,
                     "ok": None,

@@ -119,7 +119,8 @@ class Run:
         self._store = store
         self._objects = ObjectStore(store.path / "objects")
         self._mirror = mirror
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the buffers; held for microseconds
+        self._flush_lock = threading.Lock()  # one flush at a time, so finish waits for the flusher
         self._buffer: list[tuple[int, float, dict[str, float]]] = []
         self._next_step = 0
         self._pending_metadata: dict[str, Any] = {}
@@ -274,6 +275,10 @@ class Run:
     # --- durability -----------------------------------------------------------------------
     def flush(self) -> None:
         """Write buffered metrics, summary changes and deferred metadata to the store now."""
+        with self._flush_lock:
+            self._flush()
+
+    def _flush(self) -> None:
         with self._lock:
             batch, self._buffer = self._buffer, []
             summary = self.summary._take_changes()

@@ -1,0 +1,236 @@
+"""Read offline W&B runs from their binary ``.wandb`` file, without a server."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nbops.errors import MirrorError
+
+logger = logging.getLogger(__name__)
+
+_FILE_HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
+_BLOCK_SIZE = 32 * 1024
+_CHUNK_HEADER = struct.Struct("<IHB")  # crc32, length, type
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+
+
+@dataclass(frozen=True)
+class OfflineArtifact:
+    """An artifact logged by an offline run."""
+
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class OfflineRun:
+    """What an offline W&B run recorded, as read from its ``.wandb`` file.
+
+    ``history`` rows hold ``_step``, ``_timestamp`` (when logged) and the metric values;
+    ``summary`` leaves out wandb's internal ``_``-prefixed keys. ``exit_code`` is ``None`` and
+    ``complete`` is False when the file ends before the run finished (a killed process).
+    """
+
+    path: Path
+    run_id: str
+    name: str
+    project: str
+    group: str
+    job_type: str
+    tags: tuple[str, ...]
+    config: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    artifacts: list[OfflineArtifact] = field(default_factory=list)
+    exit_code: int | None = None
+    complete: bool = False
+
+
+def find_offline_runs(wandb_dir: str | os.PathLike[str]) -> list[Path]:
+    """Return the ``offline-run-*`` directories under ``wandb_dir``, newest last.
+
+    ``wandb_dir`` may be the ``wandb/`` folder itself or the folder containing it.
+    """
+    root = Path(wandb_dir)
+    if (root / "wandb").is_dir() and root.name != "wandb":
+        root = root / "wandb"
+    if not root.is_dir():
+        return []
+    # Names are offline-run-YYYYMMDD_HHMMSS-<id>: sort by time stamp, then mtime.
+    runs = [p for p in root.glob("offline-run-*") if p.is_dir() and not p.is_symlink()]
+    return sorted(runs, key=lambda p: (p.name.split("-")[2:3], p.stat().st_mtime))
+
+
+def wandb_file(run_dir_or_wandb_file: str | os.PathLike[str]) -> Path:
+    """Return the ``run-<id>.wandb`` file of a run directory (or the file itself)."""
+    path = Path(run_dir_or_wandb_file)
+    if path.is_file():
+        return path
+    files = sorted(path.glob("run-*.wandb")) if path.is_dir() else []
+    if not files:
+        raise MirrorError(f"no run-*.wandb file in {path}; pass an offline-run-* directory")
+    return files[0]
+
+
+def iter_records(path: str | os.PathLike[str]) -> Iterator[bytes]:
+    """Yield each record payload of a ``.wandb`` file, stopping quietly at a truncated end.
+
+    Raises:
+        MirrorError: The file does not start with the W&B header.
+    """
+    data = Path(path).read_bytes()
+    if not data.startswith(_FILE_HEADER[:4]):
+        raise MirrorError(f"{path} is not a W&B run file (bad header)")
+    pos = len(_FILE_HEADER)
+    pending: list[bytes] = []
+    while pos < len(data):
+        left_in_block = _BLOCK_SIZE - pos % _BLOCK_SIZE
+        if left_in_block < _CHUNK_HEADER.size:
+            pos += left_in_block  # zero padding at the end of a block
+            continue
+        if pos + _CHUNK_HEADER.size > len(data):
+            break
+        crc, length, kind = _CHUNK_HEADER.unpack_from(data, pos)
+        start = pos + _CHUNK_HEADER.size
+        payload = data[start : start + length]
+        if kind == 0 and length == 0:  # zero-filled tail (preallocated or unflushed)
+            break
+        if len(payload) < length or zlib.crc32(payload, zlib.crc32(bytes([kind]))) != crc:
+            logger.warning(
+                "%s is truncated or damaged at byte %d; read what came before", path, pos
+            )
+            break
+        pos = start + length
+        if kind == _FULL:
+            pending = []
+            yield payload
+        elif kind == _FIRST:
+            pending = [payload]
+        elif kind == _MIDDLE and pending:
+            pending.append(payload)
+        elif kind == _LAST and pending:
+            pending.append(payload)
+            yield b"".join(pending)
+            pending = []
+
+
+def read_offline_run(run_dir_or_wandb_file: str | os.PathLike[str]) -> OfflineRun:
+    """Read an offline W&B run (its directory or ``.wandb`` file) into an :class:`OfflineRun`.
+
+    A truncated file gives what was written before the cut.
+
+    Raises:
+        MirrorError: No ``.wandb`` file was found, or it is not a W&B file.
+    """
+    from wandb.proto import wandb_internal_pb2 as pb  # lazy: importing wandb costs ~0.3 s
+
+    path = wandb_file(run_dir_or_wandb_file)
+    run: dict[str, Any] = {"run_id": "", "name": "", "project": "", "group": "", "job_type": ""}
+    tags: tuple[str, ...] = ()
+    config: dict[str, Any] = {}
+    history: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {}
+    artifacts: list[OfflineArtifact] = []
+    exit_code: int | None = None
+    for payload in iter_records(path):
+        record = pb.Record()  # type: ignore[attr-defined]
+        try:
+            record.ParseFromString(payload)
+        except Exception:  # protobuf's DecodeError; stop like a truncated file
+            logger.warning("%s has an undecodable record; stopped reading there", path)
+            break
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            r = record.run
+            run = {
+                "run_id": r.run_id,
+                "name": r.display_name,
+                "project": r.project,
+                "group": r.run_group,
+                "job_type": r.job_type,
+            }
+            tags = tuple(r.tags)
+            _apply_items(config, r.config.update)
+            _apply_items(summary, r.summary.update)
+        elif kind == "config":
+            _apply_items(config, record.config.update)
+            _remove_items(config, record.config.remove)
+        elif kind == "history":
+            history.append(_history_row(record.history))
+        elif kind == "summary":
+            _apply_items(summary, record.summary.update)
+            _remove_items(summary, record.summary.remove)
+        elif kind == "artifact":
+            artifacts.append(OfflineArtifact(record.artifact.name, record.artifact.type))
+        elif kind == "exit":
+            exit_code = record.exit.exit_code
+    config.pop("_wandb", None)
+    return OfflineRun(
+        path=path,
+        tags=tags,
+        config=config,
+        history=history,
+        summary={k: v for k, v in summary.items() if not k.startswith("_")},
+        artifacts=artifacts,
+        exit_code=exit_code,
+        complete=exit_code is not None,
+        **run,
+    )
+
+
+def _keys(item: Any) -> list[str]:
+    return list(item.nested_key) if item.nested_key else [item.key]
+
+
+def _decode(value_json: str) -> Any:
+    try:
+        return json.loads(value_json)
+    except ValueError:
+        return value_json
+
+
+def _apply_items(target: dict[str, Any], items: Any) -> None:
+    for item in items:
+        *parents, leaf = _keys(item)
+        node = target
+        for key in parents:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        node[leaf] = _decode(item.value_json)
+
+
+def _remove_items(target: dict[str, Any], items: Any) -> None:
+    for item in items:
+        *parents, leaf = _keys(item)
+        node: Any = target
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+
+
+def _history_row(history: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for item in history.item:
+        key = ".".join(_keys(item))
+        if key in ("_runtime", "_wandb"):
+            continue
+        row[key] = _decode(item.value_json) if item.value_json else _typed_value(item)
+    if "_step" not in row and history.HasField("step"):
+        row["_step"] = history.step.num
+    return row
+
+
+def _typed_value(item: Any) -> Any:
+    kind = item.WhichOneof("value") if "value" in item.DESCRIPTOR.oneofs_by_name else None
+    return getattr(item, kind) if kind else None
