@@ -104,7 +104,7 @@ def analyse(
     errors = tuple(
         f"In [{e.get('n')}]: {e.get('error') or 'error'}"
         for e in executions
-        if not e.get("ok", True)
+        if e.get("ok") is False
     )
     if code_cells is None:
         return ProvenanceReport(

@@ -18,28 +18,16 @@ class CellRecorder:
     def __init__(self, shell: Any) -> None:
         self.shell = shell
         self.records: list[dict[str, Any]] = []
-        self._start = 0.0
-        self._wall = 0.0
-        self._cell_id: str | None = None
+        # (cell id, raw source, wall-clock start, perf_counter start) of the cell now running
+        self._running: tuple[str | None, str, float, float] | None = None
         self._backfill()
 
     def _backfill(self) -> None:
         """Add the cells that ran before the extension was loaded (outcome unknown)."""
         history = getattr(self.shell, "history_manager", None)
         raw = list(getattr(history, "input_hist_raw", None) or [])
-        current = getattr(self.shell, "execution_count", len(raw))
-        for n in range(1, min(current, len(raw))):
-            self.records.append(
-                {
-                    "n": n,
-                    "id": None,
-                    "hash": code_hash(raw[n]),
-                    "start": None,
-                    "duration": None,
-                    "ok": None,
-                    "error": None,
-                }
-            )
+        for n, source in enumerate(raw[1:], start=1):
+            self.records.append(_record(n, None, code_hash(source)))
 
     def register(self) -> None:
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
@@ -56,23 +44,48 @@ class CellRecorder:
                 pass
 
     def pre_run_cell(self, info: Any) -> None:
-        self._cell_id = getattr(info, "cell_id", None)
-        self._wall = time.time()
-        self._start = time.perf_counter()
+        self._running = (
+            getattr(info, "cell_id", None),
+            info.raw_cell,
+            time.time(),
+            time.perf_counter(),
+        )
 
     def post_run_cell(self, result: Any) -> None:
-        duration = time.perf_counter() - self._start
-        info = result.info
-        source = getattr(info, "raw_cell", None) or ""
+        end = time.perf_counter()
+        running, self._running = self._running, None
+        n = result.execution_count
+        if self.records and self.records[-1]["n"] == n and self.records[-1]["ok"] is None:
+            self.records.pop()  # the cell that loaded the extension was backfilled
         error = result.error_before_exec or result.error_in_exec
-        self.records.append(
-            {
-                "n": result.execution_count,
-                "id": self._cell_id,
-                "hash": code_hash(source),
-                "start": self._wall,
-                "duration": round(duration, 6),
-                "ok": error is None,
-                "error": None if error is None else f"{type(error).__name__}: {error}"[:300],
-            }
-        )
+        source = getattr(result.info, "raw_cell", None) or ""
+        record = _record(n, getattr(result.info, "cell_id", None), code_hash(source))
+        if running is not None:
+            record.update(id=running[0], start=running[2], duration=round(end - running[3], 6))
+        record["ok"] = error is None
+        record["error"] = None if error is None else f"{type(error).__name__}: {error}"[:300]
+        self.records.append(record)
+
+    def executions(self) -> list[dict[str, Any]]:
+        """The recorded cells, plus the one running now (its outcome still unknown)."""
+        if self._running is None:
+            return list(self.records)
+        cell_id, source, start, _ = self._running
+        current = _record(getattr(self.shell, "execution_count", None), cell_id, code_hash(source))
+        current["start"] = start
+        records = list(self.records)
+        if records and records[-1]["n"] == current["n"] and records[-1]["ok"] is None:
+            records.pop()
+        return [*records, current]
+
+
+def _record(n: int | None, cell_id: str | None, digest: str) -> dict[str, Any]:
+    return {
+        "n": n,
+        "id": cell_id,
+        "hash": digest,
+        "start": None,
+        "duration": None,
+        "ok": None,
+        "error": None,
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from nbops.notebook._provenance import ProvenanceReport, analyse
@@ -42,15 +43,28 @@ class NotebookSession:
         run.add_finish_hook(self._record_provenance)
 
     def provenance(self) -> ProvenanceReport:
-        """Analyse the cells recorded so far against the notebook as saved now."""
+        """Analyse the cells run so far against the notebook as saved now.
+
+        Under papermill the comparison is with the executed copy papermill writes, which holds
+        the injected parameters cell.
+        """
         from nbops.capture import snapshot_notebook
 
         path = None
         if self.run is not None:
-            notebook = self.run.store.get_metadata(self.run.id).get("notebook") or {}
-            path = notebook.get("path")
-        cells = snapshot_notebook(path).get("code_cells") if path else None
-        return analyse(self.recorder.records, cells, path)
+            metadata = self.run.store.get_metadata(self.run.id)
+            path = (metadata.get("papermill") or {}).get("output_path") or (
+                metadata.get("notebook") or {}
+            ).get("path")
+        cells = None
+        if path:
+            for _ in range(3):  # papermill may be rewriting its output notebook right now
+                snapshot = snapshot_notebook(path)
+                if not snapshot["error"]:
+                    cells = snapshot["code_cells"]
+                    break
+                time.sleep(0.05)
+        return analyse(self.recorder.executions(), cells, path)
 
     def _record_provenance(self, run: Run) -> None:
         self.last_report = self.provenance()

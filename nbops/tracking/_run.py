@@ -403,8 +403,27 @@ def activate(run: Run) -> None:
     _active = run
     _live.append(run)
     if not _atexit_registered:
-        atexit.register(_finish_all_at_exit)
+        _register_exit_hook()
         _atexit_registered = True
+
+
+def _register_exit_hook() -> None:
+    """Finish live runs at exit while threads still work (the W&B mirror needs them).
+
+    ``threading._register_atexit`` hooks run before the interpreter refuses new threads and
+    executor work, in reverse order; importing ``concurrent.futures.thread`` first makes its own
+    hook run after ours. Plain ``atexit`` is the fallback.
+    """
+    import concurrent.futures.thread  # noqa: F401
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:
+        atexit.register(_finish_all_at_exit)
+        return
+    try:
+        register(_finish_all_at_exit)
+    except RuntimeError:  # already shutting down
+        atexit.register(_finish_all_at_exit)
 
 
 def _forget(run: Run) -> None:
