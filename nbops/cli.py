@@ -72,6 +72,7 @@ def _run_document(store: Any, run_id: str) -> dict[str, Any]:
         "git": metadata.get("git"),
         "notebook": {k: v for k, v in (metadata.get("notebook") or {}).items() if k != "snapshot"},
         "provenance": metadata.get("provenance"),
+        "wandb": metadata.get("wandb"),
     }
 
 
@@ -144,6 +145,13 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         print(
             f"  git {git.get('commit') or '(no commit)'} on {git.get('branch')}"
             + (" (dirty)" if git.get("dirty") else "")
+        )
+    if doc["wandb"]:
+        wb = doc["wandb"]
+        where = wb.get("url") or wb.get("run_dir") or ""
+        print(
+            f"  W&B {wb.get('mode')} ({wb.get('status')}) {where}".rstrip()
+            + (f"; error: {wb['error']}" if wb.get("error") else "")
         )
     if doc["notebook"].get("path"):
         print(f"  notebook {doc['notebook']['path']}")

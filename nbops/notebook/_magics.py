@@ -63,9 +63,9 @@ PARSER = _parser()
 
 
 def _help() -> str:
-    actions = PARSER._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    commands = next(a for a in PARSER._actions if isinstance(a, argparse._SubParsersAction))
     parts = ["Track this notebook with nbops.\n"]
-    parts += [sub.format_help() for sub in actions.values()]
+    parts += [sub.format_help() for sub in commands.choices.values()]
     return "\n".join(parts)
 
 
@@ -113,7 +113,7 @@ class NbopsMagics(Magics):
         run = self.session.run
         if run is None or run.finished:
             raise UsageError("no run to log to; start one with %nbops track")
-        ns = self.shell.user_ns
+        ns = self.session.shell.user_ns
         missing = [n for n in args.names if n not in ns]
         if missing:
             raise UsageError(f"no variable named {', '.join(missing)} in the notebook")

@@ -114,17 +114,18 @@ def analyse(
         )
     by_id = {c["id"]: c for c in code_cells if c.get("id")}
     by_hash: dict[str, Mapping[str, Any]] = {}
-    for cell in code_cells:
-        by_hash.setdefault(cell["sha256"], cell)
+    for code_cell in code_cells:
+        by_hash.setdefault(code_cell["sha256"], code_cell)
 
     last_hash: dict[int, str] = {}
     last_count: dict[int, int | None] = {}
     order: list[tuple[int, int | None]] = []
     stray: list[str] = []
     for e in executions:
-        cell = by_id.get(e.get("id")) if e.get("id") else None
-        if cell is None:
-            cell = by_hash.get(e["hash"])
+        cell_id = e.get("id")
+        cell: Mapping[str, Any] | None = (by_id.get(cell_id) if cell_id else None) or by_hash.get(
+            e["hash"]
+        )
         if cell is None:
             stray.append(f"In [{e.get('n')}]")
             continue

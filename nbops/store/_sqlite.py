@@ -337,7 +337,19 @@ class SQLiteStore(RunStore):
             )
             .fetchall()
         )
-        return [ArtifactRecord(*r[:7], metadata=json.loads(r[7])) for r in rows]
+        return [
+            ArtifactRecord(
+                name=r[0],
+                type=r[1],
+                digest=r[2],
+                size=r[3],
+                kind=r[4],
+                source=r[5],
+                created_at=r[6],
+                metadata=json.loads(r[7]),
+            )
+            for r in rows
+        ]
 
     def reap_crashed(self) -> list[str]:
         """Mark runs whose process is gone as ``crashed``; return their ids."""

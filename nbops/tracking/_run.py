@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import math
 import os
@@ -333,6 +334,9 @@ class Run:
         if self._mirror is not None:
             self._mirror.update_summary(dict(self.summary))
             self._mirror.finish(exit_code=0 if status == "finished" else 1)
+            self._store.set_metadata(
+                self.id, "wandb", redact(dataclasses.asdict(self._mirror.state))
+            )
         _forget(self)
 
     def __enter__(self) -> Run:

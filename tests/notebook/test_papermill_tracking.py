@@ -127,6 +127,9 @@ def test_notebook_run_is_in_the_store_and_in_wandb_offline(isolated_env: Path, s
     assert [h["acc"] for h in offline.history] == pytest.approx([0, 0.25, 0.5, 0.75, 1.0])
     assert offline.summary["best_acc"] == 1.0
     assert offline.exit_code == 0
+    assert run.metadata["wandb"]["mode"] == "offline"
+    assert run.metadata["wandb"]["status"] == "finished"
+    assert run.metadata["wandb"]["run_dir"] == str(run_dir)
 
     # the secret from the environment and the parameters is nowhere in what nbops wrote
     leaks = [
