@@ -52,7 +52,11 @@ class Row:
         return "PASS" if self.seconds <= self.target else "FAIL"
 
     def shown(self, value: float | None) -> str:
-        return "" if value is None else f"{value / UNITS[self.unit]:.3g} {self.unit}"
+        if value is None:
+            return ""
+        v = value / UNITS[self.unit]
+        digits = 0 if v >= 100 else 1 if v >= 10 else 2 if v >= 0.1 else 4
+        return f"{v:.{digits}f} {self.unit}"
 
 
 # --- running workers ---------------------------------------------------------------------------
@@ -78,6 +82,7 @@ def _env(tmp: Path) -> dict[str, str]:
         WANDB_SILENT="true",
         MLFLOW_TRACKING_URI=(tmp / "mlruns").as_uri(),
         MLFLOW_DISABLE_TELEMETRY="true",
+        MLFLOW_ALLOW_FILE_STORE="true",  # MLflow 3.17 refuses the file store without it
         DO_NOT_TRACK="1",
         PYTHONWARNINGS="ignore",
     )
@@ -100,158 +105,158 @@ def work(name: str, arg: str = "", timeout: float = 240.0) -> Raw:
             check=False,
         )
         elapsed = time.perf_counter() - started
+        print(f"  {name} {arg}".ljust(34) + f"{elapsed:6.1f} s", file=sys.stderr, flush=True)
         if proc.returncode != 0 or not target.exists():
             tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-            raise RuntimeError(f"worker {name} {arg} failed (exit {proc.returncode}):\n{tail}")
-        print(f"  {name} {arg}".ljust(34) + f"{elapsed:6.1f} s", file=sys.stderr, flush=True)
+            print(f"worker {name} {arg} failed (exit {proc.returncode}):\n{tail}", file=sys.stderr)
+            return {"skipped": f"failed (exit {proc.returncode}), see stderr"}
         return dict(json.loads(target.read_text()))
 
 
-def median_of(runs: int, name: str, arg: str, key: str) -> Raw:
-    """Run a worker ``runs`` times (fresh processes); return the median of ``key`` and all values."""
-    values = [float(work(name, arg)[key]) for _ in range(runs)]
-    return {key: statistics.median(values), "all": values}
+def median_of(runs: int, name: str, arg: str, keys: tuple[str, ...]) -> Raw:
+    """Run a worker ``runs`` times (fresh processes); return the median of each of ``keys``."""
+    results = [work(name, arg) for _ in range(runs)]
+    failed = next((r for r in results if "skipped" in r), None)
+    if failed is not None:
+        return failed
+    out: Raw = {key: statistics.median(float(r[key]) for r in results) for key in keys}
+    out["runs"] = results
+    return out
 
 
 # --- the benchmarks ----------------------------------------------------------------------------
 
 
-def measure(quick: bool) -> dict[str, Raw | None]:
-    """Run every worker; MLflow ones are None when MLflow is not installed."""
-    imports = 3 if quick else 10
+OFFLINE_KEYS = ("loop", "median_call", "p99_call", "to_finish", "init_to_finish")
+
+
+def measure(quick: bool) -> dict[str, Raw]:
+    """Run every worker; MLflow entries are ``{"skipped": ...}`` when MLflow is not installed."""
+    imports, repeats = (3, 1) if quick else (10, 3)
     has_mlflow = importlib.util.find_spec("mlflow") is not None
-    raw: dict[str, Raw | None] = {
-        "import_nbops": median_of(imports, "import_time", "nbops", "import"),
-        "import_wandb": median_of(imports, "import_time", "wandb", "import"),
-        "import_mlflow": median_of(imports, "import_time", "mlflow", "import")
-        if has_mlflow
-        else None,
-        "load_ext": _load_ext(3 if quick else 5),
+    raw: dict[str, Raw] = {
+        "import_nbops": median_of(imports, "import_time", "nbops", ("import",)),
+        "import_wandb": median_of(imports, "import_time", "wandb", ("import",)),
+        "load_ext": median_of(3 if quick else 5, "load_ext", "", ("load_ext", "first_track")),
         "nbops_local": work("nbops_local"),
-        "nbops_offline": work("nbops_offline"),
-        "wandb_offline": work("wandb_offline"),
+        "nbops_offline": median_of(repeats, "nbops_offline", "", OFFLINE_KEYS),
+        "wandb_offline": median_of(repeats, "wandb_offline", "", OFFLINE_KEYS),
         "cells": work("ipython_cells", "500,3" if quick else "2000,5"),
     }
+    skipped = {"skipped": SKIP_MLFLOW}
+    raw["import_mlflow"] = (
+        median_of(imports, "import_time", "mlflow", ("import",)) if has_mlflow else skipped
+    )
     for kind in ("file", "sqlite"):
         for api in ("log_metric", "log_batch"):
-            raw[f"mlflow_{api}_{kind}"] = work(f"mlflow_{api}", kind) if has_mlflow else None
+            raw[f"mlflow_{api}_{kind}"] = work(f"mlflow_{api}", kind) if has_mlflow else skipped
     return raw
 
 
-def _load_ext(runs: int) -> Raw:
-    results = [work("load_ext") for _ in range(runs)]
-    return {
-        "load_ext": statistics.median(r["load_ext"] for r in results),
-        "first_track": statistics.median(r["first_track"] for r in results),
-        "heavy_after_load_ext": results[0]["heavy_after_load_ext"],
-        "all": [r["load_ext"] for r in results],
-    }
+def _get(raw: dict[str, Raw], name: str, key: str) -> float | None:
+    entry = raw.get(name) or {"skipped": "not measured"}
+    return None if "skipped" in entry else float(entry[key])
 
 
-def _get(raw: dict[str, Raw | None], name: str, key: str) -> float | None:
-    entry = raw.get(name)
-    return None if entry is None else float(entry[key])
+LOCAL, MIRROR, WANDB = "1 nbops, local store", "2 nbops + W&B offline", "3 wandb offline"
+MLF_FILE, MLF_SQL = "4 MLflow file store", "4 MLflow sqlite store"
+CELLS, STARTUP = "5 IPython cell hooks", "6 startup"
+
+# (benchmark, figure, "raw entry.key", unit, target in seconds)
+TABLE: list[tuple[str, str, str, str, float | None]] = [
+    (LOCAL, "caller loop 10k x 3", "nbops_local.loop", "ms", None),
+    (LOCAL, "median per log call", "nbops_local.median_call", "us", 5e-6),
+    (LOCAL, "p99 per log call", "nbops_local.p99_call", "us", None),
+    (LOCAL, "flush() after loop", "nbops_local.flush", "ms", None),
+    (LOCAL, "durable in (loop+flush)", "nbops_local.durable", "s", 0.1),
+    (LOCAL, "first nbops.init", "nbops_local.first_init", "ms", None),
+    (MIRROR, "caller loop 10k x 3", "nbops_offline.loop", "ms", None),
+    (MIRROR, "median per log call", "nbops_offline.median_call", "us", None),
+    (MIRROR, "loop start to finish()", "nbops_offline.to_finish", "s", None),
+    (MIRROR, "init to finish()", "nbops_offline.init_to_finish", "s", None),
+    (WANDB, "run.log loop 10k", "wandb_offline.loop", "s", None),
+    (WANDB, "median per run.log", "wandb_offline.median_call", "us", None),
+    (WANDB, "loop start to finish()", "wandb_offline.to_finish", "s", None),
+    (WANDB, "init to finish()", "wandb_offline.init_to_finish", "s", None),
+    (MLF_FILE, "log_metric x3, 10k steps", "mlflow_log_metric_file.loop", "s", None),
+    (MLF_FILE, "log_batch 30 x 1,000", "mlflow_log_batch_file.loop", "s", None),
+    (MLF_SQL, "log_metric x3, 10k steps", "mlflow_log_metric_sqlite.loop", "s", None),
+    (MLF_SQL, "log_batch 30 x 1,000", "mlflow_log_batch_sqlite.loop", "s", None),
+    (CELLS, "bare cell x = 1", "cells.bare_cell", "us", None),
+    (CELLS, "extra per cell, tracked", "cells.per_cell", "ms", 5e-4),
+    (CELLS, "pre+post hook calls", "cells.hooks_median", "us", None),
+    (STARTUP, "import nbops", "import_nbops.import", "ms", 0.05),
+    (STARTUP, "%load_ext nbops", "load_ext.load_ext", "ms", None),
+    (STARTUP, "first %nbops track", "load_ext.first_track", "ms", None),
+    (STARTUP, "import wandb", "import_wandb.import", "ms", None),
+    (STARTUP, "import mlflow", "import_mlflow.import", "ms", None),
+]
 
 
-def rows(raw: dict[str, Raw | None]) -> list[Row]:
+def rows(raw: dict[str, Raw]) -> list[Row]:
     """The table, in the order of the brief."""
-    g = raw.get
-    local, offline, cells = g("nbops_local") or {}, g("nbops_offline") or {}, g("cells") or {}
-    out = [
-        Row("1 nbops log, local store", "caller loop 10k x 3", local.get("loop")),
-        Row("1 nbops log, local store", "median per log call", local.get("median_call"), "us", 5e-6),
-        Row("1 nbops log, local store", "p99 per log call", local.get("p99_call"), "us"),
-        Row("1 nbops log, local store", "flush after loop", local.get("flush"), "ms"),
-        Row("1 nbops log, local store", "durable in (loop+flush)", local.get("durable"), "s", 0.1),
-        Row("1 nbops log, local store", "first nbops.init", local.get("first_init"), "ms"),
-        Row("2 nbops + W&B offline mirror", "caller loop 10k x 3", offline.get("loop")),
-        Row("2 nbops + W&B offline mirror", "median per log call", offline.get("median_call"), "us"),
-        Row("2 nbops + W&B offline mirror", "loop start to finish()", offline.get("to_finish")),
-        Row("2 nbops + W&B offline mirror", "init to finish()", offline.get("init_to_finish")),
-    ]
-    wb = g("wandb_offline") or {}
-    out += [
-        Row("3 wandb offline direct", "run.log loop 10k", wb.get("loop")),
-        Row("3 wandb offline direct", "median per run.log", wb.get("median_call"), "us"),
-        Row("3 wandb offline direct", "loop start to finish()", wb.get("to_finish")),
-        Row("3 wandb offline direct", "init to finish()", wb.get("init_to_finish")),
-    ]
-    out += _mlflow_rows(raw)
-    out += [
-        Row("5 IPython cell hooks", "bare cell", cells.get("bare_cell"), "ms"),
-        Row("5 IPython cell hooks", "extra per cell, tracked", cells.get("per_cell"), "ms", 5e-4),
-        Row("5 IPython cell hooks", "pre+post hook calls", cells.get("hooks_median"), "us"),
-        Row("6 startup", "import nbops", _get(raw, "import_nbops", "import"), "ms", 0.05),
-        Row("6 startup", "%load_ext nbops", _get(raw, "load_ext", "load_ext"), "ms"),
-        Row("6 startup", "first %nbops track", _get(raw, "load_ext", "first_track"), "ms"),
-        Row("6 startup", "import wandb", _get(raw, "import_wandb", "import"), "ms"),
-        _skippable(raw, "import_mlflow", "import", Row("6 startup", "import mlflow", None, "ms")),
-    ]
-    return out
-
-
-def _skippable(raw: dict[str, Raw | None], name: str, key: str, row: Row) -> Row:
-    value = _get(raw, name, key)
-    note = SKIP_MLFLOW if raw.get(name) is None else row.note
-    return Row(row.bench, row.figure, value, row.unit, row.target, note)
-
-
-def _mlflow_rows(raw: dict[str, Raw | None]) -> list[Row]:
     out = []
-    for kind in ("file", "sqlite"):
-        metric = raw.get(f"mlflow_log_metric_{kind}")
-        note = ""
-        if metric and metric["extrapolated"]:
-            note = f"{metric['steps']:,} steps measured ({metric['measured']:.1f} s), extrapolated"
-        out.append(
-            _skippable(
-                raw,
-                f"mlflow_log_metric_{kind}",
-                "loop",
-                Row(f"4 MLflow {kind} store", "log_metric x3, 10k steps", None, note=note),
-            )
-        )
-        out.append(
-            _skippable(
-                raw,
-                f"mlflow_log_batch_{kind}",
-                "loop",
-                Row(f"4 MLflow {kind} store", "log_batch 30 x 1,000", None),
-            )
-        )
+    for bench, figure, where, unit, target in TABLE:
+        name, key = where.split(".")
+        entry = raw.get(name) or {}
+        note = str(entry.get("skipped") or entry.get("notes", {}).get(key, ""))
+        out.append(Row(bench, figure, _get(raw, name, key), unit, target, note))
     return out
 
 
 # --- ratios ------------------------------------------------------------------------------------
 
-COMPARISONS: list[tuple[str, str, str, str, str, str]] = [
-    # (nbops label, raw, key, peer label, raw, key)
-    ("nbops local-only log loop", "nbops_local", "loop", "wandb offline run.log loop", "wandb_offline", "loop"),
-    ("nbops local-only log call", "nbops_local", "median_call", "wandb offline run.log call", "wandb_offline", "median_call"),
-    ("nbops local-only durable", "nbops_local", "durable", "wandb offline loop+finish", "wandb_offline", "to_finish"),
-    ("nbops + W&B mirror caller loop", "nbops_offline", "loop", "wandb offline run.log loop", "wandb_offline", "loop"),
-    ("nbops + W&B mirror loop+finish", "nbops_offline", "to_finish", "wandb offline loop+finish", "wandb_offline", "to_finish"),
-    ("nbops local-only durable", "nbops_local", "durable", "MLflow file log_metric", "mlflow_log_metric_file", "loop"),
-    ("nbops local-only durable", "nbops_local", "durable", "MLflow sqlite log_metric", "mlflow_log_metric_sqlite", "loop"),
-    ("nbops local-only durable", "nbops_local", "durable", "MLflow file log_batch", "mlflow_log_batch_file", "loop"),
-    ("nbops local-only durable", "nbops_local", "durable", "MLflow sqlite log_batch", "mlflow_log_batch_sqlite", "loop"),
-    ("import nbops", "import_nbops", "import", "import wandb", "import_wandb", "import"),
-    ("import nbops", "import_nbops", "import", "import mlflow", "import_mlflow", "import"),
-]  # fmt: skip
+LABELS = {
+    "nbops_local.loop": "nbops local-only log loop",
+    "nbops_local.median_call": "nbops local-only log call",
+    "nbops_local.durable": "nbops local-only durable",
+    "nbops_offline.loop": "nbops + W&B mirror caller loop",
+    "nbops_offline.to_finish": "nbops + W&B mirror loop+finish",
+    "wandb_offline.loop": "wandb offline run.log loop",
+    "wandb_offline.median_call": "wandb offline run.log call",
+    "wandb_offline.to_finish": "wandb offline loop+finish",
+    "mlflow_log_metric_file.loop": "MLflow file log_metric",
+    "mlflow_log_metric_sqlite.loop": "MLflow sqlite log_metric",
+    "mlflow_log_batch_file.loop": "MLflow file log_batch",
+    "mlflow_log_batch_sqlite.loop": "MLflow sqlite log_batch",
+    "import_nbops.import": "import nbops",
+    "import_wandb.import": "import wandb",
+    "import_mlflow.import": "import mlflow",
+}
+
+# (nbops figure, peer figure); ratio = peer / nbops
+COMPARISONS = [
+    ("nbops_local.loop", "wandb_offline.loop"),
+    ("nbops_local.median_call", "wandb_offline.median_call"),
+    ("nbops_local.durable", "wandb_offline.to_finish"),
+    ("nbops_offline.loop", "wandb_offline.loop"),
+    ("nbops_offline.to_finish", "wandb_offline.to_finish"),
+    ("nbops_local.durable", "mlflow_log_metric_file.loop"),
+    ("nbops_local.durable", "mlflow_log_metric_sqlite.loop"),
+    ("nbops_local.durable", "mlflow_log_batch_file.loop"),
+    ("nbops_local.durable", "mlflow_log_batch_sqlite.loop"),
+    ("import_nbops.import", "import_wandb.import"),
+    ("import_nbops.import", "import_mlflow.import"),
+]
 
 
-def ratios(raw: dict[str, Raw | None]) -> list[dict[str, Any]]:
+def ratios(raw: dict[str, Raw]) -> list[dict[str, Any]]:
     """``peer / nbops`` for each comparison, with a sentence saying which is faster."""
-    out = []
-    for ours, ours_raw, ours_key, peer, peer_raw, peer_key in COMPARISONS:
+    out: list[dict[str, Any]] = []
+    for ours_at, peer_at in COMPARISONS:
+        ours, peer = LABELS[ours_at], LABELS[peer_at]
+        (ours_raw, ours_key), (peer_raw, peer_key) = ours_at.split("."), peer_at.split(".")
         a, b = _get(raw, ours_raw, ours_key), _get(raw, peer_raw, peer_key)
         if a is None or b is None or a <= 0:
-            text = f"{ours} vs {peer}: {SKIP_MLFLOW if b is None else 'n/a'}"
+            why = (raw.get(peer_raw if b is None else ours_raw) or {}).get("skipped", "n/a")
+            text = f"{ours} vs {peer}: {why}"
             out.append({"nbops": ours, "peer": peer, "ratio": None, "text": text})
             continue
         r = b / a
         faster = f"{r:.1f}x faster" if r >= 1 else f"{1 / r:.1f}x slower"
-        out.append({"nbops": ours, "peer": peer, "ratio": r, "text": f"{ours} is {faster} than {peer}"})
+        out.append(
+            {"nbops": ours, "peer": peer, "ratio": r, "text": f"{ours} is {faster} than {peer}"}
+        )
     return out
 
 

@@ -187,16 +187,8 @@ class SQLiteStore(RunStore):
             if points:
                 con.executemany(
                     "INSERT INTO metrics (run_id, key, step, value, ts) VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (
-                            run_id,
-                            p.key,
-                            p.step,
-                            None if math.isnan(p.value) else p.value,
-                            p.timestamp,
-                        )
-                        for p in points
-                    ],
+                    # SQLite stores NaN as NULL by itself; reads turn NULL back into NaN
+                    [(run_id, *point) for point in points],
                 )
             if summary:
                 self._merge(con, "summary", run_id, summary)
