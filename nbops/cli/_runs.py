@@ -1,37 +1,13 @@
-"""The ``nbops`` command line: a thin shell over the public Python API."""
+"""``nbops runs``: list, show and compare tracked runs."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-from nbops._version import __version__
+from nbops.cli._output import NbopsUsageError, fmt, table, when
 from nbops.errors import NbopsError
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
-    return "" if value is None else str(value)
-
-
-def _when(ts: float | None) -> str:
-    return "" if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
-    lines = [
-        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()
-        for row in [header, *rows]
-    ]
-    return "\n".join(lines)
 
 
 def _store() -> Any:
@@ -113,12 +89,12 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
             r.name,
             r.project,
             r.status,
-            _when(r.start_time),
-            " ".join(f"{k}={_fmt(v)}" for k, v in sorted(last[r.id].items())[:4]),
+            when(r.start_time),
+            " ".join(f"{k}={fmt(v)}" for k, v in sorted(last[r.id].items())[:4]),
         ]
         for r in records
     ]
-    print(_table(["ID", "NAME", "PROJECT", "STATUS", "STARTED", "METRICS (last)"], rows))
+    print(table(["ID", "NAME", "PROJECT", "STATUS", "STARTED", "METRICS (last)"], rows))
     return 0
 
 
@@ -129,12 +105,12 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=2, default=str))
         return 0
     print(f"Run {doc['id']} ({doc['name']})  project {doc['project']}  {doc['status']}")
-    print(f"  started {_when(doc['start_time'])}  ended {_when(doc['end_time']) or '-'}")
+    print(f"  started {when(doc['start_time'])}  ended {when(doc['end_time']) or '-'}")
     for title in ("params", "metrics", "summary"):
         if doc[title]:
             print(f"  {title}:")
             for key, value in sorted(doc[title].items()):
-                print(f"    {key} = {_fmt(value)}")
+                print(f"    {key} = {fmt(value)}")
     for artifact in doc["artifacts"]:
         print(
             f"  artifact {artifact['name']} ({artifact['type']}, {artifact['size']} bytes, "
@@ -165,108 +141,49 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
 
 
 def cmd_runs_compare(args: argparse.Namespace) -> int:
+    if len(args.run_ids) < 2:
+        raise NbopsUsageError("runs compare needs at least two run ids")
     store = _store()
     docs = [_run_document(store, _resolve(store, rid)) for rid in args.run_ids]
-    table: list[dict[str, Any]] = []
+    compared: list[dict[str, Any]] = []
     for section in ("params", "metrics"):
         keys = sorted({k for d in docs for k in d[section]})
         for key in keys:
             values = [d[section].get(key) for d in docs]
             differs = len({json.dumps(v, sort_keys=True, default=str) for v in values}) > 1
-            table.append({"section": section, "key": key, "values": values, "differs": differs})
+            compared.append({"section": section, "key": key, "values": values, "differs": differs})
     if args.json:
-        print(json.dumps({"runs": [d["id"] for d in docs], "rows": table}, indent=2, default=str))
+        print(
+            json.dumps({"runs": [d["id"] for d in docs], "rows": compared}, indent=2, default=str)
+        )
         return 0
     header = ["", "KEY", *[d["id"] for d in docs]]
     rows = [
         [
             "*" if row["differs"] else "",
             f"{row['section']}.{row['key']}",
-            *[_fmt(v) if v is not None else "-" for v in row["values"]],
+            *[fmt(v) if v is not None else "-" for v in row["values"]],
         ]
-        for row in table
+        for row in compared
     ]
-    print(_table(header, rows))
+    print(table(header, rows))
     print("(* marks values that differ)")
     return 0
 
 
-def cmd_sync(args: argparse.Namespace) -> int:
-    import os
-
-    from nbops.config import find_project_root
-    from nbops.mirror import sync
-
-    directory = args.dir or os.environ.get("WANDB_DIR") or find_project_root()
-    report = sync(directory)
-    print(report)
-    return 0
-
-
-def cmd_install_extension(args: argparse.Namespace) -> int:
-    from nbops.notebook._install import install_extension, uninstall_extension
-
-    if args.uninstall:
-        path = uninstall_extension(args.profile)
-        print(f"nbops is no longer loaded automatically ({path})")
-    else:
-        path = install_extension(args.profile)
-        print(
-            f"IPython will load nbops automatically ({path}); undo with "
-            "`nbops install-extension --uninstall`"
-        )
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nbops", description="Jupyter-first experiment toolkit.")
-    parser.add_argument("--version", action="version", version=f"nbops {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``nbops runs`` and its actions."""
     runs = sub.add_parser("runs", help="list, show and compare tracked runs")
-    runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
-    p = runs_sub.add_parser("list", help="one line per run")
+    actions = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
+    p = actions.add_parser("list", help="one line per run")
     p.add_argument("--project", help="only this project")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_runs_list)
-    p = runs_sub.add_parser("show", help="one run in full")
+    p = actions.add_parser("show", help="one run in full")
     p.add_argument("run_id", metavar="ID", help="run id, unique prefix, or 'latest'")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_runs_show)
-    p = runs_sub.add_parser("compare", help="params and metrics side by side")
+    p = actions.add_parser("compare", help="params and metrics side by side")
     p.add_argument("run_ids", nargs="+", metavar="ID", help="two or more run ids")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_runs_compare)
-
-    p = sub.add_parser("sync", help="upload offline W&B runs")
-    p.add_argument("--dir", help="folder holding wandb/ (default: WANDB_DIR or the project root)")
-    p.set_defaults(func=cmd_sync)
-
-    p = sub.add_parser("install-extension", help="make IPython load nbops automatically")
-    p.add_argument("--uninstall", action="store_true", help="stop loading it automatically")
-    p.add_argument("--profile", default="default", help="IPython profile (default: default)")
-    p.set_defaults(func=cmd_install_extension)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit code (``Error: ...`` on stderr and 1 on failure)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    if getattr(args, "run_ids", None) is not None and len(args.run_ids) < 2:
-        parser.error("runs compare needs at least two run ids")
-    try:
-        return int(args.func(args))
-    except NbopsError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("Interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
