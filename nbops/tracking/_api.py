@@ -36,6 +36,7 @@ def init(
     store: RunStore | str | os.PathLike[str] | None = None,
     capture: bool = True,
     shell: Any = None,
+    notebook: str | os.PathLike[str] | None = None,
 ) -> Run:
     """Start a run and make it the active one (a previous active run is finished first).
 
@@ -51,6 +52,7 @@ def init(
         store: The store, or its directory; default ``$NBOPS_HOME`` or ``<root>/.nbops``.
         capture: Record git, environment, packages and the notebook in the background.
         shell: The IPython shell, when called from one (found automatically otherwise).
+        notebook: The notebook this run executes, when known (pipelines and sweeps pass it).
     """
     from nbops.mirror import WandbMirror, resolve_mode
 
@@ -93,7 +95,8 @@ def init(
     run = Run(record, target, config=config, mirror=mirror)
     activate(run)
     if capture:
-        run.run_in_background(lambda: capture_start(run, shell), "nbops-capture")
+        where = None if notebook is None else os.fspath(notebook)
+        run.run_in_background(lambda: capture_start(run, shell, where), "nbops-capture")
         run.add_finish_hook(capture_finish)
     return run
 

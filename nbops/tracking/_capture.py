@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ def current_shell() -> Any:
     return get() if callable(get) else None
 
 
-def capture_start(run: Run, shell: Any = None) -> None:
+def capture_start(run: Run, shell: Any = None, notebook: str | None = None) -> None:
     """Record git state, environment, packages and the notebook (path, snapshot, papermill)."""
     from nbops.capture import (
         environment,
@@ -31,14 +32,28 @@ def capture_start(run: Run, shell: Any = None) -> None:
     run.set_metadata("git", git_state(find_project_root()))
     run.set_metadata("environment", environment())
     run.set_metadata("packages", installed_packages())
+    if notebook is not None:
+        path = os.path.abspath(notebook)
+        run.set_metadata(
+            "notebook",
+            {
+                "path": path,
+                "source": "executor",
+                "detail": "given by the process that executes it",
+                "snapshot": snapshot_notebook(path),
+            },
+        )
+        return
     location = find_notebook(shell if shell is not None else current_shell())
-    notebook: dict[str, Any] = {
-        "path": location.path,
-        "source": location.source,
-        "detail": location.detail,
-        "snapshot": snapshot_notebook(location.path) if location.path else None,
-    }
-    run.set_metadata("notebook", notebook)
+    run.set_metadata(
+        "notebook",
+        {
+            "path": location.path,
+            "source": location.source,
+            "detail": location.detail,
+            "snapshot": snapshot_notebook(location.path) if location.path else None,
+        },
+    )
     if location.papermill:
         run.set_metadata("papermill", location.papermill)
         parameters = location.papermill.get("parameters") or {}

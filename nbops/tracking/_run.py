@@ -115,6 +115,7 @@ class Run:
         *,
         config: Mapping[str, Any] | None = None,
         mirror: WandbMirror | None = None,
+        owner: bool = True,
     ) -> None:
         self._record = record
         self._store = store
@@ -130,7 +131,9 @@ class Run:
         self._last_beat = 0.0
         self._status = "running"
         self.summary = Summary()
-        store.create_run(record)
+        self._owner = owner
+        if owner:
+            store.create_run(record)
         if config:
             self.log_params(config)
         flusher().register(self)
@@ -311,6 +314,45 @@ class Run:
             if summary is not None:
                 self._mirror.update_summary(summary)
 
+    @classmethod
+    def attach(cls, run_id: str, store: RunStore) -> Run:
+        """Write into a run another process owns (a pipeline stage, a sweep trial).
+
+        The attached run logs like any other, but ``finish`` only flushes: the owner sets the
+        final status and mirrors the run to W&B.
+        """
+        return cls(store.get_run(run_id), store, owner=False)
+
+    @property
+    def owner(self) -> bool:
+        """False for a run attached from another process (see :meth:`attach`)."""
+        return self._owner
+
+    def sync_from_store(self) -> None:
+        """Adopt what other processes wrote into this run (metrics, summary, parameters).
+
+        The owner of a run that a kernel logged into calls this before ``finish`` so the summary
+        and the W&B mirror hold the kernel's values too.
+        """
+        self.flush()
+        params = self._store.get_params(self.id)
+        points = self._store.get_metrics(self.id)
+        stored_summary = self._store.get_summary(self.id)
+        with self._lock:
+            for point in points:
+                self.summary._auto[point.key] = point.value
+                self._next_step = max(self._next_step, point.step + 1)
+            for key, value in stored_summary.items():
+                if key not in self.summary._auto:
+                    self.summary._pinned.setdefault(key, value)
+        if self._mirror is not None:
+            self._mirror.update_config(params)
+            rows: dict[int, tuple[int, float, dict[str, float]]] = {}
+            for point in points:
+                row = rows.setdefault(point.step, (point.step, point.timestamp, {}))
+                row[2][point.key] = point.value
+            self._mirror.log([rows[step] for step in sorted(rows)])
+
     def finish(self, status: str = "finished") -> None:
         """Flush everything, set the final status and close the W&B mirror. Idempotent."""
         if status not in ("finished", "failed", "killed"):
@@ -318,6 +360,12 @@ class Run:
                 f"finish status must be finished, failed or killed, not {status!r}"
             )
         if self._status != "running":
+            return
+        if not self._owner:
+            self._status = status
+            flusher().unregister(self)
+            self.flush()
+            _forget(self)
             return
         for thread in self._background:
             thread.join(timeout=30)
@@ -389,16 +437,32 @@ _live: list[Run] = []
 _atexit_registered = False
 
 
+#: Set by a process that owns a run for the kernel it starts (pipelines, notebook sweeps).
+RUN_ID_ENV = "NBOPS_RUN_ID"
+_attached_env_run = False
+
+
 def active_run() -> Run | None:
-    """Return the active run, or None."""
+    """Return the active run, or None.
+
+    In a kernel started by a pipeline or a sweep (``NBOPS_RUN_ID`` set), the first call attaches
+    to that run, so a notebook is tracked without any magic in it.
+    """
+    global _attached_env_run
+    if _active is None and not _attached_env_run and os.environ.get(RUN_ID_ENV):
+        _attached_env_run = True
+        from nbops.store import open_store
+
+        activate(Run.attach(os.environ[RUN_ID_ENV], open_store()))
     return _active
 
 
 def require_active(action: str) -> Run:
     """Return the active run or raise :class:`NoActiveRunError` naming ``action``."""
-    if _active is None:
+    run = active_run()
+    if run is None:
         raise NoActiveRunError(action)
-    return _active
+    return run
 
 
 def activate(run: Run) -> None:
