@@ -12,6 +12,14 @@ from nbops._version import __version__
 from nbops.errors import NbopsError
 
 if TYPE_CHECKING:
+    from nbops.cards import ModelCard as ModelCard
+    from nbops.cards import card as card
+    from nbops.data import log_dataset as log_dataset
+    from nbops.monitor import DriftReport as DriftReport
+    from nbops.monitor import drift as drift
+    from nbops.monitor import model_drift as model_drift
+    from nbops.registry import load_model as load_model
+    from nbops.registry import log_model as log_model
     from nbops.tracking import (
         Run as Run,
     )
@@ -44,6 +52,14 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
+    "ModelCard": "nbops.cards",
+    "card": "nbops.cards",
+    "load_model": "nbops.registry",
+    "log_dataset": "nbops.data",
+    "log_model": "nbops.registry",
+    "DriftReport": "nbops.monitor",
+    "drift": "nbops.monitor",
+    "model_drift": "nbops.monitor",
     "Run": "nbops.tracking",
     "StoredRun": "nbops.tracking",
     "active_run": "nbops.tracking",

@@ -64,3 +64,30 @@ class ArtifactError(NbopsError):
 
 class MirrorError(NbopsError):
     """The Weights & Biases mirror cannot read or upload runs."""
+
+
+class NotFoundError(NbopsError, LookupError):
+    """A dataset, model, version or alias asked for does not exist."""
+
+
+class ModelIntegrityError(NbopsError):
+    """A stored model file no longer has the hash recorded when it was registered."""
+
+    def __init__(self, ref: str, path: str, expected: str, actual: str) -> None:
+        self.ref = ref
+        self.path = path
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"refusing to load model {ref}: its file {path} has sha256 {actual[:16]}..., but "
+            f"{expected[:16]}... was recorded at registration; the file was modified or "
+            "corrupted. Register the model again from its source run"
+        )
+
+
+class UnsafeModelError(NbopsError):
+    """Loading or saving a model would run code nbops cannot vouch for (pickle, unknown types)."""
+
+
+class DataIntegrityError(NbopsError):
+    """A stored dataset blob no longer has the hash recorded when it was logged."""

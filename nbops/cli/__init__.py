@@ -18,7 +18,11 @@ from nbops.errors import NbopsError
 #: Modules under ``nbops.cli`` that each add one or more commands, in help order.
 COMMAND_GROUPS = [
     "_runs",
+    "_data",
+    "_models",
+    "_card",
     "_extension",
+    "_drift",
 ]
 
 

@@ -14,7 +14,8 @@ from nbops.store._base import (
     RunRecord,
     RunStore,
 )
-from nbops.store._objects import ObjectStore
+from nbops.store._index import SQLiteIndex
+from nbops.store._objects import ObjectStore, hash_file
 from nbops.store._sqlite import SQLiteStore
 
 __all__ = [
@@ -25,7 +26,9 @@ __all__ = [
     "ObjectStore",
     "RunRecord",
     "RunStore",
+    "SQLiteIndex",
     "SQLiteStore",
+    "hash_file",
     "open_store",
 ]
 

@@ -21,6 +21,17 @@ def _safe_relpath(rel: str) -> PurePosixPath:
     return path
 
 
+def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
+    """Return ``(sha256 hex digest, size)`` of a file, read in chunks."""
+    sha = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            sha.update(chunk)
+            size += len(chunk)
+    return sha.hexdigest(), size
+
+
 class ObjectStore:
     """Blobs under ``<root>/<aa>/<rest of sha256>``; directories as a JSON manifest blob."""
 

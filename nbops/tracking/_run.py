@@ -266,6 +266,11 @@ class Run:
         self._background.append(thread)
         thread.start()
 
+    def wait_background(self, timeout: float = 30.0) -> None:
+        """Wait (at most ``timeout`` s each) for background tasks such as the start capture."""
+        for thread in self._background:
+            thread.join(timeout=timeout)
+
     @staticmethod
     def _guarded(target: Callable[[], None], name: str) -> Callable[[], None]:
         def call() -> None:
@@ -367,8 +372,7 @@ class Run:
             self.flush()
             _forget(self)
             return
-        for thread in self._background:
-            thread.join(timeout=30)
+        self.wait_background()
         for hook in self._finish_hooks:
             try:
                 hook(self)

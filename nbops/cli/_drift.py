@@ -1,0 +1,141 @@
+"""``nbops drift``: compare two CSV or Parquet files column by column.
+
+Exit codes: 0 compared (drift or not), 1 an error (unreadable file, bad data), 2 a usage error,
+3 drift detected with ``--fail-on-drift``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from nbops.cli._output import NbopsUsageError, table
+
+#: Exit code of ``nbops drift --fail-on-drift`` when the dataset drifted.
+EXIT_DRIFT = 3
+
+_READERS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def read_table(path: str) -> Any:
+    """Read a CSV, TSV (optionally compressed) or Parquet file into a DataFrame."""
+    import pandas as pd
+
+    file = Path(path)
+    if not file.is_file():
+        raise NbopsUsageError(f"no such file: {path}")
+    suffixes = [s.lower() for s in file.suffixes]
+    if suffixes and suffixes[-1] in (".gz", ".bz2", ".xz", ".zst", ".zip"):
+        suffixes = suffixes[:-1]
+    kind = _READERS.get(suffixes[-1] if suffixes else "")
+    if kind is None:
+        raise NbopsUsageError(
+            f"cannot tell the format of {path}: use a .csv, .tsv or .parquet file"
+        )
+    try:
+        if kind == "parquet":
+            return pd.read_parquet(file)
+        return pd.read_csv(file, sep="\t" if kind == "tsv" else ",", low_memory=False)
+    except ImportError as exc:
+        raise NbopsUsageError(
+            f"reading {path} needs pyarrow: pip install 'nbops[monitor]' ({exc})"
+        ) from exc
+    except (ValueError, OSError) as exc:  # pandas parser errors are ValueErrors
+        raise NbopsUsageError(f"cannot read {path}: {exc}") from exc
+
+
+def _thresholds(pairs: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[key.strip()] = int(value) if key.strip() == "bins" else float(value)
+        except ValueError:
+            raise NbopsUsageError(
+                f"--threshold expects NAME=NUMBER (e.g. alpha=0.01), got {pair!r}"
+            ) from None
+    return out
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    from nbops.monitor import drift
+
+    columns = None
+    if args.columns is not None:
+        columns = [c.strip() for c in args.columns.split(",") if c.strip()]
+        if not columns:
+            raise NbopsUsageError("--columns is empty; give names separated by commas")
+    reference = read_table(args.reference)
+    current = read_table(args.current)
+    report = drift(reference, current, columns=columns, thresholds=_thresholds(args.threshold))
+    if args.html:
+        report.save_html(args.html, title=f"Data drift: {Path(args.current).name}")
+    if args.json:
+        print(report.to_json())
+    else:
+        _print_summary(report)
+        if args.html:
+            print(f"HTML report written to {args.html}")
+    if args.fail_on_drift and report.drifted:
+        print("Drift detected (--fail-on-drift): exit code 3", file=sys.stderr)
+        return EXIT_DRIFT
+    return 0
+
+
+def _print_summary(report: Any) -> None:
+    rows = []
+    for col in report.columns.values():
+        effect = f"W/std={col.wasserstein:.3f}" if col.kind == "numeric" else f"TVD={col.tvd:.3f}"
+        rows.append(
+            [
+                col.name,
+                col.kind,
+                ("DRIFT: " + ", ".join(col.reasons)) if col.drifted else "no",
+                f"{col.test} p={col.p_value:.2g}"
+                if col.p_value >= 1e-300
+                else f"{col.test} p<1e-300",
+                f"PSI={col.psi:.3f}",
+                effect,
+                f"missing {col.missing_reference:.1%}->{col.missing_current:.1%}",
+            ]
+        )
+    print(table(["COLUMN", "TYPE", "DRIFT", "TEST", "PSI", "EFFECT", "MISSING"], rows))
+    verdict = "DRIFT" if report.drifted else "no drift"
+    print(
+        f"\n{verdict}: {len(report.drifted_columns)}/{len(report.columns)} columns drifted "
+        f"(share {report.share:.2f}, dataset threshold {report.thresholds.share:.2f}); "
+        f"{report.n_reference:,} reference rows, {report.n_current:,} current rows, "
+        f"{report.seconds:.2f} s"
+    )
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``nbops drift``."""
+    p = sub.add_parser(
+        "drift",
+        help="compare two CSV/Parquet files for data drift",
+        description="Compare CURRENT with REFERENCE column by column (KS, chi-square, PSI, "
+        "Wasserstein, missing rates). Exit codes: 0 compared, 1 error, 2 usage error, "
+        "3 drift detected with --fail-on-drift.",
+    )
+    p.add_argument("reference", metavar="REFERENCE", help="baseline .csv/.tsv/.parquet file")
+    p.add_argument("current", metavar="CURRENT", help=".csv/.tsv/.parquet file to check")
+    p.add_argument("--html", metavar="PATH", help="write an HTML report with distribution plots")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--fail-on-drift", action="store_true", help="exit with code 3 when the dataset drifted"
+    )
+    p.add_argument("--columns", metavar="A,B", help="compare only these columns")
+    p.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a threshold (alpha, psi, wasserstein, tvd, missing, new_category, "
+        "share, bins); repeatable",
+    )
+    p.set_defaults(func=cmd_drift)

@@ -1,0 +1,112 @@
+"""Content hashes, schemas and per-column statistics of tabular data."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+#: File suffixes profiled as tables (schema, rows, statistics), and the largest file profiled.
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+PROFILE_MAX_BYTES = 512 * 1024 * 1024
+
+
+def frame_hash(frame: pd.DataFrame) -> str:
+    """Return a sha256 of a DataFrame's contents: column names, dtypes, index and every value.
+
+    Two frames with equal values, columns, dtypes and index hash alike however they were made.
+    """
+    import pandas as pd
+
+    sha = hashlib.sha256()
+    header = {
+        "columns": [str(c) for c in frame.columns],
+        "dtypes": [str(t) for t in frame.dtypes],
+        "index": [str(n) for n in frame.index.names],
+        "rows": len(frame),
+    }
+    sha.update(json.dumps(header, sort_keys=True).encode())
+    try:
+        rows = pd.util.hash_pandas_object(frame, index=True)
+    except TypeError:  # unhashable cells (lists, dicts): hash their text instead
+        rows = pd.util.hash_pandas_object(frame.astype(str), index=True)
+    sha.update(rows.to_numpy().tobytes())
+    return sha.hexdigest()
+
+
+def _number(value: Any) -> float | int | None:
+    try:
+        number = value.item() if hasattr(value, "item") else value
+    except (TypeError, ValueError):
+        return None
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def column_stats(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per column: dtype, nulls, and min/max/mean/std (numbers), share true (booleans),
+    min/max (datetimes) or the number of distinct values (anything else)."""
+    import pandas as pd
+    from pandas.api import types
+
+    stats: dict[str, dict[str, Any]] = {}
+    for name in frame.columns:
+        col = frame[name]
+        entry: dict[str, Any] = {"dtype": str(col.dtype), "nulls": int(col.isna().sum())}
+        if types.is_bool_dtype(col.dtype):
+            entry["true_fraction"] = _number(col.mean()) if len(col) else None
+        elif types.is_numeric_dtype(col.dtype):
+            described = col.agg(["min", "max", "mean", "std"])
+            entry.update({k: _number(described[k]) for k in ("min", "max", "mean", "std")})
+        elif types.is_datetime64_any_dtype(col.dtype):
+            low, high = col.min(), col.max()
+            entry["min"] = None if pd.isna(low) else str(low)
+            entry["max"] = None if pd.isna(high) else str(high)
+        else:
+            try:
+                entry["unique"] = int(col.nunique())
+            except TypeError:
+                entry["unique"] = int(col.astype(str).nunique())
+        stats[str(name)] = entry
+    return stats
+
+
+def profile_frame(frame: pd.DataFrame) -> dict[str, Any]:
+    """Return ``{"schema": {column: dtype}, "rows": n, "stats": {...}}``."""
+    return {
+        "schema": {str(c): str(t) for c, t in frame.dtypes.items()},
+        "rows": len(frame),
+        "stats": column_stats(frame),
+    }
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV, TSV or Parquet file into a DataFrame."""
+    import pandas as pd
+
+    suffix = Path(path).suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+
+
+def profile_file(path: Path) -> dict[str, Any] | None:
+    """Profile a table file; None when it is not one nbops reads or it is too large."""
+    if path.suffix.lower() not in TABLE_SUFFIXES or path.stat().st_size > PROFILE_MAX_BYTES:
+        return None
+    try:
+        return profile_frame(read_table(path))
+    except Exception as exc:  # a file named .csv that is not one is still a valid dataset
+        logger.info(
+            "nbops could not read %s as a table (%s); recording it without a schema", path, exc
+        )
+        return None

@@ -1,0 +1,187 @@
+"""``nbops.log_model``, ``nbops.load_model`` and aliases."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbops.errors import ModelIntegrityError, NotFoundError
+from nbops.names import check_name
+from nbops.registry._catalog import (
+    AliasMove,
+    ModelCatalog,
+    ModelVersion,
+    check_alias,
+    parse_model_ref,
+)
+from nbops.registry._formats import class_path, deserialize, serialize, task_of
+from nbops.store import ObjectStore, RunStore, open_store
+
+if TYPE_CHECKING:
+    from nbops.tracking import Run
+
+#: Run metadata key listing the model versions a run registered.
+MODELS_KEY = "models"
+_metadata_lock = threading.Lock()
+
+StoreArg = RunStore | str | os.PathLike[str] | None
+
+
+@functools.lru_cache(maxsize=16)
+def _catalog(store_dir: Path) -> ModelCatalog:
+    return ModelCatalog(store_dir)
+
+
+def _store(store: StoreArg) -> RunStore:
+    return store if isinstance(store, RunStore) else open_store(store)
+
+
+def current_user() -> str:
+    """The user name recorded on registrations and alias moves."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+
+
+def run_lineage(store: RunStore, run_id: str) -> dict[str, Any]:
+    """What a run recorded that a model version's lineage keeps."""
+    record = store.get_run(run_id)
+    metadata = store.get_metadata(run_id)
+    git = metadata.get("git_finish") or metadata.get("git") or {}
+    notebook = metadata.get("notebook") or {}
+    metrics: dict[str, Any] = dict(store.last_metrics([run_id])[run_id])
+    for key, value in store.get_summary(run_id).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            metrics[key] = value
+    return {
+        "run": {"id": record.id, "name": record.name, "project": record.project},
+        "datasets": list(metadata.get("datasets") or []),
+        "params": store.get_params(run_id),
+        "metrics": metrics,
+        "git": {k: git.get(k) for k in ("commit", "branch", "dirty", "remote")} if git else None,
+        "notebook": notebook.get("path"),
+        "pipeline": metadata.get("pipeline"),
+    }
+
+
+def log_model(
+    model: Any,
+    name: str,
+    *,
+    run: Run | None = None,
+    allow_pickle: bool = False,
+) -> ModelVersion:
+    """Save ``model`` and register it as the next version of ``name``, with its lineage.
+
+    scikit-learn models are saved with skops (loading them runs no arbitrary code); any other
+    object needs ``allow_pickle=True`` and is saved with pickle, with a warning. The lineage
+    (run id, dataset versions, parameters, last metric values, git commit, notebook) comes from
+    ``run``, by default the active run; with no run the version has no lineage.
+    """
+    from nbops.tracking import active_run
+
+    check_name(name, "model name")
+    source = run if run is not None else active_run()
+    store = source.store if source is not None else open_store()
+    blob = serialize(model, allow_pickle=allow_pickle)
+    digest = ObjectStore(store.path / "objects").put_bytes(blob.data)
+    lineage: dict[str, Any] = {}
+    if source is not None:
+        source.wait_background()
+        source.flush()
+        lineage = run_lineage(store, source.id)
+    catalog = _catalog(store.path)
+    version = catalog.add(
+        {
+            "name": name,
+            "digest": digest,
+            "size": len(blob.data),
+            "format": blob.format,
+            "trusted_types": blob.trusted_types,
+            "model_class": class_path(model),
+            "task": task_of(model),
+            "run_id": source.id if source is not None else None,
+            "created_at": time.time(),
+            "created_by": current_user(),
+            "lineage": lineage,
+        }
+    )
+    if source is not None and not source.finished:
+        with _metadata_lock:
+            current = list(store.get_metadata(source.id).get(MODELS_KEY) or [])
+            source.set_metadata(MODELS_KEY, [*current, {"name": name, "version": version}])
+    return catalog.get(parse_model_ref(f"{name}:{version}"))
+
+
+def get_model(ref: str, *, store: StoreArg = None) -> ModelVersion:
+    """Return the registered version ``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS`` refers to."""
+    return _catalog(_store(store).path).get(parse_model_ref(ref))
+
+
+def model_path(version: ModelVersion, *, store: StoreArg = None) -> Path:
+    """Where a version's file lives in the store."""
+    return ObjectStore(_store(store).path / "objects").path_of(version.digest)
+
+
+def load_model(ref: str, *, allow_pickle: bool = False, store: StoreArg = None) -> Any:
+    """Load a registered model, after checking its file still has the recorded sha256.
+
+    Raises:
+        ModelIntegrityError: The stored file was modified since registration.
+        UnsafeModelError: The file needs types not recorded at save time, or it is a pickle
+            and ``allow_pickle`` is False.
+    """
+    target = _store(store)
+    version = get_model(ref, store=target)
+    path = model_path(version, store=target)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise NotFoundError(
+            f"the file of model {version.ref} is missing from the store ({path})"
+        ) from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != version.digest:
+        raise ModelIntegrityError(version.ref, str(path), version.digest, actual)
+    return deserialize(
+        data, version.format, version.trusted_types, ref=version.ref, allow_pickle=allow_pickle
+    )
+
+
+def list_models(*, store: StoreArg = None) -> list[tuple[ModelVersion, int]]:
+    """Each model's latest version and its number of versions, by name."""
+    return _catalog(_store(store).path).names()
+
+
+def model_versions(name: str, *, store: StoreArg = None) -> list[ModelVersion]:
+    """Every version of one model, oldest first."""
+    return _catalog(_store(store).path).versions(check_name(name, "model name"))
+
+
+def model_aliases(name: str, *, store: StoreArg = None) -> dict[str, int]:
+    """``{alias: version}`` of one model."""
+    return _catalog(_store(store).path).aliases(check_name(name, "model name"))
+
+
+def set_alias(
+    name: str, version: int, alias: str, *, reason: str | None = None, store: StoreArg = None
+) -> AliasMove:
+    """Point ``name@alias`` at ``version``, recording who moved it, when and why."""
+    check_name(name, "model name")
+    return _catalog(_store(store).path).move_alias(
+        name, check_alias(alias), int(version), current_user(), reason
+    )
+
+
+def alias_history(
+    name: str, alias: str | None = None, *, store: StoreArg = None
+) -> list[AliasMove]:
+    """Every move of the model's aliases (or of one alias), oldest first."""
+    return _catalog(_store(store).path).alias_moves(check_name(name, "model name"), alias)
