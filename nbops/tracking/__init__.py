@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from nbops.tracking._api import finish, init, log, log_artifact, log_params
 from nbops.tracking._query import Artifact, StoredRun, get_run, runs
-from nbops.tracking._run import Run, Summary, active_run
+from nbops.tracking._run import RUN_ID_ENV, Run, Summary, active_run, new_run_id
 
 __all__ = [
+    "RUN_ID_ENV",
     "Artifact",
     "Run",
     "StoredRun",
@@ -18,5 +19,6 @@ __all__ = [
     "log",
     "log_artifact",
     "log_params",
+    "new_run_id",
     "runs",
 ]

@@ -37,6 +37,7 @@ def init(
     capture: bool = True,
     shell: Any = None,
     notebook: str | os.PathLike[str] | None = None,
+    run_id: str | None = None,
 ) -> Run:
     """Start a run and make it the active one (a previous active run is finished first).
 
@@ -53,6 +54,8 @@ def init(
         capture: Record git, environment, packages and the notebook in the background.
         shell: The IPython shell, when called from one (found automatically otherwise).
         notebook: The notebook this run executes, when known (pipelines and sweeps pass it).
+        run_id: The id to use, for executors that hand it to a kernel started in advance
+            (default: a new id from :func:`new_run_id`).
     """
     from nbops.mirror import WandbMirror, resolve_mode
 
@@ -60,7 +63,7 @@ def init(
     previous = active_run()
     if previous is not None:
         previous.finish()
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     host, pid = host_and_pid()
     project = scrubbed(project) or default_project()
     if "/" in project or not project.strip():
