@@ -17,6 +17,7 @@ from nbops.errors import NbopsError
 
 #: Modules under ``nbops.cli`` that each add one or more commands, in help order.
 COMMAND_GROUPS = [
+    "_pipeline",
     "_runs",
     "_data",
     "_models",

@@ -83,7 +83,7 @@ def start_kernel(
 
     # nbclient needs the asynchronous manager: a blocking client stalls its event loop, and a
     # dead kernel then hangs the execution instead of raising.
-    manager = AsyncKernelManager(kernel_name=kernel_name)
+    manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc")
     try:
         run_sync(manager.start_kernel)(
             env={**os.environ, **(env or {})}, cwd=os.fspath(cwd) if cwd else os.getcwd()

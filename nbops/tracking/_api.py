@@ -14,11 +14,11 @@ from nbops.store import RunRecord, RunStore, open_store
 from nbops.tracking._capture import capture_finish, capture_start
 from nbops.tracking._run import (
     Run,
-    activate,
     active_run,
     ensure_sequence,
     host_and_pid,
     new_run_id,
+    register,
     require_active,
     scrubbed,
 )
@@ -38,6 +38,7 @@ def init(
     shell: Any = None,
     notebook: str | os.PathLike[str] | None = None,
     run_id: str | None = None,
+    activate: bool = True,
 ) -> Run:
     """Start a run and make it the active one (a previous active run is finished first).
 
@@ -56,11 +57,13 @@ def init(
         notebook: The notebook this run executes, when known (pipelines and sweeps pass it).
         run_id: The id to use, for executors that hand it to a kernel started in advance
             (default: a new id from :func:`new_run_id`).
+        activate: Make the run the active one, finishing the previous one (default). Executors
+            running several runs at once pass False; such runs are still finished at exit.
     """
     from nbops.mirror import WandbMirror, resolve_mode
 
     target = store if isinstance(store, RunStore) else open_store(store)
-    previous = active_run()
+    previous = active_run() if activate else None
     if previous is not None:
         previous.finish()
     run_id = run_id or new_run_id()
@@ -96,7 +99,7 @@ def init(
             directory=os.environ.get("WANDB_DIR") or find_project_root(),
         )
     run = Run(record, target, config=config, mirror=mirror)
-    activate(run)
+    register(run, make_active=activate)
     if capture:
         where = None if notebook is None else os.fspath(notebook)
         run.run_in_background(lambda: capture_start(run, shell, where), "nbops-capture")

@@ -471,8 +471,14 @@ def require_active(action: str) -> Run:
 
 def activate(run: Run) -> None:
     """Make ``run`` the active run; finish every live run at interpreter exit."""
+    register(run, make_active=True)
+
+
+def register(run: Run, *, make_active: bool) -> None:
+    """Track ``run`` as live (finished at interpreter exit); optionally make it active."""
     global _active, _atexit_registered
-    _active = run
+    if make_active:
+        _active = run
     _live.append(run)
     if not _atexit_registered:
         _register_exit_hook()

@@ -1,0 +1,40 @@
+"""Notebook pipelines: ``nbops.yaml`` stages executed by papermill, cached by content hash."""
+
+from __future__ import annotations
+
+from nbops.pipeline._graph import StageGraph, render
+from nbops.pipeline._lock import LOCK_FILE, LockEntry, LockError, read_lock, write_lock
+from nbops.pipeline._runner import (
+    PipelineFailed,
+    PipelineResult,
+    StageResult,
+    parse_overrides,
+    run_pipeline,
+)
+from nbops.pipeline._spec import SPEC_FILE, Gate, PipelineSpec, SpecError, Stage, load_spec
+from nbops.pipeline._status import StageStatus, pipeline_status
+from nbops.pipeline._validate import validate
+
+__all__ = [
+    "LOCK_FILE",
+    "SPEC_FILE",
+    "Gate",
+    "LockEntry",
+    "LockError",
+    "PipelineFailed",
+    "PipelineResult",
+    "PipelineSpec",
+    "SpecError",
+    "Stage",
+    "StageGraph",
+    "StageResult",
+    "StageStatus",
+    "load_spec",
+    "parse_overrides",
+    "pipeline_status",
+    "read_lock",
+    "render",
+    "run_pipeline",
+    "validate",
+    "write_lock",
+]

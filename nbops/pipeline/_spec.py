@@ -1,0 +1,251 @@
+"""``nbops.yaml``: the pipeline spec, loaded and validated before anything runs."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from nbops.errors import NbopsError
+
+SPEC_FILE = "nbops.yaml"
+STAGE_KEYS = ("notebook", "params", "deps", "outs", "gates", "after", "timeout", "kernel", "sweep")
+#: Top-level sections other parts of nbops read from the same file.
+TOP_LEVEL_KEYS = ("stages", "card", "monitor", "project", "pipeline")
+STAGE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+GATE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*([-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*$")
+
+
+class SpecError(NbopsError):
+    """``nbops.yaml`` is invalid. ``problems`` lists every problem found, each naming its stage."""
+
+    def __init__(self, path: str, problems: Sequence[str]) -> None:
+        self.path = path
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{path} is invalid ({len(self.problems)} problem(s)):\n{lines}")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A condition on a metric the stage's notebook logged, e.g. ``accuracy >= 0.9``."""
+
+    metric: str
+    op: str
+    threshold: float
+
+    def passes(self, value: float) -> bool:
+        ops = {
+            ">=": value >= self.threshold,
+            "<=": value <= self.threshold,
+            ">": value > self.threshold,
+            "<": value < self.threshold,
+            "==": value == self.threshold,
+            "!=": value != self.threshold,
+        }
+        return ops[self.op]
+
+    def describe_failure(self, stage: str, value: float) -> str:
+        """``evaluate: accuracy 0.81 < 0.9 (gate >= 0.9)``."""
+        opposite = {">=": "<", "<=": ">", ">": "<=", "<": ">=", "==": "!=", "!=": "=="}[self.op]
+        return (
+            f"{stage}: {self.metric} {value:.6g} {opposite} {self.threshold:g} "
+            f"(gate {self.op} {self.threshold:g})"
+        )
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One notebook of the pipeline, with what it reads, writes and must achieve."""
+
+    name: str
+    notebook: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    deps: tuple[str, ...] = ()
+    outs: tuple[str, ...] = ()
+    gates: tuple[Gate, ...] = ()
+    after: tuple[str, ...] = ()
+    timeout: float | None = None
+    kernel: str | None = None
+    sweep: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """The stages of ``nbops.yaml`` (in file order) and the folder the paths are relative to."""
+
+    root: Path
+    stages: Mapping[str, Stage]
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return self.root / SPEC_FILE
+
+
+def _suggest(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _paths(stage: str, key: str, value: Any, problems: list[str]) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) and v for v in items):
+        problems.append(f"stage {stage!r}: {key} must be a list of paths")
+        return ()
+    out = []
+    for item in items:
+        posix = PurePosixPath(item.replace(os.sep, "/"))
+        if posix.is_absolute() or ".." in posix.parts:
+            problems.append(
+                f"stage {stage!r}: {key} path {item!r} must be relative to the project "
+                "root and stay inside it"
+            )
+            continue
+        out.append(posix.as_posix().rstrip("/"))
+    return tuple(out)
+
+
+def _gates(stage: str, value: Any, problems: list[str]) -> tuple[Gate, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        problems.append(
+            f"stage {stage!r}: gates must map metric names to conditions such as '>= 0.9'"
+        )
+        return ()
+    gates = []
+    for metric, condition in value.items():
+        match = GATE.match(str(condition))
+        if match is None:
+            problems.append(
+                f"stage {stage!r}: gate {metric}: {condition!r} is not a condition; "
+                "write an operator (>=, >, <=, <, ==, !=) and a number, e.g. '>= 0.9'"
+            )
+            continue
+        gates.append(Gate(str(metric), match.group(1), float(match.group(2))))
+    return tuple(gates)
+
+
+def _stage(name: str, body: Any, problems: list[str]) -> Stage | None:
+    if not STAGE_NAME.match(str(name)):
+        problems.append(
+            f"stage name {name!r} must start with a letter and use letters, digits, '_' or '-'"
+        )
+        return None
+    if not isinstance(body, Mapping):
+        problems.append(f"stage {name!r}: expected a mapping with at least 'notebook'")
+        return None
+    for key in body:
+        if key not in STAGE_KEYS:
+            problems.append(
+                f"stage {name!r}: unknown key {key!r}{_suggest(str(key), STAGE_KEYS)}; "
+                f"allowed: {', '.join(STAGE_KEYS)}"
+            )
+    notebook = body.get("notebook")
+    if not isinstance(notebook, str) or not notebook:
+        problems.append(f"stage {name!r}: 'notebook' (the path of its .ipynb) is required")
+        return None
+    params = body.get("params") or {}
+    if not isinstance(params, Mapping):
+        problems.append(f"stage {name!r}: params must be a mapping of parameter names to values")
+        params = {}
+    timeout = body.get("timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+    ):
+        problems.append(f"stage {name!r}: timeout must be a positive number of seconds")
+        timeout = None
+    kernel = body.get("kernel")
+    if kernel is not None and not isinstance(kernel, str):
+        problems.append(f"stage {name!r}: kernel must be a kernel name such as 'python3'")
+        kernel = None
+    after = body.get("after") or []
+    if isinstance(after, str):
+        after = [after]
+    sweep = body.get("sweep")
+    if sweep is not None and not isinstance(sweep, Mapping):
+        problems.append(f"stage {name!r}: sweep must be a mapping (space, n_trials, metric, ...)")
+        sweep = None
+    return Stage(
+        name=str(name),
+        notebook=notebook,
+        params=dict(params),
+        deps=_paths(name, "deps", body.get("deps"), problems),
+        outs=_paths(name, "outs", body.get("outs"), problems),
+        gates=_gates(name, body.get("gates"), problems),
+        after=tuple(str(a) for a in after),
+        timeout=float(timeout) if timeout else None,
+        kernel=kernel,
+        sweep=dict(sweep) if sweep else None,
+    )
+
+
+PIPELINE_KEYS = ("card",)
+CARD_KEYS = ("model", "output", "html")
+
+
+def _pipeline_options(value: Any, problems: list[str]) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        problems.append("pipeline: must be a mapping (e.g. card: {model: NAME})")
+        return
+    for key in value:
+        if key not in PIPELINE_KEYS:
+            problems.append(f"pipeline: unknown key {key!r}{_suggest(str(key), PIPELINE_KEYS)}")
+    card = value.get("card")
+    if card is None:
+        return
+    if not isinstance(card, Mapping) or not isinstance(card.get("model"), str):
+        problems.append(
+            "pipeline.card needs model: the registered model (NAME, NAME:VERSION or "
+            "NAME@ALIAS) whose card is written after a successful run"
+        )
+        return
+    for key in card:
+        if key not in CARD_KEYS:
+            problems.append(f"pipeline.card: unknown key {key!r}{_suggest(str(key), CARD_KEYS)}")
+
+
+def parse_spec(raw: Any, root: Path, source: str = SPEC_FILE) -> PipelineSpec:
+    """Build a :class:`PipelineSpec` from parsed YAML, checking its shape (not the notebooks)."""
+    problems: list[str] = []
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("stages"), Mapping):
+        raise SpecError(source, ["the file needs a 'stages:' mapping of stage names to stages"])
+    for key in raw:
+        if key not in TOP_LEVEL_KEYS:
+            problems.append(f"unknown top-level key {key!r}{_suggest(str(key), TOP_LEVEL_KEYS)}")
+    stages: dict[str, Stage] = {}
+    for name, body in raw["stages"].items():
+        stage = _stage(name, body, problems)
+        if stage is not None:
+            stages[stage.name] = stage
+    _pipeline_options(raw.get("pipeline"), problems)
+    if not stages and not problems:
+        problems.append("'stages:' is empty; add at least one stage with a notebook")
+    if problems:
+        raise SpecError(source, problems)
+    return PipelineSpec(root=root, stages=stages, raw=dict(raw))
+
+
+def load_spec(root: str | os.PathLike[str]) -> PipelineSpec:
+    """Read ``<root>/nbops.yaml``; raise :class:`SpecError` when it is missing or malformed."""
+    import yaml
+
+    path = Path(root) / SPEC_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(str(path), [f"no {SPEC_FILE} here; create one with `nbops init`"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(str(path), [f"not valid YAML: {exc}"]) from None
+    return parse_spec(raw, Path(root), str(path))

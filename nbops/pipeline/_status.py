@@ -1,0 +1,126 @@
+"""Whether a stage is stale, and exactly why: its notebook, params, deps, kernel or outs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbops.execute import code_hash, read_notebook
+from nbops.pipeline._graph import StageGraph
+from nbops.pipeline._hashing import HashCache, path_hash
+from nbops.pipeline._lock import LockEntry
+from nbops.pipeline._spec import PipelineSpec, Stage
+from nbops.pipeline._validate import effective_params
+
+DEFAULT_KERNEL = "python3"
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """The inputs of one stage execution."""
+
+    notebook: str
+    code: str
+    params: Mapping[str, Any]
+    deps: Mapping[str, str | None]
+    kernel: str
+
+
+@dataclass(frozen=True)
+class StageStatus:
+    """``stale`` with the reasons, one sentence each."""
+
+    name: str
+    stale: bool
+    reasons: tuple[str, ...] = ()
+    fingerprint: Fingerprint | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": self.name, "stale": self.stale, "reasons": list(self.reasons)}
+
+
+def kernel_of(spec: PipelineSpec, stage: Stage) -> str:
+    """The stage's kernel: its ``kernel`` key, the notebook's kernelspec, or python3."""
+    if stage.kernel:
+        return stage.kernel
+    meta = read_notebook(spec.root / stage.notebook).get("metadata") or {}
+    return str((meta.get("kernelspec") or {}).get("name") or DEFAULT_KERNEL)
+
+
+def fingerprint(
+    spec: PipelineSpec, stage: Stage, overrides: Mapping[str, Mapping[str, Any]], cache: HashCache
+) -> Fingerprint:
+    """Hash what the stage reads now."""
+    nb = read_notebook(spec.root / stage.notebook)
+    meta = nb.get("metadata") or {}
+    kernel = stage.kernel or str((meta.get("kernelspec") or {}).get("name") or DEFAULT_KERNEL)
+    return Fingerprint(
+        notebook=stage.notebook,
+        code=code_hash(nb),
+        params=effective_params(stage, overrides),
+        deps={dep: path_hash(spec.root / dep, cache) for dep in stage.deps},
+        kernel=kernel,
+    )
+
+
+def _canon(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def stale_reasons(
+    spec: PipelineSpec, stage: Stage, fp: Fingerprint, entry: LockEntry | None, cache: HashCache
+) -> list[str]:
+    """Why the stage must run; an empty list means its lock entry still holds."""
+    if entry is None:
+        return ["never ran (no entry in nbops.lock)"]
+    reasons: list[str] = []
+    if entry.notebook != fp.notebook:
+        reasons.append(f"notebook changed from {entry.notebook} to {fp.notebook}")
+    elif entry.code != fp.code:
+        reasons.append(f"code cells of {fp.notebook} changed")
+    for key in sorted(set(entry.params) | set(fp.params)):
+        old, new = entry.params.get(key, "<unset>"), fp.params.get(key, "<unset>")
+        if _canon(old) != _canon(new):
+            reasons.append(f"param {key} changed: {old!r} -> {new!r}")
+    for dep in sorted(set(entry.deps) | set(fp.deps)):
+        if dep not in fp.deps:
+            reasons.append(f"dep {dep} was removed from the stage")
+        elif dep not in entry.deps:
+            reasons.append(f"dep {dep} was added to the stage")
+        elif fp.deps[dep] is None:
+            reasons.append(f"dep {dep} is missing")
+        elif fp.deps[dep] != entry.deps[dep]:
+            reasons.append(f"dep {dep} changed")
+    if (entry.kernel or DEFAULT_KERNEL) != fp.kernel:
+        reasons.append(f"kernel changed from {entry.kernel} to {fp.kernel}")
+    for out in stage.outs:
+        current = path_hash(spec.root / out, cache)
+        if out not in entry.outs:
+            reasons.append(f"out {out} is new")
+        elif current is None:
+            reasons.append(f"out {out} is missing")
+        elif current != entry.outs[out]:
+            reasons.append(f"out {out} was modified after the stage ran")
+    return reasons
+
+
+def pipeline_status(
+    spec: PipelineSpec,
+    graph: StageGraph,
+    lock: Mapping[str, LockEntry],
+    overrides: Mapping[str, Mapping[str, Any]],
+    cache: HashCache,
+    only: set[str] | None = None,
+) -> list[StageStatus]:
+    """Status of every stage (or ``only`` these) in run order; stale upstream makes stale."""
+    statuses: dict[str, StageStatus] = {}
+    for name in graph.topological(only):
+        stage = spec.stages[name]
+        fp = fingerprint(spec, stage, overrides, cache)
+        reasons = stale_reasons(spec, stage, fp, lock.get(name), cache)
+        stale_up = [u for u in graph.upstream[name] if u in statuses and statuses[u].stale]
+        reasons += [f"upstream stage {u!r} will re-run" for u in stale_up]
+        statuses[name] = StageStatus(name, bool(reasons), tuple(reasons), fp)
+    return list(statuses.values())

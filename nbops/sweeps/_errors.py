@@ -1,0 +1,21 @@
+"""Errors raised by sweeps. Each says what to do next."""
+
+from __future__ import annotations
+
+from nbops.errors import InvalidValueError, NbopsError
+
+
+class SweepError(NbopsError):
+    """A sweep cannot be started, joined or read."""
+
+
+class SpaceError(InvalidValueError):
+    """A search space is invalid (unknown type, low > high, empty choices, log with low <= 0)."""
+
+
+class SweepStorageError(SweepError):
+    """The study storage cannot be opened or reached."""
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Raised inside a worker when the sweep is stopped (Stop button, ``Sweep.stop()``, Ctrl-C)."""

@@ -1,0 +1,176 @@
+"""Where studies live: an Optuna journal file under ``.nbops/`` by default, or an RDB URL.
+
+Storage strings:
+
+- ``None``: the journal file ``<store>/sweeps/<study>.journal`` (several processes, one machine);
+- ``journal:PATH`` or a path ending in ``.journal``: a journal file elsewhere;
+- ``sqlite:///PATH``, ``postgresql://...``, ``mysql://...``: an Optuna ``RDBStorage``, with
+  heartbeats so trials of a killed worker are failed (and retried) after the grace period;
+- ``memory``: in-process only (function objectives, ``jobs=1``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Any
+
+from nbops.config import store_path
+from nbops.sweeps._errors import SweepStorageError
+
+logger = logging.getLogger(__name__)
+
+JOURNAL_PREFIX = "journal:"
+MEMORY = "memory"
+_RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
+_CONNECT_TIMEOUT = 5
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def check_name(name: str) -> str:
+    """Validate a sweep (study) name: it names files, so no separators and no ``..``."""
+    if not isinstance(name, str) or not NAME.match(name) or ".." in name:
+        raise SweepStorageError(
+            f"invalid sweep name {name!r}: use letters, digits, '.', '_' and '-' (at most 100 "
+            "characters, starting with a letter or digit, no path separators or '..')"
+        )
+    return name
+
+
+def sweeps_dir() -> Path:
+    """Folder of the default journals, trial notebooks and worker logs."""
+    return store_path() / "sweeps"
+
+
+def resolve_url(storage: Any, study_name: str) -> str:
+    """Return the storage string workers use (an absolute journal path, an RDB URL, memory)."""
+    if storage is None:
+        return JOURNAL_PREFIX + str(sweeps_dir() / f"{study_name}.journal")
+    if not isinstance(storage, (str, os.PathLike)):
+        url = getattr(storage, "url", None)
+        if isinstance(url, str):
+            return url
+        raise SweepStorageError(
+            f"cannot hand storage {type(storage).__name__} to worker processes; pass a URL "
+            "(sqlite:///..., postgresql://...), a .journal path, or None for the default"
+        )
+    text = os.fspath(storage)
+    if text in (MEMORY, ":memory:"):
+        return MEMORY
+    if text.startswith(JOURNAL_PREFIX):
+        return JOURNAL_PREFIX + str(Path(text[len(JOURNAL_PREFIX) :]).expanduser().resolve())
+    if text.endswith(".journal") and "://" not in text:
+        return JOURNAL_PREFIX + str(Path(text).expanduser().resolve())
+    scheme = text.split("://", 1)[0].split("+", 1)[0] if "://" in text else ""
+    if scheme not in _RDB_SCHEMES:
+        raise SweepStorageError(
+            f"unknown storage {redact_url(text)!r}: use None (a journal under .nbops/), a "
+            "path ending in .journal, sqlite:///FILE, postgresql://USER@HOST:PORT/DB or memory"
+        )
+    return text
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of ``scheme://user:password@host``."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+def is_rdb(url: str) -> bool:
+    return "://" in url
+
+
+def open_storage(
+    url: str, *, heartbeat_interval: int | None = None, grace_period: int | None = None
+) -> Any:
+    """Open the Optuna storage behind ``url``; fail within seconds when it cannot be reached.
+
+    RDB storages get heartbeats: a trial whose worker stops beating for ``grace_period``
+    seconds is failed by the next worker that looks and re-queued with the same parameters.
+    """
+    import optuna
+
+    if url == MEMORY:
+        return optuna.storages.InMemoryStorage()
+    if url.startswith(JOURNAL_PREFIX):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        path = Path(url[len(JOURNAL_PREFIX) :])
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path)))
+        except OSError as exc:
+            raise SweepStorageError(f"cannot open the sweep journal {path}: {exc}") from None
+    engine_kwargs: dict[str, Any] = {}
+    scheme = url.split("://", 1)[0]
+    if scheme.startswith(("postgres", "mysql", "mariadb")):
+        engine_kwargs["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT}
+    heartbeat: dict[str, Any] = {}
+    if heartbeat_interval:
+        from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+        heartbeat = {
+            "heartbeat_interval": int(heartbeat_interval),
+            "grace_period": int(grace_period or 2 * heartbeat_interval),
+            "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=3),
+        }
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
+    except ImportError as exc:
+        raise SweepStorageError(
+            f"the driver for {redact_url(url)} is not installed ({exc}); for PostgreSQL "
+            "install psycopg2-binary (pip install 'nbops[sweeps]')"
+        ) from None
+    except Exception as exc:  # sqlalchemy.exc.OperationalError and friends
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SweepStorageError(
+            f"cannot reach the sweep storage {redact_url(url)}: {first}; check that the "
+            "database server runs and the URL (host, port, user, database) is right"
+        ) from None
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with ``pid`` exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_dead_local_trials(study: Any, pids: set[int] | None = None) -> list[int]:
+    """Fail RUNNING trials whose worker on this machine has died; return their numbers.
+
+    Journal storages have no heartbeat: a worker on the same host checks the recorded pid
+    instead. ``pids``, when given, are workers known to be dead (the coordinator's own).
+    """
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    host = this_host()
+    failed: list[int] = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        pid = trial.user_attrs.get("nbops.pid")
+        if not isinstance(pid, int) or trial.user_attrs.get("nbops.host") != host:
+            continue
+        if (pids is not None and pid in pids) or (pids is None and not pid_alive(pid)):
+            storage = study._storage
+            try:
+                storage.set_trial_user_attr(
+                    trial._trial_id, "nbops.error", f"worker process {pid} on {host} died"
+                )
+                storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+                failed.append(trial.number)
+            except UpdateFinishedTrialError:
+                pass
+    if failed:
+        logger.warning("failed trials %s of study %s: their worker died", failed, study.study_name)
+    return failed
