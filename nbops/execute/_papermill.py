@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -83,12 +85,18 @@ def start_kernel(
 
     # nbclient needs the asynchronous manager: a blocking client stalls its event loop, and a
     # dead kernel then hangs the execution instead of raising.
-    manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc")
+    # IPC sockets in a private folder: no TCP port races, no plain-text TCP, and kernels started
+    # at the same time cannot pick the same socket names.
+    sockets = tempfile.mkdtemp(prefix="nbops-kernel-")
+    manager = AsyncKernelManager(
+        kernel_name=kernel_name, transport="ipc", ip=os.path.join(sockets, "k")
+    )
     try:
         run_sync(manager.start_kernel)(
             env={**os.environ, **(env or {})}, cwd=os.fspath(cwd) if cwd else os.getcwd()
         )
     except NoSuchKernel:
+        shutil.rmtree(sockets, ignore_errors=True)
         from jupyter_client.kernelspec import KernelSpecManager
 
         available = ", ".join(sorted(KernelSpecManager().find_kernel_specs())) or "none"
@@ -201,3 +209,5 @@ def _shutdown(manager: Any) -> None:
             run_sync(manager.shutdown_kernel)(now=False)
     except Exception:
         logger.debug("kernel shutdown failed", exc_info=True)
+    finally:
+        shutil.rmtree(os.path.dirname(manager.ip), ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -82,19 +83,24 @@ class StageGraph:
         return None
 
     def topological(self, only: set[str] | None = None) -> list[str]:
-        """Stages in an order where each comes after what it needs (spec order breaks ties)."""
+        """Stages in an order where each comes after what it needs; among the stages ready at
+        once, the one written first in ``nbops.yaml`` goes first."""
         wanted = [s for s in self.order if only is None or s in only]
+        position = {name: i for i, name in enumerate(wanted)}
+        waiting = {s: {u for u in self.upstream[s] if u in position} for s in wanted}
+        ready = [position[s] for s in wanted if not waiting[s]]
+        heapq.heapify(ready)
         done: list[str] = []
-        while len(done) < len(wanted):
-            progressed = False
-            for stage in wanted:
-                if stage not in done and all(
-                    u in done or u not in wanted for u in self.upstream[stage]
-                ):
-                    done.append(stage)
-                    progressed = True
-            if not progressed:
-                raise ValueError("the stage graph has a cycle")
+        while ready:
+            stage = wanted[heapq.heappop(ready)]
+            done.append(stage)
+            for other in wanted:
+                if stage in waiting[other]:
+                    waiting[other].discard(stage)
+                    if not waiting[other]:
+                        heapq.heappush(ready, position[other])
+        if len(done) < len(wanted):
+            raise ValueError("the stage graph has a cycle")
         return done
 
 
