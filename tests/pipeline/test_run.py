@@ -251,7 +251,7 @@ def test_ctrl_c_stops_cleanly(isolated_env: Path) -> None:
             break
     time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "completed stages are recorded" in err
     assert set(read_lock(root)) == {"quick"}

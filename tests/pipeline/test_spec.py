@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from nbops.errors import NbopsError
 from nbops.pipeline import SpecError, load_spec, parse_overrides, validate
 from nbops.pipeline._graph import StageGraph, render
 from tests.pipeline.conftest import write_notebook, write_spec
@@ -131,7 +132,7 @@ def test_overrides_parse() -> None:
         "train": {"depth": 6, "name": "abc"},
         "p": {"f": 0.5, "l": [1, 2]},
     }
-    with pytest.raises(Exception, match="STAGE.KEY=VALUE"):
+    with pytest.raises(NbopsError, match=r"STAGE\.KEY=VALUE"):
         parse_overrides(["depth=6"])
 
 
