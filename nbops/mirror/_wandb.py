@@ -7,6 +7,7 @@ import os
 import queue
 import re
 import threading
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -298,8 +299,33 @@ class WandbMirror:
             return
         run_dir = self.state.run_dir
         if run_dir:
+            if self.state.mode == "offline" and not _wait_until_written(run_dir):
+                logger.warning(
+                    "W&B offline file of run %s is still incomplete after finish",
+                    self._init_kwargs["id"],
+                )
             scrub_run_dir(run_dir)
         self._set(status="finished")
+
+
+def _wait_until_written(run_dir: str, timeout: float = 15.0) -> bool:
+    """Wait until the offline ``.wandb`` file holds the run's exit record.
+
+    ``run.finish()`` can return while wandb-core is still writing the file (seen under load);
+    the offline file is the only copy, so "finished" must mean "on disk".
+    """
+    from nbops.mirror._offline_file import read_offline_run
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if read_offline_run(run_dir).complete:
+                return True
+        except Exception:
+            logger.debug("offline file of %s not readable yet", run_dir, exc_info=True)
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 def _silence_wandb_terminal(wandb: Any) -> None:
