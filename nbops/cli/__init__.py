@@ -24,6 +24,7 @@ COMMAND_GROUPS = [
     "_card",
     "_extension",
     "_drift",
+    "_monitor",
 ]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from nbops.monitor._drift import drift
 from nbops.monitor._errors import DriftInputError
+from nbops.monitor._loop import MonitorConfigError, MonitorResult, monitor
 from nbops.monitor._model_drift import ModelDriftReport, WindowMetric, model_drift
 from nbops.monitor._report import ColumnDrift, DriftReport, DriftThresholds, Overlay
 
@@ -18,8 +19,11 @@ __all__ = [
     "DriftReport",
     "DriftThresholds",
     "ModelDriftReport",
+    "MonitorConfigError",
+    "MonitorResult",
     "Overlay",
     "WindowMetric",
     "drift",
     "model_drift",
+    "monitor",
 ]

@@ -61,7 +61,12 @@ class PipelineFailed(NbopsError):
     def __init__(self, result: PipelineResult) -> None:
         self.result = result
         failed = [s for s in result.stages if s.outcome in ("failed", "interrupted")]
-        lines = "\n".join(f"  {s.name}: {s.message}" for s in failed)
+        lines = "\n".join(
+            f"  {s.message}"
+            if (s.message or "").startswith(f"{s.name}: ")
+            else f"  {s.name}: {s.message}"
+            for s in failed
+        )
         super().__init__(f"{len(failed)} stage(s) failed:\n{lines}")
 
 
