@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from nbops.monitor import model_drift as model_drift
     from nbops.registry import load_model as load_model
     from nbops.registry import log_model as log_model
+    from nbops.sweeps import Sweep as Sweep
+    from nbops.sweeps import SweepPanel as SweepPanel
+    from nbops.sweeps import load_sweep as load_sweep
+    from nbops.sweeps import report as report
+    from nbops.sweeps import sweep as sweep
     from nbops.tracking import (
         Run as Run,
     )
@@ -70,6 +75,11 @@ _LAZY = {
     "log_artifact": "nbops.tracking",
     "log_params": "nbops.tracking",
     "runs": "nbops.tracking",
+    "Sweep": "nbops.sweeps",
+    "SweepPanel": "nbops.sweeps",
+    "load_sweep": "nbops.sweeps",
+    "report": "nbops.sweeps",
+    "sweep": "nbops.sweeps",
 }
 
 __all__ = [

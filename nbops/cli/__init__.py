@@ -25,6 +25,7 @@ COMMAND_GROUPS = [
     "_extension",
     "_drift",
     "_monitor",
+    "_sweep",
 ]
 
 

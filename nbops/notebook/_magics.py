@@ -56,6 +56,20 @@ def _parser() -> MagicArgumentParser:
         description="Finish the run and print the cell provenance report.",
     )
     stop.add_argument("--status", choices=("finished", "failed", "killed"), default="finished")
+    sweep = sub.add_parser(
+        "sweep",
+        help="sweep a notebook's parameters with Optuna, with a live panel",
+        description="Start an Optuna sweep of NOTEBOOK in the background and show its panel; "
+        "the Sweep is stored in the variable `nbops_sweep`.",
+    )
+    sweep.add_argument("notebook", help="the notebook to execute per trial")
+    sweep.add_argument("--space", required=True, help="YAML file of the search space")
+    sweep.add_argument("--n-trials", type=int, required=True, help="number of trials")
+    sweep.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    sweep.add_argument("--metric", required=True, help="the metric the notebook logs")
+    sweep.add_argument("--direction", choices=("maximize", "minimize"), default="maximize")
+    sweep.add_argument("--storage", help="storage URL (default: a journal under .nbops/)")
+    sweep.add_argument("--study", help="sweep name")
     return parser
 
 
@@ -81,7 +95,9 @@ class NbopsMagics(Magics):
     def nbops(self, line: str) -> None:
         args = PARSER.parse_argstring(line)
         if args.command is None:
-            raise UsageError("%nbops needs a command: track, log, status or stop (see %nbops?)")
+            raise UsageError(
+                "%nbops needs a command: track, log, status, stop or sweep (see %nbops?)"
+            )
         try:
             getattr(self, f"_{args.command}")(args)
         except NbopsError as exc:
@@ -151,6 +167,24 @@ class NbopsMagics(Magics):
             + (f" ({notebook.get('detail')})" if notebook.get("detail") else "")
         )
         print(self.session.provenance())
+
+    def _sweep(self, args: argparse.Namespace) -> None:
+        from nbops.sweeps import sweep
+
+        result = sweep(
+            args.notebook,
+            space=args.space,
+            n_trials=args.n_trials,
+            metric=args.metric,
+            direction=args.direction,
+            storage=args.storage,
+            study_name=args.study,
+            jobs=args.jobs,
+            panel=True,
+        )
+        if self.shell is not None:
+            self.shell.user_ns["nbops_sweep"] = result
+        print(f"nbops: sweep {result.name} started; it is in `nbops_sweep` (.wait(), .stop())")
 
     def _stop(self, args: argparse.Namespace) -> None:
         run = self.session.run

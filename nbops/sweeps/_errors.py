@@ -19,3 +19,7 @@ class SweepStorageError(SweepError):
 
 class SweepInterrupted(KeyboardInterrupt):
     """Raised inside a worker when the sweep is stopped (Stop button, ``Sweep.stop()``, Ctrl-C)."""
+
+
+class TrialFailed(SweepError):
+    """One trial failed (its notebook raised, or never logged the metric); the sweep goes on."""

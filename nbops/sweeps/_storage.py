@@ -104,13 +104,17 @@ def open_storage(
         except OSError as exc:
             raise SweepStorageError(f"cannot open the sweep journal {path}: {exc}") from None
     engine_kwargs: dict[str, Any] = {}
+    url = _with_driver(url)
     scheme = url.split("://", 1)[0]
     if scheme.startswith(("postgres", "mysql", "mariadb")):
         engine_kwargs["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT}
     heartbeat: dict[str, Any] = {}
     if heartbeat_interval:
+        import warnings
+
         from optuna.storages import RetryHeartbeatStaleTrialCallback
 
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         heartbeat = {
             "heartbeat_interval": int(heartbeat_interval),
             "grace_period": int(grace_period or 2 * heartbeat_interval),
@@ -129,6 +133,18 @@ def open_storage(
             f"cannot reach the sweep storage {redact_url(url)}: {first}; check that the "
             "database server runs and the URL (host, port, user, database) is right"
         ) from None
+
+
+def _with_driver(url: str) -> str:
+    """Pick psycopg2 for ``postgresql://`` when psycopg 3 (SQLAlchemy 2.1's default) is absent."""
+    scheme, sep, rest = url.partition("://")
+    if scheme not in ("postgresql", "postgres"):
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+        return f"postgresql+psycopg2{sep}{rest}"
+    return url
 
 
 def this_host() -> str:

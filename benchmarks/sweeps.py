@@ -1,0 +1,162 @@
+"""Sweep benchmarks: notebook trial throughput, worker-process speed-up, per-trial overhead.
+
+Usage: ``python benchmarks/sweeps.py [--quick]``. Runs in a temporary project (store, W&B
+disabled) and prints a table; nothing here is part of the test suite.
+
+1. 20 trials of a tiny notebook: ``nbops.sweep(notebook, jobs=1)`` (a fresh kernel per trial,
+   the next one started while the current trial runs) vs a plain loop of
+   ``papermill.execute_notebook`` (target: nbops >= 2x the throughput).
+2. A CPU-bound function objective, ``jobs=2`` vs ``jobs=1`` (target >= 1.7x on 2 cores).
+3. nbops' per-trial overhead over raw Optuna (``study.optimize``) on the same journal storage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+QUICK = "--quick" in sys.argv
+NOTEBOOK_TRIALS = 8 if QUICK else 20
+CPU_TRIALS = 8 if QUICK else 20
+TRIVIAL_TRIALS = 100 if QUICK else 300
+SPACE = {"x": {"type": "float", "low": -5.0, "high": 5.0}}
+
+
+def cpu_objective(params: dict[str, Any]) -> float:
+    """About 0.5 s of pure-Python work."""
+    total = 0
+    for i in range(15_000_000):
+        total += i % 7
+    return float(total % 1000) + params["x"]
+
+
+def trivial(params: dict[str, Any]) -> float:
+    return -((params["x"] - 2.0) ** 2)
+
+
+def _notebook(path: Path) -> Path:
+    def cell(source: str, tags: list[str]) -> dict[str, Any]:
+        return {
+            "cell_type": "code",
+            "id": f"c{len(source)}",
+            "source": source,
+            "outputs": [],
+            "execution_count": None,
+            "metadata": {"tags": tags},
+        }
+
+    body = (
+        "import nbops\nscore = -(x - 2) ** 2\n"
+        "if nbops.active_run() is not None:\n    nbops.log({'score': score})"
+    )
+    nb = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+        "cells": [cell("x = 0.0", ["parameters"]), cell(body, [])],
+    }
+    path.write_text(json.dumps(nb))
+    return path
+
+
+def bench_notebooks(root: Path) -> list[tuple[str, float, str]]:
+    import random
+
+    import papermill
+
+    import nbops
+
+    notebook = _notebook(root / "tiny.ipynb")
+    papermill.execute_notebook(str(notebook), str(root / "warm.ipynb"), progress_bar=False)
+    started = time.perf_counter()
+    for i in range(NOTEBOOK_TRIALS):
+        papermill.execute_notebook(
+            str(notebook),
+            str(root / f"pm-{i}.ipynb"),
+            parameters={"x": random.uniform(-5, 5)},
+            progress_bar=False,
+        )
+    plain = time.perf_counter() - started
+    started = time.perf_counter()
+    sweep = nbops.sweep(notebook, space=SPACE, metric="score", n_trials=NOTEBOOK_TRIALS)
+    ours = time.perf_counter() - started
+    assert len(sweep.trials()) == NOTEBOOK_TRIALS and not sweep.errors, sweep.errors
+    return [
+        (f"papermill loop, {NOTEBOOK_TRIALS} notebooks", plain, "s"),
+        (f"nbops.sweep(notebook, jobs=1), {NOTEBOOK_TRIALS} trials", ours, "s"),
+        ("  throughput ratio nbops / papermill (target >= 2x)", plain / ours, "x"),
+        ("  per trial, papermill", plain / NOTEBOOK_TRIALS, "s"),
+        ("  per trial, nbops", ours / NOTEBOOK_TRIALS, "s"),
+    ]
+
+
+def bench_jobs() -> list[tuple[str, float, str]]:
+    import nbops
+
+    times = {}
+    for jobs in (1, 2):
+        started = time.perf_counter()
+        sweep = nbops.sweep(
+            "sweeps_bench:cpu_objective", space=SPACE, n_trials=CPU_TRIALS, jobs=jobs
+        )
+        times[jobs] = time.perf_counter() - started
+        assert len(sweep.trials()) == CPU_TRIALS and not sweep.errors, sweep.errors
+    return [
+        (f"CPU-bound objective, {CPU_TRIALS} trials, jobs=1", times[1], "s"),
+        (f"CPU-bound objective, {CPU_TRIALS} trials, jobs=2", times[2], "s"),
+        ("  speed-up jobs=2 / jobs=1 (target >= 1.7x)", times[1] / times[2], "x"),
+    ]
+
+
+def bench_overhead(root: Path) -> list[tuple[str, float, str]]:
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    import nbops
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = JournalStorage(JournalFileBackend(str(root / "raw.journal")))
+    study = optuna.create_study(storage=storage, study_name="raw", direction="maximize")
+
+    def raw_objective(trial: optuna.Trial) -> float:
+        return trivial({"x": trial.suggest_float("x", -5, 5)})
+
+    started = time.perf_counter()
+    study.optimize(raw_objective, n_trials=TRIVIAL_TRIALS)
+    raw = (time.perf_counter() - started) / TRIVIAL_TRIALS
+    started = time.perf_counter()
+    nbops.sweep(trivial, space=SPACE, n_trials=TRIVIAL_TRIALS, storage=root / "ours.journal")
+    ours = (time.perf_counter() - started) / TRIVIAL_TRIALS
+    return [
+        (f"raw Optuna, journal file, {TRIVIAL_TRIALS} trivial trials, per trial", raw * 1e3, "ms"),
+        ("nbops.sweep, same storage, per trial (tracked run each)", ours * 1e3, "ms"),
+        ("  nbops overhead per trial", (ours - raw) * 1e3, "ms"),
+    ]
+
+
+def main() -> None:
+    root = Path(tempfile.mkdtemp(prefix="nbops-sweep-bench-"))
+    (root / "pyproject.toml").write_text("[project]\nname = 'bench'\n")
+    (root / "sweeps_bench.py").write_text(Path(__file__).read_text())
+    os.chdir(root)
+    sys.path.insert(0, str(root))
+    os.environ.update(NBOPS_HOME=str(root / ".nbops"), NBOPS_WANDB="disabled")
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rows = bench_notebooks(root) + bench_jobs() + bench_overhead(root)
+    print(f"nbops sweep benchmarks ({os.cpu_count()} CPUs{', quick' if QUICK else ''})")
+    width = max(len(name) for name, _, _ in rows)
+    for name, value, unit in rows:
+        print(f"{name.ljust(width)}  {value:8.3f} {unit}")
+
+
+if __name__ == "__main__":
+    main()

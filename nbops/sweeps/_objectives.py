@@ -1,0 +1,272 @@
+"""Running one trial: a function of an Optuna trial, a function of a dict, or a notebook."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pickle
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from nbops.fileio import write_atomic
+from nbops.sweeps._errors import SweepError, TrialFailed
+from nbops.sweeps._report import HANDOFF_ENV, TrialReporter, reporting_to
+from nbops.sweeps._space import suggest
+from nbops.sweeps._spec import SweepSpec, load_callable
+from nbops.sweeps._storage import sweeps_dir
+
+if TYPE_CHECKING:
+    from nbops.tracking import Run
+
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def suspended_active_run() -> Iterator[None]:
+    """Let a trial's run be the active one without finishing the caller's active run.
+
+    ``nbops.init`` finishes the previous active run; a sweep run in a notebook must leave the
+    notebook's own run alone, so it is set aside for the trial and put back afterwards.
+    """
+    from nbops.tracking import _run
+
+    previous = _run._active
+    _run._active = None
+    try:
+        yield
+    finally:
+        _run._active = previous if previous is not None and not previous.finished else None
+
+
+class TrialScope:
+    """The tracked run of one trial (group = sweep name, job type ``trial``)."""
+
+    def __init__(self, spec: SweepSpec, trial: Any) -> None:
+        self.spec = spec
+        self.trial = trial
+        self.run: Run | None = None
+
+    def open_run(
+        self,
+        params: Mapping[str, Any],
+        *,
+        run_id: str | None = None,
+        notebook: str | None = None,
+    ) -> Run:
+        from nbops.tracking import init
+
+        self.run = init(
+            project=self.spec.project,
+            name=f"{self.spec.study_name}-{self.trial.number}",
+            config=dict(params),
+            group=self.spec.study_name,
+            job_type="trial",
+            wandb=self.spec.wandb,
+            capture=False,
+            run_id=run_id,
+        )
+        self.run.set_metadata(
+            "sweep",
+            {"study": self.spec.study_name, "trial": self.trial.number, "notebook": notebook},
+        )
+        return self.run
+
+
+class Objective(Protocol):
+    def __call__(self, trial: Any, scope: TrialScope) -> list[float]: ...
+
+    def close(self) -> None: ...
+
+
+def values_from(result: Any, spec: SweepSpec, run: Run | None, where: str) -> list[float]:
+    """Turn what an objective returned (or logged) into one value per direction."""
+    wanted = len(spec.directions)
+    if isinstance(result, Mapping):
+        if not spec.metrics:
+            raise TrialFailed(f"{where} returned a dict; name the metric with metric=...")
+        missing = [m for m in spec.metrics if m not in result]
+        if missing:
+            raise TrialFailed(
+                f"{where} returned no {', '.join(map(repr, missing))} "
+                f"(it returned: {', '.join(map(str, result)) or 'nothing'})"
+            )
+        raw: Sequence[Any] = [result[m] for m in spec.metrics]
+    elif result is None:
+        if not spec.metrics or run is None:
+            raise TrialFailed(f"{where} returned None: return the objective value")
+        summary = dict(run.summary)
+        missing = [m for m in spec.metrics if m not in summary]
+        if missing:
+            raise TrialFailed(
+                f"{where} returned None and never logged metric "
+                f"{', '.join(map(repr, missing))} (it logged: {', '.join(summary) or 'nothing'})"
+            )
+        raw = [summary[m] for m in spec.metrics]
+    elif isinstance(result, (list, tuple)):
+        raw = list(result)
+    else:
+        raw = [result]
+    if len(raw) != wanted:
+        raise TrialFailed(f"{where} gave {len(raw)} value(s) for {wanted} direction(s)")
+    values: list[float] = []
+    for value in raw:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise TrialFailed(f"{where} gave {value!r}, which is not a number") from None
+        if not math.isfinite(number):
+            raise TrialFailed(f"{where} gave {number}, which is not finite")
+        values.append(number)
+    return values
+
+
+class FunctionObjective:
+    """A Python callable: ``f(trial)`` (define-by-run) or ``f(params)`` with a space."""
+
+    def __init__(self, spec: SweepSpec) -> None:
+        self.spec = spec
+        self.fn = load_callable(spec)
+        self.where = f"objective {getattr(self.fn, '__qualname__', repr(self.fn))}"
+
+    def __call__(self, trial: Any, scope: TrialScope) -> list[float]:
+        if self.spec.kind == "params":
+            assert self.spec.space is not None
+            params = suggest(trial, dict(self.spec.space))
+            run = scope.open_run(params)
+            with reporting_to(TrialReporter(trial)):
+                result = self.fn(dict(params))
+        else:
+            run = scope.open_run({})
+            with reporting_to(TrialReporter(trial)):
+                result = self.fn(trial)
+            if trial.params:
+                run.log_params(trial.params)
+        return values_from(result, self.spec, run, self.where)
+
+    def close(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class _Kernel:
+    manager: Any
+    run_id: str
+    handoff: Path
+
+
+class NotebookObjective:
+    """Execute a notebook per trial; the next trial's kernel starts while this one runs."""
+
+    def __init__(self, spec: SweepSpec) -> None:
+        from nbops.execute import kernel_name_of
+
+        if not spec.target or not spec.metrics:
+            raise SweepError("a notebook sweep needs the notebook path and metric=...")
+        self.spec = spec
+        self.path = spec.target
+        self.kernel_name = spec.kernel_name or kernel_name_of(self.path)
+        self.out_dir = sweeps_dir() / spec.study_name
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="nbops-kernel-start")
+        self._spare: Future[_Kernel] | None = None
+
+    def _start(self) -> Future[_Kernel]:
+        from nbops.config import store_path
+        from nbops.execute import start_kernel
+        from nbops.tracking import RUN_ID_ENV, new_run_id
+
+        run_id = new_run_id()
+        handoff = self.out_dir / f".handoff-{run_id}.pkl"
+        env = {
+            RUN_ID_ENV: run_id,
+            "NBOPS_WANDB": "disabled",  # the owner mirrors the trial's run
+            "NBOPS_HOME": str(store_path()),
+            HANDOFF_ENV: str(handoff),
+        }
+
+        def start() -> _Kernel:
+            return _Kernel(start_kernel(self.kernel_name, env=env), run_id, handoff)
+
+        return self._pool.submit(start)
+
+    def __call__(self, trial: Any, scope: TrialScope) -> list[float]:
+        import optuna
+
+        from nbops.execute import CellError, ExecutionError, execute_notebook
+
+        assert self.spec.space is not None
+        params = suggest(trial, dict(self.spec.space))
+        pending, self._spare = self._spare or self._start(), None
+        kernel = pending.result()
+        self._spare = self._start()  # overlaps with this trial; a fresh process per trial
+        write_atomic(
+            kernel.handoff,
+            pickle.dumps(
+                {
+                    "storage": self.spec.storage,
+                    "study": self.spec.study_name,
+                    "trial_id": trial._trial_id,
+                    "pruner": self.spec.pruner,
+                }
+            ),
+        )
+        run = scope.open_run(params, run_id=kernel.run_id, notebook=self.path)
+        output = self.out_dir / f"trial-{trial.number:04d}.ipynb"
+        trial.set_user_attr("nbops.output", str(output))
+        try:
+            execute_notebook(
+                self.path,
+                output,
+                params,
+                kernel_name=self.kernel_name,
+                timeout=self.spec.trial_timeout,
+                kernel=kernel.manager,
+            )
+        except CellError as exc:
+            if exc.ename == "TrialPruned":
+                raise optuna.TrialPruned(exc.evalue) from None
+            raise TrialFailed(f"{self.path}: {exc}") from None
+        except ExecutionError as exc:
+            raise TrialFailed(f"{self.path}: {exc}") from None
+        finally:
+            kernel.handoff.unlink(missing_ok=True)
+            run.sync_from_store()
+        summary = dict(run.summary)
+        missing = [m for m in self.spec.metrics if m not in summary]
+        if missing:
+            logged = ", ".join(k for k in summary if k != "intermediate_value") or "nothing"
+            raise TrialFailed(
+                f"notebook {self.path} never logged metric {', '.join(map(repr, missing))} "
+                f"with nbops.log (it logged: {logged})"
+            )
+        return values_from([summary[m] for m in self.spec.metrics], self.spec, run, self.path)
+
+    def close(self) -> None:
+        from nbops.execute._papermill import _shutdown
+
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            try:
+                _shutdown(spare.result(timeout=60).manager)
+            except Exception:
+                logger.debug("could not stop the spare kernel", exc_info=True)
+        self._pool.shutdown(wait=False)
+
+
+def make_objective(spec: SweepSpec) -> Objective:
+    if spec.kind == "notebook":
+        return NotebookObjective(spec)
+    return FunctionObjective(spec)
+
+
+def environment_for_workers() -> dict[str, str]:
+    """Environment of worker processes: this one, minus a run id meant for this process."""
+    env = dict(os.environ)
+    env.pop("NBOPS_RUN_ID", None)
+    env.pop(HANDOFF_ENV, None)
+    return env

@@ -1,0 +1,38 @@
+"""Objectives importable by worker processes (``tests.sweeps.objectives:NAME``)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import nbops
+
+
+def quadratic(params: dict[str, Any]) -> float:
+    return -((params["x"] - 2.0) ** 2)
+
+
+def define_by_run(trial: Any) -> float:
+    x = trial.suggest_float("x", -5, 5)
+    kind = trial.suggest_categorical("kind", ["a", "b"])
+    nbops.log({"score": -((x - 2.0) ** 2) + (0.5 if kind == "a" else 0.0)})
+    return -((x - 2.0) ** 2) + (0.5 if kind == "a" else 0.0)
+
+
+def slow(params: dict[str, Any]) -> float:
+    """Sleeps, so two workers visibly overlap."""
+    time.sleep(float(os.environ.get("NBOPS_TEST_SLEEP", "0.4")))
+    return -((params["x"] - 2.0) ** 2)
+
+
+def busy(params: dict[str, Any]) -> float:
+    """CPU-bound for about 0.3 s (for the jobs=2 speed-up benchmark)."""
+    total = 0
+    for i in range(int(params.get("n", 2_000_000))):
+        total += i % 7
+    return float(total % 1000) + params["x"]
+
+
+def logs_metric(params: dict[str, Any]) -> None:
+    nbops.log({"acc": 1.0 - abs(params["x"] - 0.3), "loss": abs(params["x"] - 0.3)})

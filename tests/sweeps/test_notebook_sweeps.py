@@ -1,0 +1,96 @@
+"""Notebook objectives with real kernels: injected parameters, logged metric, pruning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import nbops
+from nbops.execute import ParameterError
+from tests.sweeps.conftest import write_notebook
+
+pytestmark = pytest.mark.kernel
+
+SPACE = {
+    "x": {"type": "float", "low": -5.0, "high": 5.0},
+    "kind": {"type": "categorical", "choices": ["a", "b"]},
+}
+TRAIN = (
+    "import nbops\n"
+    "for step in range(steps):\n"
+    "    nbops.report(-(x - 2) ** 2 * (step + 1), step)\n"
+    "nbops.log({'score': -(x - 2) ** 2 + (0.5 if kind == 'a' else 0.0)})\n"
+)
+
+
+@pytest.fixture
+def notebook(isolated_env: Path) -> Path:
+    return write_notebook(isolated_env / "train.ipynb", "x = 0.0\nkind = 'a'\nsteps = 4", TRAIN)
+
+
+def test_notebook_sweep_with_pruning(notebook: Path) -> None:
+    sweep = nbops.sweep(
+        notebook,
+        space=SPACE,
+        metric="score",
+        n_trials=7,
+        study_name="nb",
+        sampler=optuna.samplers.RandomSampler(3),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+    )
+    trials = sweep.trials()
+    assert len(trials) == 7
+    assert TrialState.RUNNING not in {t.state for t in trials}
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert len(complete) >= 2
+    assert pruned, [(t.number, t.state, t.user_attrs.get("nbops.error")) for t in trials]
+    assert all(len(t.intermediate_values) < 4 for t in pruned)  # stopped inside the kernel
+    best = sweep.best_trial
+    expected = -((best.params["x"] - 2) ** 2) + (0.5 if best.params["kind"] == "a" else 0.0)
+    assert sweep.best_value == pytest.approx(expected)
+    run = nbops.get_run(best.user_attrs["nbops.run_id"])
+    assert run.params == best.params  # the trial run's config is the injected parameters
+    assert run.summary["score"] == pytest.approx(sweep.best_value)
+    assert run.history()["intermediate_value"].notna().sum() == 4
+    output = Path(best.user_attrs["nbops.output"])
+    assert output.exists()
+    assert "injected-parameters" in output.read_text()
+    pruned_run = nbops.get_run(pruned[0].user_attrs["nbops.run_id"])
+    assert pruned_run.status == "finished"
+
+
+def test_undeclared_space_key_is_refused(notebook: Path) -> None:
+    with pytest.raises(ParameterError, match="'lr' is not declared"):
+        nbops.sweep(
+            notebook,
+            space={"lr": {"type": "float", "low": 0.1, "high": 1.0}},
+            metric="score",
+            n_trials=2,
+        )
+
+
+def test_metric_never_logged_fails_the_trial_not_the_sweep(isolated_env: Path) -> None:
+    path = write_notebook(
+        isolated_env / "quiet.ipynb", "x = 0.0", "import nbops\nnbops.log({'acc': x})"
+    )
+    sweep = nbops.sweep(
+        path, space={"x": SPACE["x"]}, metric="score", n_trials=2, study_name="quiet"
+    )
+    assert [t.state for t in sweep.trials()] == [TrialState.FAIL, TrialState.FAIL]
+    (_, message), _ = sweep.errors
+    assert "never logged metric 'score'" in message
+    assert "quiet.ipynb" in message
+    assert "acc" in message  # what it did log
+
+
+def test_two_worker_processes_run_notebooks(notebook: Path) -> None:
+    sweep = nbops.sweep(notebook, space=SPACE, metric="score", n_trials=4, jobs=2)
+    trials = sweep.trials()
+    assert [t.state for t in trials].count(TrialState.COMPLETE) + [t.state for t in trials].count(
+        TrialState.PRUNED
+    ) == 4
+    assert len({t.user_attrs["nbops.pid"] for t in trials}) == 2

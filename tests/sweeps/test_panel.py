@@ -1,0 +1,117 @@
+"""The panel: its controller driven without a browser, the widget through its traits."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import nbops
+from nbops.sweeps._panel_controller import (
+    PanelController,
+    history_svg,
+    importances_svg,
+    render_html,
+)
+from tests.sweeps import objectives
+
+SPACE = {
+    "x": {"type": "float", "low": -5.0, "high": 5.0},
+    "y": {"type": "int", "low": 0, "high": 3},
+}
+
+
+def _flaky(params: dict[str, Any]) -> float:
+    if params["y"] == 3:
+        raise ValueError("<y=3 & broken>")
+    return -((params["x"] - 2.0) ** 2) + params["y"]
+
+
+def test_controller_on_a_finished_sweep() -> None:
+    sweep = nbops.sweep(_flaky, space=SPACE, n_trials=12, sampler=optuna.samplers.RandomSampler(0))
+    controller = PanelController(sweep, recent=5)
+    state = controller.snapshot(force=True)
+    assert state.done == 12 and state.total == 12 and state.running == 0
+    assert state.finished and not state.stopped
+    assert state.eta is None
+    assert state.best_value == sweep.best_value
+    assert state.best_params == sweep.best_params
+    assert [r.number for r in state.recent] == [11, 10, 9, 8, 7]
+    assert {r.state for r in state.recent} <= {"COMPLETE", "FAIL"}
+    complete = sweep.trials(states=(TrialState.COMPLETE,))
+    assert len(state.history) == len(complete)
+    bests = [b for _, _, b in state.history]
+    assert bests == sorted(bests)  # best so far never gets worse (maximize)
+    assert set(state.importances) == {"x", "y"}
+    assert state.errors and all("broken" in m for _, m in state.errors)
+    html = render_html(state)
+    assert "&lt;y=3 &amp; broken&gt;" in html  # escaped
+    assert "<y=3" not in html
+    assert "<svg class='nbops-history'" in html and "<svg class='nbops-importances'" in html
+
+
+def test_importances_are_not_recomputed_more_than_once_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sweep = nbops.sweep(_flaky, space=SPACE, n_trials=6, sampler=optuna.samplers.RandomSampler(1))
+    calls = []
+    real = optuna.importance.get_param_importances
+    monkeypatch.setattr(
+        optuna.importance, "get_param_importances", lambda s: calls.append(1) or real(s)
+    )
+    controller = PanelController(sweep)
+    controller.snapshot(now=100.0)
+    controller.snapshot(now=100.5)
+    assert len(calls) == 1
+    controller._importance_complete = -1  # pretend new trials completed
+    controller.snapshot(now=100.9)
+    assert len(calls) == 1
+    controller.snapshot(now=101.2)
+    assert len(calls) == 2
+
+
+def test_svg_helpers_escape_and_handle_empty() -> None:
+    assert "width='0'" in history_svg([])
+    svg = importances_svg({"<b>": 0.7, "z": 0.3})
+    assert "&lt;b&gt;" in svg and "<b>" not in svg
+    svg = history_svg([(0, 1.0, 1.0), (1, 0.5, 1.0), (2, 2.0, 2.0)])
+    assert svg.count("<circle") == 3
+
+
+def test_widget_live_and_stop_button(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbops.sweeps import SweepPanel
+
+    monkeypatch.setenv("NBOPS_TEST_SLEEP", "1.0")
+    sweep = nbops.sweep(objectives.slow, space=SPACE, n_trials=30, jobs=2, panel=True)
+    panel = SweepPanel(sweep, interval=0.2).start()
+    deadline = time.time() + 60
+    while panel.progress.value < 2:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    assert panel.progress.max == 30
+    assert "trials" in panel.header.value and "ETA" in panel.header.value
+    assert "<table class='nbops-trials'>" in panel.table.value
+    panel.stop_button.click()
+    assert panel.stop_button.disabled
+    sweep.wait(timeout=60)
+    deadline = time.time() + 10
+    while panel.stop_button.description != "Stopped":
+        assert time.time() < deadline
+        time.sleep(0.1)
+    assert "stopped" in panel.header.value
+    assert not sweep.trials(states=(TrialState.RUNNING,))
+    panel.close()
+
+
+def test_panel_for_a_sweep_loaded_from_storage() -> None:
+    from nbops.sweeps import SweepPanel
+
+    nbops.sweep(objectives.quadratic, space={"x": SPACE["x"]}, n_trials=4, study_name="loadme")
+    loaded = nbops.load_sweep("loadme")
+    panel = SweepPanel(loaded)
+    assert panel.progress.value == 4 and panel.progress.max == 4
+    assert "loadme" in panel.header.value and "done" in panel.header.value
+    assert "loadme" in loaded._repr_html_()
