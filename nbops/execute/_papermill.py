@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -126,13 +127,16 @@ def execute_notebook(
     env: Mapping[str, str] | None = None,
     kernel: Any = None,
     log_output: bool = False,
+    wait_for_shutdown: bool = True,
 ) -> ExecutionResult:
     """Run ``notebook`` with ``parameters`` injected, writing the executed copy to ``output``.
 
     Each call uses a fresh kernel (``kernel``, when given, is one started by
     :func:`start_kernel` and not used before); ``env`` and ``cwd`` apply to that kernel only,
     so several executions may run at once on threads. The kernel is shut down gracefully so
-    code running at its exit (nbops flushing metrics) completes.
+    code running at its exit completes; with ``wait_for_shutdown=False`` that happens on a
+    background thread (joined at interpreter exit), which takes the ~0.15 s shutdown off the
+    caller's path — safe for nbops runs, which a kernel flushes after every cell.
 
     Raises:
         CellError: A cell raised (the executed notebook, with the error, is at ``output``).
@@ -197,8 +201,33 @@ def execute_notebook(
     finally:
         if watchdog is not None:
             watchdog.cancel()
-        _shutdown(manager)
+        if wait_for_shutdown:
+            _shutdown(manager)
+        else:
+            _shutdown_later(manager)
     return ExecutionResult(source, target, time.perf_counter() - started, dict(parameters or {}))
+
+
+_pending_shutdowns: list[threading.Thread] = []
+_pending_lock = threading.Lock()
+
+
+def _shutdown_later(manager: Any) -> None:
+    """Shut the kernel down on a thread; interpreter exit waits for it (10 s at most)."""
+    thread = threading.Thread(
+        target=_shutdown, args=(manager,), name="nbops-kernel-shutdown", daemon=True
+    )
+    with _pending_lock:
+        if not _pending_shutdowns:
+            atexit.register(_join_shutdowns)
+        _pending_shutdowns[:] = [t for t in _pending_shutdowns if t.is_alive()] + [thread]
+    thread.start()
+
+
+def _join_shutdowns() -> None:
+    deadline = time.monotonic() + 10
+    for thread in list(_pending_shutdowns):
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _shutdown(manager: Any) -> None:

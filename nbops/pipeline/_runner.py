@@ -321,6 +321,7 @@ def _execute(ctx: _Context, stage: Stage, fp: Fingerprint, reasons: tuple[str, .
             kernel_name=fp.kernel,
             timeout=stage.timeout,
             kernel=kernel,
+            wait_for_shutdown=False,
         )
     except ExecutionError as exc:
         failure = str(exc)

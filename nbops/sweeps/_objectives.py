@@ -226,6 +226,7 @@ class NotebookObjective:
                 kernel_name=self.kernel_name,
                 timeout=self.spec.trial_timeout,
                 kernel=kernel.manager,
+                wait_for_shutdown=False,
             )
         except CellError as exc:
             if exc.ename == "TrialPruned":

@@ -457,8 +457,29 @@ def active_run() -> Run | None:
         _attached_env_run = True
         from nbops.store import open_store
 
-        activate(Run.attach(os.environ[RUN_ID_ENV], open_store()))
+        run = Run.attach(os.environ[RUN_ID_ENV], open_store())
+        activate(run)
+        _flush_after_each_cell(run)
     return _active
+
+
+def _flush_after_each_cell(run: Run) -> None:
+    """In a kernel run by a pipeline or sweep, make each cell's metrics durable before its reply.
+
+    The owner then reads them as soon as the notebook completes, without waiting for the kernel
+    to shut down.
+    """
+    ipython = sys.modules.get("IPython")
+    get = getattr(ipython, "get_ipython", None)
+    shell = get() if callable(get) else None
+    if shell is None:
+        return
+
+    def flush(_result: object = None) -> None:
+        if not run.finished:
+            run.flush()
+
+    shell.events.register("post_run_cell", flush)
 
 
 def require_active(action: str) -> Run:
