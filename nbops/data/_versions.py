@@ -14,7 +14,7 @@ from typing import Any
 
 from nbops.errors import InvalidValueError, NotFoundError
 from nbops.names import check_name
-from nbops.store import SQLiteIndex
+from nbops.store import SQLiteDatabase
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dataset_versions (
@@ -117,7 +117,7 @@ class DatasetIndex:
 
     def __init__(self, store_dir: str | os.PathLike[str]) -> None:
         self.store_dir = Path(store_dir)
-        self._db = SQLiteIndex(store_dir, _SCHEMA)
+        self._db = SQLiteDatabase(store_dir, _SCHEMA)
 
     def record(self, version: DatasetVersion, run_id: str) -> DatasetVersion:
         """Add a version (kept as first seen when it exists) and note that ``run_id`` used it."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from nbops.errors import InvalidValueError, NotFoundError
 from nbops.names import check_name
-from nbops.store import SQLiteIndex
+from nbops.store import SQLiteDatabase
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS model_versions (
@@ -163,7 +163,7 @@ class ModelCatalog:
 
     def __init__(self, store_dir: str | os.PathLike[str]) -> None:
         self.store_dir = Path(store_dir)
-        self._db = SQLiteIndex(store_dir, _SCHEMA)
+        self._db = SQLiteDatabase(store_dir, _SCHEMA)
 
     def add(self, fields: Mapping[str, Any]) -> int:
         """Insert the next version of ``fields['name']`` atomically; return its number."""

@@ -14,7 +14,7 @@ from nbops.store._base import (
     RunRecord,
     RunStore,
 )
-from nbops.store._index import SQLiteIndex
+from nbops.store._database import SQLiteDatabase
 from nbops.store._objects import ObjectStore, hash_file
 from nbops.store._sqlite import SQLiteStore
 
@@ -26,7 +26,7 @@ __all__ = [
     "ObjectStore",
     "RunRecord",
     "RunStore",
-    "SQLiteIndex",
+    "SQLiteDatabase",
     "SQLiteStore",
     "hash_file",
     "open_store",

@@ -7,10 +7,9 @@ import math
 import os
 import socket
 import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from nbops.store._base import (
     RunRecord,
     RunStore,
 )
+from nbops.store._database import SQLiteDatabase
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -87,16 +87,13 @@ class SQLiteStore(RunStore):
                 f"cannot create the store directory {self._path}: {exc}; "
                 "set NBOPS_HOME to a writable directory"
             ) from exc
-        self._db = self._path / "runs.db"
-        self._busy_timeout = busy_timeout
-        self._local = threading.local()
+        self._database = SQLiteDatabase(
+            self._path,
+            f"{_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};",
+            busy_timeout=busy_timeout,
+        )
         self._host = socket.gethostname()
-        try:
-            self._con().executescript(
-                f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot initialise the run store {self._db}: {exc}") from exc
+        self._database.read()  # create the schema now, so a bad location fails here
 
     @property
     def path(self) -> Path:
@@ -105,43 +102,14 @@ class SQLiteStore(RunStore):
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self._path)!r})"
 
-    # --- connections ------------------------------------------------------------------------
     def _con(self) -> sqlite3.Connection:
-        con = getattr(self._local, "con", None)
-        if con is None:
-            try:
-                con = sqlite3.connect(
-                    self._db,
-                    timeout=self._busy_timeout,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
-                con.execute("PRAGMA journal_mode=WAL")
-                con.execute("PRAGMA synchronous=NORMAL")
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot open the run store {self._db}: {exc}") from exc
-            self._local.con = con
-        return con
+        return self._database.read()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        con = self._con()
-        try:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write to the run store {self._db}: {exc}") from exc
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._database.write()
 
     def close(self) -> None:
-        con = getattr(self._local, "con", None)
-        if con is not None:
-            con.close()
-            self._local.con = None
+        self._database.close()
 
     # --- writes -----------------------------------------------------------------------------
     def create_run(self, record: RunRecord) -> None:

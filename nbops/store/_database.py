@@ -1,4 +1,4 @@
-"""Small SQLite indexes kept beside the runs (datasets, models) in the store's ``runs.db``."""
+"""The store's SQLite database ``runs.db``: WAL mode, one connection per thread, transactions."""
 
 from __future__ import annotations
 
@@ -12,17 +12,22 @@ from pathlib import Path
 from nbops.errors import StoreError
 
 
-class SQLiteIndex:
-    """Tables of one feature in ``<store>/runs.db``, created on first use.
+class SQLiteDatabase:
+    """Tables of one part of nbops (runs, datasets, models) in ``<store>/runs.db``.
+
+    The schema (``CREATE ... IF NOT EXISTS``) runs on each new connection.
 
     One connection per thread; :meth:`write` runs its block in a ``BEGIN IMMEDIATE``
     transaction, so a read-then-insert inside it (the next version number) is atomic across
     processes.
     """
 
-    def __init__(self, store_dir: str | os.PathLike[str], schema: str) -> None:
+    def __init__(
+        self, store_dir: str | os.PathLike[str], schema: str, *, busy_timeout: float = 60.0
+    ) -> None:
         self.db = Path(store_dir) / "runs.db"
         self._schema = schema
+        self._busy_timeout = busy_timeout
         self._local = threading.local()
 
     def _con(self) -> sqlite3.Connection:
@@ -31,13 +36,19 @@ class SQLiteIndex:
             try:
                 self.db.parent.mkdir(parents=True, exist_ok=True)
                 con = sqlite3.connect(
-                    self.db, timeout=60.0, isolation_level=None, check_same_thread=False
+                    self.db,
+                    timeout=self._busy_timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
                 )
                 con.execute("PRAGMA journal_mode=WAL")
                 con.execute("PRAGMA synchronous=NORMAL")
                 con.executescript(f"BEGIN IMMEDIATE; {self._schema} COMMIT;")
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot open the index in {self.db}: {exc}") from exc
+                raise StoreError(
+                    f"cannot open the store database {self.db}: {exc}; set NBOPS_HOME to a "
+                    "writable folder if this one is not"
+                ) from exc
             self._local.con = con
         return con
 
