@@ -105,6 +105,9 @@ def start_kernel(
             f"no Jupyter kernel named {kernel_name!r} (installed: {available}); install one with "
             f"`python -m ipykernel install --user --name {kernel_name}` or pick another"
         ) from None
+    except BaseException:  # a half-started kernel and its socket folder must not outlive this
+        _shutdown(manager)
+        raise
     return manager
 
 

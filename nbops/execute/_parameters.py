@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nbops.errors import NbopsError
+from nbops.redact import is_secret_name
 
 PARAMETERS_TAG = "parameters"
 
@@ -169,7 +170,8 @@ def check_parameters(
         elif not _compatible(spec, value):
             problems.append(
                 f"parameter {name!r} is declared as {spec.type_name} "
-                f"({spec.source}) but was given {_type_name(value)} {value!r}"
+                f"({spec.source}) but was given {_type_name(value)}"
+                + ("" if is_secret_name(name) else f" {value!r}")
             )
     if problems:
         raise ParameterError(os.fspath(path), problems)

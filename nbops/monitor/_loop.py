@@ -165,18 +165,20 @@ def monitor(
     it drifted, retrain with the pipeline, score challenger and production on the holdout, and
     move the alias to the challenger only if it wins (and passed the pipeline's gates)."""
     import nbops
-    from nbops.config import find_project_root
+    from nbops.config import find_project_root, store_path
     from nbops.data import get_dataset, load_dataset
     from nbops.data._profile import read_table
     from nbops.monitor._drift import drift
     from nbops.monitor._model_drift import _resolve_metric
     from nbops.pipeline import PipelineFailed, run_pipeline
     from nbops.registry import get_model, load_model, model_versions, set_alias
+    from nbops.store import open_store
 
     base = Path(root) if root is not None else find_project_root()
     cfg = load_monitor_config(base)
+    store = open_store(store_path(base))
     metric_name, metric_fn, higher = _resolve_metric(cfg.metric, None)
-    production = get_model(f"{cfg.model}@{cfg.alias}")
+    production = get_model(f"{cfg.model}@{cfg.alias}", store=store)
     datasets = list(production.lineage.get("datasets") or [])
     chosen = [d for d in datasets if cfg.reference in (None, d.get("name"))]
     if not chosen:
@@ -185,10 +187,13 @@ def monitor(
             "with; log the training data with nbops.log_dataset in the run that registers it"
         )
     ref = chosen[0]
-    reference = load_dataset(get_dataset(f"{ref['name']}@{ref['hash']}").ref)
+    reference = load_dataset(
+        get_dataset(f"{ref['name']}@{ref['hash']}", store=store).ref, store=store
+    )
     current = read_table(base / cfg.current)
     columns = list(cfg.columns) or [c for c in reference.columns if c != cfg.target]
     run = nbops.init(
+        store=store,
         name="monitor",
         job_type="monitor",
         activate=False,
@@ -266,13 +271,13 @@ def monitor(
                 report,
                 status="failed",
             )
-        challenger = model_versions(cfg.model)[-1]
+        challenger = model_versions(cfg.model, store=store)[-1]
         if challenger.version == production.version:
             raise NbopsError(f"the retraining pipeline registered no new version of {cfg.model}")
         holdout = read_table(base / cfg.holdout)
         features, labels = holdout.drop(columns=[cfg.target]), holdout[cfg.target]
-        old = _score(load_model(production.ref), metric_fn, features, labels)
-        new = _score(load_model(challenger.ref), metric_fn, features, labels)
+        old = _score(load_model(production.ref, store=store), metric_fn, features, labels)
+        new = _score(load_model(challenger.ref, store=store), metric_fn, features, labels)
         run.log({f"production_{metric_name}": old, f"challenger_{metric_name}": new})
         gain = (new - old) if higher else (old - new)
         scores: dict[str, Any] = {
@@ -293,13 +298,14 @@ def monitor(
                 report,
             )
         set_alias(
-            cfg.model,
-            challenger.version,
-            cfg.alias,
+            store=store,
+            name=cfg.model,
+            version=challenger.version,
+            alias=cfg.alias,
             reason=f"nbops monitor run {run.id}: drift share {found.share:.2f}; "
             f"{metric_name} {new:.4g} vs {old:.4g}",
         )
-        _refresh_card(base, f"{cfg.model}@{cfg.alias}", report)
+        _refresh_card(base, f"{cfg.model}@{cfg.alias}", store, report)
         return _done(
             run,
             replace(
@@ -316,7 +322,7 @@ def monitor(
         raise
 
 
-def _refresh_card(root: Path, ref: str, report: Report) -> None:
+def _refresh_card(root: Path, ref: str, store: Any, report: Report) -> None:
     import yaml
 
     from nbops.cards import card
@@ -325,7 +331,7 @@ def _refresh_card(root: Path, ref: str, report: Report) -> None:
     options = (spec.get("pipeline") or {}).get("card") or {}
     output = root / str(options.get("output") or "model_card.md")
     html = root / str(options["html"]) if options.get("html") else None
-    card(ref, root=root).save(output, html=html)
+    card(ref, root=root, store=store).save(output, html=html)
     report(f"model card of {ref} written to {output.name}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -19,7 +20,7 @@ from nbops.pipeline._graph import StageGraph
 from nbops.pipeline._hashing import HashCache, path_hash
 from nbops.pipeline._lock import LockEntry, read_lock, write_lock
 from nbops.pipeline._spec import PipelineSpec, Stage, load_spec
-from nbops.pipeline._status import Fingerprint, fingerprint, stale_reasons
+from nbops.pipeline._status import Fingerprint, fingerprint, lockable_params, stale_reasons
 from nbops.pipeline._validate import validate
 
 Report = Callable[[str], None]
@@ -152,7 +153,7 @@ def run_pipeline(
     result = PipelineResult(ctx.pipeline_id, tuple(results[name] for name in order))
     if not result.ok:
         raise PipelineFailed(result)
-    if not dry_run and not targets:
+    if not dry_run and not targets and any(s.outcome == "ran" for s in result.stages):
         _write_card(ctx)
     return result
 
@@ -264,6 +265,26 @@ def _finished(ctx: _Context, name: str, future: Future[StageResult]) -> StageRes
     return result
 
 
+def _scrub_secrets(executed: Path, params: Mapping[str, Any]) -> None:
+    """Remove secret values (secret-named parameters, secret environment variables) from the
+    executed notebook papermill wrote, rewriting it atomically."""
+    from nbops.fileio import write_atomic
+    from nbops.redact import is_secret_name, scrub_text, secret_values
+
+    secrets = secret_values() + [
+        str(v) for k, v in params.items() if is_secret_name(k) and len(str(v)) >= 4
+    ]
+    if not secrets or not executed.is_file():
+        return
+    text = executed.read_text(encoding="utf-8")
+    variants = sorted(
+        {form for s in secrets for form in (s, json.dumps(s)[1:-1])}, key=len, reverse=True
+    )
+    clean = scrub_text(text, variants)
+    if clean != text:
+        write_atomic(executed, clean)
+
+
 def _kill_kernels(ctx: _Context) -> None:
     for manager in list(ctx.kernels.values()):
         try:
@@ -284,7 +305,7 @@ def _execute(ctx: _Context, stage: Stage, fp: Fingerprint, reasons: tuple[str, .
     """Run one stage as a tracked run in a fresh kernel; update the lock when it succeeds."""
     import nbops
     from nbops.capture import NOTEBOOK_PATH_ENV
-    from nbops.execute import ExecutionError, execute_notebook, start_kernel
+    from nbops.execute import execute_notebook, start_kernel
     from nbops.store import open_store
     from nbops.tracking import RUN_ID_ENV
 
@@ -323,12 +344,14 @@ def _execute(ctx: _Context, stage: Stage, fp: Fingerprint, reasons: tuple[str, .
             kernel=kernel,
             wait_for_shutdown=False,
         )
-    except ExecutionError as exc:
+    except NbopsError as exc:  # ExecutionError included: cell, kernel, timeout
         failure = str(exc)
-    except NbopsError as exc:
-        failure = str(exc)
+    except Exception as exc:  # anything else still fails the stage, never "finished"
+        logger.warning("stage %s failed unexpectedly", stage.name, exc_info=True)
+        failure = f"{type(exc).__name__}: {exc}"
     finally:
         ctx.kernels.pop(stage.name, None)
+        _scrub_secrets(executed, fp.params)
     if ctx.stopping.is_set():
         failure = "interrupted by Ctrl-C"
     run.sync_from_store()
@@ -355,7 +378,7 @@ def _execute(ctx: _Context, stage: Stage, fp: Fingerprint, reasons: tuple[str, .
     entry = LockEntry(
         notebook=stage.notebook,
         code=fp.code,
-        params=dict(fp.params),
+        params=lockable_params(fp.params),
         deps={k: v for k, v in fp.deps.items() if v is not None},
         outs=outs,
         metrics=metrics,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from nbops.pipeline._hashing import HashCache, path_hash
 from nbops.pipeline._lock import LockEntry
 from nbops.pipeline._spec import PipelineSpec, Stage
 from nbops.pipeline._validate import effective_params
+from nbops.redact import is_secret_name
 
 DEFAULT_KERNEL = "python3"
 
@@ -69,6 +71,19 @@ def _canon(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def lockable_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters as the lock keeps them: secret-named values only as a hash.
+
+    The hash still tells when a secret changed; the value never reaches ``nbops.lock``.
+    """
+    return {
+        key: "sha256:" + hashlib.sha256(_canon(value).encode()).hexdigest()
+        if is_secret_name(key)
+        else value
+        for key, value in params.items()
+    }
+
+
 def stale_reasons(
     spec: PipelineSpec, stage: Stage, fp: Fingerprint, entry: LockEntry | None, cache: HashCache
 ) -> list[str]:
@@ -80,9 +95,14 @@ def stale_reasons(
         reasons.append(f"notebook changed from {entry.notebook} to {fp.notebook}")
     elif entry.code != fp.code:
         reasons.append(f"code cells of {fp.notebook} changed")
-    for key in sorted(set(entry.params) | set(fp.params)):
-        old, new = entry.params.get(key, "<unset>"), fp.params.get(key, "<unset>")
-        if _canon(old) != _canon(new):
+    params = lockable_params(fp.params)
+    for key in sorted(set(entry.params) | set(params)):
+        old, new = entry.params.get(key, "<unset>"), params.get(key, "<unset>")
+        if _canon(old) == _canon(new):
+            continue
+        if is_secret_name(key):
+            reasons.append(f"param {key} changed (a secret: values not shown)")
+        else:
             reasons.append(f"param {key} changed: {old!r} -> {new!r}")
     for dep in sorted(set(entry.deps) | set(fp.deps)):
         if dep not in fp.deps:

@@ -197,6 +197,8 @@ class Run:
         if step is not None and (type(step) is not int or step < 0):
             step = _as_step(step)
         with self._lock:
+            if self._status != "running":  # finish may have won the race since the check above
+                raise RunFinishedError(self.id, "log metrics")
             if step is None:
                 step = self._next_step
             if step >= self._next_step:
@@ -252,7 +254,8 @@ class Run:
     def set_metadata(self, key: str, value: Any, *, deferred: bool = False) -> None:
         """Store a metadata document now, or at the next flush when ``deferred`` (cheap)."""
         if deferred:
-            self._pending_metadata[key] = value
+            with self._lock:
+                self._pending_metadata[key] = value
         else:
             self._store.set_metadata(self.id, key, redact(value))
 
@@ -378,10 +381,17 @@ class Run:
                 hook(self)
             except Exception:
                 logger.warning("nbops finish hook %r failed", hook, exc_info=True)
-        self._status = status
+        with self._lock:  # no log() lands after the final flush
+            self._status = status
         flusher().unregister(self)
         self.summary._dirty = True
-        self.flush()
+        try:
+            self.flush()
+        except Exception:
+            with self._lock:  # keep the run alive: the flusher retries, finish can be re-called
+                self._status = "running"
+            flusher().register(self)
+            raise
         self._store.set_status(self.id, status, time.time())
         if self._mirror is not None:
             self._mirror.update_summary(dict(self.summary))

@@ -257,3 +257,30 @@ def test_ctrl_c_stops_cleanly(isolated_env: Path) -> None:
     assert set(read_lock(root)) == {"quick"}
     statuses = {r.name: r.status for r in nbops.runs().itertuples()}
     assert statuses == {"quick": "finished", "long": "killed"}
+
+
+def test_secret_parameters_reach_no_file(isolated_env: Path, monkeypatch: Any) -> None:
+    root = isolated_env
+    monkeypatch.setenv("SERVICE_PASSWORD", "env-secret-4242")
+    write_notebook(
+        root / "use.ipynb",
+        "api_token = ''\nrounds = 1",
+        "import os\nprint(api_token, os.environ['SERVICE_PASSWORD'])\n"
+        "import nbops\nnbops.log({'rounds': rounds})",
+    )
+    write_spec(root, {"stages": {"use": {"notebook": "use.ipynb", "params": {"rounds": 1}}}})
+    lines: list[str] = []
+    run_pipeline(root, overrides={"use": {"api_token": "supersecret123"}}, report=lines.append)
+    changed = run_pipeline(
+        root, overrides={"use": {"api_token": "other-secret-99"}}, report=lines.append
+    )
+    assert changed["use"].reasons == ("param api_token changed (a secret: values not shown)",)
+    assert read_lock(root)["use"].params["api_token"].startswith("sha256:")
+    secrets = ("supersecret123", "other-secret-99", "env-secret-4242")
+    leaks = [
+        str(p)
+        for p in [root / "nbops.lock", *(root / ".nbops").rglob("*")]
+        if p.is_file() and any(s.encode() in p.read_bytes() for s in secrets)
+    ]
+    assert leaks == []
+    assert not any(s in line for line in lines for s in secrets)
