@@ -68,7 +68,7 @@ class NotebookSession:
 
     def _record_provenance(self, run: Run) -> None:
         self.last_report = self.provenance()
-        run.set_metadata("cells", self.recorder.records, deferred=True)
+        run.set_metadata("cells", self.recorder.executions(), deferred=True)
         run.set_metadata("provenance", self.last_report.to_dict(), deferred=True)
 
     def stop(self, status: str = "finished") -> ProvenanceReport | None:

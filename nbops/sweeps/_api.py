@@ -204,14 +204,19 @@ def _create_study(
 ) -> Any:
     import optuna
 
-    study = optuna.create_study(
-        storage=storage,
-        study_name=spec.study_name,
-        directions=list(spec.directions),  # type: ignore[arg-type]
-        sampler=sampler,
-        pruner=pruner,
-        load_if_exists=True,
-    )
+    quiet = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no INFO box above the panel
+    try:
+        study = optuna.create_study(
+            storage=storage,
+            study_name=spec.study_name,
+            directions=list(spec.directions),  # type: ignore[arg-type]
+            sampler=sampler,
+            pruner=pruner,
+            load_if_exists=True,
+        )
+    finally:
+        optuna.logging.set_verbosity(quiet)
     if [d.name.lower() for d in study.directions] != list(spec.directions):
         raise SweepError(
             f"sweep {spec.study_name!r} exists with directions "

@@ -233,8 +233,7 @@ def test_cli_card(tracked: dict[str, Any], cli: Any, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_html_card_renders_in_a_headless_browser(tracked: dict[str, Any], tmp_path: Path) -> None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("chromium is not installed (.ci/run installs it)")
+    assert browser is not None, "chromium is missing: apt-get install -y chromium (.ci/run does)"
     page = tmp_path / "card.html"
     nbops.card("iris-clf@production").save(tmp_path / "model_card.md", html=page)
     shot = tmp_path / "card.png"
