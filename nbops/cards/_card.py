@@ -101,3 +101,28 @@ def card(
     folder = project_root(root) or find_project_root()
     settings = config if config is not None else load_card_config(folder)
     return ModelCard(version, gather(version, target, settings), folder)
+
+
+def write_pipeline_card(
+    root: str | os.PathLike[str],
+    model_ref: str | None = None,
+    *,
+    store: RunStore | str | os.PathLike[str] | None = None,
+) -> tuple[Path, Path | None] | None:
+    """Write the card configured by ``pipeline.card`` in ``<root>/nbops.yaml``.
+
+    ``model_ref`` overrides the configured model (``nbops monitor`` passes ``NAME@ALIAS``).
+    Returns the Markdown and HTML paths, or None when no card is configured.
+    """
+    import yaml
+
+    base = Path(root)
+    spec = yaml.safe_load((base / "nbops.yaml").read_text(encoding="utf-8")) or {}
+    options = (spec.get("pipeline") or {}).get("card") or {}
+    if not options:
+        return None
+    output = base / str(options.get("output") or "model_card.md")
+    html = base / str(options["html"]) if options.get("html") else None
+    ref = model_ref or str(options["model"])
+    card(ref, root=base, store=store).save(output, html=html)
+    return output, html

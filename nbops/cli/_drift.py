@@ -16,34 +16,16 @@ from nbops.cli._output import NbopsUsageError, table
 #: Exit code of ``nbops drift --fail-on-drift`` when the dataset drifted.
 EXIT_DRIFT = 3
 
-_READERS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
-
 
 def read_table(path: str) -> Any:
-    """Read a CSV, TSV (optionally compressed) or Parquet file into a DataFrame."""
-    import pandas as pd
+    """Read a table for ``nbops drift``; a file that cannot be read is a usage error (exit 2)."""
+    from nbops.data._profile import TableReadError
+    from nbops.data._profile import read_table as read
 
-    file = Path(path)
-    if not file.is_file():
-        raise NbopsUsageError(f"no such file: {path}")
-    suffixes = [s.lower() for s in file.suffixes]
-    if suffixes and suffixes[-1] in (".gz", ".bz2", ".xz", ".zst", ".zip"):
-        suffixes = suffixes[:-1]
-    kind = _READERS.get(suffixes[-1] if suffixes else "")
-    if kind is None:
-        raise NbopsUsageError(
-            f"cannot tell the format of {path}: use a .csv, .tsv or .parquet file"
-        )
     try:
-        if kind == "parquet":
-            return pd.read_parquet(file)
-        return pd.read_csv(file, sep="\t" if kind == "tsv" else ",", low_memory=False)
-    except ImportError as exc:
-        raise NbopsUsageError(
-            f"reading {path} needs pyarrow: pip install 'nbops[monitor]' ({exc})"
-        ) from exc
-    except (ValueError, OSError) as exc:  # pandas parser errors are ValueErrors
-        raise NbopsUsageError(f"cannot read {path}: {exc}") from exc
+        return read(path)
+    except TableReadError as exc:
+        raise NbopsUsageError(str(exc)) from None
 
 
 def _thresholds(pairs: list[str]) -> dict[str, float]:

@@ -9,6 +9,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbops.errors import InvalidValueError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -89,14 +91,41 @@ def profile_frame(frame: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+_READERS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+_COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst", ".zip")
+
+
+class TableReadError(InvalidValueError):
+    """A file cannot be read as a table (missing, unknown format, unparsable)."""
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV, TSV or Parquet file into a DataFrame."""
+    """Read a CSV, TSV (optionally compressed) or Parquet file into a DataFrame.
+
+    Raises:
+        TableReadError: The file is missing, its format is unknown, or it does not parse.
+    """
     import pandas as pd
 
-    suffix = Path(path).suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+    file = Path(path)
+    if not file.is_file():
+        raise TableReadError(f"no such file: {path}")
+    suffixes = [s.lower() for s in file.suffixes]
+    if suffixes and suffixes[-1] in _COMPRESSIONS:
+        suffixes = suffixes[:-1]
+    kind = _READERS.get(suffixes[-1] if suffixes else "")
+    if kind is None:
+        raise TableReadError(f"cannot tell the format of {path}: use a .csv, .tsv or .parquet file")
+    try:
+        if kind == "parquet":
+            return pd.read_parquet(file)
+        return pd.read_csv(file, sep="\t" if kind == "tsv" else ",", low_memory=False)
+    except ImportError as exc:
+        raise TableReadError(
+            f"reading {path} needs pyarrow: pip install 'nbops[monitor]' ({exc})"
+        ) from exc
+    except (ValueError, OSError) as exc:  # pandas parser errors are ValueErrors
+        raise TableReadError(f"cannot read {path}: {exc}") from exc
 
 
 def profile_file(path: Path) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from nbops.execute._papermill import (
     KernelNotFoundError,
     execute_notebook,
     kernel_name_of,
+    kill_kernel,
     start_kernel,
 )
 from nbops.execute._parameters import (
@@ -20,6 +21,7 @@ from nbops.execute._parameters import (
     check_parameters,
     code_hash,
     declared_parameters,
+    kernelspec_name,
     read_notebook,
 )
 
@@ -38,6 +40,8 @@ __all__ = [
     "declared_parameters",
     "execute_notebook",
     "kernel_name_of",
+    "kernelspec_name",
+    "kill_kernel",
     "read_notebook",
     "start_kernel",
 ]

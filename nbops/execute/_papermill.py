@@ -113,10 +113,9 @@ def start_kernel(
 
 def kernel_name_of(notebook: str | os.PathLike[str], default: str = "python3") -> str:
     """Return the kernel named in the notebook's metadata, or ``default``."""
-    from nbops.execute._parameters import read_notebook
+    from nbops.execute._parameters import kernelspec_name, read_notebook
 
-    spec = (read_notebook(notebook).get("metadata") or {}).get("kernelspec") or {}
-    return str(spec.get("name") or default)
+    return kernelspec_name(read_notebook(notebook), default)
 
 
 def execute_notebook(
@@ -160,10 +159,7 @@ def execute_notebook(
     def expire() -> None:
         expired.set()
         logger.warning("%s ran past its %s s limit; stopping its kernel", source, timeout)
-        try:
-            os.kill(manager.provisioner.process.pid, signal.SIGKILL)
-        except Exception:
-            logger.debug("could not kill the kernel of %s", source, exc_info=True)
+        kill_kernel(manager)
 
     watchdog = threading.Timer(timeout, expire) if timeout else None
     started = time.perf_counter()
@@ -209,6 +205,14 @@ def execute_notebook(
         else:
             _shutdown_later(manager)
     return ExecutionResult(source, target, time.perf_counter() - started, dict(parameters or {}))
+
+
+def kill_kernel(manager: Any) -> None:
+    """SIGKILL a kernel started by :func:`start_kernel` (timeouts, Ctrl-C); never raises."""
+    try:
+        os.kill(manager.provisioner.process.pid, signal.SIGKILL)
+    except Exception:
+        logger.debug("kernel already gone", exc_info=True)
 
 
 _pending_shutdowns: list[threading.Thread] = []

@@ -78,6 +78,12 @@ def code_hash(nb: Mapping[str, Any]) -> str:
     return digest.hexdigest()
 
 
+def kernelspec_name(nb: Mapping[str, Any], default: str = "python3") -> str:
+    """The kernel named in the notebook's metadata, or ``default``."""
+    spec = (nb.get("metadata") or {}).get("kernelspec") or {}
+    return str(spec.get("name") or default)
+
+
 def parameters_source(nb: Mapping[str, Any]) -> str | None:
     """Return the source of the first code cell tagged ``parameters``, or None."""
     for cell in nb["cells"]:

@@ -323,16 +323,11 @@ def monitor(
 
 
 def _refresh_card(root: Path, ref: str, store: Any, report: Report) -> None:
-    import yaml
+    from nbops.cards import write_pipeline_card
 
-    from nbops.cards import card
-
-    spec = yaml.safe_load((root / "nbops.yaml").read_text(encoding="utf-8")) or {}
-    options = (spec.get("pipeline") or {}).get("card") or {}
-    output = root / str(options.get("output") or "model_card.md")
-    html = root / str(options["html"]) if options.get("html") else None
-    card(ref, root=root, store=store).save(output, html=html)
-    report(f"model card of {ref} written to {output.name}")
+    written = write_pipeline_card(root, ref, store=store)
+    if written is not None:
+        report(f"model card of {ref} written to {written[0].name}")
 
 
 def _done(

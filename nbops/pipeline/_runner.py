@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -160,17 +159,14 @@ def run_pipeline(
 
 def _write_card(ctx: _Context) -> None:
     """Write the model card named in ``pipeline.card``, from the tracked evidence."""
-    options = (ctx.spec.raw.get("pipeline") or {}).get("card")
-    if not options:
+    if not (ctx.spec.raw.get("pipeline") or {}).get("card"):
         return
-    from nbops.cards import card
+    from nbops.cards import write_pipeline_card
 
-    root = ctx.spec.root
-    output = root / str(options.get("output") or "model_card.md")
-    html = root / str(options["html"]) if options.get("html") else None
-    card(str(options["model"]), store=ctx.store_dir, root=root).save(output, html=html)
-    shown = os.path.relpath(output, root) + (f" and {os.path.relpath(html, root)}" if html else "")
-    ctx.report(f"model card of {options['model']} written to {shown}")
+    written = write_pipeline_card(ctx.spec.root, store=ctx.store_dir)
+    if written is not None:
+        shown = " and ".join(os.path.relpath(p, ctx.spec.root) for p in written if p is not None)
+        ctx.report(f"model card written to {shown}")
 
 
 def _schedule(
@@ -209,7 +205,7 @@ def _schedule(
                 logger.warning("stage %s did not stop cleanly", name, exc_info=True)
         raise
     finally:
-        pool.shutdown(wait=True)
+        pool.shutdown(wait=True, cancel_futures=True)
     return results
 
 
@@ -286,11 +282,10 @@ def _scrub_secrets(executed: Path, params: Mapping[str, Any]) -> None:
 
 
 def _kill_kernels(ctx: _Context) -> None:
+    from nbops.execute import kill_kernel
+
     for manager in list(ctx.kernels.values()):
-        try:
-            os.kill(manager.provisioner.process.pid, signal.SIGKILL)
-        except Exception:
-            logger.debug("kernel already gone", exc_info=True)
+        kill_kernel(manager)
 
 
 def _numeric(values: Mapping[str, Any]) -> dict[str, float]:
@@ -305,7 +300,7 @@ def _execute(ctx: _Context, stage: Stage, fp: Fingerprint, reasons: tuple[str, .
     """Run one stage as a tracked run in a fresh kernel; update the lock when it succeeds."""
     import nbops
     from nbops.capture import NOTEBOOK_PATH_ENV
-    from nbops.execute import execute_notebook, start_kernel
+    from nbops.execute import execute_notebook, kill_kernel, start_kernel
     from nbops.store import open_store
     from nbops.tracking import RUN_ID_ENV
 
@@ -335,6 +330,8 @@ def _execute(ctx: _Context, stage: Stage, fp: Fingerprint, reasons: tuple[str, .
     try:
         kernel = start_kernel(fp.kernel, env=env, cwd=root)
         ctx.kernels[stage.name] = kernel
+        if ctx.stopping.is_set():  # Ctrl-C arrived while this kernel was starting
+            kill_kernel(kernel)
         execute_notebook(
             notebook,
             executed,

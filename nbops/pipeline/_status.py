@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbops.execute import code_hash, read_notebook
+from nbops.execute import code_hash, kernelspec_name, read_notebook
 from nbops.pipeline._graph import StageGraph
 from nbops.pipeline._hashing import HashCache, path_hash
 from nbops.pipeline._lock import LockEntry
@@ -43,21 +43,12 @@ class StageStatus:
         return {"stage": self.name, "stale": self.stale, "reasons": list(self.reasons)}
 
 
-def kernel_of(spec: PipelineSpec, stage: Stage) -> str:
-    """The stage's kernel: its ``kernel`` key, the notebook's kernelspec, or python3."""
-    if stage.kernel:
-        return stage.kernel
-    meta = read_notebook(spec.root / stage.notebook).get("metadata") or {}
-    return str((meta.get("kernelspec") or {}).get("name") or DEFAULT_KERNEL)
-
-
 def fingerprint(
     spec: PipelineSpec, stage: Stage, overrides: Mapping[str, Mapping[str, Any]], cache: HashCache
 ) -> Fingerprint:
     """Hash what the stage reads now."""
     nb = read_notebook(spec.root / stage.notebook)
-    meta = nb.get("metadata") or {}
-    kernel = stage.kernel or str((meta.get("kernelspec") or {}).get("name") or DEFAULT_KERNEL)
+    kernel = stage.kernel or kernelspec_name(nb, DEFAULT_KERNEL)
     return Fingerprint(
         notebook=stage.notebook,
         code=code_hash(nb),
