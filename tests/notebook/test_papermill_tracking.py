@@ -111,7 +111,10 @@ def test_notebook_run_is_in_the_store_and_in_wandb_offline(isolated_env: Path, s
     assert run.metadata["environment"]["python"]["version"]
     assert "pandas" in run.metadata["packages"]
     cells = run.metadata["cells"]
-    assert [c["ok"] for c in cells if c["n"] is not None][-2:] == [True, True]
+    outcomes = [c["ok"] for c in cells if c["n"] is not None]
+    # the two cells before %load_ext come from IPython's history (outcome unknown); the cells
+    # after it succeeded; with %nbops stop, the stop cell itself was still running
+    assert outcomes == [None, None, True, True] + ([None] if stop else [])
     if stop:
         provenance = run.metadata["provenance"]
         assert provenance["reproducible"] is True, provenance
