@@ -71,7 +71,12 @@ class CellRecorder:
         if self._running is None:
             return list(self.records)
         cell_id, source, start, _ = self._running
-        current = _record(getattr(self.shell, "execution_count", None), cell_id, code_hash(source))
+        # the running cell's own count: its place in the input history (IPython stores the
+        # input before running it; execution_count itself differs between shells mid-cell)
+        history = getattr(self.shell, "history_manager", None)
+        raw = getattr(history, "input_hist_raw", None) or []
+        count = len(raw) - 1 if raw else getattr(self.shell, "execution_count", None)
+        current = _record(count, cell_id, code_hash(source))
         current["start"] = start
         records = list(self.records)
         if records and records[-1]["n"] == current["n"] and records[-1]["ok"] is None:

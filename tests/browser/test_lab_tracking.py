@@ -43,13 +43,14 @@ def test_quickstart_run_all_is_tracked_with_its_real_path(
     # One record per executed cell, in order, matching the served cells by id and code hash.
     # The parameters cell ran before `%load_ext nbops`: it is back-filled from the kernel's
     # history, which knows its code but not its cell id. `%nbops stop` finishes the run while it
-    # runs, so its own record is not stored (the provenance report counts it).
+    # runs, so its record is stored with its outcome still unknown.
     saved = snapshot["code_cells"]
     cells = run.metadata["cells"]
-    assert [cell["n"] for cell in cells] == [1, 2, 3, 4, 5]
-    assert [cell["hash"] for cell in cells] == [cell["sha256"] for cell in saved[:5]]
+    assert [cell["n"] for cell in cells] == [1, 2, 3, 4, 5, 6]
+    assert [cell["hash"] for cell in cells] == [cell["sha256"] for cell in saved]
     assert cells[0]["id"] is None
-    assert [cell["id"] for cell in cells[1:]] == [cell["id"] for cell in saved[1:5]]
+    assert [cell["id"] for cell in cells[1:]] == [cell["id"] for cell in saved[1:]]
+    assert cells[-1]["ok"] is None
     assert [cell["id"] for cell in saved] == [
         "bf086cb6",
         "ab8f4fba",
@@ -58,7 +59,7 @@ def test_quickstart_run_all_is_tracked_with_its_real_path(
         "e1ceb909",
         "5436df19",
     ]
-    assert all(cell["ok"] for cell in cells[1:])
+    assert all(cell["ok"] for cell in cells[1:-1])
     provenance = run.metadata["provenance"]
     assert provenance["reproducible"], provenance
     assert provenance["notebook"] is not None

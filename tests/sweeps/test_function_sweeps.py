@@ -185,8 +185,13 @@ def test_ctrl_c_inline_leaves_no_running_trial() -> None:
 
 def test_a_lambda_reaches_worker_processes_by_value() -> None:
     offset = 3.0
+    # each trial sleeps, so both workers get some even on a loaded machine
     sweep = nbops.sweep(
-        lambda p: -((p["x"] - offset) ** 2), space=SPACE, n_trials=4, jobs=2, study_name="lam2"
+        lambda p: (time.sleep(0.5), -((p["x"] - offset) ** 2))[1],
+        space=SPACE,
+        n_trials=6,
+        jobs=2,
+        study_name="lam2",
     )
-    assert [t.state for t in sweep.trials()] == [TrialState.COMPLETE] * 4
+    assert [t.state for t in sweep.trials()] == [TrialState.COMPLETE] * 6
     assert len({t.user_attrs["nbops.pid"] for t in sweep.trials()}) == 2
