@@ -35,3 +35,21 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> Path:
             os.unlink(tmp)
         raise
     return target
+
+
+def copy_atomic(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Copy a file so that ``target`` is either absent, the old file, or the whole copy."""
+    import shutil
+
+    dest = Path(target)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return dest

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 from nbops.data._profile import frame_hash, profile_file, profile_frame, read_table
 from nbops.data._versions import DatasetIndex, DatasetVersion, parse_ref
 from nbops.errors import DataIntegrityError, InvalidValueError, NbopsError
+from nbops.fileio import write_atomic
 from nbops.names import check_name, slug
 from nbops.store import ObjectStore, RunStore, hash_file, open_store
 
@@ -207,7 +208,8 @@ def restore_dataset(
         out.parent.mkdir(parents=True, exist_ok=True)
         import pandas as pd
 
-        pd.read_parquet(objects.path_of(version.object)).to_csv(out, index=False)
+        text = pd.read_parquet(objects.path_of(version.object)).to_csv(index=False)
+        write_atomic(out, text)
         return out
     return objects.restore(version.object, "file", out)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import netrc
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from urllib.parse import urlparse
 
@@ -94,6 +92,9 @@ def server_reachable(url: str, timeout: float) -> bool:
     Honours the ``HTTP(S)_PROXY`` variables like wandb does. Any HTTP status, even an error,
     counts as reachable: the question is only whether wandb could talk to the server.
     """
+    import urllib.error
+    import urllib.request
+
     if urlparse(url).scheme not in ("http", "https"):
         return False
     try:

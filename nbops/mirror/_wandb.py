@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from nbops.fileio import write_atomic
 from nbops.mirror._mode import base_url, resolve_mode, server_reachable
 from nbops.redact import scrub_text, secret_values
 
@@ -366,5 +367,5 @@ def scrub_run_dir(run_dir: str | os.PathLike[str]) -> list[Path]:
             logger.warning("%s contains a secret environment value; do not sync it", path)
             continue
         text = data.decode("utf-8", errors="surrogateescape")
-        path.write_bytes(scrub_text(text, secrets).encode("utf-8", errors="surrogateescape"))
+        write_atomic(path, scrub_text(text, secrets).encode("utf-8", errors="surrogateescape"))
     return hits

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -138,6 +137,8 @@ def load_monitor_config(root: Path) -> MonitorConfig:
 
 def send_alert(url: str, payload: Mapping[str, Any], timeout: float = 5.0) -> str | None:
     """POST ``payload`` as JSON; return None on success, else what went wrong (never raises)."""
+    import urllib.request
+
     if not url.startswith(("http://", "https://")):
         return f"not an http(s) URL: {url}"
     request = urllib.request.Request(  # noqa: S310 - scheme checked above

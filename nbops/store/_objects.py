@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 
 from nbops.errors import ArtifactError
+from nbops.fileio import copy_atomic
 
 _CHUNK = 1 << 20
 
@@ -106,10 +106,10 @@ class ObjectStore:
         target = Path(dest)
         if kind == "file":
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.path_of(digest), target)
+            copy_atomic(self.path_of(digest), target)
             return target
         for rel, blob in self.read_manifest(digest).items():
             out = target / rel
             out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.path_of(blob), out)
+            copy_atomic(self.path_of(blob), out)
         return target
