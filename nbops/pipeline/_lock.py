@@ -33,6 +33,7 @@ class LockEntry:
     run: str | None = None
     executed: str | None = None
     kernel: str | None = None
+    sweep: Mapping[str, Any] | None = None  # config, best_params, best_value, study
 
 
 def read_lock(root: str | os.PathLike[str]) -> dict[str, LockEntry]:

@@ -84,6 +84,8 @@ class _Context:
     lock_mutex: threading.Lock = field(default_factory=threading.Lock)
     kernels: dict[str, Any] = field(default_factory=dict)
     stopping: threading.Event = field(default_factory=threading.Event)
+    #: best parameters found by each sweep stage, handed to the stages after it
+    handoff: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -223,13 +225,16 @@ def _decide(
         ctx.report(f"{name:<14} skipped   (upstream {', '.join(broken)} failed)")
         return StageResult(name, "skipped", message=f"upstream {', '.join(broken)} failed")
     stage = ctx.spec.stages[name]
-    fp = fingerprint(ctx.spec, stage, ctx.overrides, ctx.cache)
+    fp = fingerprint(ctx.spec, stage, {name: _stage_overrides(ctx, stage)}, ctx.cache)
     reasons = stale_reasons(ctx.spec, stage, fp, ctx.lock.get(name), ctx.cache)
     upstream_runs = [u for u in needs if results[u].outcome == "would-run"]
     reasons += [f"upstream stage {u!r} will re-run" for u in upstream_runs]
     if force:
         reasons.insert(0, "forced")
     if not reasons:
+        swept = ctx.lock[name].sweep
+        if stage.sweep and swept:
+            ctx.handoff[name] = dict(swept["best_params"])
         ctx.report(f"{name:<14} cached    (unchanged since run {ctx.lock[name].run})")
         return StageResult(
             name,
@@ -242,6 +247,53 @@ def _decide(
         ctx.report(f"{name:<14} would run ({'; '.join(reasons)})")
         return StageResult(name, "would-run", reasons=tuple(reasons))
     return fp, tuple(reasons)
+
+
+def _stage_overrides(ctx: _Context, stage: Stage) -> dict[str, Any]:
+    """``-p`` overrides of the stage, plus the best parameters of the sweep stages before it
+    for the names its parameters cell declares."""
+    overrides = dict(ctx.overrides.get(stage.name, {}))
+    handed = {
+        key: value
+        for upstream in ctx.graph.closure([stage.name]) - {stage.name}
+        for key, value in ctx.handoff.get(upstream, {}).items()
+    }
+    if handed:
+        from nbops.execute import NotebookError, declared_parameters
+
+        try:
+            declared = declared_parameters(ctx.spec.root / stage.notebook)
+        except NotebookError:
+            declared = {}
+        overrides = {**{k: v for k, v in handed.items() if k in declared}, **overrides}
+    return overrides
+
+
+def _run_sweep(ctx: _Context, stage: Stage, notebook: Path) -> tuple[dict[str, Any], Any]:
+    """Sweep the stage's notebook; return the best parameters and the sweep."""
+    from nbops.sweeps import sweep
+
+    options = dict(stage.sweep or {})
+    space = options["space"]
+    if isinstance(space, str):
+        space = str(ctx.spec.root / space)
+    ctx.report(
+        f"{stage.name:<14} sweeping  ({options['n_trials']} trials of "
+        f"{options['metric']}, {options.get('direction', 'maximize')})"
+    )
+    found = sweep(
+        str(notebook),
+        space=space,
+        n_trials=int(options["n_trials"]),
+        metric=str(options["metric"]),
+        direction=str(options.get("direction", "maximize")),
+        jobs=int(options.get("jobs", 1)),
+        trial_timeout=options.get("timeout"),
+        study_name=f"{stage.name}-{ctx.pipeline_id}",
+        panel=False,
+        project=ctx.project,
+    )
+    return dict(found.best_params), found
 
 
 def _finished(ctx: _Context, name: str, future: Future[StageResult]) -> StageResult:
@@ -327,7 +379,20 @@ def _execute(ctx: _Context, stage: Stage, fp: Fingerprint, reasons: tuple[str, .
         NOTEBOOK_PATH_ENV: str(notebook),
     }
     failure: str | None = None
+    params = dict(fp.params)
+    sweep_record: dict[str, Any] | None = None
     try:
+        if stage.sweep:
+            best, found = _run_sweep(ctx, stage, notebook)
+            params.update(best)
+            ctx.handoff[stage.name] = best
+            run.log_params(best)
+            sweep_record = {
+                "config": dict(stage.sweep),
+                "best_params": best,
+                "best_value": found.best_value,
+                "study": found.name,
+            }
         kernel = start_kernel(fp.kernel, env=env, cwd=root)
         ctx.kernels[stage.name] = kernel
         if ctx.stopping.is_set():  # Ctrl-C arrived while this kernel was starting
@@ -335,7 +400,7 @@ def _execute(ctx: _Context, stage: Stage, fp: Fingerprint, reasons: tuple[str, .
         execute_notebook(
             notebook,
             executed,
-            fp.params,
+            params,
             kernel_name=fp.kernel,
             timeout=stage.timeout,
             kernel=kernel,
@@ -348,7 +413,7 @@ def _execute(ctx: _Context, stage: Stage, fp: Fingerprint, reasons: tuple[str, .
         failure = f"{type(exc).__name__}: {exc}"
     finally:
         ctx.kernels.pop(stage.name, None)
-        _scrub_secrets(executed, fp.params)
+        _scrub_secrets(executed, params)
     if ctx.stopping.is_set():
         failure = "interrupted by Ctrl-C"
     run.sync_from_store()
@@ -382,6 +447,7 @@ def _execute(ctx: _Context, stage: Stage, fp: Fingerprint, reasons: tuple[str, .
         run=run.id,
         executed=shown,
         kernel=fp.kernel,
+        sweep=sweep_record,
     )
     run.set_metadata(
         "pipeline",

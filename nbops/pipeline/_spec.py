@@ -133,6 +133,32 @@ def _gates(stage: str, value: Any, problems: list[str]) -> tuple[Gate, ...]:
     return tuple(gates)
 
 
+SWEEP_KEYS = ("space", "n_trials", "metric", "direction", "jobs", "timeout")
+
+
+def _sweep_options(stage: str, value: Any, problems: list[str]) -> Mapping[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        problems.append(f"stage {stage!r}: sweep must be a mapping (space, n_trials, metric)")
+        return None
+    for key in value:
+        if key not in SWEEP_KEYS:
+            problems.append(
+                f"stage {stage!r}: sweep: unknown key {key!r}{_suggest(str(key), SWEEP_KEYS)}"
+            )
+    if not isinstance(value.get("space"), (Mapping, str)):
+        problems.append(f"stage {stage!r}: sweep needs space: a mapping or a YAML file")
+    n_trials = value.get("n_trials")
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        problems.append(f"stage {stage!r}: sweep needs n_trials: a positive integer")
+    if not isinstance(value.get("metric"), str):
+        problems.append(f"stage {stage!r}: sweep needs metric: the name the notebook logs")
+    if value.get("direction", "maximize") not in ("maximize", "minimize"):
+        problems.append(f"stage {stage!r}: sweep direction must be maximize or minimize")
+    return dict(value)
+
+
 def _stage(name: str, body: Any, problems: list[str]) -> Stage | None:
     if not STAGE_NAME.match(str(name)):
         problems.append(
@@ -169,10 +195,7 @@ def _stage(name: str, body: Any, problems: list[str]) -> Stage | None:
     after = body.get("after") or []
     if isinstance(after, str):
         after = [after]
-    sweep = body.get("sweep")
-    if sweep is not None and not isinstance(sweep, Mapping):
-        problems.append(f"stage {name!r}: sweep must be a mapping (space, n_trials, metric, ...)")
-        sweep = None
+    sweep = _sweep_options(name, body.get("sweep"), problems)
     return Stage(
         name=str(name),
         notebook=notebook,

@@ -104,6 +104,8 @@ def stale_reasons(
             reasons.append(f"dep {dep} is missing")
         elif fp.deps[dep] != entry.deps[dep]:
             reasons.append(f"dep {dep} changed")
+    if _canon(stage.sweep) != _canon((entry.sweep or {}).get("config")):
+        reasons.append("sweep settings changed")
     if (entry.kernel or DEFAULT_KERNEL) != fp.kernel:
         reasons.append(f"kernel changed from {entry.kernel} to {fp.kernel}")
     for out in stage.outs:

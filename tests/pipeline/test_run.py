@@ -284,3 +284,68 @@ def test_secret_parameters_reach_no_file(isolated_env: Path, monkeypatch: Any) -
     ]
     assert leaks == []
     assert not any(s in line for line in lines for s in secrets)
+
+
+def test_sweep_stage_hands_its_best_parameters_on(isolated_env: Path) -> None:
+    root = isolated_env
+    write_notebook(
+        root / "tune.ipynb",
+        "x = 0.0\nlabel = 'tune'",
+        "import nbops\nnbops.log({'score': -((x - 2.0) ** 2)})\n"
+        "from pathlib import Path\nPath('tuned.txt').write_text(str(x))",
+    )
+    write_notebook(
+        root / "use.ipynb",
+        "x = 0.0\nother = 1",
+        "from pathlib import Path\nPath('used.txt').write_text(str(x))",
+    )
+    write_spec(
+        root,
+        {
+            "stages": {
+                "tune": {
+                    "notebook": "tune.ipynb",
+                    "outs": ["tuned.txt"],
+                    "sweep": {
+                        "space": {"x": {"type": "float", "low": 0.0, "high": 4.0}},
+                        "n_trials": 4,
+                        "metric": "score",
+                        "direction": "maximize",
+                    },
+                },
+                "use": {"notebook": "use.ipynb", "after": ["tune"], "outs": ["used.txt"]},
+            }
+        },
+    )
+    result = run_pipeline(root, report=quiet([]))
+    entry = read_lock(root)["tune"]
+    assert entry.sweep is not None and entry.sweep["config"]["n_trials"] == 4
+    best = entry.sweep["best_params"]["x"]
+    assert float((root / "tuned.txt").read_text()) == best  # the stage ran with the best
+    assert float((root / "used.txt").read_text()) == best  # and handed it on
+    assert read_lock(root)["use"].params == {"x": best}
+    trials = nbops.runs()
+    assert (trials["job_type"] == "trial").sum() == 4
+    assert nbops.get_run(result["tune"].run_id or "").params["x"] == best
+    again = run_pipeline(root, report=quiet([]))
+    assert {s.outcome for s in again.stages} == {"cached"}  # the handoff is stable
+
+
+def test_sweep_stage_options_are_validated(isolated_env: Path) -> None:
+    write_notebook(isolated_env / "t.ipynb", "x = 0.0", "pass")
+    write_spec(
+        isolated_env,
+        {"stages": {"t": {"notebook": "t.ipynb", "sweep": {"n_trials": 0, "metrc": "s"}}}},
+    )
+    from nbops.pipeline import SpecError, load_spec
+
+    with pytest.raises(SpecError) as info:
+        load_spec(isolated_env)
+    text = str(info.value)
+    for part in (
+        "unknown key 'metrc' (did you mean 'metric'?)",
+        "needs space",
+        "n_trials: a positive integer",
+        "needs metric",
+    ):
+        assert part in text
