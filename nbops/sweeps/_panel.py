@@ -13,8 +13,7 @@ from nbops.sweeps._panel_controller import (
     PanelState,
     errors_html,
     header_html,
-    history_svg,
-    importances_svg,
+    plots_html,
     table_html,
 )
 
@@ -75,12 +74,7 @@ class SweepPanel(widgets.VBox):  # type: ignore[misc]
         self.progress.value = min(state.done, self.progress.max)
         self.header.value = header_html(state)
         self.table.value = table_html(state.recent)
-        self.plots.value = (
-            "<div style='display:flex;gap:12px'>"
-            + history_svg(state.history)
-            + importances_svg(state.importances)
-            + "</div>"
-        )
+        self.plots.value = plots_html(state)
         new = state.errors[self._shown_errors :]
         if new:
             self._shown_errors = len(state.errors)

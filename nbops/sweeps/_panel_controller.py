@@ -260,14 +260,23 @@ def errors_html(errors: Sequence[tuple[int, str]]) -> str:
     return f"<ul class='nbops-errors'>{items}</ul>"
 
 
+def plots_html(state: PanelState) -> str:
+    """The optimisation history and the parameter importances, side by side, with titles."""
+    title = "<div style='font-size:12px;color:#555;margin-bottom:2px'>{}</div>"
+    history = title.format("Objective per trial (line: best so far)") + history_svg(state.history)
+    importances = (
+        title.format("Parameter importance (Optuna)") + importances_svg(state.importances)
+        if state.importances
+        else ""
+    )
+    return f"<div style='display:flex;gap:24px'><div>{history}</div><div>{importances}</div></div>"
+
+
 def render_html(state: PanelState) -> str:
     """The whole panel as static HTML (``Sweep._repr_html_``)."""
     return (
         header_html(state)
         + table_html(state.recent)
-        + "<div>"
-        + history_svg(state.history)
-        + importances_svg(state.importances)
-        + "</div>"
+        + plots_html(state)
         + errors_html(state.errors)
     )
