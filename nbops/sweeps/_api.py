@@ -317,4 +317,6 @@ def load_sweep(name: str, storage: Any = None) -> Sweep:
     )
     loaded = Sweep(spec, study)
     loaded._done.set()
+    if study.user_attrs.get(STOP_ATTR) is not None:  # stopped by whoever ran it
+        loaded._stop.set()
     return loaded

@@ -72,9 +72,9 @@ def test_sweep_panel_updates_live_and_stop_stops_the_sweep(
     assert TrialState.COMPLETE in states
     assert 2 <= len(ended) < N_TRIALS, states
     assert done <= len(ended)
-    # Stop is recorded in the study for workers elsewhere (a loaded Sweep's `stopped` does not
-    # read it back, so look at the attribute the workers poll).
+    # Stop is recorded in the study, for workers elsewhere and for whoever loads the sweep
     assert sweep.study.user_attrs.get("nbops.stop") is not None
+    assert sweep.stopped
     runs = nbops.runs("sweep-panel", store=str(lab_server.store))
     assert len(runs) >= len(ended)
     assert "running" not in set(runs["status"]), runs[["name", "status"]]
