@@ -46,6 +46,7 @@ def test_runs_show_by_prefix_and_latest(cli: Any) -> None:
     doc = json.loads(cli("runs", "show", "latest", "--json").output)
     assert doc["id"] == b and doc["params"] == {"lr": 0.2, "depth": 3}
     assert doc["metrics"] == {"acc": 0.9, "loss": 0.1}
+    assert doc["datasets"] == [] and doc["models"] == []
 
 
 def test_runs_compare_marks_differences(cli: Any) -> None:

@@ -49,6 +49,8 @@ def _run_document(store: Any, run_id: str) -> dict[str, Any]:
         "notebook": {k: v for k, v in (metadata.get("notebook") or {}).items() if k != "snapshot"},
         "provenance": metadata.get("provenance"),
         "wandb": metadata.get("wandb"),
+        "datasets": metadata.get("datasets") or [],
+        "models": metadata.get("models") or [],
     }
 
 
@@ -116,6 +118,13 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
             f"  artifact {artifact['name']} ({artifact['type']}, {artifact['size']} bytes, "
             f"sha256 {artifact['digest'][:12]})"
         )
+    for dataset in doc["datasets"]:
+        print(
+            f"  dataset {dataset.get('name')}@{str(dataset.get('hash'))[:12]} "
+            f"({dataset.get('kind')}, {dataset.get('rows') or '?'} rows)"
+        )
+    for model in doc["models"]:
+        print(f"  model {model.get('name')}:{model.get('version')}")
     if doc["git"]:
         git = doc["git"]
         print(
