@@ -122,9 +122,15 @@ class WandbMirror:
         """Queue a summary update."""
         self._put("summary", dict(summary))
 
-    def log_artifact(self, path: str | os.PathLike[str], name: str, type: str) -> None:
-        """Queue a file or directory to be logged as a W&B artifact."""
-        self._put("artifact", (str(path), name, type))
+    def log_artifact(
+        self, path: str | os.PathLike[str], name: str, type: str, file_name: str | None = None
+    ) -> None:
+        """Queue a file or directory to be logged as a W&B artifact.
+
+        ``file_name`` names a file inside the artifact when ``path`` is a content-addressed copy
+        (nbops passes its object-store blob, which cannot change before the upload).
+        """
+        self._put("artifact", (str(path), name, type, file_name))
 
     def finish(self, exit_code: int = 0, timeout: float = 60.0) -> bool:
         """Finish the wandb run, waiting at most ``timeout`` seconds.
@@ -279,14 +285,16 @@ class WandbMirror:
             self._last_step = step
             run.log({**metrics, "_timestamp": timestamp}, step=step)
 
-    def _log_artifact(self, run: Any, path: str, name: str, type_: str) -> None:
+    def _log_artifact(
+        self, run: Any, path: str, name: str, type_: str, file_name: str | None = None
+    ) -> None:
         import wandb
 
         artifact = wandb.Artifact(_ARTIFACT_NAME_BAD.sub("-", name).strip("-") or "artifact", type_)
         if Path(path).is_dir():
             artifact.add_dir(path)
         else:
-            artifact.add_file(path)
+            artifact.add_file(path, name=file_name or Path(path).name)
         run.log_artifact(artifact)
 
     def _end(self, run: Any, exit_code: int) -> None:

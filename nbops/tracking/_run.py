@@ -248,7 +248,11 @@ class Run:
         )
         self._store.add_artifact(self.id, record)
         if self._mirror is not None:
-            self._mirror.log_artifact(str(source), name=name, type=record.type)
+            if kind == "file":  # the immutable blob: the source may change before the upload
+                blob = self._objects.path_of(digest)
+                self._mirror.log_artifact(blob, name=name, type=record.type, file_name=source.name)
+            else:
+                self._mirror.log_artifact(source, name=name, type=record.type)
         return record
 
     def set_metadata(self, key: str, value: Any, *, deferred: bool = False) -> None:
