@@ -131,7 +131,7 @@ def model_drift(
     *,
     window: str = "7D",
     metric: Metric = "accuracy",
-    reference: Mapping[str, float],
+    reference: Mapping[str, float] | str,
     tolerance: float = 0.05,
     min_samples: int = 30,
     higher_is_better: bool | None = None,
@@ -145,8 +145,9 @@ def model_drift(
         window: Window length as a pandas offset (``"1D"``, ``"7D"``, ``"12h"``).
         metric: A built-in name (accuracy, error_rate, precision, recall, f1 -- macro-averaged
             over classes --, mae, rmse, r2) or a function ``f(labels, predictions) -> float``.
-        reference: Metrics recorded for the production model, e.g. ``{"accuracy": 0.93}``;
-            must hold the metric's name (the function's ``__name__`` for a callable).
+        reference: Metrics recorded for the production model, e.g. ``{"accuracy": 0.93}``, or a
+            registered model reference (``"digits-forest@production"``) whose recorded
+            metrics are used; must hold the metric's name (``__name__`` for a callable).
         tolerance: How much worse than the reference (absolute) a window may be.
         min_samples: Windows with fewer labelled rows get no value and no verdict.
         higher_is_better: Direction of a custom metric (built-ins know theirs).
@@ -159,6 +160,10 @@ def model_drift(
     import pandas as pd
 
     name, fn, better = _resolve_metric(metric, higher_is_better)
+    if isinstance(reference, str):
+        from nbops.registry import get_model
+
+        reference = dict(get_model(reference).lineage.get("metrics") or {})
     if not isinstance(reference, Mapping) or name not in reference:
         known = ", ".join(sorted(map(str, reference))) if isinstance(reference, Mapping) else ""
         raise DriftInputError(

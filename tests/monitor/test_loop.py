@@ -182,3 +182,24 @@ def test_monitor_config_errors_are_clear(isolated_env: Path) -> None:
         "webhook must be an http",
     ):
         assert part in text
+
+
+def test_model_drift_reads_the_production_metrics_from_the_registry(isolated_env: Path) -> None:
+    import pandas as pd
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    with nbops.init(project="md") as run:
+        model = LogisticRegression(max_iter=500).fit(X, y)
+        run.log({"accuracy": 0.95})
+        nbops.log_model(model, "iris")
+    set_alias("iris", 1, "production")
+    times = pd.date_range("2026-01-01", periods=300, freq="h")
+    predictions = list(y[:150]) + [0] * 150  # the second half of the period goes wrong
+    labels = list(y[:150]) + list(y[:150])
+    report = nbops.model_drift(
+        predictions, labels, times, window="3D", reference="iris@production", tolerance=0.05
+    )
+    assert report.drifted
+    assert report.windows[0].value == 1.0
