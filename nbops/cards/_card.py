@@ -96,7 +96,7 @@ def card(
         root: The project folder whose ``nbops.yaml`` and ``templates/`` apply; default the
             project root of the working directory.
     """
-    target = store if isinstance(store, RunStore) else open_store(store)
+    target = open_store(store)
     version = get_model(model_ref, store=target)
     folder = project_root(root) or find_project_root()
     settings = config if config is not None else load_card_config(folder)

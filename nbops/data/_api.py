@@ -37,10 +37,6 @@ def _is_frame(obj: Any) -> bool:
     return module.startswith("pandas") and type(obj).__name__ == "DataFrame"
 
 
-def _store(store: RunStore | str | os.PathLike[str] | None) -> RunStore:
-    return store if isinstance(store, RunStore) else open_store(store)
-
-
 def log_dataset(
     data: str | os.PathLike[str] | pd.DataFrame,
     name: str | None = None,
@@ -156,21 +152,21 @@ def get_dataset(
 ) -> DatasetVersion:
     """Return the version ``NAME@HASH`` (a unique hash prefix is enough) or ``NAME``'s latest."""
     name, digest = parse_ref(ref)
-    return _index(_store(store).path).get(name, digest)
+    return _index(open_store(store).path).get(name, digest)
 
 
 def list_datasets(
     *, store: RunStore | str | os.PathLike[str] | None = None
 ) -> list[tuple[DatasetVersion, int]]:
     """Every dataset name's latest version, with its number of versions, by name."""
-    return _index(_store(store).path).latest()
+    return _index(open_store(store).path).latest()
 
 
 def dataset_versions(
     name: str, *, store: RunStore | str | os.PathLike[str] | None = None
 ) -> list[DatasetVersion]:
     """Every version of one dataset, oldest first."""
-    return _index(_store(store).path).versions(name)
+    return _index(open_store(store).path).versions(name)
 
 
 def _verified(objects: ObjectStore, digest: str, ref: str) -> Path:
@@ -194,7 +190,7 @@ def restore_dataset(
 ) -> Path:
     """Write a dataset version to ``dest``: the file or folder byte for byte; a DataFrame as
     Parquet (or CSV when ``dest`` ends in ``.csv``). Every blob is checked against its hash."""
-    target = _store(store)
+    target = open_store(store)
     version = get_dataset(ref, store=target)
     objects = ObjectStore(target.path / "objects")
     out = Path(dest)
@@ -220,7 +216,7 @@ def load_dataset(
     """Return a DataFrame version, or a CSV/TSV/Parquet file version, as a DataFrame."""
     import pandas as pd
 
-    target = _store(store)
+    target = open_store(store)
     version = get_dataset(ref, store=target)
     objects = ObjectStore(target.path / "objects")
     if version.kind == "dataframe":

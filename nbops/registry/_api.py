@@ -38,10 +38,6 @@ def _catalog(store_dir: Path) -> ModelCatalog:
     return ModelCatalog(store_dir)
 
 
-def _store(store: StoreArg) -> RunStore:
-    return store if isinstance(store, RunStore) else open_store(store)
-
-
 def current_user() -> str:
     """The user name recorded on registrations and alias moves."""
     try:
@@ -122,12 +118,12 @@ def log_model(
 
 def get_model(ref: str, *, store: StoreArg = None) -> ModelVersion:
     """Return the registered version ``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS`` refers to."""
-    return _catalog(_store(store).path).get(parse_model_ref(ref))
+    return _catalog(open_store(store).path).get(parse_model_ref(ref))
 
 
 def model_path(version: ModelVersion, *, store: StoreArg = None) -> Path:
     """Where a version's file lives in the store."""
-    return ObjectStore(_store(store).path / "objects").path_of(version.digest)
+    return ObjectStore(open_store(store).path / "objects").path_of(version.digest)
 
 
 def load_model(ref: str, *, allow_pickle: bool = False, store: StoreArg = None) -> Any:
@@ -138,7 +134,7 @@ def load_model(ref: str, *, allow_pickle: bool = False, store: StoreArg = None) 
         UnsafeModelError: The file needs types not recorded at save time, or it is a pickle
             and ``allow_pickle`` is False.
     """
-    target = _store(store)
+    target = open_store(store)
     version = get_model(ref, store=target)
     path = model_path(version, store=target)
     try:
@@ -157,17 +153,17 @@ def load_model(ref: str, *, allow_pickle: bool = False, store: StoreArg = None) 
 
 def list_models(*, store: StoreArg = None) -> list[tuple[ModelVersion, int]]:
     """Each model's latest version and its number of versions, by name."""
-    return _catalog(_store(store).path).names()
+    return _catalog(open_store(store).path).names()
 
 
 def model_versions(name: str, *, store: StoreArg = None) -> list[ModelVersion]:
     """Every version of one model, oldest first."""
-    return _catalog(_store(store).path).versions(check_name(name, "model name"))
+    return _catalog(open_store(store).path).versions(check_name(name, "model name"))
 
 
 def model_aliases(name: str, *, store: StoreArg = None) -> dict[str, int]:
     """``{alias: version}`` of one model."""
-    return _catalog(_store(store).path).aliases(check_name(name, "model name"))
+    return _catalog(open_store(store).path).aliases(check_name(name, "model name"))
 
 
 def set_alias(
@@ -175,7 +171,7 @@ def set_alias(
 ) -> AliasMove:
     """Point ``name@alias`` at ``version``, recording who moved it, when and why."""
     check_name(name, "model name")
-    return _catalog(_store(store).path).move_alias(
+    return _catalog(open_store(store).path).move_alias(
         name, check_alias(alias), int(version), current_user(), reason
     )
 
@@ -184,4 +180,4 @@ def alias_history(
     name: str, alias: str | None = None, *, store: StoreArg = None
 ) -> list[AliasMove]:
     """Every move of the model's aliases (or of one alias), oldest first."""
-    return _catalog(_store(store).path).alias_moves(check_name(name, "model name"), alias)
+    return _catalog(open_store(store).path).alias_moves(check_name(name, "model name"), alias)

@@ -36,8 +36,14 @@ _open: dict[str, SQLiteStore] = {}
 _lock = threading.Lock()
 
 
-def open_store(path: str | os.PathLike[str] | None = None) -> SQLiteStore:
-    """Return the store at ``path`` (default: :func:`nbops.config.store_path`), one per process."""
+def open_store(path: RunStore | str | os.PathLike[str] | None = None) -> RunStore:
+    """Return the store at ``path`` (default: :func:`nbops.config.store_path`), one per process.
+
+    A :class:`RunStore` passed in is returned as it is, so every ``store=`` argument of the
+    public API takes a store or its folder.
+    """
+    if isinstance(path, RunStore):
+        return path
     where = str(path if path is not None else store_path())
     with _lock:
         store = _open.get(where)

@@ -62,7 +62,7 @@ def init(
     """
     from nbops.mirror import WandbMirror, resolve_mode
 
-    target = store if isinstance(store, RunStore) else open_store(store)
+    target = open_store(store)
     previous = active_run() if activate else None
     if previous is not None:
         previous.finish()

@@ -16,10 +16,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def _store(store: RunStore | str | os.PathLike[str] | None) -> RunStore:
-    return store if isinstance(store, RunStore) else open_store(store)
-
-
 def _time(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
 
@@ -28,7 +24,7 @@ def runs(project: str | None = None, *, store: RunStore | str | None = None) -> 
     """Return one row per run: identity, status, times, ``params.*`` and last ``metrics.*``."""
     import pandas as pd
 
-    target = _store(store)
+    target = open_store(store)
     records = target.list_runs(project)
     last = target.last_metrics([r.id for r in records])
     rows = []
@@ -167,5 +163,5 @@ class StoredRun:
 
 def get_run(run_id: str, *, store: RunStore | str | None = None) -> StoredRun:
     """Return the stored run with this id (or unique id prefix)."""
-    target = _store(store)
+    target = open_store(store)
     return StoredRun(target.get_run(target.resolve_id(run_id)), target)
