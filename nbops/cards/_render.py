@@ -9,13 +9,13 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any
-
-import jinja2
-import yaml
-from markupsafe import Markup
+from typing import TYPE_CHECKING, Any
 
 from nbops.config import find_project_root
+
+if TYPE_CHECKING:  # jinja2, markupsafe and yaml load when a card is rendered
+    import jinja2
+    from markupsafe import Markup
 
 MARKDOWN_TEMPLATE = "model_card.md.j2"
 HTML_TEMPLATE = "model_card.html.j2"
@@ -27,6 +27,8 @@ def md_cell(value: Any) -> Markup:
     """Escape a value for a Markdown table cell: HTML, Markdown punctuation, ``|`` and newlines."""
     text = "" if value is None else str(value)
     text = _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    from markupsafe import Markup
+
     return Markup(html.escape(text, quote=False))  # noqa: S704 - escaped just above
 
 
@@ -56,6 +58,8 @@ def stats_text(stats: dict[str, Any]) -> str:
 def paragraphs(value: Any) -> Markup:
     """Text written by people (nbops.yaml) as HTML: Markdown rendered with raw HTML escaped
     (mistune), or escaped paragraphs when mistune is not installed."""
+    from markupsafe import Markup
+
     text = str(value)
     try:
         import mistune
@@ -66,12 +70,16 @@ def paragraphs(value: Any) -> Markup:
 
 
 def _md_finalize(value: Any) -> Any:
+    from markupsafe import Markup
+
     if isinstance(value, Markup):
         return value
     return "" if value is None else html.escape(str(value), quote=False)
 
 
 def _loader(root: Path) -> jinja2.BaseLoader:
+    import jinja2
+
     override = root / "templates"
     return jinja2.ChoiceLoader(
         [jinja2.FileSystemLoader(str(override)), jinja2.FileSystemLoader(str(PACKAGED_TEMPLATES))]
@@ -81,6 +89,8 @@ def _loader(root: Path) -> jinja2.BaseLoader:
 @functools.lru_cache(maxsize=8)
 def environments(root: Path) -> tuple[jinja2.Environment, jinja2.Environment]:
     """The Markdown and HTML environments; ``<root>/templates/`` overrides packaged templates."""
+    import jinja2
+
     common: dict[str, Any] = {
         "loader": _loader(root),
         "undefined": jinja2.StrictUndefined,
@@ -97,6 +107,8 @@ def environments(root: Path) -> tuple[jinja2.Environment, jinja2.Environment]:
 
 def render_front_matter(metadata: dict[str, Any]) -> str:
     """The YAML front matter block (``---`` lines included)."""
+    import yaml
+
     body = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True, default_flow_style=False)
     return f"---\n{body}---\n"
 
