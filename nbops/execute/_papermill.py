@@ -130,6 +130,7 @@ def execute_notebook(
     kernel: Any = None,
     log_output: bool = False,
     wait_for_shutdown: bool = True,
+    save_each_cell: bool = True,
 ) -> ExecutionResult:
     """Run ``notebook`` with ``parameters`` injected, writing the executed copy to ``output``.
 
@@ -139,6 +140,8 @@ def execute_notebook(
     code running at its exit completes; with ``wait_for_shutdown=False`` that happens on a
     background thread (joined at interpreter exit), which takes the ~0.15 s shutdown off the
     caller's path — safe for nbops runs, which a kernel flushes after every cell.
+    ``save_each_cell=False`` writes ``output`` once at the end instead of after every cell
+    (short notebooks run many times, such as sweep trials).
 
     Raises:
         CellError: A cell raised (the executed notebook, with the error, is at ``output``).
@@ -173,6 +176,7 @@ def execute_notebook(
             parameters=dict(parameters or {}),
             kernel_name=name,
             progress_bar=False,
+            request_save_on_cell_execute=save_each_cell,
             log_output=log_output,
             km=manager,
             execution_timeout=timeout,

@@ -227,6 +227,7 @@ class NotebookObjective:
                 timeout=self.spec.trial_timeout,
                 kernel=kernel.manager,
                 wait_for_shutdown=False,
+                save_each_cell=False,
             )
         except CellError as exc:
             if exc.ename == "TrialPruned":
