@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from nbops.pipeline._graph import StageGraph, render
 from nbops.pipeline._lock import LOCK_FILE, LockEntry, LockError, read_lock, write_lock
-from nbops.pipeline._runner import (
-    PipelineFailed,
-    PipelineResult,
-    StageResult,
-    parse_overrides,
-    run_pipeline,
-)
+from nbops.pipeline._runner import PipelineFailed, PipelineResult, parse_overrides, run_pipeline
 from nbops.pipeline._spec import SPEC_FILE, Gate, PipelineSpec, SpecError, Stage, load_spec
+from nbops.pipeline._stage import StageResult
 from nbops.pipeline._status import StageStatus, pipeline_status
 from nbops.pipeline._validate import validate
 
