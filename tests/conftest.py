@@ -30,9 +30,9 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     for var in ("WANDB_API_KEY", "WANDB_MODE", "NBOPS_NOTEBOOK_PATH", "NBOPS_PROJECT"):
         monkeypatch.delenv(var, raising=False)
     yield home
-    from nbops.tracking import _run
+    from nbops.tracking import _active
 
-    for run in list(_run._live):
+    for run in list(_active._live):
         run.finish()
     from nbops import store
 

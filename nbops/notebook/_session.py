@@ -8,7 +8,7 @@ from typing import Any
 from nbops.notebook._provenance import ProvenanceReport, analyse
 from nbops.notebook._recorder import CellRecorder
 from nbops.tracking import Run, init
-from nbops.tracking._run import active_run
+from nbops.tracking._active import active_run
 
 
 class NotebookSession:

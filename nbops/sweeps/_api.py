@@ -239,8 +239,7 @@ def _create_study(
 
 
 def _summary_run(spec: SweepSpec, n_trials: int | None, jobs: int) -> Any:
-    from nbops.sweeps._objectives import suspended_active_run
-    from nbops.tracking import init
+    from nbops.tracking import init, suspended
 
     config = {
         "objective": spec.target or spec.kind,
@@ -251,7 +250,7 @@ def _summary_run(spec: SweepSpec, n_trials: int | None, jobs: int) -> Any:
         "jobs": jobs,
         "storage": redact_url(spec.storage),
     }
-    with suspended_active_run():
+    with suspended():
         return init(
             project=spec.project,
             name=spec.study_name,

@@ -6,9 +6,8 @@ import logging
 import math
 import os
 import pickle
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,23 +23,6 @@ if TYPE_CHECKING:
     from nbops.tracking import Run
 
 logger = logging.getLogger(__name__)
-
-
-@contextmanager
-def suspended_active_run() -> Iterator[None]:
-    """Let a trial's run be the active one without finishing the caller's active run.
-
-    ``nbops.init`` finishes the previous active run; a sweep run in a notebook must leave the
-    notebook's own run alone, so it is set aside for the trial and put back afterwards.
-    """
-    from nbops.tracking import _run
-
-    previous = _run._active
-    _run._active = None
-    try:
-        yield
-    finally:
-        _run._active = previous if previous is not None and not previous.finished else None
 
 
 class TrialScope:

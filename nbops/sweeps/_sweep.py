@@ -303,9 +303,9 @@ class Sweep:
             status = "failed"
         if self._stop.is_set():
             status = "killed"
-        from nbops.sweeps._objectives import suspended_active_run
+        from nbops.tracking import suspended
 
-        with suspended_active_run():
+        with suspended():
             run.finish(status)
 
     # --- display --------------------------------------------------------------------------

@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from nbops.sweeps._errors import SweepError, SweepInterrupted
-from nbops.sweeps._objectives import Objective, TrialScope, make_objective, suspended_active_run
+from nbops.sweeps._objectives import Objective, TrialScope, make_objective
 from nbops.sweeps._spec import SweepSpec
 from nbops.sweeps._storage import fail_dead_local_trials, open_storage, this_host
+from nbops.tracking import suspended
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +239,7 @@ def run_trial(
 
     scope = TrialScope(spec, trial)
     state, values, error = TrialState.FAIL, None, None
-    with suspended_active_run():
+    with suspended():
         try:
             with _Heartbeat(study._storage, trial._trial_id):
                 storage = study._storage

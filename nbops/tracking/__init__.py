@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from nbops.tracking._active import RUN_ID_ENV, active_run, suspended
 from nbops.tracking._api import finish, init, log, log_artifact, log_params
 from nbops.tracking._query import Artifact, StoredRun, get_run, runs
-from nbops.tracking._run import RUN_ID_ENV, Run, Summary, active_run, new_run_id
+from nbops.tracking._run import Run, Summary, new_run_id
 
 __all__ = [
     "RUN_ID_ENV",
@@ -21,4 +22,5 @@ __all__ = [
     "log_params",
     "new_run_id",
     "runs",
+    "suspended",
 ]

@@ -11,17 +11,9 @@ from nbops.config import default_project, find_project_root
 from nbops.errors import InvalidValueError
 from nbops.redact import redact
 from nbops.store import RunRecord, RunStore, open_store
+from nbops.tracking._active import active_run, register, require_active
 from nbops.tracking._capture import capture_finish, capture_start
-from nbops.tracking._run import (
-    Run,
-    active_run,
-    ensure_sequence,
-    host_and_pid,
-    new_run_id,
-    register,
-    require_active,
-    scrubbed,
-)
+from nbops.tracking._run import Run, ensure_sequence, host_and_pid, new_run_id, scrubbed
 
 
 def init(
