@@ -57,11 +57,13 @@ def _p(value: float) -> str:
 def render_fragment(report: DriftReport) -> str:
     """The report as an HTML fragment (notebook output)."""
     t = report.thresholds
-    verdict = (
-        '<span class="badge yes">DRIFT</span>'
-        if report.drifted
-        else '<span class="badge no">no drift</span>'
-    )
+    if report.drifted:
+        verdict = '<span class="badge yes">dataset drifted</span>'
+    elif report.drifted_columns:
+        verdict = '<span class="badge no">dataset below the drift share</span>'
+    else:
+        verdict = '<span class="badge no">no drift</span>'
+
     summary = (
         f'<div class="summary">{verdict} &nbsp;<b>{len(report.drifted_columns)}</b> of '
         f"<b>{len(report.columns)}</b> columns drifted (share {report.share:.2f}; the dataset "
