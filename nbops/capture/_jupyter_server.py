@@ -10,6 +10,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from nbops.process import pid_alive
+
 logger = logging.getLogger(__name__)
 
 #: Seconds one HTTP request to a Jupyter server may take.
@@ -57,7 +59,7 @@ def server_infos(environ: Mapping[str, str], prefer_pids: tuple[int, ...] = ()) 
                 info = json.load(f)
         except (OSError, ValueError):
             continue
-        if isinstance(info, dict) and _alive(info.get("pid")):
+        if isinstance(info, dict) and pid_alive(info.get("pid")):
             infos.append(info)
     infos.sort(key=lambda info: info.get("pid") not in prefer_pids)
     return infos[:MAX_SERVERS]
@@ -106,19 +108,3 @@ def _get_json(url: str, token: str) -> Any:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(request, timeout=HTTP_TIMEOUT) as response:
         return json.loads(response.read(10_000_000).decode("utf-8"))
-
-
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    if sys.platform == "win32":  # os.kill(pid, 0) would terminate the process there
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops.errors import AmbiguousRunIdError, RunNotFoundError, StoreError
+from nbops.process import pid_alive
 from nbops.store._base import (
     FINAL_STATUSES,
     RUN_STATUSES,
@@ -59,20 +60,6 @@ _RUN_COLUMNS = (
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, default=repr, allow_nan=True, sort_keys=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed child its parent has not reaped yet is a zombie: dead for us
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 class SQLiteStore(RunStore):
@@ -325,7 +312,7 @@ class SQLiteStore(RunStore):
         dead = []
         for run_id, pid, host, beat, start in rows:
             last = beat if beat is not None else start
-            gone = host == self._host and pid is not None and not _pid_alive(pid)
+            gone = host == self._host and pid is not None and not pid_alive(pid)
             if gone or now - last > self.stale_after:
                 dead.append((last, run_id))
         if dead:

@@ -152,7 +152,11 @@ def this_host() -> str:
 
 
 def pid_alive(pid: int) -> bool:
-    """True when a process with ``pid`` exists on this machine."""
+    """True when a process with ``pid`` exists on this machine.
+
+    Unlike :func:`nbops.process.pid_alive`, a killed worker not yet reaped (a zombie) still
+    counts: its trial is then failed and retried by the storage's heartbeat, not failed here.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -6,7 +6,6 @@ import dataclasses
 import logging
 import math
 import os
-import re
 import secrets
 import socket
 import threading
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbops.errors import ArtifactError, InvalidValueError, RunFinishedError
+from nbops.names import NAME_PATTERN
 from nbops.redact import redact, scrub_text
 from nbops.store import ArtifactRecord, MetricPoint, ObjectStore, RunRecord, RunStore
 from nbops.tracking._active import forget
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _HEARTBEAT_EVERY = 5.0
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -225,7 +224,7 @@ class Run:
         if not source.exists():
             raise ArtifactError(f"cannot log artifact: {source} does not exist")
         name = name if name is not None else source.name
-        if not ARTIFACT_NAME.match(name):
+        if not NAME_PATTERN.fullmatch(name):
             raise ArtifactError(
                 f"invalid artifact name {name!r}: use letters, digits, '.', '_' and '-' "
                 "(no path separators), starting with a letter or digit, at most 128 characters"
