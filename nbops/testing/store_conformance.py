@@ -37,9 +37,11 @@ def _record(run_id: str, project: str = "p", **fields: Any) -> RunRecord:
     return RunRecord(id=run_id, project=project, **defaults)
 
 
-def _write_many(factory_args: tuple[Any, ...]) -> None:
-    make, path, run_id, n = factory_args
-    store = make(path)
+def _write_many(args: tuple[str, str, int]) -> None:
+    from nbops.store import open_store
+
+    url, run_id, n = args
+    store = open_store(url)
     for start in range(0, n, 500):
         store.write_progress(
             run_id, [MetricPoint("m", i, float(i), time.time()) for i in range(start, start + 500)]
@@ -188,18 +190,7 @@ class StoreConformance:
             store.create_run(_record(f"r{k}"))
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(4) as pool:
-            pool.map(
-                _write_many, [(type(self)._factory(), store.path, f"r{k}", 2000) for k in range(4)]
-            )
+            pool.map(_write_many, [(store.url, f"r{k}", 2000) for k in range(4)])
         for k in range(4):
             steps = [p.step for p in store.get_metrics(f"r{k}")]
             assert steps == list(range(2000))
-
-    @classmethod
-    def _factory(cls) -> Any:
-        """A picklable callable building the store from a path (for worker processes)."""
-        return cls.store_factory()
-
-    @staticmethod
-    def store_factory() -> Any:
-        raise NotImplementedError

@@ -10,7 +10,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbops.store import ArtifactRecord, ObjectStore, RunRecord, RunStore, open_store
+from nbops.store import ArtifactRecord, BlobStore, RunRecord, RunStore, open_store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,7 +64,7 @@ class Artifact:
     """An artifact of a stored run; ``restore(dest)`` copies it out of the object store."""
 
     record: ArtifactRecord
-    objects: ObjectStore
+    objects: BlobStore
 
     @property
     def name(self) -> str:
@@ -122,8 +122,13 @@ class StoredRun:
 
     @cached_property
     def artifacts(self) -> dict[str, Artifact]:
-        objects = ObjectStore(self._store.path / "objects")
+        """The latest version of each artifact, by name (see :meth:`artifact` for others)."""
+        objects = self._store.blobs
         return {a.name: Artifact(a, objects) for a in self._store.list_artifacts(self.id)}
+
+    def artifact(self, ref: str) -> Artifact:
+        """The artifact ``name`` (its latest version) or one version, ``name:vN``."""
+        return Artifact(self._store.get_artifact(self.id, ref), self._store.blobs)
 
     def history(self) -> pd.DataFrame:
         """Metric history, one row per step, one column per metric, plus ``_timestamp``."""

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -13,10 +12,6 @@ from nbops.testing.store_conformance import StoreConformance
 class TestSQLiteStore(StoreConformance):
     def make_store(self, path: Path) -> RunStore:
         return SQLiteStore(path)
-
-    @staticmethod
-    def store_factory() -> Any:
-        return SQLiteStore
 
 
 def test_store_is_wal(tmp_path: Path) -> None:
