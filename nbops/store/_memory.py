@@ -186,14 +186,16 @@ class MemoryStore(RunStore):
                 value = (last[r.id] if field == "metrics" else self._params[r.id]).get(key)
                 if isinstance(value, float) and math.isnan(value):
                     return None
-                return value if isinstance(value, (int, float, str)) else None
+                if isinstance(value, (int, float)):
+                    return (0, value, "")  # numbers before strings, as SQL orders them
+                return (1, 0, value) if isinstance(value, str) else None
 
             found.sort(key=lambda r: (r.start_time, r.id))
             if query.sort is None and query.limit is not None:
                 return found[len(found) - query.limit :] if query.limit else []
             present = [r for r in found if sort_value(r) is not None]
             missing = [r for r in found if sort_value(r) is None]
-            present.sort(key=lambda r: (sort_value(r), r.id), reverse=descending)
+            present.sort(key=sort_value, reverse=descending)  # stable: ties stay in time order
             ordered = present + missing
             return ordered if query.limit is None else ordered[: query.limit]
 

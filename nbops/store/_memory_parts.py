@@ -10,7 +10,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from nbops.errors import InvalidValueError, NotFoundError, StoreError
-from nbops.store._parts import DATASET_FIELDS, MODEL_FIELDS, DatasetStore, ModelStore, RunCache
+from nbops.store._parts import (
+    DATASET_FIELDS,
+    MODEL_FIELDS,
+    DatasetStore,
+    ModelStore,
+    RunCache,
+    cache_record_json,
+)
 
 
 def _doc(value: Mapping[str, Any]) -> dict[str, Any]:
@@ -193,7 +200,7 @@ class MemoryRunCache(RunCache):
         return None if found is None else dict(json.loads(found))
 
     def put(self, key: str, record: Mapping[str, Any]) -> None:
-        data = json.dumps(dict(record), sort_keys=True, allow_nan=False)
+        data = cache_record_json(key, record)
         with self._lock:
             self._records[self._check(key)] = data
 

@@ -8,8 +8,11 @@ version's fields beyond :data:`MODEL_FIELDS` are kept as they are, in an extensi
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Mapping
 from typing import Any
+
+from nbops.errors import InvalidValueError
 
 #: The fields every model version has (``trusted_types`` a list, ``lineage`` a dict).
 MODEL_FIELDS = (
@@ -43,6 +46,19 @@ DATASET_FIELDS = (
     "created_at",
     "run_id",
 )
+
+
+def cache_record_json(key: str, record: Mapping[str, Any]) -> str:
+    """A run cache record as strict JSON; a bad key or a non-JSON record raises."""
+    if not isinstance(key, str) or not key:
+        raise InvalidValueError(f"invalid run cache key {key!r}: give a non-empty string")
+    try:
+        return json.dumps(dict(record), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidValueError(
+            f"the run cache record for {key!r} is not JSON ({exc}); store strings, numbers, "
+            "lists and dicts"
+        ) from exc
 
 
 class ModelStore(abc.ABC):

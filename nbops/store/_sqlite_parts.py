@@ -17,6 +17,7 @@ from nbops.store._parts import (
     DatasetStore,
     ModelStore,
     RunCache,
+    cache_record_json,
 )
 
 _MODEL_COLUMNS = ", ".join(MODEL_FIELDS) + ", extra"
@@ -288,7 +289,7 @@ class SQLiteRunCache(RunCache):
         return None if found is None else dict(json.loads(found[0]))
 
     def put(self, key: str, record: Mapping[str, Any]) -> None:
-        data = json.dumps(dict(record), sort_keys=True, allow_nan=False)
+        data = cache_record_json(key, record)
         with self._db.write() as con:
             con.execute(
                 "INSERT OR REPLACE INTO run_cache (key, record, updated_at) VALUES (?, ?, ?)",

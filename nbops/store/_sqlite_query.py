@@ -79,6 +79,8 @@ def run_query_sql(
         if query.sort is None and query.limit is not None:
             direction, reverse = " DESC", True  # the most recent ones, listed oldest first
         order = f"runs.{field}{direction}, runs.id{direction}"
+        if field != "start_time" or query.sort is not None:
+            order = f"runs.{field}{direction}, runs.start_time, runs.id"
         if field == "end_time":
             order = f"runs.end_time IS NULL, {order}"
     else:

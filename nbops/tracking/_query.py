@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
@@ -10,7 +11,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbops.store import ArtifactRecord, BlobStore, RunRecord, RunStore, open_store
+from nbops.store import ArtifactRecord, BlobStore, RunRecord, RunStore, make_query, open_store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -20,15 +21,37 @@ def _time(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
 
 
-def runs(project: str | None = None, *, store: RunStore | str | None = None) -> pd.DataFrame:
-    """Return one row per run: identity, status, times, ``params.*`` and last ``metrics.*``."""
+def runs(
+    project: str | None = None,
+    *,
+    store: RunStore | str | None = None,
+    status: str | Sequence[str] | None = None,
+    tags: str | Sequence[str] | None = None,
+    filters: str | Sequence[str] | None = None,
+    sort: str | None = None,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """Return one row per run: identity, status, times, ``params.*`` and last ``metrics.*``.
+
+    The selection is done by the store, in a few queries whatever the number of runs.
+
+    Args:
+        project: Only this project's runs.
+        store: The store (or its folder or URL); default the project's.
+        status: Only runs with this status (or one of these).
+        tags: Only runs carrying this tag (or every one of these).
+        filters: Conditions such as ``"metrics.accuracy>0.9"`` or ``"params.lr=0.1"``
+            (operators ``= != > >= < <=``; a metric is its last value).
+        sort: ``start_time`` (default), ``end_time``, ``name``, ``status``, ``params.KEY`` or
+            ``metrics.KEY``; a leading ``-`` sorts descending.
+        limit: At most this many runs (with no ``sort``: the most recent ones).
+    """
     import pandas as pd
 
     target = open_store(store)
-    records = target.list_runs(project)
-    last = target.last_metrics([r.id for r in records])
+    query = make_query(status=status, tags=tags, where=filters, sort=sort, limit=limit)
     rows = []
-    for r in records:
+    for r, params, last in target.list_run_rows(project, query=query):
         row: dict[str, Any] = {
             "id": r.id,
             "name": r.name,
@@ -40,8 +63,8 @@ def runs(project: str | None = None, *, store: RunStore | str | None = None) -> 
             "start_time": _time(r.start_time),
             "end_time": _time(r.end_time),
         }
-        row.update({f"params.{k}": v for k, v in target.get_params(r.id).items()})
-        row.update({f"metrics.{k}": v for k, v in last[r.id].items()})
+        row.update({f"params.{k}": v for k, v in params.items()})
+        row.update({f"metrics.{k}": v for k, v in last.items()})
         rows.append(row)
     columns = [
         "id",
