@@ -65,28 +65,25 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
     records = [row.record for row in rows]
     last = {row.record.id: row.metrics for row in rows}
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "id": r.id,
-                        "name": r.name,
-                        "project": r.project,
-                        "group": r.group,
-                        "job_type": r.job_type,
-                        "status": r.status,
-                        "start_time": r.start_time,
-                        "end_time": r.end_time,
-                        "tags": list(r.tags),
-                        "params": row.params,
-                        "metrics": last[r.id],
-                    }
-                    for r, row in zip(records, rows, strict=True)
-                ],
-                indent=2,
-                default=str,
-            )
-        )
+        docs = [
+            {
+                "id": r.id,
+                "name": r.name,
+                "project": r.project,
+                "group": r.group,
+                "job_type": r.job_type,
+                "status": r.status,
+                "start_time": r.start_time,
+                "end_time": r.end_time,
+                "tags": list(r.tags),
+                "params": row.params,
+                "metrics": last[r.id],
+            }
+            for r, row in zip(records, rows, strict=True)
+        ]
+        # one run per line: json's C encoder (indent= would fall back to pure Python)
+        lines = ",\n  ".join(json.dumps(doc, default=str) for doc in docs)
+        print(f"[\n  {lines}\n]" if docs else "[]")
         return 0
     if not records:
         selected = args.project or args.status or args.tag or args.filter

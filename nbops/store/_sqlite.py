@@ -55,6 +55,25 @@ def last_points(points: Sequence[MetricPoint]) -> list[MetricPoint]:
     return list(best.values())
 
 
+class _ScalarMemo:
+    """``json.loads`` remembering scalar results: listings repeat the same values a lot."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, Any] = {}
+
+    def __call__(self, text: str) -> Any:
+        try:
+            return self._seen[text]
+        except KeyError:
+            value = json.loads(text)
+            if not isinstance(value, (list, dict)):  # shared objects must be immutable
+                self._seen[text] = value
+            return value
+
+
+_NO_TAGS: tuple[str, ...] = ()
+
+
 class SQLiteStore(RunStore):
     """A store in the folder ``path``: ``runs.db`` (SQLite, WAL) and ``objects/`` (blobs)."""
 
@@ -279,10 +298,11 @@ class SQLiteStore(RunStore):
             records = [self._record(r) for r in con.execute(sql, args).fetchall()]
             ids = f"SELECT id FROM ({sql.replace(_RUN_COLUMNS, 'runs.id AS id', 1)})"
             params: dict[str, dict[str, Any]] = {r.id: {} for r in records}
+            loads = _ScalarMemo()
             for rid, key, value in con.execute(
                 f"SELECT run_id, key, value FROM params WHERE run_id IN ({ids})", args
             ):
-                params[rid][key] = json.loads(value)
+                params[rid][key] = loads(value)
             metrics: dict[str, dict[str, float]] = {r.id: {} for r in records}
             for rid, key, value in con.execute(
                 f"SELECT run_id, key, value FROM last_metrics WHERE run_id IN ({ids})", args
@@ -384,7 +404,7 @@ class SQLiteStore(RunStore):
             group=row[3],
             job_type=row[4],
             status=row[5],
-            tags=tuple(json.loads(row[6])),
+            tags=_NO_TAGS if row[6] == "[]" else tuple(json.loads(row[6])),
             start_time=row[7],
             end_time=row[8],
             heartbeat_time=row[9],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from functools import cached_property
 from html import escape
 from pathlib import Path
@@ -15,10 +14,6 @@ from nbops.store import ArtifactRecord, BlobStore, RunRecord, RunStore, make_que
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-def _time(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
 
 
 def runs(
@@ -50,36 +45,34 @@ def runs(
 
     target = open_store(store)
     query = make_query(status=status, tags=tags, where=filters, sort=sort, limit=limit)
-    rows = []
-    for r, params, last in target.list_run_rows(project, query=query):
-        row: dict[str, Any] = {
-            "id": r.id,
-            "name": r.name,
-            "project": r.project,
-            "group": r.group,
-            "job_type": r.job_type,
-            "status": r.status,
-            "tags": list(r.tags),
-            "start_time": _time(r.start_time),
-            "end_time": _time(r.end_time),
-        }
-        row.update({f"params.{k}": v for k, v in params.items()})
-        row.update({f"metrics.{k}": v for k, v in last.items()})
-        rows.append(row)
-    columns = [
-        "id",
-        "name",
-        "project",
-        "group",
-        "job_type",
-        "status",
-        "tags",
-        "start_time",
-        "end_time",
+    found = target.list_run_rows(project, query=query)
+    records = [row.record for row in found]
+    columns: dict[str, Any] = {
+        "id": [r.id for r in records],
+        "name": [r.name for r in records],
+        "project": [r.project for r in records],
+        "group": [r.group for r in records],
+        "job_type": [r.job_type for r in records],
+        "status": [r.status for r in records],
+        "tags": [list(r.tags) for r in records],
+        "start_time": pd.to_datetime([r.start_time for r in records], unit="s", utc=True),
+        "end_time": pd.to_datetime(
+            [r.end_time if r.end_time is not None else float("nan") for r in records],
+            unit="s",
+            utc=True,
+        ),
+    }
+    extra: dict[str, list[Any]] = {}
+    sections: list[tuple[str, list[dict[str, Any]]]] = [
+        ("params", [row.params for row in found]),
+        ("metrics", [dict(row.metrics) for row in found]),
     ]
-    return pd.DataFrame(
-        rows, columns=columns + sorted({k for row in rows for k in row} - set(columns))
-    )
+    for section, values in sections:
+        for key in sorted({k for doc in values for k in doc}):
+            extra[f"{section}.{key}"] = [doc.get(key) for doc in values]
+    for name in sorted(extra):
+        columns[name] = extra[name]
+    return pd.DataFrame(columns)
 
 
 @dataclass(frozen=True)
