@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from nbops.data._profile import frame_hash, profile_file, profile_frame, read_table
 from nbops.data._versions import DatasetIndex, DatasetVersion, parse_ref
+from nbops.deps import require
 from nbops.errors import DataIntegrityError, InvalidValueError, NbopsError
 from nbops.fileio import write_atomic
 from nbops.names import check_name, slug
@@ -114,6 +115,7 @@ def log_dataset(
 
 
 def _put_parquet(frame: pd.DataFrame, objects: ObjectStore) -> tuple[str, int]:
+    require("pyarrow", feature="logging a DataFrame")
     objects.root.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=objects.root, prefix=".frame-", suffix=".parquet")
     os.close(fd)

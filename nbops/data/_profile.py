@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbops.deps import require
 from nbops.errors import InvalidValueError
 
 if TYPE_CHECKING:
@@ -116,14 +117,12 @@ def read_table(path: str | Path) -> pd.DataFrame:
     kind = _READERS.get(suffixes[-1] if suffixes else "")
     if kind is None:
         raise TableReadError(f"cannot tell the format of {path}: use a .csv, .tsv or .parquet file")
+    if kind == "parquet":
+        require("pyarrow", feature=f"reading {path}")
     try:
         if kind == "parquet":
             return pd.read_parquet(file)
         return pd.read_csv(file, sep="\t" if kind == "tsv" else ",", low_memory=False)
-    except ImportError as exc:
-        raise TableReadError(
-            f"reading {path} needs pyarrow: pip install 'nbops[monitor]' ({exc})"
-        ) from exc
     except (ValueError, OSError) as exc:  # pandas parser errors are ValueErrors
         raise TableReadError(f"cannot read {path}: {exc}") from exc
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from nbops.deps import require
 from nbops.sweeps._errors import SpaceError, SweepError
 from nbops.sweeps._space import example_values, load_space
 from nbops.sweeps._spec import SPEC_ATTR, SweepSpec, callable_target, dumps_callable, import_target
@@ -115,7 +116,7 @@ def sweep(
         heartbeat_interval, grace_period: RDB storages: a trial whose worker stops beating for
             ``grace_period`` s (default 2x the interval) is failed and retried.
     """
-    import optuna
+    optuna = require("optuna", feature="nbops.sweep")
 
     metrics = _as_tuple(metric)
     directions = _as_tuple(direction)
@@ -290,7 +291,7 @@ def _in_jupyter() -> bool:
 
 def load_sweep(name: str, storage: Any = None) -> Sweep:
     """Open an existing sweep (to inspect it, show its panel, or stop its workers)."""
-    import optuna
+    optuna = require("optuna", feature="nbops.load_sweep")
 
     check_name(name)
     url = resolve_url(storage, name)
