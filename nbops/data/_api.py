@@ -15,8 +15,9 @@ from nbops.data._versions import DatasetIndex, DatasetVersion, parse_ref
 from nbops.deps import require
 from nbops.errors import DataIntegrityError, InvalidValueError, NbopsError
 from nbops.fileio import write_atomic
+from nbops.hashing import hash_file
 from nbops.names import check_name, slug
-from nbops.store import ObjectStore, RunStore, hash_file, open_store
+from nbops.store import ObjectStore, RunStore, open_store
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -6,6 +6,7 @@ import os
 import threading
 
 from nbops.config import store_path
+from nbops.hashing import hash_file
 from nbops.store._base import (
     FINAL_STATUSES,
     RUN_STATUSES,
@@ -15,7 +16,7 @@ from nbops.store._base import (
     RunStore,
 )
 from nbops.store._database import SQLiteDatabase
-from nbops.store._objects import ObjectStore, hash_file
+from nbops.store._objects import ObjectStore
 from nbops.store._sqlite import SQLiteStore
 
 __all__ = [

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path, PurePosixPath
 
 from nbops.errors import ArtifactError
-from nbops.fileio import copy_atomic
+from nbops.fileio import copy_atomic, staged_file, write_atomic
+from nbops.hashing import manifest_bytes, tree_files
 
 _CHUNK = 1 << 20
 
@@ -19,17 +19,6 @@ def _safe_relpath(rel: str) -> PurePosixPath:
     if path.is_absolute() or ".." in path.parts or not path.parts:
         raise ArtifactError(f"refusing artifact entry {rel!r}: it would escape its directory")
     return path
-
-
-def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
-    """Return ``(sha256 hex digest, size)`` of a file, read in chunks."""
-    sha = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            sha.update(chunk)
-            size += len(chunk)
-    return sha.hexdigest(), size
 
 
 class ObjectStore:
@@ -46,40 +35,26 @@ class ObjectStore:
 
     def put_file(self, source: str | os.PathLike[str]) -> tuple[str, int]:
         """Copy a file in while hashing it; return ``(digest, size)``. Existing blobs are reused."""
-        self.root.mkdir(parents=True, exist_ok=True)
         sha = hashlib.sha256()
         size = 0
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
-        try:
-            with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
-                while chunk := src.read(_CHUNK):
-                    sha.update(chunk)
-                    dst.write(chunk)
-                    size += len(chunk)
+        with staged_file(self.root) as staged, open(source, "rb") as src:
+            while chunk := src.read(_CHUNK):
+                sha.update(chunk)
+                staged.write(chunk)
+                size += len(chunk)
             digest = sha.hexdigest()
             final = self.path_of(digest)
-            if final.exists():
-                os.unlink(tmp)
-            else:
+            if not final.exists():
                 final.parent.mkdir(exist_ok=True)
-                os.chmod(tmp, 0o444)
-                os.replace(tmp, final)
-            return digest, size
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+                staged.commit(final, mode=0o444)
+        return digest, size
 
     def put_bytes(self, data: bytes) -> str:
         """Store bytes; return their digest."""
         digest = hashlib.sha256(data).hexdigest()
         final = self.path_of(digest)
         if not final.exists():
-            final.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".incoming-")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, final)
+            write_atomic(final, data, mode=0o444)
         return digest
 
     def put_tree(self, source: str | os.PathLike[str]) -> tuple[str, int]:
@@ -87,14 +62,11 @@ class ObjectStore:
         root = Path(source)
         manifest: dict[str, str] = {}
         total = 0
-        for path in sorted(root.rglob("*")):
-            if path.is_symlink() or not path.is_file():
-                continue
+        for path in tree_files(root):
             digest, size = self.put_file(path)
             manifest[path.relative_to(root).as_posix()] = digest
             total += size
-        data = json.dumps({"files": manifest}, sort_keys=True).encode()
-        return self.put_bytes(data), total
+        return self.put_bytes(manifest_bytes(manifest)), total
 
     def read_manifest(self, digest: str) -> dict[str, str]:
         """Return ``{relative path: digest}`` of a directory object."""

@@ -20,6 +20,7 @@ from typing import Any
 
 from nbops.config import store_path
 from nbops.deps import require
+from nbops.process import pid_alive
 from nbops.sweeps._errors import SweepStorageError
 
 logger = logging.getLogger(__name__)
@@ -28,17 +29,6 @@ JOURNAL_PREFIX = "journal:"
 MEMORY = "memory"
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 _CONNECT_TIMEOUT = 5
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-def check_name(name: str) -> str:
-    """Validate a sweep (study) name: it names files, so no separators and no ``..``."""
-    if not isinstance(name, str) or not NAME.match(name) or ".." in name:
-        raise SweepStorageError(
-            f"invalid sweep name {name!r}: use letters, digits, '.', '_' and '-' (at most 100 "
-            "characters, starting with a letter or digit, no path separators or '..')"
-        )
-    return name
 
 
 def sweeps_dir() -> Path:
@@ -153,21 +143,6 @@ def this_host() -> str:
     return socket.gethostname()
 
 
-def pid_alive(pid: int) -> bool:
-    """True when a process with ``pid`` exists on this machine.
-
-    Unlike :func:`nbops.process.pid_alive`, a killed worker not yet reaped (a zombie) still
-    counts: its trial is then failed and retried by the storage's heartbeat, not failed here.
-    """
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def fail_dead_local_trials(study: Any, pids: set[int] | None = None) -> list[int]:
     """Fail RUNNING trials whose worker on this machine has died; return their numbers.
 
@@ -183,7 +158,9 @@ def fail_dead_local_trials(study: Any, pids: set[int] | None = None) -> list[int
         pid = trial.user_attrs.get("nbops.pid")
         if not isinstance(pid, int) or trial.user_attrs.get("nbops.host") != host:
             continue
-        if (pids is not None and pid in pids) or (pids is None and not pid_alive(pid)):
+        if (pids is not None and pid in pids) or (
+            pids is None and not pid_alive(pid, zombie_is_alive=True)
+        ):
             storage = study._storage
             try:
                 storage.set_trial_user_attr(
