@@ -19,7 +19,19 @@ from pathlib import Path
 
 import pytest
 
-PG_BIN = Path(os.environ.get("NBOPS_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _pg_bin() -> Path:
+    """``$NBOPS_PG_BIN``, else the newest installed Debian PostgreSQL major version's bin/."""
+    if os.environ.get("NBOPS_PG_BIN"):
+        return Path(os.environ["NBOPS_PG_BIN"])
+    majors = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")]
+    majors.sort(
+        key=lambda bin_dir: int(bin_dir.parent.name) if bin_dir.parent.name.isdigit() else 0
+    )
+    return majors[-1] if majors else Path("/usr/lib/postgresql/<version>/bin")
+
+
+PG_BIN = _pg_bin()
 
 
 def _free_port() -> int:
