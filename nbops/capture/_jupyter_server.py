@@ -47,7 +47,9 @@ def runtime_dir(environ: Mapping[str, str]) -> str | None:
     return jupyter_runtime_dir()
 
 
-def server_infos(environ: Mapping[str, str], prefer_pids: tuple[int, ...] = ()) -> list[dict]:
+def server_infos(
+    environ: Mapping[str, str], prefer_pids: tuple[int, ...] = ()
+) -> list[dict[str, Any]]:
     """Return the ``jpserver-*.json`` records of live servers, those in ``prefer_pids`` first."""
     where = runtime_dir(environ)
     if not where:
@@ -65,7 +67,7 @@ def server_infos(environ: Mapping[str, str], prefer_pids: tuple[int, ...] = ()) 
     return infos[:MAX_SERVERS]
 
 
-def server_for_pids(environ: Mapping[str, str], pids: tuple[int, ...]) -> dict | None:
+def server_for_pids(environ: Mapping[str, str], pids: tuple[int, ...]) -> dict[str, Any] | None:
     """Return the record of the server whose process is one of ``pids`` (kernel ancestors)."""
     for info in server_infos(environ, pids):
         if info.get("pid") in pids:
