@@ -116,3 +116,9 @@ def test_pytest_rejects_unknown_markers_and_hides_no_whole_warning_category() ->
             # action:message:category:module — an ignore names the third-party module warning.
             assert len(fields) >= 3 and fields[2], f"{rule!r} must name the warning's module"
             assert not fields[2].startswith("nbops"), f"{rule!r} hides nbops's own warnings"
+
+
+def test_mypy_is_strict_and_ruff_refuses_blind_excepts() -> None:
+    tool = _pyproject()["tool"]
+    assert tool["mypy"]["strict"] is True
+    assert "BLE" in tool["ruff"]["lint"]["select"]

@@ -28,7 +28,8 @@ def kernel_id() -> tuple[str | None, str]:
         from ipykernel.connect import get_connection_file
 
         name = os.path.basename(get_connection_file())
-    except Exception as exc:  # no running kernel app, or an ipykernel without this API
+    except (ImportError, AttributeError, RuntimeError, OSError, ValueError) as exc:
+        # no running kernel app, or an ipykernel without this API
         return None, f"the kernel connection file is unknown ({exc})"
     if not (name.startswith("kernel-") and name.endswith(".json")):
         return None, f"connection file {name!r} does not carry a kernel id"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbops.deps import require
-from nbops.errors import InvalidValueError
+from nbops.errors import InvalidValueError, NbopsError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -133,7 +133,8 @@ def profile_file(path: Path) -> dict[str, Any] | None:
         return None
     try:
         return profile_frame(read_table(path))
-    except Exception as exc:  # a file named .csv that is not one is still a valid dataset
+    except (NbopsError, ValueError, TypeError, OSError) as exc:
+        # a file named .csv that is not one is still a valid dataset
         logger.info(
             "nbops could not read %s as a table (%s); recording it without a schema", path, exc
         )

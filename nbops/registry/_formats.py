@@ -65,7 +65,7 @@ def serialize(model: Any, *, allow_pickle: bool) -> Serialized:
         try:
             data = sio.dumps(model)
             return Serialized(data, "skops", tuple(sorted(sio.get_untrusted_types(data=data))))
-        except Exception as exc:  # skops refuses objects it has no safe representation for
+        except Exception as exc:  # noqa: BLE001 - skops refuses unsafe objects with many types
             problem = f"skops cannot save this {class_path(model)} ({exc})"
     if not allow_pickle:
         raise UnsafeModelError(

@@ -111,6 +111,8 @@ def open_storage(
             "grace_period": int(grace_period or 2 * heartbeat_interval),
             "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=3),
         }
+    from sqlalchemy.exc import SQLAlchemyError  # Optuna's RDB storages need sqlalchemy
+
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
     except ImportError as exc:
@@ -118,7 +120,7 @@ def open_storage(
             f"the driver for {redact_url(url)} is not installed ({exc}); for PostgreSQL "
             "install psycopg2-binary (pip install 'nbops[postgres]')"
         ) from None
-    except Exception as exc:  # sqlalchemy.exc.OperationalError and friends
+    except (SQLAlchemyError, OSError, ValueError) as exc:  # OperationalError and friends
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SweepStorageError(
             f"cannot reach the sweep storage {redact_url(url)}: {first}; check that the "

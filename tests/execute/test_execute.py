@@ -111,7 +111,7 @@ def test_two_executions_at_once_on_threads(tmp_path: Path) -> None:
             execute_notebook(
                 nb, tmp_path / f"t{i}.ipynb", {"tag": f"t{i}", **marks}, env={"WHO": str(i)}
             )
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
