@@ -122,3 +122,14 @@ def test_mypy_is_strict_and_ruff_refuses_blind_excepts() -> None:
     tool = _pyproject()["tool"]
     assert tool["mypy"]["strict"] is True
     assert "BLE" in tool["ruff"]["lint"]["select"]
+
+
+def test_a_deprecation_at_an_nbops_call_site_fails_the_tests() -> None:
+    import warnings
+
+    import pytest
+
+    with pytest.raises(FutureWarning, match="deprecated"):
+        warnings.warn_explicit(
+            "Trial.suggest_uniform is deprecated", FutureWarning, "x.py", 1, module="nbops.sweeps"
+        )
