@@ -91,3 +91,12 @@ class UnsafeModelError(NbopsError):
 
 class DataIntegrityError(NbopsError):
     """A stored dataset blob no longer has the hash recorded when it was logged."""
+
+
+class MetricValueError(InvalidValueError):
+    """A logged metric value is not a number nbops can store (text, an object, too large)."""
+
+    def __init__(self, key: str, value_type: str, message: str) -> None:
+        self.key = key
+        self.value_type = value_type
+        super().__init__(message)

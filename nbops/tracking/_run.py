@@ -15,7 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbops.errors import ArtifactError, InvalidValueError, RunFinishedError
+from nbops.errors import ArtifactError, InvalidValueError, MetricValueError, RunFinishedError
 from nbops.names import NAME_PATTERN
 from nbops.redact import redact, scrub_text
 from nbops.store import ArtifactRecord, MetricPoint, ObjectStore, RunRecord, RunStore
@@ -46,11 +46,28 @@ def _as_float(key: str, value: Any) -> float:
         return float(value)
     try:
         return float(value)
-    except (TypeError, ValueError):
-        raise InvalidValueError(
-            f"metric {key!r} has a {type(value).__name__} value ({value!r:.40}); metrics are "
-            "numbers: log text, lists and objects with log_params() or log_artifact()"
+    except OverflowError:
+        raise MetricValueError(
+            key,
+            type(value).__name__,
+            f"metric {key!r} is too large for a float (about 1e{_digits(value)}); metrics are "
+            "64-bit floats: log its logarithm, or the exact value with log_params()",
         ) from None
+    except (TypeError, ValueError):
+        raise MetricValueError(
+            key,
+            type(value).__name__,
+            f"metric {key!r} has a {type(value).__name__} value ({value!r:.40}); metrics are "
+            "numbers: log text, lists and objects with log_params() or log_artifact()",
+        ) from None
+
+
+def _digits(value: Any) -> str:
+    """Return the order of magnitude of a huge integer (``"400"`` for 10**400), or ``"308+"``."""
+    try:
+        return str(int(value).bit_length() * 30103 // 100000)
+    except (TypeError, ValueError, OverflowError):
+        return "308+"
 
 
 def _as_step(step: Any) -> int:
