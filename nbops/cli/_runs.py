@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from nbops.cli._output import NbopsUsageError, fmt, table, when
+from nbops.cli._output import NbopsUsageError, fmt, print_json, table, when
 from nbops.errors import NbopsError
 
 
@@ -59,25 +59,21 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
     records = store.list_runs(args.project)
     last = store.last_metrics([r.id for r in records])
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "id": r.id,
-                        "name": r.name,
-                        "project": r.project,
-                        "group": r.group,
-                        "job_type": r.job_type,
-                        "status": r.status,
-                        "start_time": r.start_time,
-                        "end_time": r.end_time,
-                        "metrics": last[r.id],
-                    }
-                    for r in records
-                ],
-                indent=2,
-                default=str,
-            )
+        print_json(
+            [
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "project": r.project,
+                    "group": r.group,
+                    "job_type": r.job_type,
+                    "status": r.status,
+                    "start_time": r.start_time,
+                    "end_time": r.end_time,
+                    "metrics": last[r.id],
+                }
+                for r in records
+            ],
         )
         return 0
     if not records:
@@ -104,7 +100,7 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
     store = _store()
     doc = _run_document(store, _resolve(store, args.run_id))
     if args.json:
-        print(json.dumps(doc, indent=2, default=str))
+        print_json(doc)
         return 0
     print(f"Run {doc['id']} ({doc['name']})  project {doc['project']}  {doc['status']}")
     print(f"  started {when(doc['start_time'])}  ended {when(doc['end_time']) or '-'}")
@@ -162,9 +158,7 @@ def cmd_runs_compare(args: argparse.Namespace) -> int:
             differs = len({json.dumps(v, sort_keys=True, default=str) for v in values}) > 1
             compared.append({"section": section, "key": key, "values": values, "differs": differs})
     if args.json:
-        print(
-            json.dumps({"runs": [d["id"] for d in docs], "rows": compared}, indent=2, default=str)
-        )
+        print_json({"runs": [d["id"] for d in docs], "rows": compared})
         return 0
     header = ["", "KEY", *[d["id"] for d in docs]]
     rows = [
