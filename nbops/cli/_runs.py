@@ -48,6 +48,7 @@ def _run_document(store: Any, run_id: str) -> dict[str, Any]:
         "git": metadata.get("git"),
         "notebook": {k: v for k, v in (metadata.get("notebook") or {}).items() if k != "snapshot"},
         "provenance": metadata.get("provenance"),
+        "error": metadata.get("error"),
         "wandb": metadata.get("wandb"),
         "datasets": metadata.get("datasets") or [],
         "models": metadata.get("models") or [],
@@ -104,6 +105,10 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         return 0
     print(f"Run {doc['id']} ({doc['name']})  project {doc['project']}  {doc['status']}")
     print(f"  started {when(doc['start_time'])}  ended {when(doc['end_time']) or '-'}")
+    if doc["error"]:
+        err = doc["error"]
+        cell = f"cell {err['cell']}" if err.get("cell") else f"In [{err.get('execution_count')}]"
+        print(f"  failed in {cell}: {err.get('error')}")
     for title in ("params", "metrics", "summary"):
         if doc[title]:
             print(f"  {title}:")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,7 +79,7 @@ def test_run_all_with_duplicates_status_and_a_cell_after_stop_is_clean(
     assert "notebook: " + str(notebook) in status
 
 
-def test_a_notebook_stopping_on_an_exception_is_a_failed_run(isolated_env: Path) -> None:
+def test_a_notebook_stopping_on_an_exception_is_a_failed_run(isolated_env: Path, cli: Any) -> None:
     project = isolated_env
     notebook = project / "broken.ipynb"
     _write(
@@ -104,3 +105,5 @@ def test_a_notebook_stopping_on_an_exception_is_a_failed_run(isolated_env: Path)
     assert provenance["not_executed"] == [] and provenance["not_reached"] == ["cell 5"]
     assert provenance["errors"] == ["In [4]: ValueError: the data is bad"]
     assert run.summary["before"] == 1.0
+    shown = cli("runs", "show", run.id).output
+    assert "failed in cell 4: ValueError: the data is bad" in shown
