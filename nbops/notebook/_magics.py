@@ -113,6 +113,11 @@ class NbopsMagics(Magics):
             raise UsageError(str(exc)) from None
 
     def _track(self, args: argparse.Namespace) -> None:
+        if args.project is not None and not args.project.strip():
+            raise UsageError(
+                "invalid project name '': give a non-empty --project, or leave it out to use "
+                "the default (the project root's folder name)"
+            )
         run, reattached = self.session.track(
             new=args.new,
             project=args.project,

@@ -246,6 +246,9 @@ def test_an_empty_project_name_is_refused(ipython: Any) -> None:
         assert isinstance(result.error_in_exec, UsageError), line
         assert "invalid project name" in str(result.error_in_exec)
     assert runs_in_store() == []
+    run(ipython, "%nbops track")
+    result = run(ipython, '%nbops track --project ""')  # refused, not silently re-attached
+    assert isinstance(result.error_in_exec, UsageError)
 
 
 def test_new_keeps_the_options_of_the_run_it_replaces(ipython: Any) -> None:
