@@ -85,10 +85,35 @@ def test_a_persistent_failure_warns_once_then_backs_off(caplog: pytest.LogCaptur
     assert not f.running
 
 
+def _flusher_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "nbops-flusher"]
+
+
 def test_the_process_flusher_stops_when_the_last_run_finishes() -> None:
     run = nbops.init()
-    assert flusher().running
+    assert _flusher_threads()
     run.finish()
-    flusher().join(timeout=30)
+    assert _wait(lambda: not _flusher_threads())
     assert not flusher().running
-    assert not any(t.name == "nbops-flusher" for t in threading.enumerate())
+
+
+def test_a_run_whose_store_keeps_failing_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    run = nbops.init()
+    calls = []
+    working = run.store.write_progress
+
+    def broken(*args: object, **kwargs: object) -> None:
+        calls.append(time.monotonic())
+        raise OSError("database is locked")
+
+    run.store.write_progress = broken  # type: ignore[method-assign]
+    caplog.set_level(logging.WARNING, logger="nbops")
+    run.log({"m": 1.0})
+    assert _wait(lambda: len(calls) >= 3)  # 0.2 s, then 0.4 s, 0.8 s ... apart
+    time.sleep(1.0)
+    failures = [r for r in caplog.records if "could not" in r.getMessage()]
+    assert len(failures) == 1, [r.getMessage() for r in failures]
+    assert len(calls) <= 6
+    run.store.write_progress = working  # type: ignore[method-assign]
+    run.finish()  # the buffered metric was kept and lands at finish
+    assert [p.value for p in run.store.get_metrics(run.id)] == [1.0]
