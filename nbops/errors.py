@@ -106,6 +106,8 @@ class MissingDependencyError(NbopsError, ImportError):
             f'{package} is not installed{needed_by}; install it with: pip install "nbops[{extra}]"',
             name=module,
         )
+
+
 class MetricValueError(InvalidValueError):
     """A logged metric value is not a number nbops can store (text, an object, too large)."""
 
