@@ -191,6 +191,8 @@ class WandbMirror:
             self._finish_requested = True
         if first and not self._done.is_set():
             self._queue.put(("finish", int(exit_code)))
+            if interpreter_exiting():  # a kernel may be killed while we wait: record it first
+                self._publish_exit_note()
         if self._done.wait(timeout):
             return True
         exiting = interpreter_exiting()
@@ -217,6 +219,14 @@ class WandbMirror:
         return False
 
     # -- caller side helpers -------------------------------------------------------------------
+
+    def _publish_exit_note(self) -> None:
+        with self._lock:
+            if self._state.copy != COMPLETE:
+                self._state = replace(
+                    self._state, reason="the process was ending while the mirror drained"
+                )
+        self._publish(force=True)
 
     def _put(self, op: str, payload: Any) -> None:
         if self._finish_requested:
@@ -276,8 +286,8 @@ class WandbMirror:
             self._fail("mirror worker stopped", exc)
             self._set(status="failed", copy=PARTIAL, reason="the mirror worker stopped")
         finally:
+            self._publish(force=True)  # the store knows the outcome before finish() returns
             self._done.set()
-            self._publish(force=True)
 
     def _start(self) -> Any:
         try:
