@@ -22,7 +22,8 @@ from nbops.errors import MirrorError
 from nbops.mirror._code import code_files, git_info, write_code_files
 from nbops.mirror._offline_file import exit_record_written
 from nbops.mirror._state import COMPLETE, METADATA_KEY, MirrorState
-from nbops.mirror._wandb import _ARTIFACT_NAME_BAD, _B36, scrub_run_dir
+from nbops.mirror._wandb import _ARTIFACT_NAME_BAD, _B36
+from nbops.mirror._wandb_process import go_offline_process_wide, scrub_run_dir
 from nbops.redact import redact, scrub_text
 from nbops.store import ObjectStore, RunStore
 
@@ -109,8 +110,6 @@ def rebuild_offline_copy(
         MirrorError: wandb could not write the copy.
     """
     import wandb
-
-    from nbops.mirror._wandb import go_offline_process_wide
 
     record = store.get_run(run_id)
     metadata = store.get_metadata(run_id)
