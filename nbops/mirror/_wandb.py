@@ -109,6 +109,7 @@ class WandbMirror:
         self._last_report = 0.0
         self._given = 0
         self._skipped = 0
+        self._code: dict[str, Any] = {}
         self._abandoned = False  # the process exits without waiting for the worker any longer
         if resolved == "disabled":
             self._state = MirrorState(
@@ -391,8 +392,9 @@ class WandbMirror:
                 run.config.update(payload, allow_val_change=True)
             elif op == "summary":
                 run.summary.update(payload)
-            elif op == "code":
-                write_code_files(run, code_files(payload))
+            elif op == "code":  # git, packages and notebook arrive one by one
+                self._code.update(payload)
+                write_code_files(run, code_files(self._code))
             elif op == "artifact":
                 self._log_artifact(run, *payload)
         except Exception as exc:
