@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from nbops.cli._output import table
+from nbops.errors import NbopsError
 
 
 def _printer() -> Callable[[str], None]:
@@ -18,6 +19,20 @@ def _printer() -> Callable[[str], None]:
         print(f"[{time.perf_counter() - start:6.1f}s] {line}", flush=True)
 
     return report
+
+
+def _wait_seconds(value: str | None) -> float | None:
+    if value is None:
+        return None
+    if value == "forever":
+        return float("inf")
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise NbopsError(
+            f"--wait {value!r}: give seconds, or no value to wait as long as it takes"
+        ) from None
+    return seconds
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -31,6 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             overrides=overrides,
             jobs=args.jobs,
             dry_run=args.dry_run,
+            wait=_wait_seconds(args.wait),
             report=_printer(),
         )  # type: ignore[arg-type]
     except PipelineFailed as exc:
@@ -47,19 +63,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from nbops.config import find_project_root, store_path
-    from nbops.pipeline import load_spec, pipeline_status, read_lock, validate
-    from nbops.pipeline._hashing import HashCache
+    from nbops.pipeline import project_status
 
-    root = find_project_root()
-    spec = load_spec(root)
-    graph = validate(spec)
-    cache = HashCache(store_path(root) / "hashcache.json")
-    statuses = pipeline_status(spec, graph, read_lock(root), {}, cache)
-    cache.save()
+    statuses = project_status()
+    stale = sum(s.stale for s in statuses)
+    code = 1 if args.exit_code and stale else 0
     if args.json:
         print(json.dumps([s.to_dict() for s in statuses], indent=2))
-        return 0
+        return code
     for status in statuses:
         if not status.stale:
             print(f"{status.name:<14} up to date")
@@ -67,9 +78,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{status.name:<14} stale")
         for reason in status.reasons:
             print(f"{'':<16}- {reason}")
-    stale = sum(s.stale for s in statuses)
     print(f"{stale} of {len(statuses)} stage(s) stale" if stale else "Everything is up to date")
-    return 0
+    return code
 
 
 def cmd_dag(args: argparse.Namespace) -> int:
@@ -111,9 +121,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--jobs", "-j", type=int, default=1, help="stages run at once (default 1)")
     p.add_argument("--dry-run", action="store_true", help="say what would run and why")
+    p.add_argument(
+        "--wait",
+        nargs="?",
+        const="forever",
+        metavar="SECONDS",
+        help="when another `nbops run` holds the project, wait for it (at most SECONDS)",
+    )
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("status", help="which stages are stale and why")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--exit-code", action="store_true", help="exit 1 when any stage is stale (for CI)"
+    )
     p.set_defaults(func=cmd_status)
     p = sub.add_parser("dag", help="draw the stage graph")
     p.add_argument("--format", choices=("text", "mermaid", "dot"), default="text")

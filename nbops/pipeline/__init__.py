@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from nbops.pipeline._graph import StageGraph, render
 from nbops.pipeline._lock import LOCK_FILE, LockEntry, LockError, read_lock, write_lock
+from nbops.pipeline._outputs import OutputError
+from nbops.pipeline._runcache import RunCache
+from nbops.pipeline._runlock import PipelineBusyError, RunLock
 from nbops.pipeline._runner import PipelineFailed, PipelineResult, parse_overrides, run_pipeline
 from nbops.pipeline._spec import SPEC_FILE, Gate, PipelineSpec, SpecError, Stage, load_spec
 from nbops.pipeline._stage import StageResult
-from nbops.pipeline._status import StageStatus, pipeline_status
+from nbops.pipeline._status import StageStatus, pipeline_status, project_status
 from nbops.pipeline._validate import validate
 
 __all__ = [
@@ -16,9 +19,13 @@ __all__ = [
     "Gate",
     "LockEntry",
     "LockError",
+    "OutputError",
+    "PipelineBusyError",
     "PipelineFailed",
     "PipelineResult",
     "PipelineSpec",
+    "RunCache",
+    "RunLock",
     "SpecError",
     "Stage",
     "StageGraph",
@@ -27,6 +34,7 @@ __all__ = [
     "load_spec",
     "parse_overrides",
     "pipeline_status",
+    "project_status",
     "read_lock",
     "render",
     "run_pipeline",

@@ -1,4 +1,9 @@
-"""Content hashes of files and folders, with a stat cache so unchanged data is not re-read."""
+"""Content hashes of files and folders, with a stat cache so unchanged data is not re-read.
+
+A folder's hash is ``dir:`` plus the digest of its manifest (``{"files": {relpath: sha256}}``),
+the same manifest :class:`nbops.store.ObjectStore` keeps for a folder, so a folder out can be
+stored and restored by its hash alone.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,17 @@ import threading
 from pathlib import Path
 
 from nbops.fileio import write_atomic
-from nbops.store._objects import hash_file
+from nbops.pipeline._ignore import IgnoreRules
+from nbops.store import hash_file
 
 
 class HashCache:
     """``(path, size, mtime_ns, inode) -> sha256``, kept in ``<store>/hashcache.json``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, ignore: IgnoreRules | None = None) -> None:
         self.path = path
+        #: what folder hashes leave out (default patterns only when not given)
+        self.ignore = ignore if ignore is not None else IgnoreRules.parse([])
         self._lock = threading.Lock()
         self._dirty = False
         try:
@@ -52,19 +60,53 @@ class HashCache:
             pass
 
 
+class SymlinkLoopError(OSError):
+    """A symlinked folder inside a dep or out points back at one of its parents."""
+
+
+def tree_files(path: Path, ignore: IgnoreRules) -> list[tuple[str, Path]]:
+    """``(relative posix path, file)`` of every file under ``path``, sorted, ignored ones left
+    out. Symlinked folders are followed; one that loops back raises :class:`SymlinkLoopError`."""
+    at = ignore.relative(path)
+    outer = "" if at in (None, ".") else f"{at}/"
+    found: list[tuple[str, Path]] = []
+    seen: set[str] = set()
+    for root, dirs, files in os.walk(path, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            raise SymlinkLoopError(f"{root} links back to a folder already inside {path}")
+        seen.add(real)
+        base = Path(root)
+        rel_root = base.relative_to(path).as_posix()
+        prefix = "" if rel_root == "." else rel_root + "/"
+        dirs[:] = sorted(d for d in dirs if not ignore.ignored(outer + prefix + d, is_dir=True))
+        for name in sorted(files):
+            file = base / name
+            rel = prefix + name
+            if ignore.ignored(outer + rel, is_dir=False) or (
+                file.is_symlink() and not file.exists()
+            ):
+                continue
+            found.append((rel, file))
+    found.sort()
+    return found
+
+
+def manifest_bytes(files: dict[str, str]) -> bytes:
+    """The folder manifest as :class:`~nbops.store.ObjectStore` stores it."""
+    return json.dumps({"files": files}, sort_keys=True).encode()
+
+
+def folder_manifest(path: Path, cache: HashCache) -> dict[str, str]:
+    """``{relative path: sha256}`` of the files of a folder (ignored files left out)."""
+    return {rel: cache.file_hash(file) for rel, file in tree_files(path, cache.ignore)}
+
+
 def path_hash(path: Path, cache: HashCache) -> str | None:
-    """Hash a file, or a folder (its files' relative paths and contents); None if missing."""
+    """Hash a file, or a folder (``dir:`` + its manifest's sha256); None if missing."""
     if path.is_file():
         return cache.file_hash(path)
     if not path.is_dir():
         return None
-    digest = hashlib.sha256()
-    for root, dirs, files in os.walk(path):
-        dirs.sort()
-        for name in sorted(files):
-            file = Path(root) / name
-            if file.is_symlink() and not file.exists():
-                continue
-            rel = file.relative_to(path).as_posix()
-            digest.update(f"{rel}\0{cache.file_hash(file)}\n".encode())
-    return "dir:" + digest.hexdigest()
+    data = manifest_bytes(folder_manifest(path, cache))
+    return "dir:" + hashlib.sha256(data).hexdigest()
