@@ -86,7 +86,7 @@ def cmd_dag(args: argparse.Namespace) -> int:
     from nbops.config import find_project_root
     from nbops.pipeline import load_spec, render, validate
 
-    spec = load_spec(find_project_root())
+    spec = load_spec(find_project_root(), strict=False)
     print(render(validate(spec), spec.stages, args.format))
     return 0
 

@@ -12,10 +12,12 @@ from nbops.pipeline._spec import SPEC_FILE, Gate, PipelineSpec, SpecError, Stage
 from nbops.pipeline._stage import StageResult
 from nbops.pipeline._status import StageStatus, pipeline_status, project_status
 from nbops.pipeline._validate import validate
+from nbops.pipeline._yaml import DuplicateKeyError, yaml_load
 
 __all__ = [
     "LOCK_FILE",
     "SPEC_FILE",
+    "DuplicateKeyError",
     "Gate",
     "LockEntry",
     "LockError",
@@ -40,4 +42,5 @@ __all__ = [
     "run_pipeline",
     "validate",
     "write_lock",
+    "yaml_load",
 ]

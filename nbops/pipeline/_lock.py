@@ -46,19 +46,21 @@ def read_lock(root: str | os.PathLike[str]) -> dict[str, LockEntry]:
     """Return the lock's entries by stage ({} when there is no lock yet)."""
     import yaml
 
+    from nbops.pipeline._yaml import yaml_load
+
     path = Path(root) / LOCK_FILE
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
     try:
-        raw = yaml.safe_load(text) or {}
+        raw = yaml_load(text) or {}
         stages = raw.get("stages") or {}
         return {
             name: LockEntry(**{k: v for k, v in body.items() if k not in _LEGACY_KEYS})
             for name, body in stages.items()
         }
-    except (yaml.YAMLError, TypeError, AttributeError) as exc:
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError) as exc:
         raise LockError(
             f"{path} is unreadable ({exc}); restore it from version control, or delete it to "
             "re-run every stage"

@@ -61,16 +61,25 @@ class PipelineFailed(NbopsError):
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
     """``["train.n_estimators=200"]`` -> ``{"train": {"n_estimators": 200}}`` (YAML values)."""
-    import yaml
-
     out: dict[str, dict[str, Any]] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         stage, dot, name = key.partition(".")
         if not sep or not dot or not stage or not name:
             raise NbopsError(f"-p {pair!r}: write STAGE.KEY=VALUE, e.g. -p train.max_depth=6")
-        out.setdefault(stage, {})[name] = yaml.safe_load(value) if value else ""
+        out.setdefault(stage, {})[name] = _override_value(pair, value) if value else ""
     return out
+
+
+def _override_value(pair: str, value: str) -> Any:
+    import yaml
+
+    from nbops.pipeline._yaml import yaml_load
+
+    try:
+        return yaml_load(value)
+    except (yaml.YAMLError, ValueError) as exc:
+        raise NbopsError(f"-p {pair!r}: the value is not valid YAML ({exc})") from None
 
 
 def run_pipeline(
@@ -102,9 +111,9 @@ def run_pipeline(
     from nbops.tracking import new_run_id
 
     base = Path(root) if root is not None else find_project_root()
-    spec = load_spec(base)
+    spec = load_spec(base, strict=False)
     overrides = dict(overrides or {})
-    graph = validate(spec, overrides)
+    graph = validate(spec, overrides, kernels=True)
     unknown = [t for t in targets if t not in spec.stages]
     if unknown:
         raise NbopsError(f"no stage named {', '.join(unknown)}; stages: {', '.join(spec.stages)}")

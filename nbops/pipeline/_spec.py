@@ -81,6 +81,9 @@ class PipelineSpec:
     root: Path
     stages: Mapping[str, Stage]
     raw: Mapping[str, Any] = field(default_factory=dict)
+    #: shape problems found while loading (stages with one are left out of ``stages``);
+    #: :func:`~nbops.pipeline.validate` reports them together with the semantic ones
+    problems: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -237,8 +240,14 @@ def _pipeline_options(value: Any, problems: list[str]) -> None:
             problems.append(f"pipeline.card: unknown key {key!r}{_suggest(str(key), CARD_KEYS)}")
 
 
-def parse_spec(raw: Any, root: Path, source: str = SPEC_FILE) -> PipelineSpec:
-    """Build a :class:`PipelineSpec` from parsed YAML, checking its shape (not the notebooks)."""
+def parse_spec(
+    raw: Any, root: Path, source: str = SPEC_FILE, *, strict: bool = True
+) -> PipelineSpec:
+    """Build a :class:`PipelineSpec` from parsed YAML, checking its shape (not the notebooks).
+
+    With ``strict=False`` shape problems are kept in ``problems`` instead of raised, so that
+    :func:`~nbops.pipeline.validate` can report them with every other problem at once.
+    """
     problems: list[str] = []
     if not isinstance(raw, Mapping) or not isinstance(raw.get("stages"), Mapping):
         raise SpecError(source, ["the file needs a 'stages:' mapping of stage names to stages"])
@@ -253,14 +262,17 @@ def parse_spec(raw: Any, root: Path, source: str = SPEC_FILE) -> PipelineSpec:
     _pipeline_options(raw.get("pipeline"), problems)
     if not stages and not problems:
         problems.append("'stages:' is empty; add at least one stage with a notebook")
-    if problems:
+    if problems and (strict or not stages):
         raise SpecError(source, problems)
-    return PipelineSpec(root=root, stages=stages, raw=dict(raw))
+    return PipelineSpec(root=root, stages=stages, raw=dict(raw), problems=tuple(problems))
 
 
-def load_spec(root: str | os.PathLike[str]) -> PipelineSpec:
-    """Read ``<root>/nbops.yaml``; raise :class:`SpecError` when it is missing or malformed."""
+def load_spec(root: str | os.PathLike[str], *, strict: bool = True) -> PipelineSpec:
+    """Read ``<root>/nbops.yaml``; raise :class:`SpecError` when it is missing or malformed
+    (with ``strict=False``, shape problems are left for :func:`~nbops.pipeline.validate`)."""
     import yaml
+
+    from nbops.pipeline._yaml import DuplicateKeyError, yaml_load
 
     path = Path(root) / SPEC_FILE
     try:
@@ -268,7 +280,11 @@ def load_spec(root: str | os.PathLike[str]) -> PipelineSpec:
     except FileNotFoundError:
         raise SpecError(str(path), [f"no {SPEC_FILE} here; create one with `nbops init`"]) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml_load(text)
+    except DuplicateKeyError as exc:
+        raise SpecError(
+            str(path), [f"{exc}: each stage, and each key of a stage, may appear only once"]
+        ) from None
     except yaml.YAMLError as exc:
         raise SpecError(str(path), [f"not valid YAML: {exc}"]) from None
-    return parse_spec(raw, Path(root), str(path))
+    return parse_spec(raw, Path(root), str(path), strict=strict)

@@ -177,7 +177,7 @@ def project_status(root: str | os.PathLike[str] | None = None) -> list[StageStat
     from nbops.pipeline._validate import validate
 
     base = Path(root) if root is not None else find_project_root()
-    spec = load_spec(base)
+    spec = load_spec(base, strict=False)
     graph = validate(spec)
     store_dir = store_path(base)
     cache = HashCache(store_dir / "hashcache.json", IgnoreRules.load(base))

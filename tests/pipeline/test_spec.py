@@ -158,3 +158,68 @@ def test_graph_order_and_drawings(project: Path) -> None:
     assert "make --> use" in render(graph, spec.stages, "mermaid")
     assert '"use" -> "report";' in render(graph, spec.stages, "dot")
     assert "report (a.ipynb)  <- use" in render(graph, spec.stages, "text")
+
+
+def test_yaml_1_2_numbers_in_the_spec_and_overrides(project: Path) -> None:
+    (project / "nbops.yaml").write_text(
+        "stages:\n  a:\n    notebook: a.ipynb\n    params:\n      lr: 1e-3\n"
+    )
+    assert load_spec(project).stages["a"].params == {"lr": 0.001}
+    validate(load_spec(project))  # a float for the float parameter: no problem
+    assert parse_overrides(["a.lr=1e-3", "a.n=-2E+2", "a.s=1_000", "a.t=v1e3"]) == {
+        "a": {"lr": 0.001, "n": -200.0, "s": 1000, "t": "v1e3"}
+    }
+
+
+def test_every_problem_at_once(project: Path) -> None:
+    write_spec(
+        project,
+        {
+            "stages": {
+                "a": {"notebook": "a.ipynb", "parms": {}, "deps": ["x"], "outs": ["x"]},
+                "b": {"notebook": "nope.ipynb", "timeout": -1},
+                "c": {"notebook": "a.ipynb", "params": {"lrr": 1.0}, "deps": ["orphan.csv"]},
+            }
+        },
+    )
+    found = problems_loose(project)
+    assert any("unknown key 'parms'" in p for p in found)  # shape
+    assert any("timeout must be a positive number" in p for p in found)  # shape
+    assert any("stage 'a': dep 'x' is its own out 'x'" in p for p in found)  # semantic
+    assert any("'lrr' is not declared" in p for p in found)  # semantic
+    assert any("dep 'orphan.csv' does not exist" in p for p in found)  # semantic
+
+
+def problems_loose(root: Path) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        validate(load_spec(root, strict=False))
+    return info.value.problems
+
+
+def test_a_stage_defined_twice_is_an_error(project: Path) -> None:
+    (project / "nbops.yaml").write_text(
+        "stages:\n  a:\n    notebook: a.ipynb\n  a:\n    notebook: noparams.ipynb\n"
+    )
+    with pytest.raises(SpecError, match=r"'a' is defined twice \(lines 2 and 4\)"):
+        load_spec(project)
+
+
+def test_a_kernel_that_is_not_installed_is_found_before_anything_runs(project: Path) -> None:
+    from nbops.pipeline import run_pipeline
+
+    write_spec(
+        project,
+        {
+            "stages": {
+                "a": {"notebook": "a.ipynb", "kernel": "python-nope", "outs": ["o"]},
+                "r": {"notebook": "a.ipynb", "kernel": "ir", "outs": ["p"]},
+            }
+        },
+    )
+    with pytest.raises(SpecError) as info:
+        run_pipeline(project, report=lambda _line: None)
+    text = str(info.value)
+    assert "the Jupyter kernel 'python-nope' is not installed" in text
+    assert "python -m ipykernel install --user --name python-nope" in text
+    assert "IRkernel::installspec()" in text
+    assert not (project / ".nbops" / "executed").exists()
