@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -12,11 +13,25 @@ from nbops.cli._output import table
 from nbops.errors import NbopsError
 
 
+def _stdout_closed() -> None:
+    """The reader of our output went away (``nbops status | head``): drop further output
+    instead of dying with ``BrokenPipeError``, as Python's own docs recommend."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _out(text: str) -> None:
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        _stdout_closed()
+
+
 def _printer() -> Callable[[str], None]:
     start = time.perf_counter()
 
     def report(line: str) -> None:
-        print(f"[{time.perf_counter() - start:6.1f}s] {line}", flush=True)
+        _out(f"[{time.perf_counter() - start:6.1f}s] {line}")
 
     return report
 
@@ -47,6 +62,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             dry_run=args.dry_run,
             wait=_wait_seconds(args.wait),
+            downstream=args.downstream,
+            single=args.single,
             report=_printer(),
         )  # type: ignore[arg-type]
     except PipelineFailed as exc:
@@ -58,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     for stage in result.stages:
         counts[stage.outcome] = counts.get(stage.outcome, 0) + 1
-    print("Pipeline " + result.id + ": " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    _out("Pipeline " + result.id + ": " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     return 0
 
 
@@ -69,16 +86,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     stale = sum(s.stale for s in statuses)
     code = 1 if args.exit_code and stale else 0
     if args.json:
-        print(json.dumps([s.to_dict() for s in statuses], indent=2))
+        _out(json.dumps([s.to_dict() for s in statuses], indent=2))
         return code
+    lines: list[str] = []
     for status in statuses:
-        if not status.stale:
-            print(f"{status.name:<14} up to date")
-            continue
-        print(f"{status.name:<14} stale")
-        for reason in status.reasons:
-            print(f"{'':<16}- {reason}")
-    print(f"{stale} of {len(statuses)} stage(s) stale" if stale else "Everything is up to date")
+        lines.append(f"{status.name:<14} {'stale' if status.stale else 'up to date'}")
+        lines += [f"{'':<16}- {reason}" for reason in status.reasons]
+    lines.append(
+        f"{stale} of {len(statuses)} stage(s) stale" if stale else "Everything is up to date"
+    )
+    _out("\n".join(lines))
     return code
 
 
@@ -87,7 +104,7 @@ def cmd_dag(args: argparse.Namespace) -> int:
     from nbops.pipeline import load_spec, render, validate
 
     spec = load_spec(find_project_root(), strict=False)
-    print(render(validate(spec), spec.stages, args.format))
+    _out(render(validate(spec), spec.stages, args.format))
     return 0
 
 
@@ -96,7 +113,13 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     from nbops.pipeline._scaffold import scaffold
 
-    written = scaffold(Path(args.directory), ci=args.ci, force=args.force)
+    written = scaffold(
+        Path(args.directory),
+        ci=args.ci,
+        force=args.force,
+        nbops_from=args.nbops_from,
+        commit_outs=args.commit_outs,
+    )
     print(table(["WROTE"], [[str(p)] for p in written]))
     print("Next: `nbops run` executes the pipeline; `nbops dag` shows it.")
     return 0
@@ -112,6 +135,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("stages", nargs="*", metavar="STAGE", help="only these stages and their needs")
     p.add_argument("--force", action="store_true", help="run even when nothing changed")
+    p.add_argument(
+        "--downstream",
+        action="store_true",
+        help="run the named stages and every stage after them, not what they need",
+    )
+    p.add_argument(
+        "--single",
+        action="store_true",
+        help="force exactly the named stages, without their upstream stages",
+    )
     p.add_argument(
         "-p",
         "--param",
@@ -147,4 +180,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="CI workflow to add (default: github)",
     )
     p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.add_argument(
+        "--nbops-from",
+        metavar="REQUIREMENT",
+        help="where CI installs nbops from, as a requirements line: a version pin (default: "
+        "this version), a wheel path, or 'nbops @ git+URL'",
+    )
+    p.add_argument(
+        "--commit-outs",
+        action="store_true",
+        help="commit the pipeline's outs (by default .gitignore leaves them out)",
+    )
     p.set_defaults(func=cmd_init)

@@ -91,9 +91,14 @@ def run_pipeline(
     jobs: int = 1,
     dry_run: bool = False,
     wait: float | None = None,
+    downstream: bool = False,
+    single: bool = False,
     report: Report = print,
 ) -> PipelineResult:
     """Run what is stale among ``targets`` (default: all) and what they need.
+
+    ``downstream``: the targets and every stage after them, not what they need (their deps are
+    used as they are on disk). ``single``: exactly the targets, forced, without their upstream.
 
     One run at a time per project: another ``nbops run`` holding the project's run lock makes
     this one fail at once with :class:`PipelineBusyError`, or wait up to ``wait`` seconds
@@ -119,8 +124,17 @@ def run_pipeline(
         raise NbopsError(f"no stage named {', '.join(unknown)}; stages: {', '.join(spec.stages)}")
     if jobs < 1:
         raise NbopsError("--jobs must be at least 1")
+    if (downstream or single) and not targets:
+        raise NbopsError("--downstream and --single need the stage(s) to start from")
+    if downstream and single:
+        raise NbopsError("--downstream and --single cannot be combined")
     store_dir = store_path(base)
-    selected = graph.closure(targets) if targets else set(spec.stages)
+    if single:
+        selected, force = set(targets), True
+    elif downstream:
+        selected = set(targets).union(*(graph.downstream(t) for t in targets))
+    else:
+        selected = graph.closure(targets) if targets else set(spec.stages)
     order = graph.topological(selected)
     with contextlib.ExitStack() as held:
         if not dry_run:
