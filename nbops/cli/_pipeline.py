@@ -64,6 +64,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             wait=_wait_seconds(args.wait),
             downstream=args.downstream,
             single=args.single,
+            pull=args.pull,
+            push=args.push,
+            remote=args.remote,
             report=_printer(),
         )  # type: ignore[arg-type]
     except PipelineFailed as exc:
@@ -153,6 +156,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="override a parameter (YAML value), e.g. -p train.max_depth=6",
     )
     p.add_argument("--jobs", "-j", type=int, default=1, help="stages run at once (default 1)")
+    p.add_argument(
+        "--pull",
+        action="store_true",
+        help="fetch the remote's run cache first, and the outs of stages restored from it",
+    )
+    p.add_argument("--push", action="store_true", help="push outs and the run cache after success")
+    p.add_argument("--remote", "-r", metavar="NAME", help="the remote (default: the default one)")
     p.add_argument("--dry-run", action="store_true", help="say what would run and why")
     p.add_argument(
         "--wait",

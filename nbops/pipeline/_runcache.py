@@ -55,7 +55,7 @@ class RunCache:
             return False
         return True
 
-    def keys(self) -> Iterator[str]:
+    def all_keys(self) -> Iterator[str]:
         """Every key held."""
         if not self.root.is_dir():
             return

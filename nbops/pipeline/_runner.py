@@ -23,6 +23,8 @@ from nbops.pipeline._secrets import Sealer
 from nbops.pipeline._spec import Stage, load_spec
 from nbops.pipeline._stage import Report, RunContext, StageResult, execute_stage
 from nbops.pipeline._status import Fingerprint, fingerprint, input_reasons, out_reasons
+from nbops.pipeline._sync import fetch_outs, fetch_records, open_configured
+from nbops.pipeline._sync import push as push_outputs
 from nbops.pipeline._validate import validate
 from nbops.store import ObjectStore
 
@@ -93,12 +95,17 @@ def run_pipeline(
     wait: float | None = None,
     downstream: bool = False,
     single: bool = False,
+    pull: bool = False,
+    push: bool = False,
+    remote: str | None = None,
     report: Report = print,
 ) -> PipelineResult:
     """Run what is stale among ``targets`` (default: all) and what they need.
 
     ``downstream``: the targets and every stage after them, not what they need (their deps are
     used as they are on disk). ``single``: exactly the targets, forced, without their upstream.
+    ``pull``: fetch the run cache of the remote (``remote``, default: the default remote) first,
+    and the objects of any stage restored from it; ``push``: push after a successful run.
 
     One run at a time per project: another ``nbops run`` holding the project's run lock makes
     this one fail at once with :class:`PipelineBusyError`, or wait up to ``wait`` seconds
@@ -139,6 +146,9 @@ def run_pipeline(
     with contextlib.ExitStack() as held:
         if not dry_run:
             held.enter_context(RunLock(base, store_dir, wait=wait))
+        shared = (
+            held.enter_context(open_configured(base, store_dir, remote)) if pull or push else None
+        )
         ctx = RunContext(
             spec=spec,
             graph=graph,
@@ -152,12 +162,20 @@ def run_pipeline(
             blobs=ObjectStore(store_dir / "objects"),
             runcache=RunCache(store_dir / "runcache"),
             sealer=Sealer.for_store(store_dir),
+            remote=shared if pull else None,
         )
+        if pull and shared is not None:
+            fetched = fetch_records(shared, ctx.runcache)
+            report(f"pulled {fetched} run cache record(s) from {shared.url}")
         try:
             results = _schedule(ctx, order, selected, force=force, jobs=jobs, dry_run=dry_run)
         finally:
             ctx.cache.save()
-    result = PipelineResult(ctx.pipeline_id, tuple(results[name] for name in order))
+        result = PipelineResult(ctx.pipeline_id, tuple(results[name] for name in order))
+        if push and shared is not None and result.ok and not dry_run:
+            in_lock = [n for n in order if n in read_lock(base)]
+            sent = push_outputs(base, store_dir, shared, in_lock, report)
+            report(f"pushed {sent.objects} object(s) and {sent.records} record(s) to {shared.url}")
     if not result.ok:
         raise PipelineFailed(result)
     if not dry_run and not targets and any(s.outcome == "ran" for s in result.stages):
@@ -277,7 +295,14 @@ def _restore(
         source = f"the run cache (run {record.get('run')})"
     else:
         source = "the cache (the inputs are unchanged)"
-    if entry is None or missing_blobs(entry.outs, ctx.blobs):
+    if entry is None:
+        return None
+    if missing_blobs(entry.outs, ctx.blobs) and ctx.remote is not None and not dry_run:
+        try:
+            fetch_outs(ctx.remote, entry.outs, ctx.blobs, ctx.report)
+        except (NbopsError, OSError) as exc:
+            ctx.report(f"{stage.name:<14} cannot pull its outs ({exc}); it will run")
+    if missing_blobs(entry.outs, ctx.blobs):
         return None
     run = record.get("run") if record else None
     if dry_run:

@@ -15,7 +15,7 @@ from nbops.errors import NbopsError
 SPEC_FILE = "nbops.yaml"
 STAGE_KEYS = ("notebook", "params", "deps", "outs", "gates", "after", "timeout", "kernel", "sweep")
 #: Top-level sections other parts of nbops read from the same file.
-TOP_LEVEL_KEYS = ("stages", "card", "monitor", "project", "pipeline")
+TOP_LEVEL_KEYS = ("stages", "card", "monitor", "project", "pipeline", "remotes")
 STAGE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 GATE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*([-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*$")
 
@@ -72,6 +72,8 @@ class Stage:
     timeout: float | None = None
     kernel: str | None = None
     sweep: Mapping[str, Any] | None = None
+    #: where ``params`` were read from (``params: {file: ..., keys: [...]}``), if a file
+    params_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,65 @@ def _sweep_options(stage: str, value: Any, problems: list[str]) -> Mapping[str, 
     return dict(value)
 
 
-def _stage(name: str, body: Any, problems: list[str]) -> Stage | None:
+def _read_params_file(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        import json
+
+        return json.loads(text)
+    if path.suffix == ".toml":
+        import tomllib
+
+        return tomllib.loads(text)
+    from nbops.pipeline._yaml import yaml_load
+
+    return yaml_load(text)
+
+
+def _params_from_file(
+    name: str, value: Mapping[str, Any], root: Path, problems: list[str]
+) -> dict[str, Any]:
+    """``params: {file: params.yaml, keys: [train.lr]}`` -> ``{"lr": <value in the file>}``."""
+    file, keys = value.get("file"), value.get("keys")
+    if not isinstance(file, str) or not file:
+        problems.append(f"stage {name!r}: params file: must be a path (YAML, JSON or TOML)")
+        return {}
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+        problems.append(
+            f"stage {name!r}: params from {file} need keys: a list such as [train.lr, train.depth]"
+        )
+        return {}
+    located = _paths(name, "params file", file, problems)
+    if not located:
+        return {}
+    try:
+        data = _read_params_file(root / located[0])
+    except FileNotFoundError:
+        problems.append(f"stage {name!r}: params file {file} does not exist")
+        return {}
+    except Exception as exc:  # OSError, or the YAML/JSON/TOML parser's own error type
+        problems.append(f"stage {name!r}: cannot read params file {file}: {exc}")
+        return {}
+    params: dict[str, Any] = {}
+    for key in keys:
+        node: Any = data
+        for part in key.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                problems.append(f"stage {name!r}: params file {file} has no key {key!r}")
+                break
+            node = node[part]
+        else:
+            short = key.rsplit(".", 1)[-1]
+            if short in params:
+                problems.append(
+                    f"stage {name!r}: two keys of {file} end in {short!r}; a notebook parameter "
+                    "takes one value"
+                )
+            params[short] = node
+    return params
+
+
+def _stage(name: str, body: Any, problems: list[str], root: Path | None = None) -> Stage | None:
     if not STAGE_NAME.match(str(name)):
         problems.append(
             f"stage name {name!r} must start with a letter and use letters, digits, '_' or '-'"
@@ -182,9 +242,13 @@ def _stage(name: str, body: Any, problems: list[str]) -> Stage | None:
         problems.append(f"stage {name!r}: 'notebook' (the path of its .ipynb) is required")
         return None
     params = body.get("params") or {}
+    params_file = None
     if not isinstance(params, Mapping):
         problems.append(f"stage {name!r}: params must be a mapping of parameter names to values")
         params = {}
+    elif "file" in params and set(params) <= {"file", "keys"}:
+        params_file = str(params.get("file"))
+        params = _params_from_file(name, params, root or Path("."), problems)
     timeout = body.get("timeout")
     if timeout is not None and (
         isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
@@ -210,6 +274,7 @@ def _stage(name: str, body: Any, problems: list[str]) -> Stage | None:
         timeout=float(timeout) if timeout else None,
         kernel=kernel,
         sweep=dict(sweep) if sweep else None,
+        params_file=params_file,
     )
 
 
@@ -256,7 +321,7 @@ def parse_spec(
             problems.append(f"unknown top-level key {key!r}{_suggest(str(key), TOP_LEVEL_KEYS)}")
     stages: dict[str, Stage] = {}
     for name, body in raw["stages"].items():
-        stage = _stage(name, body, problems)
+        stage = _stage(name, body, problems, root)
         if stage is not None:
             stages[stage.name] = stage
     _pipeline_options(raw.get("pipeline"), problems)

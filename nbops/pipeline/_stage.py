@@ -17,6 +17,7 @@ from nbops.pipeline._graph import StageGraph
 from nbops.pipeline._hashing import HashCache, path_hash
 from nbops.pipeline._lock import LockEntry, plain_value, update_lock
 from nbops.pipeline._outputs import clear_outs, save_outs
+from nbops.pipeline._remote import Remote
 from nbops.pipeline._runcache import RunCache
 from nbops.pipeline._secrets import Sealer
 from nbops.pipeline._spec import PipelineSpec, Stage
@@ -57,6 +58,8 @@ class RunContext:
     blobs: ObjectStore
     runcache: RunCache
     sealer: Sealer
+    #: where outs missing locally may be fetched from (``run --pull``)
+    remote: Remote | None = None
     lock_mutex: threading.Lock = field(default_factory=threading.Lock)
     kernels: dict[str, Any] = field(default_factory=dict)
     stopping: threading.Event = field(default_factory=threading.Event)

@@ -223,3 +223,68 @@ def test_a_kernel_that_is_not_installed_is_found_before_anything_runs(project: P
     assert "python -m ipykernel install --user --name python-nope" in text
     assert "IRkernel::installspec()" in text
     assert not (project / ".nbops" / "executed").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("params.yaml", "train:\n  lr: 1e-3\n  depth: 4\nother: {x: 1}\n"),
+        ("params.json", '{"train": {"lr": 0.001, "depth": 4}, "other": {"x": 1}}'),
+        ("params.toml", "[train]\nlr = 0.001\ndepth = 4\n[other]\nx = 1\n"),
+    ],
+)
+def test_params_from_a_file_are_tracked_per_key(isolated_env: Path, name: str, text: str) -> None:
+    from nbops.pipeline._hashing import HashCache
+    from nbops.pipeline._secrets import Sealer
+    from nbops.pipeline._status import fingerprint, input_reasons
+
+    root = isolated_env
+    write_notebook(root / "t.ipynb", "lr = 0.1\ndepth = 2", "pass")
+    (root / name).write_text(text)
+    write_spec(
+        root,
+        {
+            "stages": {
+                "t": {
+                    "notebook": "t.ipynb",
+                    "params": {"file": name, "keys": ["train.lr", "train.depth"]},
+                }
+            }
+        },
+    )
+    spec = load_spec(root)
+    validate(spec)
+    assert spec.stages["t"].params == {"lr": 0.001, "depth": 4}
+    assert spec.stages["t"].params_file == name
+    from nbops.pipeline._lock import LockEntry
+
+    cache = HashCache(root / "hc.json")
+    fp = fingerprint(spec, spec.stages["t"], {}, cache)
+    entry = LockEntry(
+        notebook="t.ipynb", code=fp.code, params=dict(fp.params), deps={}, outs={}, kernel="python3"
+    )
+    (root / name).write_text(
+        text.replace("x = 1", "x = 2").replace('"x": 1', '"x": 2').replace("x: 1", "x: 2")
+    )
+    fp = fingerprint(load_spec(root), spec.stages["t"], {}, cache)
+    assert input_reasons(fp, entry, Sealer(b"k")) == []  # a key the stage does not use
+    (root / name).write_text(text.replace("depth = 4", "depth = 5").replace(": 4", ": 5"))
+    changed = load_spec(root)
+    fp = fingerprint(changed, changed.stages["t"], {}, cache)
+    assert input_reasons(fp, entry, Sealer(b"k")) == ["param depth changed: 4 -> 5"]
+
+
+def test_params_file_problems_are_reported(project: Path) -> None:
+    (project / "p.yaml").write_text("train: {lr: 0.1}\n")
+    write_spec(
+        project,
+        {
+            "stages": {
+                "a": {"notebook": "a.ipynb", "params": {"file": "p.yaml", "keys": ["train.nope"]}},
+                "b": {"notebook": "a.ipynb", "params": {"file": "missing.yaml", "keys": ["x"]}},
+            }
+        },
+    )
+    found = problems_loose(project)
+    assert "stage 'a': params file p.yaml has no key 'train.nope'" in found
+    assert "stage 'b': params file missing.yaml does not exist" in found
