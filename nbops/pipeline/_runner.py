@@ -155,7 +155,7 @@ def run_pipeline(
             overrides=overrides,
             pipeline_id=new_run_id(),
             report=report,
-            cache=HashCache(store_dir / "hashcache.json", IgnoreRules.load(base)),
+            cache=HashCache(store_dir / "hashcache.sqlite", IgnoreRules.load(base)),
             lock=dict(read_lock(base)),  # read under the run lock: no other run changes it
             store_dir=store_dir,
             project=str(spec.raw.get("project") or default_project(base)),

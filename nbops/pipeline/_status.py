@@ -180,7 +180,7 @@ def project_status(root: str | os.PathLike[str] | None = None) -> list[StageStat
     spec = load_spec(base, strict=False)
     graph = validate(spec)
     store_dir = store_path(base)
-    cache = HashCache(store_dir / "hashcache.json", IgnoreRules.load(base))
+    cache = HashCache(store_dir / "hashcache.sqlite", IgnoreRules.load(base))
     statuses = pipeline_status(spec, graph, read_lock(base), {}, cache, Sealer.for_store(store_dir))
     cache.save()
     return statuses

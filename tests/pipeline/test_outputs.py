@@ -156,3 +156,32 @@ def test_secret_params_are_sealed_with_a_key(
     assert Sealer.for_store(store).key_id == Sealer.for_store(store).key_id
     monkeypatch.setenv("NBOPS_LOCK_KEY", "shared-in-ci")
     assert Sealer.for_store(store).key_id == Sealer(b"shared-in-ci").key_id
+
+
+def test_the_hash_cache_rereads_and_rewrites_only_what_changed(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    import nbops.pipeline._hashing as hashing
+
+    data = isolated_env / "data"
+    data.mkdir()
+    for i in range(300):
+        (data / f"{i}.txt").write_text(str(i))
+    cache = HashCache(isolated_env / "hc.sqlite")
+    before = path_hash(data, cache)
+    cache.save()
+    reads: list[object] = []
+    real = hashing.hash_file
+    monkeypatch.setattr(hashing, "hash_file", lambda p: reads.append(p) or real(p))
+    (data / "7.txt").write_text("seven")
+    fresh = HashCache(isolated_env / "hc.sqlite")
+    after = path_hash(data, fresh)
+    assert after != before and reads == [data / "7.txt"]
+    assert list(fresh._dirty) == [str(data / "7.txt")]  # one row to write, not 300
+    fresh.save()
+    db = sqlite3.connect(isolated_env / "hc.sqlite")
+    rows = db.execute("SELECT digest FROM hashes WHERE path = ?", (str(data / "7.txt"),))
+    assert rows.fetchone()[0] == hashlib.sha256(b"seven").hexdigest()
+    assert db.execute("SELECT count(*) FROM hashes").fetchone()[0] == 300
