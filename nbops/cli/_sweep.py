@@ -32,7 +32,7 @@ def _run_parser() -> argparse.ArgumentParser:
         "--direction",
         action="append",
         choices=("maximize", "minimize"),
-        help="direction per metric (default maximize)",
+        help="direction per metric (required: maximize or minimize)",
     )
     p.add_argument("--n-trials", type=int, help="trials in total, across workers")
     p.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
@@ -119,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         n_trials=args.n_trials,
         timeout=args.timeout,
         metric=args.metric,
-        direction=args.direction or "maximize",
+        direction=args.direction,
         storage=args.storage,
         study_name=args.study,
         jobs=args.jobs,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from nbops.sweeps._api import load_sweep, sweep
+from nbops.sweeps._config import SweepConfig
 from nbops.sweeps._errors import SpaceError, SweepError, SweepStorageError, TrialFailed
 from nbops.sweeps._report import report
 from nbops.sweeps._space import load_space, validate_space
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SpaceError",
     "Sweep",
+    "SweepConfig",
     "SweepError",
     "SweepPanel",
     "SweepSpec",

@@ -81,11 +81,11 @@ class PanelController:
         self._importance_complete = -1
         self.stop_requested = False
 
-    def request_stop(self) -> None:
-        """The Stop button: stop the sweep (idempotent)."""
-        if not self.stop_requested:
+    def request_stop(self, now: bool = False) -> None:
+        """The Stop buttons: stop the sweep, letting running trials finish unless ``now``."""
+        if now or not self.stop_requested:
             self.stop_requested = True
-            self.sweep.stop()
+            self.sweep.stop(now=now)
 
     def snapshot(self, *, force: bool = False, now: float | None = None) -> PanelState:
         from optuna.trial import TrialState

@@ -11,10 +11,12 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbops.fileio import write_atomic
+from nbops.sweeps._claim import BUDGET_ATTR
 from nbops.sweeps._errors import SweepError
 from nbops.sweeps._objectives import environment_for_workers
 from nbops.sweeps._spec import SweepSpec
@@ -26,7 +28,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-BUDGET_ATTR = "nbops.n_trials"
 _STOP_GRACE = 15.0
 
 
@@ -36,15 +37,25 @@ class Sweep:
     Returned by :func:`nbops.sweep` (running or finished) and :func:`nbops.load_sweep`.
     """
 
-    def __init__(self, spec: SweepSpec, study: Any, *, summary_run: Run | None = None) -> None:
+    def __init__(
+        self,
+        spec: SweepSpec,
+        study: Any,
+        *,
+        summary_run: Run | None = None,
+        objective: Callable[..., Any] | None = None,
+    ) -> None:
         self.spec = spec
+        self._objective = objective
         self._study = study
         self._summary_run = summary_run
         self._procs: list[subprocess.Popen[bytes]] = []
         self._logs: list[Path] = []
+        self._spec_file: Path | None = None
         self._thread: threading.Thread | None = None
         self._interrupter: Interrupter | None = None
         self._stop = threading.Event()
+        self._stop_now = False
         self._done = threading.Event()
         self._worker_errors: list[str] = []
         self._error: BaseException | None = None
@@ -105,7 +116,7 @@ class Sweep:
             ) from None
 
     def trials(self, states: Any = None) -> list[Any]:
-        """The study's trials (``FrozenTrial``), budget slots not yet started excluded."""
+        """The study's trials (``FrozenTrial``); retries not yet started are left out."""
         from optuna.trial import TrialState
 
         wanted = states or tuple(s for s in TrialState if s != TrialState.WAITING)
@@ -138,17 +149,21 @@ class Sweep:
     def stopped(self) -> bool:
         return self._stop.is_set()
 
-    def stop(self) -> None:
-        """Stop the sweep: running trials end as FAIL (never left RUNNING), none start.
+    def stop(self, now: bool = False) -> None:
+        """Stop the sweep: no new trial starts; nothing is left RUNNING.
 
-        Workers of this process are interrupted now; workers on other machines stop after
-        their current trial. Returns at once; :meth:`wait` waits for the workers.
+        By default the trials running now finish and are recorded (workers on other machines
+        see the stop before their next trial). ``now=True`` interrupts them at once: they end
+        as FAIL. Returns at once; :meth:`wait` waits for the workers.
         """
         self._stop.set()
+        self._stop_now = self._stop_now or now
         try:
             self._study.set_user_attr(STOP_ATTR, time.time())
         except Exception:
             logger.warning("could not record the stop in the study storage", exc_info=True)
+        if not now:
+            return
         if self._interrupter is not None:
             self._interrupter.interrupt()
         for proc in self._procs:
@@ -177,7 +192,13 @@ class Sweep:
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, self._interrupter.signal_handler) if main else None
         try:
-            run_worker(self.spec, interrupter=self._interrupter, stop=self._stop, study=self.study)
+            run_worker(
+                self.spec,
+                interrupter=self._interrupter,
+                stop=self._stop,
+                study=self.study,
+                fn=self._objective,
+            )
         except KeyboardInterrupt:
             self._stop.set()
             self._finalize()
@@ -191,7 +212,11 @@ class Sweep:
         def target() -> None:
             try:
                 run_worker(
-                    self.spec, interrupter=self._interrupter, stop=self._stop, study=self.study
+                    self.spec,
+                    interrupter=self._interrupter,
+                    stop=self._stop,
+                    study=self.study,
+                    fn=self._objective,
                 )
             except KeyboardInterrupt:
                 self._stop.set()
@@ -208,6 +233,7 @@ class Sweep:
         folder = sweeps_dir() / self.name
         spec_file = folder / f"spec-{uuid.uuid4().hex[:12]}.pkl"
         write_atomic(spec_file, pickle.dumps(self.spec))
+        self._spec_file = spec_file
         env = environment_for_workers()
         from nbops.config import store_path
 
@@ -218,7 +244,13 @@ class Sweep:
             log = folder / f"worker-{index}.log"
             with open(log, "ab") as out:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "nbops.sweeps._worker", str(spec_file)],
+                    [
+                        sys.executable,
+                        "-m",
+                        "nbops.sweeps._worker",
+                        str(spec_file),
+                        str(os.getpid()),  # workers stop when this process dies
+                    ],
                     env=env,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -240,7 +272,7 @@ class Sweep:
         try:
             stop_seen: float | None = None
             while any(proc.poll() is None for proc in self._procs):
-                if self._stop.is_set():
+                if self._stop_now:
                     stop_seen = stop_seen or time.time()
                     if time.time() - stop_seen > _STOP_GRACE:
                         for proc in self._procs:
@@ -264,6 +296,8 @@ class Sweep:
         except BaseException as exc:
             self._error = exc
         finally:
+            if self._spec_file is not None:
+                self._spec_file.unlink(missing_ok=True)
             self._finalize()
 
     def _finalize(self) -> None:

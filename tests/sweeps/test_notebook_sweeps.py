@@ -40,6 +40,7 @@ def test_notebook_sweep_with_pruning(notebook: Path) -> None:
         study_name="nb",
         sampler=optuna.samplers.RandomSampler(3),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+        direction="maximize",
     )
     trials = sweep.trials()
     assert len(trials) == 7
@@ -70,6 +71,7 @@ def test_undeclared_space_key_is_refused(notebook: Path) -> None:
             space={"lr": {"type": "float", "low": 0.1, "high": 1.0}},
             metric="score",
             n_trials=2,
+            direction="maximize",
         )
 
 
@@ -78,7 +80,12 @@ def test_metric_never_logged_fails_the_trial_not_the_sweep(isolated_env: Path) -
         isolated_env / "quiet.ipynb", "x = 0.0", "import nbops\nnbops.log({'acc': x})"
     )
     sweep = nbops.sweep(
-        path, space={"x": SPACE["x"]}, metric="score", n_trials=2, study_name="quiet"
+        path,
+        space={"x": SPACE["x"]},
+        metric="score",
+        n_trials=2,
+        study_name="quiet",
+        direction="maximize",
     )
     assert [t.state for t in sweep.trials()] == [TrialState.FAIL, TrialState.FAIL]
     (_, message), _ = sweep.errors
@@ -88,7 +95,9 @@ def test_metric_never_logged_fails_the_trial_not_the_sweep(isolated_env: Path) -
 
 
 def test_two_worker_processes_run_notebooks(notebook: Path) -> None:
-    sweep = nbops.sweep(notebook, space=SPACE, metric="score", n_trials=4, jobs=2)
+    sweep = nbops.sweep(
+        notebook, space=SPACE, metric="score", n_trials=4, jobs=2, direction="maximize"
+    )
     trials = sweep.trials()
     assert [t.state for t in trials].count(TrialState.COMPLETE) + [t.state for t in trials].count(
         TrialState.PRUNED

@@ -31,7 +31,13 @@ def _flaky(params: dict[str, Any]) -> float:
 
 
 def test_controller_on_a_finished_sweep() -> None:
-    sweep = nbops.sweep(_flaky, space=SPACE, n_trials=12, sampler=optuna.samplers.RandomSampler(0))
+    sweep = nbops.sweep(
+        _flaky,
+        space=SPACE,
+        n_trials=12,
+        sampler=optuna.samplers.RandomSampler(0),
+        direction="maximize",
+    )
     controller = PanelController(sweep, recent=5)
     state = controller.snapshot(force=True)
     assert state.done == 12 and state.total == 12 and state.running == 0
@@ -56,7 +62,13 @@ def test_controller_on_a_finished_sweep() -> None:
 def test_importances_are_not_recomputed_more_than_once_a_second(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    sweep = nbops.sweep(_flaky, space=SPACE, n_trials=6, sampler=optuna.samplers.RandomSampler(1))
+    sweep = nbops.sweep(
+        _flaky,
+        space=SPACE,
+        n_trials=6,
+        sampler=optuna.samplers.RandomSampler(1),
+        direction="maximize",
+    )
     calls = []
     real = optuna.importance.get_param_importances
     monkeypatch.setattr(
@@ -85,7 +97,9 @@ def test_widget_live_and_stop_button(monkeypatch: pytest.MonkeyPatch) -> None:
     from nbops.sweeps import SweepPanel
 
     monkeypatch.setenv("NBOPS_TEST_SLEEP", "1.0")
-    sweep = nbops.sweep(objectives.slow, space=SPACE, n_trials=30, jobs=2, panel=True)
+    sweep = nbops.sweep(
+        objectives.slow, space=SPACE, n_trials=30, jobs=2, panel=True, direction="maximize"
+    )
     panel = SweepPanel(sweep, interval=0.2).start()
     deadline = time.time() + 60
     while panel.progress.value < 2:
@@ -109,7 +123,13 @@ def test_widget_live_and_stop_button(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_panel_for_a_sweep_loaded_from_storage() -> None:
     from nbops.sweeps import SweepPanel
 
-    nbops.sweep(objectives.quadratic, space={"x": SPACE["x"]}, n_trials=4, study_name="loadme")
+    nbops.sweep(
+        objectives.quadratic,
+        space={"x": SPACE["x"]},
+        n_trials=4,
+        study_name="loadme",
+        direction="maximize",
+    )
     loaded = nbops.load_sweep("loadme")
     panel = SweepPanel(loaded)
     assert panel.progress.value == 4 and panel.progress.max == 4

@@ -40,6 +40,7 @@ def test_three_workers_and_a_killed_one(postgres_url: str) -> None:
         jobs=0,  # create only; the workers below join it
         heartbeat_interval=1,
         grace_period=3,
+        direction="maximize",
     )
     workers = [_worker(postgres_url, sweep.name) for _ in range(3)]
     victim = workers[0]
@@ -92,6 +93,7 @@ def test_jobs_on_postgres_and_status(postgres_url: str, cli: object) -> None:
         storage=postgres_url,
         study_name="pg-jobs",
         jobs=2,
+        direction="maximize",
     )
     assert len(sweep.trials(states=(TrialState.COMPLETE,))) == 8
     result = cli("sweep", "status", "pg-jobs", "--storage", postgres_url, "--json")  # type: ignore[operator]
