@@ -16,7 +16,7 @@ from nbops.sweeps._claim import set_budget
 from nbops.sweeps._config import Objective, SweepConfig
 from nbops.sweeps._errors import SpaceError, SweepError
 from nbops.sweeps._samplers import make_pruner, make_sampler
-from nbops.sweeps._space import example_values, grid_of, is_grid, load_space, validate_space
+from nbops.sweeps._space import example_values, grid_of, is_grid, load_space
 from nbops.sweeps._spec import SPEC_ATTR, SweepSpec, callable_target, dumps_callable, import_target
 from nbops.sweeps._storage import MEMORY, check_name, open_storage, redact_url, resolve_url
 from nbops.sweeps._sweep import Sweep
@@ -66,11 +66,13 @@ def _search(config: SweepConfig, space: dict[str, Any] | None) -> tuple[Any, Any
     if isinstance(sampler, str) and sampler.strip().lower() == "grid":
         if space is None:
             raise SpaceError("a grid search needs space=...: the values of each parameter")
-        validate_space({n: {"type": "grid", "values": v} for n, v in grid_of(space).items()})
-        grid = grid_of(space)
-        if len(grid) != len([p for p in space.values() if p["type"] != "constant"]):
-            raise SpaceError("a grid search enumerates values: list every sampled parameter's")
-        sampler = None
+        ranges = [n for n, p in space.items() if p["type"] in ("float", "int")]
+        if ranges:
+            raise SpaceError(
+                f"a grid search enumerates values, so {', '.join(ranges)} must be listed: "
+                "give it as {type: grid, values: [...]}"
+            )
+        grid, sampler = grid_of(space), None
     if isinstance(sampler, str):
         sampler = make_sampler(sampler, config.seed, config.sampler_options)
     elif sampler is None and grid is not None:
@@ -93,8 +95,8 @@ def _search(config: SweepConfig, space: dict[str, Any] | None) -> tuple[Any, Any
             if sampler is not None
             else _optuna.derive_seed(time.time_ns(), os.getpid())
         )
-    user_grid = _optuna.grid_of(sampler) if sampler is not None else None
-    size = math.prod(len(v) for v in user_grid.values()) if user_grid is not None else None
+    grid = _optuna.grid_of(sampler) if sampler is not None else None
+    size = math.prod(len(v) for v in grid.values()) if grid is not None else None
     return sampler, pruner, seed, size
 
 
@@ -130,8 +132,17 @@ def sweep(
     """
     given = {k: v for k, v in (("objective", objective), ("space", space)) if v is not None}
     cfg = SweepConfig.build(config, **given, **options)
-    cfg.validate()
+    cfg.validate(exhaustive=_exhaustive(cfg))
     return _start(cfg, panel)
+
+
+def _exhaustive(cfg: SweepConfig) -> bool:
+    """True when the search ends by itself: a grid (by space, name or GridSampler)."""
+    if isinstance(cfg.sampler, str):
+        return cfg.sampler.strip().lower() in ("grid", "bruteforce", "brute-force")
+    if cfg.sampler is not None:
+        return type(cfg.sampler).__name__ in ("GridSampler", "BruteForceSampler")
+    return cfg.space is not None and is_grid(load_space(cfg.space))
 
 
 def _start(cfg: SweepConfig, panel: bool | None) -> Sweep:
@@ -143,7 +154,7 @@ def _start(cfg: SweepConfig, panel: bool | None) -> Sweep:
     )
     processes = cfg.jobs > 1 or (background and (notebook or isinstance(cfg.objective, str)))
     kind, target, payload, fn = _objective_spec(cfg, parsed, processes)
-    sampler, pruner, seed, user_grid = _search(cfg, parsed)
+    sampler, pruner, seed, grid_size = _search(cfg, parsed)
     study_name = cfg.study_name
     if study_name is None:
         from nbops.tracking import new_run_id
@@ -191,7 +202,7 @@ def _start(cfg: SweepConfig, panel: bool | None) -> Sweep:
         pruner=pickle.dumps(pruner) if pruner is not None else None,
         deadline=time.time() + cfg.timeout if cfg.timeout is not None else None,
         seed=seed,
-        grid_size=user_grid,
+        grid_size=grid_size,
     )
     study = _create_study(spec, store, sampler, pruner, cfg.n_trials)
     summary = _summary_run(spec, cfg.n_trials, cfg.jobs) if cfg.jobs else None

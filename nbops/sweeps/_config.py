@@ -110,11 +110,14 @@ class SweepConfig:
             directions = directions * len(self.metrics)
         return directions
 
-    def validate(self) -> None:
-        """Refuse what cannot run, before any study or trial exists."""
+    def validate(self, exhaustive: bool = False) -> None:
+        """Refuse what cannot run, before any study or trial exists.
+
+        ``exhaustive``: the search ends by itself (a grid), so no budget is needed.
+        """
         if self.objective is None:
             raise SweepError("give the objective: a function, a notebook path or module:function")
-        if self.n_trials is None and self.timeout is None:
+        if self.n_trials is None and self.timeout is None and not exhaustive:
             raise SweepError("give n_trials=... or timeout=... (or both) to bound the sweep")
         directions = _as_tuple(self.direction)
         if not directions:

@@ -36,3 +36,12 @@ def busy(params: dict[str, Any]) -> float:
 
 def logs_metric(params: dict[str, Any]) -> None:
     nbops.log({"acc": 1.0 - abs(params["x"] - 0.3), "loss": abs(params["x"] - 0.3)})
+
+
+def grid_score(params: dict[str, Any]) -> float:
+    assert params["c"] == 0.5
+    return params["a"] + (0.5 if params["b"] == "u" else 0.0)
+
+
+def define_by_run_x(trial: Any) -> float:
+    return trial.suggest_float("x", 0.0, 3.0)
