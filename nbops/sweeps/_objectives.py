@@ -17,7 +17,7 @@ from nbops.fileio import write_atomic
 from nbops.sweeps import _optuna
 from nbops.sweeps._errors import SweepError, TrialFailed
 from nbops.sweeps._report import HANDOFF_ENV, TrialReporter, reporting_to
-from nbops.sweeps._space import suggest
+from nbops.sweeps._space import nest, suggest
 from nbops.sweeps._spec import SweepSpec, load_callable
 from nbops.sweeps._storage import sweeps_dir
 
@@ -122,8 +122,9 @@ class FunctionObjective:
             assert self.spec.space is not None
             params = suggest(trial, dict(self.spec.space))
             run = scope.open_run(params)
+            given = nest(params) if any("." in k for k in params) else dict(params)
             with reporting_to(TrialReporter(trial)):
-                result = self.fn(dict(params))
+                result = self.fn(given)
         else:
             run = scope.open_run({})
             with reporting_to(TrialReporter(trial)):

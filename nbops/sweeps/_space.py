@@ -21,14 +21,16 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 from nbops.sweeps._errors import SpaceError
 
-TYPES = ("float", "int", "categorical", "grid", "constant")
+TYPES = ("float", "int", "categorical", "grid", "constant", "normal")
 _KEYS = {
-    "float": {"type", "low", "high", "log", "step", "when"},
-    "int": {"type", "low", "high", "log", "step", "when"},
+    "float": {"type", "low", "high", "log", "step", "q", "when"},
+    "int": {"type", "low", "high", "log", "step", "q", "when"},
+    "normal": {"type", "mu", "sigma", "log", "q", "when"},
     "categorical": {"type", "choices", "when"},
     "grid": {"type", "values", "when"},
     "constant": {"type", "value"},
@@ -79,8 +81,11 @@ def validate_space(space: Mapping[str, Any], where: str = "space") -> Space:
         raise SpaceError(f"{where} is empty: give at least one parameter")
     out: Space = {}
     for name, spec in space.items():
-        if not isinstance(name, str) or not name.isidentifier():
-            raise SpaceError(f"{where}: parameter name {name!r} is not a valid Python identifier")
+        if not isinstance(name, str) or not all(p.isidentifier() for p in name.split(".")):
+            raise SpaceError(
+                f"{where}: parameter name {name!r} is not a valid Python identifier "
+                "(nested parameters are written outer.inner)"
+            )
         if isinstance(spec, (list, tuple)):  # shorthand: a grid of these values
             spec = {"type": "grid", "values": list(spec)}
         elif isinstance(spec, _SCALAR):  # shorthand: a constant
@@ -108,6 +113,9 @@ def validate_space(space: Mapping[str, Any], where: str = "space") -> Space:
             out[name] = {"type": kind, "value": spec["value"]}
             continue
         when = _condition(name, spec.get("when"), out, where)
+        if kind == "normal":
+            out[name] = _normal(name, spec, where) | when
+            continue
         if kind in ("categorical", "grid"):
             key = "choices" if kind == "categorical" else "values"
             choices = spec.get(key)
@@ -131,6 +139,13 @@ def validate_space(space: Mapping[str, Any], where: str = "space") -> Space:
         if not isinstance(log, bool):
             raise SpaceError(f"{where}: parameter {name!r}: log must be true or false")
         step = spec.get("step")
+        q = spec.get("q")
+        if q is not None:
+            q = _number(name, "q", q, integer)
+            if q <= 0:
+                raise SpaceError(f"{where}: parameter {name!r}: q must be positive")
+            if not log:
+                step, q = step or q, None  # quantising a uniform range is Optuna's step
         if step is not None:
             step = _number(name, "step", step, integer)
             if step <= 0:
@@ -148,14 +163,30 @@ def validate_space(space: Mapping[str, Any], where: str = "space") -> Space:
         out[name] = {"type": kind, "low": low, "high": high, "log": log}
         if step is not None:
             out[name]["step"] = step
+        if q is not None:
+            out[name]["q"] = q
         out[name].update(when)
     if is_grid(out):
-        sampled = [n for n, p in out.items() if p["type"] in ("float", "int")]
+        sampled = [n for n, p in out.items() if p["type"] in ("float", "int", "normal")]
         if sampled:
             raise SpaceError(
                 f"{where}: a grid search enumerates values, so {', '.join(sampled)} must be "
                 "listed too: give it as {type: grid, values: [...]}"
             )
+    return out
+
+
+def _normal(name: str, spec: Mapping[str, Any], where: str) -> dict[str, Any]:
+    for key in ("mu", "sigma"):
+        if key not in spec:
+            raise SpaceError(f"{where}: parameter {name!r} (normal) needs {key!r}")
+    mu, sigma = _number(name, "mu", spec["mu"], False), _number(name, "sigma", spec["sigma"], False)
+    if sigma <= 0:
+        raise SpaceError(f"{where}: parameter {name!r}: sigma must be positive")
+    out: dict[str, Any] = {"type": "normal", "mu": mu, "sigma": sigma}
+    out["log"] = bool(spec.get("log", False))
+    if spec.get("q") is not None:
+        out["q"] = _number(name, "q", spec["q"], False)
     return out
 
 
@@ -251,11 +282,35 @@ def suggest(trial: Any, space: Space) -> dict[str, Any]:
             params[name] = trial.suggest_int(
                 name, spec["low"], spec["high"], step=spec.get("step", 1), log=spec["log"]
             )
+        elif kind == "normal":
+            # Optuna has no normal prior: sample the quantile, map it through the inverse CDF
+            quantile = trial.suggest_float(f"{name}:quantile", 1e-9, 1 - 1e-9)
+            value = NormalDist(spec["mu"], spec["sigma"]).inv_cdf(quantile)
+            params[name] = math.exp(value) if spec["log"] else value
         else:
             params[name] = trial.suggest_float(
                 name, spec["low"], spec["high"], step=spec.get("step"), log=spec["log"]
             )
+        if "q" in spec:  # W&B's quantised log and normal distributions
+            params[name] = _quantise(params[name], spec["q"], kind == "int")
     return params
+
+
+def _quantise(value: float, q: float, integer: bool) -> float:
+    rounded = round(value / q) * q
+    return int(rounded) if integer else rounded
+
+
+def nest(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"opt.lr": 0.1}`` -> ``{"opt": {"lr": 0.1}}`` (W&B's nested parameters)."""
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        *outer, last = name.split(".")
+        node = out
+        for part in outer:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return out
 
 
 def example_values(space: Space) -> dict[str, Any]:
@@ -268,6 +323,8 @@ def example_values(space: Space) -> dict[str, Any]:
             values[name] = next(iter(spec.get("choices") or spec["values"]))
         elif spec["type"] == "int":
             values[name] = int(spec["low"])
+        elif spec["type"] == "normal":
+            values[name] = float(spec["mu"])
         else:
             values[name] = float(spec["low"])
     return values

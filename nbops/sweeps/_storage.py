@@ -163,6 +163,7 @@ def fail_dead_local_trials(study: Any, pids: set[int] | None = None) -> list[int
     same parameters, as Optuna's heartbeat retry makes, so whichever way a death is noticed
     the trial runs again; only the process that moves the trial to FAIL enqueues it.
     """
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     from nbops.process import pid_alive
@@ -175,12 +176,17 @@ def fail_dead_local_trials(study: Any, pids: set[int] | None = None) -> list[int
         if not isinstance(pid, int) or trial.user_attrs.get("nbops.host") != host:
             continue
         dead = pid in pids if pids is not None else not pid_alive(pid)
-        if dead and _optuna.fail_running(study, trial):
-            if not study.user_attrs.get(STOP_ATTR):  # a stopped sweep leaves no queued work
-                retry_lost_trial(study, trial)
+        if not dead:
+            continue
+        try:  # before the state: a finished trial's attributes are frozen
             _optuna.set_user_attr(
                 study, trial, "nbops.error", f"worker process {pid} on {host} died"
             )
+        except UpdateFinishedTrialError:
+            continue  # another worker got there first
+        if _optuna.fail_running(study, trial):
+            if not study.user_attrs.get(STOP_ATTR):  # a stopped sweep leaves no queued work
+                retry_lost_trial(study, trial)
             failed.append(trial.number)
     if failed:
         logger.warning(
@@ -192,11 +198,24 @@ def fail_dead_local_trials(study: Any, pids: set[int] | None = None) -> list[int
 
 
 def retry_lost_trial(study: Any, trial: Any, max_retry: int = 3) -> None:
-    """Enqueue ``trial`` again with its parameters (Optuna's heartbeat retry, for any storage)."""
-    import warnings
+    """Enqueue ``trial`` again with its parameters, as Optuna's heartbeat retry does (same
+    ``failed_trial``/``retry_history`` system attributes), without nbops' per-run attributes."""
+    import optuna
 
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ExperimentalWarning
-        RetryHeartbeatStaleTrialCallback(max_retry=max_retry)(study, trial)
+    system_attrs: dict[str, Any] = {
+        "failed_trial": trial.number,
+        "retry_history": [],
+        **trial.system_attrs,
+    }
+    system_attrs["retry_history"] = [*system_attrs["retry_history"], trial.number]
+    if len(system_attrs["retry_history"]) > max_retry:
+        return
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs={k: v for k, v in trial.user_attrs.items() if not k.startswith("nbops.")},
+            system_attrs=system_attrs,
+        )
+    )

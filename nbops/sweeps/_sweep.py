@@ -147,7 +147,13 @@ class Sweep:
 
     @property
     def stopped(self) -> bool:
-        return self._stop.is_set()
+        """True once stopped, from here or from elsewhere (the study records a stop)."""
+        if self._stop.is_set():
+            return True
+        try:
+            return bool(self._study.user_attrs.get(STOP_ATTR))
+        except Exception:  # an unreachable storage does not make a sweep stopped
+            return False
 
     def stop(self, now: bool = False) -> None:
         """Stop the sweep: no new trial starts; nothing is left RUNNING.
@@ -247,7 +253,7 @@ class Sweep:
                     [
                         sys.executable,
                         "-m",
-                        "nbops.sweeps._worker",
+                        "nbops.sweeps",
                         str(spec_file),
                         str(os.getpid()),  # workers stop when this process dies
                     ],

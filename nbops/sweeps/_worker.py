@@ -7,7 +7,7 @@ trials however many workers join, and no placeholder trial is ever stored. Inter
 (Ctrl-C, SIGTERM, Stop, the death of the coordinator) are only delivered while an objective
 runs; the trial is then told FAIL, so no trial is left RUNNING.
 
-Run as ``python -m nbops.sweeps._worker SPEC_FILE [PARENT_PID]`` by
+Run as ``python -m nbops.sweeps SPEC_FILE [PARENT_PID]`` by
 :class:`nbops.sweeps.Sweep`.
 """
 
@@ -307,7 +307,7 @@ def _watch_parent(parent: int, interrupter: Interrupter) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of a worker process: ``python -m nbops.sweeps._worker SPEC_FILE``."""
+    """Entry point of a worker process: ``python -m nbops.sweeps SPEC_FILE [PARENT_PID]``."""
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     import optuna

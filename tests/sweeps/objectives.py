@@ -45,3 +45,12 @@ def grid_score(params: dict[str, Any]) -> float:
 
 def define_by_run_x(trial: Any) -> float:
     return trial.suggest_float("x", 0.0, 3.0)
+
+
+def reports(trial: Any) -> float:
+    """Reports one intermediate value (10 + x), then returns it after a short sleep."""
+    value = 10.0 + trial.suggest_float("x", -5, 5)
+    trial.set_user_attr("reported", value)
+    nbops.report(value, 0)
+    time.sleep(float(os.environ.get("NBOPS_TEST_SLEEP", "0.1")))
+    return value
