@@ -103,3 +103,50 @@ def test_two_worker_processes_run_notebooks(notebook: Path) -> None:
         TrialState.PRUNED
     ) == 4
     assert len({t.user_attrs["nbops.pid"] for t in trials}) == 2
+
+
+def _fail_handoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("nbops.sweeps._objectives.write_atomic", refuse)
+
+
+def _stop_lands_before_execution(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbops.sweeps._errors import SweepInterrupted
+    from nbops.sweeps._objectives import TrialScope
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise SweepInterrupted("the sweep was stopped")
+
+    monkeypatch.setattr(TrialScope, "open_run", interrupted)
+
+
+@pytest.mark.parametrize("break_it", [_fail_handoff, _stop_lands_before_execution])
+def test_every_kernel_started_is_shut_down(
+    notebook: Path, monkeypatch: pytest.MonkeyPatch, break_it: object
+) -> None:
+    import time
+
+    import nbops.execute
+    from nbops.process import pid_alive
+
+    pids: list[int] = []
+    real_start = nbops.execute.start_kernel
+
+    def recording_start(*args: object, **kwargs: object) -> object:
+        manager = real_start(*args, **kwargs)  # type: ignore[arg-type]
+        pids.append(manager.provisioner.process.pid)
+        return manager
+
+    monkeypatch.setattr(nbops.execute, "start_kernel", recording_start)
+    break_it(monkeypatch)  # type: ignore[operator]
+    sweep = nbops.sweep(
+        notebook, space=SPACE, metric="score", n_trials=2, direction="maximize", study_name="leak"
+    )
+    assert [t.state for t in sweep.trials()] == [TrialState.FAIL] * 2
+    assert len(pids) >= 2
+    deadline = time.time() + 30
+    while any(pid_alive(pid) for pid in pids):
+        assert time.time() < deadline, "a kernel the sweep started is still running"
+        time.sleep(0.1)
