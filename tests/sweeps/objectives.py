@@ -54,3 +54,12 @@ def reports(trial: Any) -> float:
     nbops.report(value, 0)
     time.sleep(float(os.environ.get("NBOPS_TEST_SLEEP", "0.1")))
     return value
+
+
+def wandb_train(config: dict[str, Any]) -> dict[str, float]:
+    """A W&B-style training function: a config dict in (nested parameters as dicts)."""
+    loss = abs(config["lr"] - 0.01) + 0.001 * config["batch_size"]
+    if "optimizer" in config:
+        loss += config["optimizer"]["momentum"] * 0.01
+    nbops.log({"validation_loss": loss})
+    return {"validation_loss": loss}
