@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from nbops.fileio import write_atomic
 from nbops.sweeps import _optuna
-from nbops.sweeps._errors import SweepError, TrialFailed
+from nbops.sweeps._errors import MetricMissing, SweepError, TrialFailed
 from nbops.sweeps._report import HANDOFF_ENV, TrialReporter, reporting_to
 from nbops.sweeps._space import nest, suggest
 from nbops.sweeps._spec import SweepSpec, load_callable
@@ -75,7 +75,7 @@ def values_from(result: Any, spec: SweepSpec, run: Run | None, where: str) -> li
             raise TrialFailed(f"{where} returned a dict; name the metric with metric=...")
         missing = [m for m in spec.metrics if m not in result]
         if missing:
-            raise TrialFailed(
+            raise MetricMissing(
                 f"{where} returned no {', '.join(map(repr, missing))} "
                 f"(it returned: {', '.join(map(str, result)) or 'nothing'})"
             )
@@ -86,7 +86,7 @@ def values_from(result: Any, spec: SweepSpec, run: Run | None, where: str) -> li
         summary = dict(run.summary)
         missing = [m for m in spec.metrics if m not in summary]
         if missing:
-            raise TrialFailed(
+            raise MetricMissing(
                 f"{where} returned None and never logged metric "
                 f"{', '.join(map(repr, missing))} (it logged: {', '.join(summary) or 'nothing'})"
             )
@@ -250,7 +250,7 @@ class NotebookObjective:
         missing = [m for m in self.spec.metrics if m not in summary]
         if missing:
             logged = ", ".join(k for k in summary if k != "intermediate_value") or "nothing"
-            raise TrialFailed(
+            raise MetricMissing(
                 f"notebook {self.path} never logged metric {', '.join(map(repr, missing))} "
                 f"with nbops.log (it logged: {logged})"
             )

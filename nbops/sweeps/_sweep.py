@@ -21,7 +21,7 @@ from nbops.sweeps._errors import SweepError
 from nbops.sweeps._objectives import environment_for_workers
 from nbops.sweeps._spec import SweepSpec
 from nbops.sweeps._storage import fail_dead_local_trials, redact_url, sweeps_dir
-from nbops.sweeps._worker import STOP_ATTR, Interrupter, run_worker
+from nbops.sweeps._worker import STOP_ATTR, STOP_REASON_ATTR, Interrupter, run_worker
 
 if TYPE_CHECKING:
     from nbops.tracking import Run
@@ -186,7 +186,9 @@ class Sweep:
             SweepError: every worker failed before running a trial (the message says why).
         """
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+            # an Event, not Thread.join: a Ctrl-C landing inside join() can leave the thread
+            # looking finished to every later join, and the summary would never be written
+            self._done.wait(timeout)
         if self._error is not None:
             raise self._error
         return self
@@ -207,6 +209,10 @@ class Sweep:
             )
         except KeyboardInterrupt:
             self._stop.set()
+            self._finalize()
+            raise
+        except BaseException as exc:
+            self._error = exc
             self._finalize()
             raise
         finally:
@@ -294,8 +300,11 @@ class Sweep:
                     self._worker_errors.append(
                         f"worker {proc.pid} exited with code {proc.returncode}: {tail}"
                     )
+            reason = self._study.user_attrs.get(STOP_REASON_ATTR)
             every_worker_failed = len(self._worker_errors) == len(self._procs)
-            if self._worker_errors and every_worker_failed and not self.trials():
+            if reason:
+                self._error = SweepError(f"sweep {self.name} stopped: {reason}")
+            elif self._worker_errors and every_worker_failed and not self.trials():
                 self._error = SweepError(
                     f"every worker of sweep {self.name} failed: {self._worker_errors[0]}"
                 )

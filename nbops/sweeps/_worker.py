@@ -29,7 +29,7 @@ from typing import Any
 
 from nbops.sweeps import _optuna
 from nbops.sweeps._claim import claim
-from nbops.sweeps._errors import SweepError, SweepInterrupted
+from nbops.sweeps._errors import MetricMissing, SweepError, SweepInterrupted
 from nbops.sweeps._objectives import Objective, TrialScope, make_objective
 from nbops.sweeps._spec import SweepSpec
 from nbops.sweeps._storage import STOP_ATTR, fail_dead_local_trials, open_storage, this_host
@@ -38,6 +38,8 @@ from nbops.tracking import suspended
 logger = logging.getLogger(__name__)
 
 EXIT_INTERRUPTED = 130
+STOP_REASON_ATTR = "nbops.stop_reason"
+MISSING_PREFIX = "metric missing: "
 
 
 class Interrupter:
@@ -199,11 +201,28 @@ def run_worker(
             count += 1
             if exhausted:  # a GridSampler or BruteForceSampler ran out of combinations
                 break
+            _stop_if_metric_missing(study, trial)
     finally:
         objective.close()
     if interrupter.pending:
         raise SweepInterrupted("the sweep was stopped")
     return count
+
+
+def _stop_if_metric_missing(study: Any, trial: Any) -> None:
+    """A trial that never produced the metric, before any trial did: every trial would fail
+    alike, so stop the sweep (every worker) and raise the reason."""
+    from optuna.trial import TrialState
+
+    error = study.get_trials(deepcopy=False)[trial.number].user_attrs.get("nbops.error", "")
+    if not error.startswith(MISSING_PREFIX):
+        return
+    if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return  # the metric came before: this trial failed for its own reasons
+    reason = error[len(MISSING_PREFIX) :]
+    study.set_user_attr(STOP_REASON_ATTR, reason)
+    study.set_user_attr(STOP_ATTR, time.time())
+    raise SweepError(f"sweep {study.study_name} stopped after trial {trial.number}: {reason}")
 
 
 def _lost_trials_may_return(study: Any, storage: Any) -> bool:
@@ -252,6 +271,8 @@ def run_trial(
                     state = TrialState.PRUNED
                 except KeyboardInterrupt:
                     error = f"interrupted: {interrupter.reason}"
+                except MetricMissing as exc:
+                    error = MISSING_PREFIX + str(exc)
                 except SweepError as exc:
                     error = str(exc)
                 except Exception as exc:
