@@ -347,6 +347,7 @@ def load_sweep(name: str, storage: Any = None) -> Sweep:
         trusted=False,
     )
     loaded = Sweep(spec, study)
+    loaded._loaded = True
     loaded._done.set()
     if study.user_attrs.get(STOP_ATTR) is not None:  # stopped by whoever ran it
         loaded._stop.set()

@@ -13,6 +13,7 @@ from nbops.sweeps._panel_controller import (
     PanelState,
     errors_html,
     header_html,
+    pareto_html,
     plots_html,
     table_html,
 )
@@ -106,7 +107,7 @@ class SweepPanel(widgets.VBox):  # type: ignore[misc]
         self.progress.max = max(total, 1)
         self.progress.value = min(state.done, self.progress.max)
         self.header.value = header_html(state)
-        self.table.value = table_html(state.recent)
+        self.table.value = table_html(state.recent, state.objectives) + pareto_html(state)
         self.plots.value = plots_html(state)
         new = state.errors[self._shown_errors :]
         if new:

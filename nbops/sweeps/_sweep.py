@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbops.fileio import write_atomic
-from nbops.sweeps._claim import BUDGET_ATTR
+from nbops.sweeps._claim import BUDGET_ATTR, counted
 from nbops.sweeps._errors import SweepError
 from nbops.sweeps._objectives import environment_for_workers
 from nbops.sweeps._spec import SweepSpec
@@ -61,6 +61,7 @@ class Sweep:
         self._error: BaseException | None = None
         self.started = time.time()
         self.finished_at: float | None = None
+        self._loaded = False  # set by load_sweep: the workers are not this process's
 
     # --- identity and results -------------------------------------------------------------
     @property
@@ -142,8 +143,33 @@ class Sweep:
     # --- lifecycle ------------------------------------------------------------------------
     @property
     def done(self) -> bool:
-        """True once this process's workers have all ended (always for a loaded sweep)."""
-        return self._done.is_set()
+        """True once this process's workers have all ended. A loaded sweep (running elsewhere,
+        perhaps) is done when no trial runs and its budget, deadline or a stop ended it."""
+        if not self._loaded:
+            return self._done.is_set()
+        from optuna.trial import TrialState
+
+        trials = self._study.get_trials(deepcopy=False)
+        if any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials):
+            return False
+        budget = self.n_trials
+        deadline = self.spec.deadline
+        return bool(
+            self.stopped
+            or (budget is not None and counted(trials) >= budget)
+            or (deadline is not None and time.time() >= deadline)
+            or (budget is None and deadline is None)
+        )
+
+    def span(self, trials: list[Any] | None = None) -> tuple[float, float | None]:
+        """When the sweep started and (once done) ended, in epoch seconds. For a loaded sweep
+        these come from its trials, so a stored sweep's elapsed time is its own."""
+        if not self._loaded:
+            return self.started, self.finished_at
+        trials = self.trials() if trials is None else trials
+        starts = [t.user_attrs["nbops.started"] for t in trials if "nbops.started" in t.user_attrs]
+        ends = [t.user_attrs["nbops.ended"] for t in trials if "nbops.ended" in t.user_attrs]
+        return (min(starts) if starts else self.started), (max(ends) if ends else None)
 
     @property
     def stopped(self) -> bool:

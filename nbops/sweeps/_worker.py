@@ -21,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -275,9 +276,11 @@ def run_trial(
                     error = MISSING_PREFIX + str(exc)
                 except SweepError as exc:
                     error = str(exc)
-                except Exception as exc:
+                except Exception as exc:  # the user's objective: any error fails the trial
                     error = f"{type(exc).__name__}: {exc}"
-                    logger.warning("trial %s failed", trial.number, exc_info=True)
+                    # kept with the trial (the panel shows it), not printed into a random cell
+                    trial.set_user_attr("nbops.traceback", traceback.format_exc()[-8000:])
+                    logger.debug("trial %s failed", trial.number, exc_info=True)
         finally:
             exhausted = _finish(study, trial, scope, state, values, error)
     return exhausted

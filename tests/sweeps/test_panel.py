@@ -52,7 +52,7 @@ def test_controller_on_a_finished_sweep() -> None:
     bests = [b for _, _, b in state.history]
     assert bests == sorted(bests)  # best so far never gets worse (maximize)
     assert set(state.importances) == {"x", "y"}
-    assert state.errors and all("broken" in m for _, m in state.errors)
+    assert state.errors and all("broken" in m for _, m, _ in state.errors)
     html = render_html(state)
     assert "&lt;y=3 &amp; broken&gt;" in html  # escaped
     assert "<y=3" not in html
@@ -135,3 +135,68 @@ def test_panel_for_a_sweep_loaded_from_storage() -> None:
     assert panel.progress.value == 4 and panel.progress.max == 4
     assert "loadme" in panel.header.value and "done" in panel.header.value
     assert "loadme" in loaded._repr_html_()
+
+
+def test_tracebacks_stay_in_the_panel(capsys: pytest.CaptureFixture[str]) -> None:
+    sweep = nbops.sweep(
+        _flaky,
+        space=SPACE,
+        n_trials=8,
+        sampler=optuna.samplers.RandomSampler(0),
+        direction="maximize",
+    )
+    state = PanelController(sweep).snapshot(force=True)
+    _, message, traceback = state.errors[0]
+    assert "broken" in message
+    assert "Traceback" in traceback and 'raise ValueError("<y=3 & broken>")' in traceback
+    html = render_html(state)
+    assert "<details><summary>" in html and "&lt;y=3 &amp; broken&gt;" in html
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out  # not printed into some cell
+
+
+def test_multi_objective_panel_shows_the_labelled_pareto_front() -> None:
+    sweep = nbops.sweep(
+        objectives.logs_metric,
+        space={"x": SPACE["x"]},
+        n_trials=8,
+        metric=["acc", "loss"],
+        direction=["maximize", "minimize"],
+    )
+    state = PanelController(sweep).snapshot(force=True)
+    assert state.objectives == ("acc", "loss")
+    assert state.pareto and {n for n, _, _ in state.pareto} == {t.number for t in sweep.best_trials}
+    html = render_html(state)
+    assert "no completed trial yet" not in html
+    assert "Pareto front: " in html and "acc (maximize)" in html and "loss (minimize)" in html
+    assert "<svg class='nbops-pareto'" in html and html.count("<circle") >= 8
+    assert "<svg class='nbops-parallel'" in html
+
+
+def test_history_axes_and_a_log_scale_for_values_spanning_decades() -> None:
+    svg = history_svg([(0, 0.001, 0.001), (1, 0.5, 0.5), (2, 40.0, 40.0)], label="loss")
+    assert "(log)" in svg and ">loss" in svg and ">trial<" in svg
+    assert "(log)" not in history_svg([(0, 1.0, 1.0), (1, 2.0, 2.0)])
+
+
+def test_a_stored_sweep_shows_its_own_elapsed_time_and_one_running_elsewhere_stays_live(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NBOPS_TEST_SLEEP", "0.5")
+    running = nbops.sweep(
+        objectives.slow,
+        space={"x": SPACE["x"]},
+        n_trials=6,
+        jobs=2,
+        panel=True,
+        study_name="elsewhere",
+        direction="maximize",
+    )
+    seen = nbops.load_sweep("elsewhere")
+    assert not seen.done  # running in other processes: the panel keeps refreshing
+    running.wait(timeout=120)
+    time.sleep(1.0)
+    stored = nbops.load_sweep("elsewhere")
+    assert stored.done
+    state = PanelController(stored).snapshot(force=True)
+    assert 1.0 <= state.elapsed < time.time() - running.started  # its trials' span, not 0
