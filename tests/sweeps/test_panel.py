@@ -200,3 +200,30 @@ def test_a_stored_sweep_shows_its_own_elapsed_time_and_one_running_elsewhere_sta
     assert stored.done
     state = PanelController(stored).snapshot(force=True)
     assert 1.0 <= state.elapsed < time.time() - running.started  # its trials' span, not 0
+
+
+def _sleepy(params: dict[str, Any]) -> float:
+    time.sleep(1.5)
+    return params["x"]
+
+
+@pytest.mark.parametrize("now", [False, True])
+def test_stop_on_a_thread_keeps_or_interrupts_the_running_trial(now: bool) -> None:
+    sweep = nbops.sweep(
+        _sleepy, space={"x": SPACE["x"]}, n_trials=20, panel=True, direction="maximize"
+    )
+    deadline = time.time() + 30
+    while not sweep.trials(states=(TrialState.RUNNING,)):
+        assert time.time() < deadline
+        time.sleep(0.05)
+    sweep.stop(now=now)
+    sweep.wait(timeout=30)
+    assert sweep.done
+    trials = sweep.trials()
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    last = trials[-1]
+    if now:  # interrupted: failed, and said so
+        assert last.state == TrialState.FAIL and "interrupted" in last.user_attrs["nbops.error"]
+    else:  # the running trial finished and its result was kept
+        assert last.state == TrialState.COMPLETE
+    assert len(trials) <= 2
