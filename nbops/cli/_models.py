@@ -65,6 +65,13 @@ def cmd_models_show(args: argparse.Namespace) -> int:
     )
     print(f"  registered {when(version.created_at)} by {version.created_by}")
     print(f"  file {model_path(version)}")
+    if version.trusted_types:
+        print(f"  types: {', '.join(version.trusted_types)}")
+    if version.untrusted_types:
+        print(
+            f"  not trusted by default: {', '.join(version.untrusted_types)} "
+            "(load_model(..., trusted=[...]) to load it)"
+        )
     if version.run_id:
         print(f"  run {version.run_id}")
     git = lineage.get("git") or {}

@@ -8,6 +8,7 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,8 +77,10 @@ def log_model(
 ) -> ModelVersion:
     """Save ``model`` and register it as the next version of ``name``, with its lineage.
 
-    scikit-learn models are saved with skops (loading them runs no arbitrary code); any other
-    object needs ``allow_pickle=True`` and is saved with pickle, with a warning. The lineage
+    scikit-learn models are saved with skops (loading them runs no arbitrary code), XGBoost and
+    LightGBM models in their native formats; any other object needs ``allow_pickle=True`` and is
+    saved with pickle, with a warning. The file is loaded back once before it is registered, so
+    a model that could never be loaded (a lambda in a pipeline) is refused here. The lineage
     (run id, dataset versions, parameters, last metric values, git commit, notebook) comes from
     ``run``, by default the active run; with no run the version has no lineage.
     """
@@ -126,13 +129,23 @@ def model_path(version: ModelVersion, *, store: StoreArg = None) -> Path:
     return ObjectStore(open_store(store).path / "objects").path_of(version.digest)
 
 
-def load_model(ref: str, *, allow_pickle: bool = False, store: StoreArg = None) -> Any:
+def load_model(
+    ref: str,
+    *,
+    trusted: Iterable[str] = (),
+    allow_pickle: bool = False,
+    store: StoreArg = None,
+) -> Any:
     """Load a registered model, after checking its file still has the recorded sha256.
+
+    A skops file may only construct skops' default-trusted types and the types of the libraries
+    nbops supports (scikit-learn, NumPy, SciPy, XGBoost, LightGBM); name anything else in
+    ``trusted`` once you have checked where the model came from.
 
     Raises:
         ModelIntegrityError: The stored file was modified since registration.
-        UnsafeModelError: The file needs types not recorded at save time, or it is a pickle
-            and ``allow_pickle`` is False.
+        UnsafeModelError: The file needs types outside the allow-list and ``trusted`` (the
+            message lists them), or it is a pickle and ``allow_pickle`` is False.
     """
     target = open_store(store)
     version = get_model(ref, store=target)
@@ -147,7 +160,12 @@ def load_model(ref: str, *, allow_pickle: bool = False, store: StoreArg = None) 
     if actual != version.digest:
         raise ModelIntegrityError(version.ref, str(path), version.digest, actual)
     return deserialize(
-        data, version.format, version.trusted_types, ref=version.ref, allow_pickle=allow_pickle
+        data,
+        version.format,
+        ref=version.ref,
+        model_class=version.model_class,
+        allow_pickle=allow_pickle,
+        trusted=trusted,
     )
 
 

@@ -111,8 +111,8 @@ class ModelVersion:
     version: int
     digest: str
     size: int
-    format: str  # "skops" or "pickle"
-    trusted_types: tuple[str, ...]
+    format: str  # "skops", "xgboost", "lightgbm" or "pickle"
+    trusted_types: tuple[str, ...]  # types its file needs beyond skops' default-trusted ones
     model_class: str
     task: str | None
     run_id: str | None
@@ -125,6 +125,13 @@ class ModelVersion:
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
 
+    @property
+    def untrusted_types(self) -> tuple[str, ...]:
+        """The needed types outside nbops' allow-list: ``load_model`` needs them in ``trusted``."""
+        from nbops.registry._trust import untrusted
+
+        return tuple(untrusted(self.trusted_types))
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {
@@ -134,6 +141,7 @@ class ModelVersion:
             "size": self.size,
             "format": self.format,
             "trusted_types": list(self.trusted_types),
+            "untrusted_types": list(self.untrusted_types),
             "model_class": self.model_class,
             "task": self.task,
             "run_id": self.run_id,
