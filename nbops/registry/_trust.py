@@ -13,6 +13,8 @@ from collections.abc import Iterable
 
 #: Module prefixes whose types a model file may use without the caller trusting them explicitly.
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "skops.", "xgboost.", "lightgbm.")
+#: Standard-library containers a model may hold (no code runs when they are built).
+TRUSTED_NAMES = frozenset({"collections.OrderedDict", "collections.Counter"})
 #: Modules inside the trusted prefixes that can run code, spawn processes or read files.
 DENIED_PREFIXES = (
     "numpy.testing.",
@@ -35,7 +37,7 @@ def is_trusted_type(name: str) -> bool:
     """True when ``name`` (``module.Qualname``) is on nbops' allow-list and not excluded."""
     if any(name == p.rstrip(".") or name.startswith(p) for p in DENIED_PREFIXES):
         return False
-    return name.startswith(TRUSTED_PREFIXES)
+    return name in TRUSTED_NAMES or name.startswith(TRUSTED_PREFIXES)
 
 
 def untrusted(needed: Iterable[str], trusted: Iterable[str] = ()) -> list[str]:
