@@ -72,13 +72,19 @@ def _new_versions(ctx: MonitorPass, before: set[int]) -> list[Any]:
 
 
 def _mark(ctx: MonitorPass, versions: list[Any], status: str, reason: str) -> None:
-    """Record a status on versions, when the registry keeps statuses."""
-    from nbops import registry
+    """Record the monitor's verdict on challengers (a lost challenger is rejected)."""
+    from nbops.registry import set_status
 
-    setter = getattr(registry, "set_status", None)
     for version in versions:
-        if setter is not None and getattr(version, "status", None) != status:
-            setter(version.name, version.version, status, reason=reason, store=ctx.store)
+        current = _current(ctx, version)
+        if current.status != status and not current.aliases:
+            set_status(version.name, version.version, status, reason=reason, store=ctx.store)
+
+
+def _current(ctx: MonitorPass, version: Any) -> Any:
+    from nbops.registry import get_model
+
+    return get_model(version.ref, store=ctx.store)
 
 
 def _decide(ctx: MonitorPass, outcome: MonitorResult, challenger: Any) -> MonitorResult:

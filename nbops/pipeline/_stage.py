@@ -225,6 +225,7 @@ def execute_stage(
             "failure": failure,
         },
     )
+    _publish_models(ctx, stage, run.id, failure, store)
     if failure is not None:
         run.finish("killed" if ctx.stopping.is_set() else "failed")
         outcome = "interrupted" if ctx.stopping.is_set() else "failed"
@@ -234,3 +235,20 @@ def execute_stage(
         ctx.lock[stage.name] = entry
         write_lock(root, {k: v for k, v in ctx.lock.items() if k in ctx.spec.stages})
     return StageResult(stage.name, "ran", seconds, reasons, run.id, shown, None, metrics)
+
+
+def _publish_models(
+    ctx: RunContext, stage: Stage, run_id: str, failure: str | None, store: Any
+) -> None:
+    """Gates decide the status of the models the stage registered: validated or rejected."""
+    if ctx.stopping.is_set():
+        return  # interrupted: its models stay candidates
+    from nbops.registry import set_run_models_status
+
+    where = f"pipeline {ctx.pipeline_id} stage {stage.name}"
+    if failure is None:
+        gates = ", ".join(f"{g.metric} {g.op} {g.threshold:g}" for g in stage.gates)
+        reason = f"{where}: gates passed ({gates})" if gates else f"{where}: ran, no gates"
+        set_run_models_status(run_id, "validated", reason, store=store)
+    else:
+        set_run_models_status(run_id, "rejected", f"{where}: {failure}", store=store)

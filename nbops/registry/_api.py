@@ -11,9 +11,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbops.errors import ModelIntegrityError, NotFoundError
+from nbops.errors import InvalidValueError, ModelIntegrityError, NotFoundError
 from nbops.names import check_name
 from nbops.registry._catalog import (
+    STATUSES,
     AliasMove,
     ModelCatalog,
     ModelVersion,
@@ -21,6 +22,7 @@ from nbops.registry._catalog import (
     parse_model_ref,
 )
 from nbops.registry._formats import class_path, deserialize, serialize, task_of
+from nbops.registry._signature import infer_signature
 from nbops.store import RunStore, open_store
 
 if TYPE_CHECKING:
@@ -72,6 +74,8 @@ def log_model(
     *,
     run: Run | None = None,
     allow_pickle: bool = False,
+    status: str | None = None,
+    input_example: Any = None,
 ) -> ModelVersion:
     """Save ``model`` and register it as the next version of ``name``, with its lineage.
 
@@ -81,10 +85,17 @@ def log_model(
     a model that could never be loaded (a lambda in a pipeline) is refused here. The lineage
     (run id, dataset versions, parameters, last metric values, git commit, notebook) comes from
     ``run``, by default the active run; with no run the version has no lineage.
+
+    ``status`` is ``candidate`` by default inside a pipeline stage (its gates decide later) and
+    ``validated`` elsewhere; only validated versions are what a bare name resolves to. The input
+    signature (columns, dtypes) comes from ``input_example`` or from the model's feature names
+    typed by a dataset in the lineage; the output kind from the model.
     """
     from nbops.tracking import active_run
 
     check_name(name, "model name")
+    if status is not None and status not in STATUSES:
+        raise InvalidValueError(f"invalid status {status!r}: use one of {', '.join(STATUSES)}")
     source = run if run is not None else active_run()
     store = source.store if source is not None else open_store()
     blob = serialize(model, allow_pickle=allow_pickle)
@@ -94,7 +105,13 @@ def log_model(
         source.wait_background()
         source.flush()
         lineage = run_lineage(store, source.id)
+    if status is None:
+        in_stage = source is not None and store.get_run(source.id).job_type == "stage"
+        status = "candidate" if in_stage else "validated"
+    signature = infer_signature(model, input_example, lineage.get("datasets") or ())
     catalog = _catalog(store)
+    user = current_user()
+    now = time.time()
     version = catalog.add(
         {
             "name": name,
@@ -105,9 +122,14 @@ def log_model(
             "model_class": class_path(model),
             "task": task_of(model),
             "run_id": source.id if source is not None else None,
-            "created_at": time.time(),
-            "created_by": current_user(),
+            "created_at": now,
+            "created_by": user,
             "lineage": lineage,
+            "status": status,
+            "signature": signature.to_dict() if signature else None,
+            "events": [
+                {"action": f"registered as {status}", "by": user, "at": now, "reason": None}
+            ],
         }
     )
     if source is not None and not source.finished:
@@ -183,13 +205,34 @@ def model_aliases(name: str, *, store: StoreArg = None) -> dict[str, int]:
 
 
 def set_alias(
-    name: str, version: int, alias: str, *, reason: str | None = None, store: StoreArg = None
+    name: str,
+    version: int,
+    alias: str,
+    *,
+    reason: str | None = None,
+    force: bool = False,
+    store: StoreArg = None,
 ) -> AliasMove:
-    """Point ``name@alias`` at ``version``, recording who moved it, when and why."""
+    """Point ``name@alias`` at ``version``, recording who moved it, when and why.
+
+    Only a validated version can get an alias, unless ``force=True`` with a ``reason``.
+    """
     check_name(name, "model name")
-    return _catalog(open_store(store)).move_alias(
-        name, check_alias(alias), int(version), current_user(), reason
-    )
+    catalog = _catalog(open_store(store))
+    target = catalog.get(parse_model_ref(f"{name}:{int(version)}"))
+    if target.status != "validated" or target.archived:
+        state = "archived" if target.archived else target.status
+        if not force:
+            raise InvalidValueError(
+                f"model {target.ref} is {state}: only a validated version can get an alias; "
+                "pass force=True (--force) with a reason to point it there anyway"
+            )
+        if not reason:
+            raise InvalidValueError(
+                f"forcing alias {alias!r} onto {state} version {target.ref} needs a reason"
+            )
+        reason = f"forced onto a {state} version: {reason}"
+    return catalog.move_alias(name, check_alias(alias), int(version), current_user(), reason)
 
 
 def alias_history(
