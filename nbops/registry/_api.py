@@ -108,7 +108,7 @@ def log_model(
     if status is None:
         in_stage = source is not None and store.get_run(source.id).job_type == "stage"
         status = "candidate" if in_stage else "validated"
-    signature = infer_signature(model, input_example, lineage.get("datasets") or ())
+    signature = infer_signature(model, input_example, _schemas(store, lineage))
     catalog = _catalog(store)
     user = current_user()
     now = time.time()
@@ -137,6 +137,21 @@ def log_model(
             current = list(store.get_metadata(source.id).get(MODELS_KEY) or [])
             source.set_metadata(MODELS_KEY, [*current, {"name": name, "version": version}])
     return catalog.get(parse_model_ref(f"{name}:{version}"))
+
+
+def _schemas(store: RunStore, lineage: dict[str, Any]) -> list[dict[str, Any]]:
+    """The schemas of the lineage's datasets, last logged first (training data usually)."""
+    from nbops.data import get_dataset
+    from nbops.errors import NbopsError
+
+    found = []
+    for entry in reversed(lineage.get("datasets") or []):
+        try:
+            version = get_dataset(f"{entry['name']}@{entry['hash']}", store=store)
+        except (NbopsError, KeyError):
+            continue
+        found.append({"name": entry["name"], "schema": version.schema or {}})
+    return found
 
 
 def get_model(ref: str, *, store: StoreArg = None) -> ModelVersion:
