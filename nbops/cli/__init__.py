@@ -23,6 +23,7 @@ COMMAND_GROUPS = [
     "_runs",
     "_data",
     "_models",
+    "_predict",
     "_card",
     "_extension",
     "_drift",
