@@ -1,0 +1,47 @@
+"""Serving registered models over the Open Inference Protocol (KServe V2) REST API.
+
+``nbops.serve("digits@production")`` starts a server process and returns a handle with ``.url``
+and ``.stop()``; ``nbops serve`` does the same in the foreground. Traffic can be split between
+aliases or versions, mirrored to a shadow, and rolled back (``nbops rollout``); predictions are
+logged to Parquet and read back with :func:`predictions`.
+"""
+
+from __future__ import annotations
+
+from nbops.serve._config import ModelSpec, ServeConfig
+from nbops.serve._errors import RequestError, RolloutError, ServeError
+from nbops.serve._reader import predictions, read_predictions_spec
+from nbops.serve._rollout import (
+    Rollout,
+    RolloutEvent,
+    Route,
+    parse_routes,
+    promote,
+    read_rollout,
+    rollback,
+    rollout_history,
+    set_rollout,
+)
+from nbops.serve._server import Server, run, serve
+
+__all__ = [
+    "ModelSpec",
+    "RequestError",
+    "Rollout",
+    "RolloutError",
+    "RolloutEvent",
+    "Route",
+    "ServeConfig",
+    "ServeError",
+    "Server",
+    "parse_routes",
+    "predictions",
+    "promote",
+    "read_predictions_spec",
+    "read_rollout",
+    "rollback",
+    "rollout_history",
+    "run",
+    "serve",
+    "set_rollout",
+]
