@@ -8,8 +8,9 @@ logged to Parquet and read back with :func:`predictions`.
 
 from __future__ import annotations
 
-from nbops.serve._config import ModelSpec, ServeConfig
+from nbops.serve._config import ModelSpec, ServeConfig, model_specs
 from nbops.serve._errors import RequestError, RolloutError, ServeError
+from nbops.serve._predlog import META_COLUMNS
 from nbops.serve._reader import predictions, read_predictions_spec
 from nbops.serve._rollout import (
     Rollout,
@@ -25,6 +26,7 @@ from nbops.serve._rollout import (
 from nbops.serve._server import Server, run, serve
 
 __all__ = [
+    "META_COLUMNS",
     "ModelSpec",
     "RequestError",
     "Rollout",
@@ -34,6 +36,7 @@ __all__ = [
     "ServeConfig",
     "ServeError",
     "Server",
+    "model_specs",
     "parse_routes",
     "predictions",
     "promote",
