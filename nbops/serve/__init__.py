@@ -8,6 +8,8 @@ logged to Parquet and read back with :func:`predictions`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from nbops.serve._config import ModelSpec, ServeConfig, model_specs
 from nbops.serve._errors import RequestError, RolloutError, ServeError
 from nbops.serve._predlog import META_COLUMNS
@@ -25,7 +27,11 @@ from nbops.serve._rollout import (
 )
 from nbops.serve._server import Server, run, serve
 
+#: Prometheus recording and alert rules for the server's metrics (error ratio, p99, rollbacks).
+ALERT_RULES = Path(__file__).with_name("prometheus-rules.yml")
+
 __all__ = [
+    "ALERT_RULES",
     "META_COLUMNS",
     "ModelSpec",
     "RequestError",
