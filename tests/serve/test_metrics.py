@@ -136,21 +136,23 @@ def test_alert_rules_pass_promtool(tmp_path: Path) -> None:
         == 0
     )
     tests = tmp_path / "rules_test.yml"
+    canary = 'model="iris",version="3",route="candidate"'
+    prod = 'model="iris",version="1",route="production"'
     tests.write_text(f"""
 rule_files: [{json.dumps(str(ALERT_RULES))}]
 evaluation_interval: 1m
 tests:
   - interval: 1m
     input_series:
-      - series: 'nbops_serve_requests_total{{model="iris",version="3",route="candidate",code="200"}}'
+      - series: 'nbops_serve_requests_total{{{canary},code="200"}}'
         values: '0+90x20'
-      - series: 'nbops_serve_requests_total{{model="iris",version="3",route="candidate",code="500"}}'
+      - series: 'nbops_serve_requests_total{{{canary},code="500"}}'
         values: '0+10x20'
-      - series: 'nbops_serve_errors_total{{model="iris",version="3",route="candidate",kind="model"}}'
+      - series: 'nbops_serve_errors_total{{{canary},kind="model"}}'
         values: '0+10x20'
-      - series: 'nbops_serve_requests_total{{model="iris",version="1",route="production",code="200"}}'
+      - series: 'nbops_serve_requests_total{{{prod},code="200"}}'
         values: '0+100x20'
-      - series: 'nbops_serve_errors_total{{model="iris",version="1",route="production",kind="input"}}'
+      - series: 'nbops_serve_errors_total{{{prod},kind="input"}}'
         values: '0+10x20'
     alert_rule_test:
       - eval_time: 15m
