@@ -10,10 +10,11 @@ from nbops.cli._output import NbopsUsageError, table, when
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from nbops.serve import ServeConfig, model_specs, run
+    from nbops.serve import ServeConfig, check_models, model_specs, run
     from nbops.store import open_store
 
     specs = model_specs(args.models, args.route, args.shadow)
+    check_models(specs)
     if args.token_env:
         import os
 

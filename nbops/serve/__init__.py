@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nbops.serve._config import ModelSpec, ServeConfig, model_specs
+from nbops.serve._config import ModelSpec, ServeConfig, check_models, model_specs
 from nbops.serve._errors import RequestError, RolloutError, ServeError
 from nbops.serve._predlog import META_COLUMNS
 from nbops.serve._reader import predictions, read_predictions_spec
@@ -42,6 +42,7 @@ __all__ = [
     "ServeConfig",
     "ServeError",
     "Server",
+    "check_models",
     "model_specs",
     "parse_routes",
     "predictions",

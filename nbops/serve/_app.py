@@ -163,14 +163,22 @@ def create_app(config: ServeConfig) -> Any:
         rid = header_id if header_id and _SAFE_ID.fullmatch(header_id) else uuid.uuid4().hex
         if not authorized(request):
             return error(401, "missing or wrong bearer token", rid)
+        where: dict[str, str] = {}
         try:
-            return await asyncio.wait_for(_infer(request, rid), config.timeout)
+            return await asyncio.wait_for(_infer(request, rid, where), config.timeout)
         except asyncio.TimeoutError:
+            name = request.path_params["name"]
+            if name in state.pool.models:
+                version, target = where.get("version", ""), where.get("target", "")
+                state.metrics.errors.labels(name, version, target, "timeout").inc()
+                state.metrics.requests.labels(name, version, target, "504").inc()
+                if target:
+                    state.pool.models[name].record(target, True, config.timeout)
             return error(504, f"no answer within {config.timeout:g} s", rid)
         except RequestError as exc:
             return error(exc.status, str(exc), rid, field=exc.field)
 
-    async def _infer(request: Request, rid: str) -> Any:
+    async def _infer(request: Request, rid: str, where: dict[str, str]) -> Any:
         served = served_or_404(request.path_params["name"])
         body = await read_body(request)
         decoded = decode_request(body, request.headers.get("inference-header-content-length"))
@@ -192,6 +200,7 @@ def create_app(config: ServeConfig) -> Any:
             target = served.pick(key)
             entry = served.entry_for(target)
         version = str(entry.version)
+        where.update(version=version, target=target)
         if "predict_proba" in decoded.outputs and not hasattr(entry.model, "predict_proba"):
             raise RequestError("this model has no predict_proba output", field="outputs")
         start = time.perf_counter()
@@ -205,11 +214,6 @@ def create_app(config: ServeConfig) -> Any:
         gauge.inc()
         try:
             result = await entry.batcher.submit(X, len(frame), frozenset(decoded.outputs))
-        except asyncio.CancelledError:
-            state.metrics.errors.labels(served.name, version, target, "timeout").inc()
-            state.metrics.requests.labels(served.name, version, target, "504").inc()
-            served.record(target, True, time.perf_counter() - start)
-            raise
         except Exception:
             logger.exception("model %s version %s failed on request %s", served.name, version, rid)
             state.metrics.errors.labels(served.name, version, target, "model").inc()

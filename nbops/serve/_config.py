@@ -94,6 +94,21 @@ def model_specs(
     return tuple(specs.values())
 
 
+def check_models(specs: tuple[ModelSpec, ...], store: Any = None) -> None:
+    """Resolve every route and shadow target now, so a wrong reference fails before starting.
+
+    Raises:
+        NotFoundError: A model, version or alias does not exist.
+    """
+    from nbops.registry import get_model
+
+    for spec in specs:
+        targets = [r.target for r in spec.routes] + ([spec.shadow] if spec.shadow else [])
+        for target in targets:
+            sep = ":" if target.isdigit() else "@"
+            get_model(f"{spec.name}{sep}{target}", store=store)
+
+
 def _which(text: str, specs: dict[str, ModelSpec], option: str) -> tuple[str, str]:
     head, sep, tail = text.partition(":")
     if sep and head in specs:

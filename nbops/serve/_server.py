@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from nbops.serve._config import CONFIG_ENV, ServeConfig, model_specs
+from nbops.serve._config import CONFIG_ENV, ServeConfig, check_models, model_specs
 from nbops.serve._errors import ServeError
 
 logger = logging.getLogger(__name__)
@@ -166,6 +166,7 @@ def serve(
         [routes] if isinstance(routes, str) else routes,
         [shadow] if isinstance(shadow, str) else shadow,
     )
+    check_models(specs, open_store(store))
     if token_env and not os.environ.get(token_env):
         raise ServeError(f"token_env={token_env!r}: the environment variable is not set")
     unknown = set(options) - set(ServeConfig.__dataclass_fields__)
