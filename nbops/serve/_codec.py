@@ -157,10 +157,11 @@ def _from_json(data: Any, datatype: str, count: int, name: str, np: Any) -> Any:
 def _flatten(data: Any) -> list[Any]:
     if not isinstance(data, list):
         return [data]
-    if not data or not isinstance(data[0], list):
-        if any(isinstance(v, list) for v in data):
-            raise RequestError("nested data must be rectangular", field="data")
+    nested = [isinstance(v, list) for v in data]
+    if not any(nested):
         return data
+    if not all(nested) or len({len(v) for v in data}) > 1:
+        raise RequestError("nested data must be rectangular (rows of equal length)", field="data")
     out: list[Any] = []
     for row in data:
         out.extend(_flatten(row))
