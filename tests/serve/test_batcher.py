@@ -135,7 +135,7 @@ def test_tensor_and_columns_become_a_frame_with_the_model_names() -> None:
         ).encode(),
         None,
     )
-    X, frame = model_input(SCHEMA, decoded.inputs)
+    X, _ = model_input(SCHEMA, decoded.inputs)
     assert list(X.columns) == ["a", "b"] and X["b"].tolist() == [2.0, 4.0]
     decoded = decode_request(
         json.dumps(
