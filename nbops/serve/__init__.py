@@ -8,7 +8,10 @@ logged to Parquet and read back with :func:`predictions`.
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
+from typing import Any
 
 from nbops.serve._config import ModelSpec, ServeConfig, check_models, model_specs
 from nbops.serve._errors import RequestError, RolloutError, ServeError
@@ -55,3 +58,17 @@ __all__ = [
     "serve",
     "set_rollout",
 ]
+
+
+class _CallableModule(types.ModuleType):
+    """``nbops.serve`` is both this package and the :func:`serve` function.
+
+    Importing ``nbops.serve`` binds the package as the attribute ``serve`` of ``nbops``, which
+    would hide the function; calling the package calls the function instead.
+    """
+
+    def __call__(self, *models: str, **options: Any) -> Server:
+        return serve(*models, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule

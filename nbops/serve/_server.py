@@ -166,12 +166,12 @@ def serve(
         [routes] if isinstance(routes, str) else routes,
         [shadow] if isinstance(shadow, str) else shadow,
     )
-    check_models(specs, open_store(store))
-    if token_env and not os.environ.get(token_env):
-        raise ServeError(f"token_env={token_env!r}: the environment variable is not set")
     unknown = set(options) - set(ServeConfig.__dataclass_fields__)
     if unknown:
         raise ServeError(f"unknown serve option(s): {', '.join(sorted(unknown))}")
+    check_models(specs, open_store(store))
+    if token_env and not os.environ.get(token_env):
+        raise ServeError(f"token_env={token_env!r}: the environment variable is not set")
     chosen = port or free_port(host)
     config = ServeConfig(
         models=specs,
