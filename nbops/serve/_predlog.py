@@ -108,61 +108,73 @@ class PredictionLog:
                 deadline = time.monotonic() + self.flush_interval
 
     def _flush(self, entries: list[_Entry]) -> None:
-        import pandas as pd
-
-        groups: dict[tuple[str, str, str], list[Any]] = {}
+        groups: dict[tuple[str, str, str], list[_Entry]] = {}
         for entry in entries:
-            try:
-                frame = self._frame(entry)
-            except Exception:
-                logger.exception("cannot log a prediction of %s", entry.model)
-                continue
             hour = datetime.fromtimestamp(entry.when, timezone.utc).strftime("%Y-%m-%d/%H")
-            groups.setdefault((entry.model, entry.kind, hour), []).append(frame)
-        for (model, kind, hour), frames in groups.items():
+            groups.setdefault((entry.model, entry.kind, hour), []).append(entry)
+        for (model, kind, hour), group in groups.items():
             day, hh = hour.split("/")
             base = self.folder / model / ("feedback" if kind == "feedback" else "")
             self._seq += 1
             path = base / f"date={day}" / f"hour={hh}"
             path /= f"part-{time.time_ns()}-{os.getpid()}-{self._seq}.parquet"
             try:
-                table = pd.concat(frames, ignore_index=True)
+                table = self._feedback(group) if kind == "feedback" else self._table(group)
                 write_atomic(path, _parquet(table))
             except Exception:
                 logger.exception("cannot write the prediction log %s", path)
 
-    def _frame(self, entry: _Entry) -> Any:
+    def _feedback(self, group: list[_Entry]) -> Any:
         import numpy as np
         import pandas as pd
 
-        when = pd.Timestamp(entry.when, unit="s", tz="UTC")
-        if entry.kind == "feedback":
-            request_id, labels = entry.frame
-            return pd.DataFrame(
-                {
-                    "request_id": request_id,
-                    "row": np.arange(len(labels)),
-                    "label": pd.Series(list(labels), dtype=_label_dtype(labels)),
-                    "ts": when,
-                }
-            )
-        request_id, version, route, role, inputs, predictions, latency = entry.frame
-        frame = inputs.copy()
-        frame.columns = [f"input.{c}" if str(c) in META_COLUMNS else str(c) for c in frame.columns]
-        for column in frame.columns:
+        labels = [label for e in group for label in e.frame[1]]
+        sizes = [len(e.frame[1]) for e in group]
+        return pd.DataFrame(
+            {
+                "request_id": np.repeat([e.frame[0] for e in group], sizes),
+                "row": np.concatenate([np.arange(n) for n in sizes]),
+                "label": pd.Series(labels, dtype=_label_dtype(labels)),
+                "ts": pd.to_datetime(np.repeat([e.when for e in group], sizes), unit="s", utc=True),
+            }
+        )
+
+    def _table(self, group: list[_Entry]) -> Any:
+        """One frame for many requests: columns built once, not per request."""
+        import numpy as np
+        import pandas as pd
+
+        inputs = pd.concat([e.frame[4] for e in group], ignore_index=True)
+        inputs.columns = [
+            f"input.{c}" if str(c) in META_COLUMNS else str(c) for c in inputs.columns
+        ]
+        for column in inputs.columns:
             if is_secret_name(column):
-                frame[column] = REDACTED
-            elif frame[column].dtype == object and self._secrets:
-                frame[column] = [scrub_text(str(v), self._secrets) for v in frame[column]]
-        frame.insert(0, "request_id", request_id)
-        frame.insert(1, "row", np.arange(len(frame)))
-        frame.insert(2, "ts", when)
-        frame.insert(3, "version", int(version))
-        frame.insert(4, "route", route)
-        frame.insert(5, "role", role)
-        frame.insert(6, "latency_ms", float(latency) * 1000.0)
-        frame["prediction"] = np.asarray(predictions).reshape(len(frame), -1)[:, 0]
-        return frame
+                inputs[column] = REDACTED
+            elif inputs[column].dtype == object and self._secrets:
+                inputs[column] = [scrub_text(str(v), self._secrets) for v in inputs[column]]
+        sizes = [len(e.frame[4]) for e in group]
+
+        def each(i: int) -> Any:
+            return np.repeat([e.frame[i] for e in group], sizes)
+
+        meta = pd.DataFrame(
+            {
+                "request_id": each(0),
+                "row": np.concatenate([np.arange(n) for n in sizes]),
+                "ts": pd.to_datetime(np.repeat([e.when for e in group], sizes), unit="s", utc=True),
+                "version": each(1).astype("int64"),
+                "route": each(2),
+                "role": each(3),
+                "latency_ms": each(6).astype("float64") * 1000.0,
+            }
+        )
+        predicted = np.concatenate(
+            [np.asarray(e.frame[5]).reshape(n, -1)[:, 0] for e, n in zip(group, sizes, strict=True)]
+        )
+        table = pd.concat([meta, inputs], axis=1)
+        table["prediction"] = predicted
+        return table
 
 
 def _label_dtype(labels: list[Any]) -> Any:
