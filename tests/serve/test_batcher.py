@@ -150,3 +150,42 @@ def test_tensor_and_columns_become_a_frame_with_the_model_names() -> None:
     )
     X, _ = model_input(SCHEMA, decoded.inputs)
     assert list(X.columns) == ["a", "b"] and X.iloc[0].tolist() == [7.0, 5.0]
+
+
+def test_schema_prefers_the_recorded_signature() -> None:
+    """The adapter reads ``version.signature`` (lifecycle's Signature) when a version has one."""
+    from dataclasses import dataclass
+
+    from nbops.serve._schema import schema_of, validate
+
+    @dataclass(frozen=True)
+    class Col:
+        name: str
+        dtype: str
+        shape: tuple[int, ...] = ()
+
+    @dataclass(frozen=True)
+    class Signature:
+        inputs: tuple[Col, ...]
+        output: str
+
+    @dataclass(frozen=True)
+    class Version:
+        signature: Signature | None
+        task: str | None = None
+
+    class Model:
+        feature_names_in_ = np.array(["ignored"])
+        classes_ = np.array(["cat", "dog"])
+
+    signed = schema_of(
+        Version(Signature((Col("age", "int64"), Col("city", "object")), "classification")),
+        Model(),
+    )
+    assert [(c.name, c.datatype) for c in signed.columns] == [("age", "INT64"), ("city", "BYTES")]
+    assert signed.output == "class" and signed.output_datatype == "BYTES"
+    with pytest.raises(RequestError) as err:
+        validate(signed, {"age": np.array(["x"], dtype=object), "city": np.array(["a"])}, 1)
+    assert err.value.field == "age"
+    old = schema_of(Version(None), Model())
+    assert old.names == ["ignored"] and old.named
