@@ -10,11 +10,12 @@ from nbops.cli._output import NbopsUsageError, table, when
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from nbops.serve import ServeConfig, check_models, model_specs, run
+    from nbops.serve import ServeConfig, check_models, check_port, model_specs, run
     from nbops.store import open_store
 
     specs = model_specs(args.models, args.route, args.shadow)
     check_models(specs)
+    check_port(args.host, args.port)
     if args.token_env:
         import os
 

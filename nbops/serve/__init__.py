@@ -28,7 +28,7 @@ from nbops.serve._rollout import (
     rollout_history,
     set_rollout,
 )
-from nbops.serve._server import Server, run, serve
+from nbops.serve._server import Server, check_port, run, serve
 
 #: Prometheus recording and alert rules for the server's metrics (error ratio, p99, rollbacks).
 ALERT_RULES = Path(__file__).with_name("prometheus-rules.yml")
@@ -46,6 +46,7 @@ __all__ = [
     "ServeError",
     "Server",
     "check_models",
+    "check_port",
     "model_specs",
     "parse_routes",
     "predictions",

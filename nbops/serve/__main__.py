@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
+import time
 
-from nbops.serve._config import CONFIG_ENV, ServeConfig
+from nbops.serve._config import CONFIG_ENV, PARENT_ENV, ServeConfig
 from nbops.serve._server import run
 
 
@@ -20,8 +23,22 @@ def main() -> int:
             f"Error: {CONFIG_ENV} is not set; start the server with `nbops serve`", file=sys.stderr
         )
         return 2
+    parent = os.environ.get(PARENT_ENV)
+    if parent and parent.isdigit():
+        _stop_with_parent(int(parent))
     run(ServeConfig.from_json(text))
     return 0
+
+
+def _stop_with_parent(parent: int) -> None:
+    """Stop gracefully when the process that started us (a notebook kernel) is gone."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="nbops-parent-watch", daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from nbops.serve._errors import ServeError
 from nbops.serve._rollout import Route, parse_routes, parse_target
 
 CONFIG_ENV = "NBOPS_SERVE_CONFIG"
+#: The pid of the process that started a server; the server stops when it is gone.
+PARENT_ENV = "NBOPS_SERVE_PARENT"
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import socket
@@ -14,7 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from nbops.serve._config import CONFIG_ENV, ServeConfig, check_models, model_specs
+from nbops.serve._config import CONFIG_ENV, PARENT_ENV, ServeConfig, check_models, model_specs
 from nbops.serve._errors import ServeError
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,19 @@ def run(config: ServeConfig) -> None:
     from nbops.serve._app import create_app
 
     uvicorn.run(create_app(config), **options)
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise :class:`ServeError` when something already listens on ``host:port``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ServeError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); pick another with --port"
+            ) from None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -187,6 +201,7 @@ def serve(
     log_path = log_dir / "server.log"
     env = dict(os.environ)
     env[CONFIG_ENV] = config.to_json()
+    env[PARENT_ENV] = str(os.getpid())
     if workers > 1:
         env["PROMETHEUS_MULTIPROC_DIR"] = str(log_dir / "metrics")
         (log_dir / "metrics").mkdir()
@@ -196,5 +211,6 @@ def serve(
         )
     shown = f"[{host}]" if ":" in host else host
     server = Server(process, f"http://{shown}:{chosen}", log_path)
+    atexit.register(server.stop)
     server.wait_ready(start_timeout)
     return server

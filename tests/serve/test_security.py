@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -150,3 +151,46 @@ def test_cli_serve_runs_in_the_foreground_and_stops_on_sigint(models: Store) -> 
     )
     assert bad.returncode == 1 and bad.stderr.startswith("Error: route 'a=x'")
     assert os.environ.get("NBOPS_SERVE_CONFIG") is None
+
+
+def test_port_in_use_is_a_clear_cli_error(
+    models: Store, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        monkeypatch.setenv("NBOPS_HOME", str(models.path))
+        result = cli("serve", "digits", "--port", str(port))
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: cannot listen on 127.0.0.1:{port}")
+
+
+def test_server_stops_when_the_notebook_process_dies(models: Store) -> None:
+    code = (
+        "import os, nbops\n"
+        f"s = nbops.serve('digits', store={str(models.path)!r})\n"
+        "print(s.url, s.pid, flush=True)\n"
+        "os._exit(0)  # a crashed kernel: no stop(), no atexit\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    url, pid = done.stdout.split()
+    deadline = time.monotonic() + 30
+    alive = True
+    while time.monotonic() < deadline and alive:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            alive = "\tZ" not in status.split("State:", 1)[1].splitlines()[0]
+            time.sleep(0.2)
+        except FileNotFoundError:
+            alive = False
+    assert not alive, "the server outlived the process that started it"
