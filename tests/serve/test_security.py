@@ -183,7 +183,7 @@ def test_server_stops_when_the_notebook_process_dies(models: Store) -> None:
         timeout=180,
     )
     assert done.returncode == 0, done.stderr
-    url, pid = done.stdout.split()
+    _url, pid = done.stdout.split()
     deadline = time.monotonic() + 30
     alive = True
     while time.monotonic() < deadline and alive:
