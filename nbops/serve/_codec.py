@@ -146,12 +146,20 @@ def _from_json(data: Any, datatype: str, count: int, name: str, np: Any) -> Any:
         )
     if datatype == "BYTES":
         return np.array([str(v) if not isinstance(v, str) else v for v in flat], dtype=object)
-    if any(isinstance(v, (str, dict, list)) or v is None for v in flat):
+    try:
+        probe = np.asarray(flat)
+    except (ValueError, TypeError):
+        probe = np.asarray(flat, dtype=object)
+    if probe.dtype.kind not in "biuf":
         raise RequestError(f"input {name!r} is {datatype} but holds non-numeric values", field=name)
     try:
-        return np.asarray(flat, dtype=_NUMPY_OF_V2[datatype])
-    except (ValueError, TypeError, OverflowError):
+        with np.errstate(over="raise", invalid="raise"):
+            array = probe.astype(_NUMPY_OF_V2[datatype])
+    except (ValueError, TypeError, OverflowError, FloatingPointError):
         raise RequestError(f"input {name!r}: values do not fit {datatype}", field=name) from None
+    if probe.dtype.kind in "iu" and array.dtype.kind in "iu" and not np.array_equal(array, probe):
+        raise RequestError(f"input {name!r}: values do not fit {datatype}", field=name)
+    return array
 
 
 def _flatten(data: Any) -> list[Any]:
