@@ -119,7 +119,7 @@ class Batcher:
         try:
             X = _concat([item.X for item in live])
             result = await loop.run_in_executor(self._executor, self._predict, X, wanted)
-        except Exception:
+        except Exception:  # noqa: BLE001 - any model error: retried per request just below
             # One bad request must not fail the others: retry each request on its own.
             for item in live:
                 await self._one(item, wanted, loop)
@@ -134,7 +134,7 @@ class Batcher:
     async def _one(self, item: _Item, wanted: frozenset[str], loop: Any) -> None:
         try:
             result = await loop.run_in_executor(self._executor, self._predict, item.X, wanted)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - handed to the request, which answers 500
             if not item.future.done():
                 item.future.set_exception(exc)
             return
