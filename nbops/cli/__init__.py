@@ -29,6 +29,7 @@ COMMAND_GROUPS = [
     "_drift",
     "_monitor",
     "_sweep",
+    "_serve",
 ]
 
 
