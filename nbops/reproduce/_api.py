@@ -120,14 +120,14 @@ def reproduce(
     run_id = _resolve(target, run)
     recipe = read_recipe(run_id, target)
     kernel = _kernel_of(recipe)
-    checks = tuple(preflight(recipe, kernel=kernel))
+    checks = tuple(preflight(recipe, kernel=kernel, store=target))
     blocking = [c for c in checks if c.blocking and not c.ok]
     if blocking:
         raise ReproduceError(
             f"cannot reproduce run {run_id}: "
             + "; ".join(f"{c.name}: {c.detail}" for c in blocking)
         )
-    workspace = build_workspace(recipe, keep=keep)
+    workspace = build_workspace(recipe, keep=keep, store=target)
     try:
         first = _execute(recipe, workspace, target, kernel, timeout)
         if first.error is not None:
@@ -261,7 +261,7 @@ def _execute(
             dict(recipe.parameters),
             kernel_name=kernel,
             timeout=timeout,
-            cwd=notebook.parent,
+            cwd=workspace if recipe.stage else notebook.parent,  # as the pipeline runs stages
             env=env,
         )
     except NbopsError as exc:
