@@ -123,7 +123,7 @@ def preflight(recipe: Recipe, *, kernel: str, store: Any) -> list[Check]:
                 "the run was not in a git repository; its folder is copied as it is now",
             )
         )
-    checks.extend(_dataset_checks(recipe))
+    checks.extend(_dataset_checks(recipe, store))
     checks.extend(_input_checks(recipe, store))
     if recipe.secret_parameters:
         checks.append(
@@ -162,13 +162,13 @@ def preflight(recipe: Recipe, *, kernel: str, store: Any) -> list[Check]:
     return checks
 
 
-def _dataset_checks(recipe: Recipe) -> list[Check]:
+def _dataset_checks(recipe: Recipe, store: Any) -> list[Check]:
     from nbops.data import get_dataset
 
     checks = []
     for pin in recipe.datasets:
         try:
-            get_dataset(f"{pin.name}@{pin.hash}")
+            get_dataset(f"{pin.name}@{pin.hash}", store=store)
         except NbopsError as exc:  # not in this store, or its hash does not match
             checks.append(
                 Check(
@@ -231,7 +231,7 @@ def build_workspace(recipe: Recipe, *, keep: bool, store: Any) -> Path:
             _export_commit(recipe, root)
         else:
             _copy_folder(Path(recipe.root), root)
-        _restore_datasets(recipe, root)
+        _restore_datasets(recipe, root, store)
         _restore_inputs(recipe, root, store)
     except BaseException:
         if not keep:
@@ -287,7 +287,7 @@ def _copy_folder(source: Path, root: Path) -> None:
     shutil.copytree(source, root, dirs_exist_ok=True, ignore=_ignore, symlinks=True)
 
 
-def _restore_datasets(recipe: Recipe, root: Path) -> None:
+def _restore_datasets(recipe: Recipe, root: Path, store: Any) -> None:
     from nbops.data import restore_dataset
 
     for pin in recipe.datasets:
@@ -299,7 +299,7 @@ def _restore_datasets(recipe: Recipe, root: Path) -> None:
         elif target.exists():
             target.unlink()
         target.parent.mkdir(parents=True, exist_ok=True)
-        restore_dataset(f"{pin.name}@{pin.hash}", target)
+        restore_dataset(f"{pin.name}@{pin.hash}", target, store=store)
 
 
 def _restore_inputs(recipe: Recipe, root: Path, store: Any) -> None:

@@ -280,3 +280,59 @@ def test_hidden_state_of_an_interactive_run_is_named(
     assert (metric.original, metric.reproduced) == (110.0, 11.0)
     (hidden,) = [r for r in result.reasons if r.startswith("hidden state")]
     assert "y interactively 110.0, top to bottom 11.0" in hidden
+
+
+def test_a_bundle_is_reproduced_in_another_checkout_with_a_fresh_store(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Any
+) -> None:
+    import zipfile
+
+    run_id = _papermill(project, "-p", "scale", "3.0")
+    bundle = tmp_path / "moved" / "run.zip"
+    done = cli("export", run_id, "-o", str(bundle), "--env", str(tmp_path / "requirements.txt"))
+    assert done.exit_code == 0, done.stderr
+    pins = (tmp_path / "requirements.txt").read_text()
+    assert "pandas==" in pins and "[redacted]" not in pins
+    with zipfile.ZipFile(bundle) as zf:
+        names = zf.namelist()
+        assert "notebook.ipynb" in names and "requirements.txt" in names
+        assert any(n.startswith("blobs/") for n in names)  # data.csv's recorded version
+
+    # another checkout of the same repository, its own store, and its data.csv changed
+    other = tmp_path / "elsewhere"
+    subprocess.run(["git", "clone", "-q", str(project), str(other)], check=True)
+    (other / "data.csv").write_text("x\n7\n")
+    monkeypatch.chdir(other)
+    monkeypatch.setenv("NBOPS_HOME", str(other / ".nbops"))
+
+    result = reproduce(str(bundle), store=other / ".nbops")
+
+    assert result.verdict == "reproduced", result.reasons
+    assert result.original == run_id
+    rerun = nbops.get_run(result.run_id or "", store=other / ".nbops")
+    assert rerun.metadata["reproduces"]["bundle"] == str(bundle)
+    assert rerun.params["scale"] == 3.0
+
+
+def test_a_tampered_bundle_is_refused(project: Path, tmp_path: Path, cli: Any) -> None:
+    import zipfile
+
+    run_id = _papermill(project)
+    bundle = tmp_path / "run.zip"
+    assert cli("export", run_id, "-o", str(bundle)).exit_code == 0
+    tampered = tmp_path / "tampered.zip"
+    with zipfile.ZipFile(bundle) as src, zipfile.ZipFile(tampered, "w") as dst:
+        for item in src.infolist():
+            body = src.read(item)
+            if item.filename == "notebook.ipynb":
+                body = body.replace(b"random.Random(7)", b"random.Random(8)")
+            dst.writestr(item, body)
+
+    with pytest.raises(ReproduceError, match=r"notebook\.ipynb does not have its recorded hash"):
+        reproduce(str(tampered))
+    done = cli("reproduce", str(tampered))
+    assert done.exit_code == 2 and done.stderr.startswith("Error: bundle")
+    not_zip = tmp_path / "junk.zip"
+    not_zip.write_text("junk")
+    with pytest.raises(ReproduceError, match="not an nbops bundle"):
+        reproduce(str(not_zip))
