@@ -52,7 +52,21 @@ def _run_document(store: Any, run_id: str) -> dict[str, Any]:
         "wandb": metadata.get("wandb"),
         "datasets": metadata.get("datasets") or [],
         "models": metadata.get("models") or [],
+        "reproduces": metadata.get("reproduces"),
+        "reproductions": _reproductions(store, run_id),
     }
+
+
+def _reproductions(store: Any, run_id: str) -> list[dict[str, Any]]:
+    """The reproductions of a run (``nbops reproduce``), oldest first, with their verdicts."""
+    found = []
+    for record in store.list_runs():
+        if record.job_type != "reproduction":
+            continue
+        link = store.get_metadata(record.id).get("reproduces") or {}
+        if link.get("run") == run_id:
+            found.append({"id": record.id, "verdict": link.get("verdict"), "status": record.status})
+    return found
 
 
 def cmd_runs_list(args: argparse.Namespace) -> int:
@@ -132,6 +146,11 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         )
     for model in doc["models"]:
         print(f"  model {model.get('name')}:{model.get('version')}")
+    if doc["reproduces"]:
+        link = doc["reproduces"]
+        print(f"  reproduces run {link.get('run')}: {link.get('verdict') or 'in progress'}")
+    for rep in doc["reproductions"]:
+        print(f"  reproduced by {rep['id']}: {rep['verdict'] or rep['status']}")
     if doc["git"]:
         git = doc["git"]
         print(

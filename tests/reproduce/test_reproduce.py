@@ -124,6 +124,11 @@ def test_a_papermill_run_is_reproduced_exactly_and_linked(project: Path, cli: An
     done = cli("reproduce", run_id, "--json")
     assert done.exit_code == 0, done.stderr
     assert json.loads(done.output)["verdict"] == "reproduced"
+    # the original lists its reproductions
+    shown = cli("runs", "show", run_id)
+    assert f"reproduced by {result.run_id}: reproduced" in shown.output
+    listed = json.loads(cli("runs", "show", run_id, "--json").output)["reproductions"]
+    assert [r["verdict"] for r in listed] == ["reproduced", "reproduced"]
 
 
 def test_changed_data_on_disk_uses_the_recorded_version(project: Path) -> None:
@@ -336,3 +341,14 @@ def test_a_tampered_bundle_is_refused(project: Path, tmp_path: Path, cli: Any) -
     not_zip.write_text("junk")
     with pytest.raises(ReproduceError, match="not an nbops bundle"):
         reproduce(str(not_zip))
+
+
+def test_the_magic_shows_the_verdict_as_a_table(project: Path, ipython: Any) -> None:
+    run_id = _papermill(project)
+    ipython.run_line_magic("load_ext", "nbops")
+
+    result = ipython.run_line_magic("nbops", f"reproduce {run_id} --tolerance score=0.001")
+
+    assert result.verdict == "reproduced"
+    html = result._repr_html_()
+    assert "<table>" in html and "score" in html and "reproduced" in html
