@@ -26,6 +26,7 @@ COMMAND_GROUPS = [
     "_drift",
     "_monitor",
     "_sweep",
+    "_store",
 ]
 
 
