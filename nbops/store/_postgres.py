@@ -8,6 +8,7 @@ server's clock and timezone-aware times, so hosts in other zones or with other c
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import socket
@@ -146,11 +147,7 @@ class PostgresStore(RunStore):
         with self._db.transaction() as cur:
             self._require(cur, run_id)
             if points:
-                self._db.execute_values(
-                    cur,
-                    "INSERT INTO metrics (run_id, key, step, value, ts) VALUES %s",
-                    [(run_id, *p) for p in points],
-                )
+                _copy_metrics(cur, run_id, points)
                 self._db.execute_values(
                     cur,
                     "INSERT INTO last_metrics AS l (run_id, key, step, value, ts) VALUES %s "
@@ -360,6 +357,28 @@ class PostgresStore(RunStore):
                 (dead, self.stale_after),
             )
             return [r[0] for r in cur.fetchall()]
+
+
+def _copy_text(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _copy_metrics(cur: Any, run_id: str, points: Sequence[MetricPoint]) -> None:
+    """Append metric points with ``COPY`` (several times faster than INSERTs for big batches).
+
+    Floats are written with ``repr`` (exact round trip; PostgreSQL reads ``nan`` and ``inf``).
+    """
+    rid = _copy_text(run_id)
+    keys: dict[str, str] = {}
+    lines = []
+    for key, step, value, ts in points:
+        k = keys.get(key)
+        if k is None:
+            k = keys[key] = _copy_text(key)
+        lines.append(f"{rid}\t{k}\t{int(step)}\t{float(value)!r}\t{float(ts)!r}\n")
+    cur.copy_expert(
+        "COPY metrics (run_id, key, step, value, ts) FROM STDIN", io.StringIO("".join(lines))
+    )
 
 
 def _record(row: Sequence[Any]) -> RunRecord:

@@ -104,3 +104,23 @@ def test_blobs_live_in_nbops_blobs(
     store = PostgresStore(postgres_store_url)
     digest = store.blobs.put_bytes(b"weights")
     assert (tmp_path / "shared" / digest[:2] / digest[2:]).read_bytes() == b"weights"
+
+
+def test_version_1_schema_is_migrated_on_open(postgres_store_url: str) -> None:
+    store = PostgresStore(postgres_store_url)
+    store.create_run(RunRecord(id="old", project="p", name="o", start_time=1.0, host="x"))
+    store.write_progress("old", [MetricPoint("m", 0, 1.0, 1.0)])
+    with store._db.transaction() as cur:  # back to the layout nbops wrote first
+        cur.execute("ALTER TABLE metrics ADD PRIMARY KEY (seq)")
+        cur.execute("UPDATE nbops_schema SET version = 1")
+    store.close()
+    again = PostgresStore(postgres_store_url)
+    with again._db.transaction() as cur:
+        cur.execute("SELECT version FROM nbops_schema")
+        assert cur.fetchone()[0] == 2
+        cur.execute(
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'metrics_pkey' "
+            "AND connamespace = current_schema()::regnamespace"
+        )
+        assert cur.fetchone()[0] == 0
+    assert [p.value for p in again.get_metrics("old")] == [1.0]
