@@ -36,7 +36,7 @@ from nbops.store._postgres_parts import PostgresDatasetStore, PostgresModelStore
 from nbops.store._postgres_query import param_columns, run_query_sql
 from nbops.store._postgres_schema import setup
 from nbops.store._query import RunQuery
-from nbops.store._sqlite import dumps, last_points
+from nbops.store._values import ScalarMemo, dumps, last_points
 
 _RUN_COLUMNS = (
     "runs.id, runs.project, runs.name, runs.grp, runs.job_type, runs.status, runs.tags, "
@@ -266,15 +266,9 @@ class PostgresStore(RunStore):
             records = [_record(r) for r in cur.fetchall()]
             params: dict[str, dict[str, Any]] = {r.id: {} for r in records}
             cur.execute(f"SELECT run_id, key, value FROM params WHERE run_id IN ({ids})", args)
-            memo: dict[str, Any] = {}
+            loads = ScalarMemo()
             for rid, key, value in cur.fetchall():
-                if value not in memo:
-                    parsed = json.loads(value)
-                    if isinstance(parsed, (list, dict)):
-                        params[rid][key] = parsed
-                        continue
-                    memo[value] = parsed
-                params[rid][key] = memo[value]
+                params[rid][key] = loads(value)
             metrics: dict[str, dict[str, float]] = {r.id: {} for r in records}
             cur.execute(
                 f"SELECT run_id, key, value FROM last_metrics WHERE run_id IN ({ids})", args
