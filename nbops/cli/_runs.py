@@ -42,7 +42,14 @@ def _run_document(store: Any, run_id: str) -> dict[str, Any]:
         "summary": store.get_summary(run_id),
         "metrics": store.last_metrics([run_id])[run_id],
         "artifacts": [
-            {"name": a.name, "type": a.type, "digest": a.digest, "size": a.size, "kind": a.kind}
+            {
+                "name": a.name,
+                "version": a.version,
+                "type": a.type,
+                "digest": a.digest,
+                "size": a.size,
+                "kind": a.kind,
+            }
             for a in store.list_artifacts(run_id)
         ],
         "git": metadata.get("git"),
@@ -136,7 +143,8 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
                 print(f"    {key} = {fmt(value)}")
     for artifact in doc["artifacts"]:
         print(
-            f"  artifact {artifact['name']} ({artifact['type']}, {artifact['size']} bytes, "
+            f"  artifact {artifact['name']}:v{artifact['version']} ({artifact['type']}, "
+            f"{artifact['size']} bytes, "
             f"sha256 {artifact['digest'][:12]})"
         )
     for dataset in doc["datasets"]:

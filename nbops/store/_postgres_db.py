@@ -36,14 +36,10 @@ def split_url(url: str) -> tuple[str, str | None]:
 
 
 def _psycopg2() -> Any:
-    try:
-        import psycopg2
-        import psycopg2.extras
-    except ImportError as exc:
-        raise StoreError(
-            "the PostgreSQL store needs psycopg2: pip install 'nbops[postgres]'"
-        ) from exc
-    return psycopg2
+    from nbops.deps import require
+
+    require("psycopg2.extras", feature="a PostgreSQL store")
+    return require("psycopg2", feature="a PostgreSQL store")
 
 
 class PostgresDatabase:
