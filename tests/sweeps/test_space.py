@@ -73,6 +73,6 @@ def test_unreachable_storage_fails_fast() -> None:
         nbops.sweep(
             lambda t: 0.0, n_trials=1, storage=f"postgresql://me:hunter2@127.0.0.1:{port}/db"
         )
-    assert time.perf_counter() - started < 10
+    assert time.perf_counter() - started < 30  # the connect timeout bounds it (hang bound)
     assert "hunter2" not in str(info.value)
     assert "me:***@" in str(info.value)
