@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
-import tempfile
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -25,7 +24,9 @@ from types import TracebackType
 from typing import IO, Any, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
+from nbops.deps import require
 from nbops.errors import NbopsError
+from nbops.fileio import staged_file
 
 #: ``progress(bytes_done, bytes_total)`` while one file moves
 Progress = Callable[[int, int], None]
@@ -134,18 +135,9 @@ class DirectoryRemote(Remote):
     def write(self, name: str, source: Readable, progress: Progress | None, total: int) -> None:
         target = self._path(name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                _copy(source, fh, progress, total)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o444 if name.startswith("objects/") else 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with staged_file(target.parent, prefix=f".{target.name}.") as staged:
+            _copy(source, staged.file, progress, total)
+            staged.commit(target, mode=0o444 if name.startswith("objects/") else 0o644)
 
     def delete(self, name: str) -> None:
         try:
@@ -164,10 +156,7 @@ class SFTPRemote(Remote):
     """
 
     def __init__(self, url: str) -> None:
-        try:
-            import paramiko
-        except ImportError:
-            raise RemoteError(f"{url}: ssh remotes need paramiko; install nbops[remote]") from None
+        paramiko = require("paramiko", feature="ssh remotes")
         parts = urlsplit(url)
         if not parts.hostname:
             raise RemoteError(f"{url}: write ssh://[user@]host[:port]/path/to/remote")

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nbops.errors import NbopsError
+from nbops.fileio import staged_file
 from nbops.pipeline._lock import LockEntry, read_lock
 from nbops.pipeline._outputs import missing_blobs, restore_outs
 from nbops.pipeline._remote import Progress, Readable, Remote, RemoteError, open_remote
@@ -172,26 +171,19 @@ def fetch_objects(
             continue
         final.parent.mkdir(parents=True, exist_ok=True)
         name = _object_name(digest)
-        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".incoming-")
-        try:
-            size = remote.size(name)
-            with remote.open_read(name) as src, os.fdopen(fd, "wb") as dst:
-                source = _Hashing(src)
-                progress = _progress(report, digest[:12], size)
-                done = 0
-                while chunk := source.read(1 << 20):
-                    dst.write(chunk)
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(done, size)
+        size = remote.size(name)
+        with staged_file(final.parent) as staged, remote.open_read(name) as src:
+            source = _Hashing(src)
+            progress = _progress(report, digest[:12], size)
+            done = 0
+            while chunk := source.read(1 << 20):
+                staged.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, size)
             if source.sha.hexdigest() != digest:
                 raise RemoteError(f"object {digest[:12]} in {remote.url} is corrupt; not used")
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, final)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+            staged.commit(final, mode=0o444)
         moved += 1
         size_moved += size
     return moved, size_moved

@@ -8,6 +8,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from nbops.deps import require
 from nbops.sweeps._panel_controller import (
     PanelController,
     PanelState,
@@ -93,9 +94,8 @@ class SweepPanel(widgets.VBox):  # type: ignore[misc]
     def wait_processing_ui(self, sweep: Any, poll: float = 0.1) -> None:
         """Block until ``sweep`` is done while processing widget messages (the Stop clicks),
         which a busy cell otherwise only sees after it ends."""
-        from jupyter_ui_poll import ui_events
-
-        with ui_events() as process:
+        poll_ui = require("jupyter_ui_poll", feature="Stop while a sweep blocks its cell")
+        with poll_ui.ui_events() as process:
             while not sweep.done:
                 process(20)
                 sweep.wait(poll)
