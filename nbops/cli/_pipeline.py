@@ -31,7 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             dry_run=args.dry_run,
             report=_printer(),
-        )  # type: ignore[arg-type]
+        )
     except PipelineFailed as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

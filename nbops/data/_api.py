@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 from nbops.data._profile import frame_hash, profile_file, profile_frame, read_table
 from nbops.data._versions import DatasetIndex, DatasetVersion, parse_ref
+from nbops.deps import require
 from nbops.errors import DataIntegrityError, InvalidValueError, NbopsError
 from nbops.fileio import write_atomic
+from nbops.hashing import hash_file
 from nbops.names import check_name, slug
-from nbops.store import BlobStore, RunStore, hash_file, open_store
+from nbops.store import BlobStore, RunStore, open_store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -112,6 +114,7 @@ def log_dataset(
 
 
 def _put_parquet(frame: pd.DataFrame, objects: BlobStore) -> tuple[str, int]:
+    require("pyarrow", feature="logging a DataFrame")
     fd, tmp = tempfile.mkstemp(prefix="nbops-frame-", suffix=".parquet")
     os.close(fd)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from nbops.capture import code_hash
+from nbops.hashing import code_hash
 
 
 class CellRecorder:
@@ -103,7 +103,7 @@ def _record(n: int | None, cell_id: str | None, source: str) -> dict[str, Any]:
     return {
         "n": n,
         "id": cell_id,
-        "hash": code_hash(source),
+        "hash": code_hash([source]),
         "nbops_only": nbops_only(source),
         "start": None,
         "duration": None,

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 from nbops.config import store_url
+from nbops.hashing import hash_file
 from nbops.store._backends import (
     backend_schemes,
     open_backend,
@@ -32,7 +33,7 @@ from nbops.store._base import (
 )
 from nbops.store._blobs import BlobStore
 from nbops.store._memory import MemoryStore
-from nbops.store._objects import ObjectStore, hash_file
+from nbops.store._objects import ObjectStore
 from nbops.store._parts import (
     ALIAS_MOVE_FIELDS,
     DATASET_FIELDS,

@@ -269,7 +269,7 @@ class SQLiteStore(RunStore):
             raise RunNotFoundError(prefix, str(self._path))
         if len(ids) > 1:
             raise AmbiguousRunIdError(prefix, ids)
-        return ids[0]
+        return str(ids[0])
 
     def get_run(self, run_id: str) -> RunRecord:
         self.reap_crashed()

@@ -113,7 +113,8 @@ class Summary(MutableMapping[str, Any]):
         if not self._dirty:
             return None
         self._dirty = False
-        return redact({**self._auto, **self._pinned})
+        changes: dict[str, Any] = redact({**self._auto, **self._pinned})
+        return changes
 
 
 class Run:
