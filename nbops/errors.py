@@ -93,15 +93,6 @@ class DataIntegrityError(NbopsError):
     """A stored dataset blob no longer has the hash recorded when it was logged."""
 
 
-class MetricValueError(InvalidValueError):
-    """A logged metric value is not a number nbops can store (text, an object, too large)."""
-
-    def __init__(self, key: str, value_type: str, message: str) -> None:
-        self.key = key
-        self.value_type = value_type
-        super().__init__(message)
-
-
 class MissingDependencyError(NbopsError, ImportError):
     """An optional package a feature needs is not installed; says which extra brings it."""
 
@@ -115,3 +106,12 @@ class MissingDependencyError(NbopsError, ImportError):
             f'{package} is not installed{needed_by}; install it with: pip install "nbops[{extra}]"',
             name=module,
         )
+
+
+class MetricValueError(InvalidValueError):
+    """A logged metric value is not a number nbops can store (text, an object, too large)."""
+
+    def __init__(self, key: str, value_type: str, message: str) -> None:
+        self.key = key
+        self.value_type = value_type
+        super().__init__(message)

@@ -138,13 +138,7 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
             f"  git {git.get('commit') or '(no commit)'} on {git.get('branch')}"
             + (" (dirty)" if git.get("dirty") else "")
         )
-    if doc["wandb"]:
-        wb = doc["wandb"]
-        where = wb.get("url") or wb.get("run_dir") or ""
-        print(
-            f"  W&B {wb.get('mode')} ({wb.get('status')}) {where}".rstrip()
-            + (f"; error: {wb['error']}" if wb.get("error") else "")
-        )
+    print(f"  {_wandb_copy_line(store, doc)}")
     if doc["notebook"].get("path"):
         print(f"  notebook {doc['notebook']['path']}")
     if doc["provenance"]:
@@ -154,6 +148,20 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         )
         print(f"  cell provenance: {prov.get('executions')} executions, {verdict}")
     return 0
+
+
+def _wandb_copy_line(store: Any, doc: dict[str, Any]) -> str:
+    """The state of the run's W&B copy: complete / N of M rows / not mirrored, and why."""
+    from nbops.mirror import COMPLETE, describe_copy
+
+    wb = doc["wandb"]
+    rows = None
+    if isinstance(wb, dict) and wb.get("copy") != COMPLETE:
+        rows = len({p.step for p in store.get_metrics(doc["id"])})
+    line = describe_copy(wb, rows)
+    if isinstance(wb, dict) and wb.get("error"):
+        line += f"; last error: {wb['error']}"
+    return line
 
 
 def cmd_runs_compare(args: argparse.Namespace) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
@@ -28,6 +27,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _HEARTBEAT_EVERY = 5.0
+#: Metadata the W&B copy carries as code information (git, package list, notebook snapshot).
+_MIRRORED_METADATA = ("git", "packages", "notebook")
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
@@ -151,6 +152,10 @@ class Run:
         self._owner = owner
         if owner:
             store.create_run(record)
+            if mirror is not None:  # the store records how far the W&B copy got
+                mirror.report_to(
+                    lambda state: store.set_metadata(record.id, "wandb", state.to_dict())
+                )
         if config:
             self.log_params(config)
         flusher().register(self)
@@ -207,7 +212,8 @@ class Run:
         """Record metric values at ``step`` (default: one past the last step logged)."""
         if self._status != "running":
             raise RunFinishedError(self.id, "log metrics")
-        values = dict(metrics)
+        # Non-string names are coerced once, here, so the store and W&B hold the same name.
+        values = {k if type(k) is str else str(k): v for k, v in metrics.items()}
         for key, value in values.items():
             if type(value) is not float:
                 values[key] = _as_float(key, value)
@@ -287,7 +293,10 @@ class Run:
             with self._lock:
                 self._pending_metadata[key] = value
         else:
-            self._store.set_metadata(self.id, key, redact(value))
+            clean = redact(value)
+            self._store.set_metadata(self.id, key, clean)
+            if self._mirror is not None and key in _MIRRORED_METADATA:
+                self._mirror.update_code({key: clean})
 
     def add_finish_hook(self, hook: Callable[[Run], None]) -> None:
         """Call ``hook(run)`` at finish, before the final flush (errors are logged, not raised)."""
@@ -446,12 +455,9 @@ class Run:
             flusher().register(self)
             raise
         self._store.set_status(self.id, status, time.time())
-        if self._mirror is not None:
-            self._mirror.update_summary(dict(self.summary))
+        if self._mirror is not None:  # bounded; records the copy's state in the store
+            self._mirror.update_summary(redact(dict(self.summary)))
             self._mirror.finish(exit_code=0 if status == "finished" else 1)
-            self._store.set_metadata(
-                self.id, "wandb", redact(dataclasses.asdict(self._mirror.state))
-            )
         forget(self)
 
     def __enter__(self) -> Run:
