@@ -112,6 +112,9 @@ def test_stop_and_status(ipython: Any, capsys: pytest.CaptureFixture[str]) -> No
     run(ipython, "%nbops status")
     assert "no active run" in capsys.readouterr().out
     run(ipython, "%nbops track")
+    current = nbops.active_run()
+    assert current is not None
+    current.wait_background()  # the capture is done (see the capture-in-progress test)
     run(ipython, "%nbops status")
     out = capsys.readouterr().out
     assert "Cell provenance" in out and "notebook: not found" in out
