@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
 
-from nbops.cli._output import table
+from nbops.cli._output import print_json, table
 
 
 def _printer() -> Callable[[str], None]:
@@ -32,7 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             dry_run=args.dry_run,
             report=_printer(),
-        )  # type: ignore[arg-type]
+        )
     except PipelineFailed as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
@@ -58,7 +57,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     statuses = pipeline_status(spec, graph, read_lock(root), {}, cache)
     cache.save()
     if args.json:
-        print(json.dumps([s.to_dict() for s in statuses], indent=2))
+        print_json([s.to_dict() for s in statuses])
         return 0
     for status in statuses:
         if not status.stale:

@@ -14,11 +14,10 @@ TARGET is a notebook or ``module:function``. Exit codes: 0 done, 1 error, 2 usag
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from typing import Any
 
-from nbops.cli._output import NbopsUsageError, fmt, table
+from nbops.cli._output import NbopsUsageError, fmt, print_json, table
 
 ACTIONS = ("run", "status", "worker")
 
@@ -129,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     doc = _summary(result)
     if args.json:
-        print(json.dumps(doc, indent=2, default=str))
+        print_json(doc)
     else:
         _print_summary(doc)
     return 0 if "best" in doc or "pareto_front" in doc else 1
@@ -142,24 +141,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.name is None:
         names = sorted(p.stem for p in sweeps_dir().glob("*.journal"))
         if args.json:
-            print(json.dumps({"sweeps": names}))
+            print_json({"sweeps": names})
         else:
             print("\n".join(names) if names else f"no sweeps under {sweeps_dir()}")
         return 0
     doc = _summary(load_sweep(args.name, storage=args.storage))
     if args.json:
-        print(json.dumps(doc, indent=2, default=str))
+        print_json(doc)
     else:
         _print_summary(doc)
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from nbops.names import check_name
     from nbops.sweeps._spec import SPEC_ATTR, SweepSpec
-    from nbops.sweeps._storage import check_name, open_storage, resolve_url
+    from nbops.sweeps._storage import open_storage, resolve_url
     from nbops.sweeps._worker import load_study, run_worker
 
-    check_name(args.study)
+    check_name(args.study, "sweep name")
     url = resolve_url(args.storage, args.study)
     probe = load_study(SweepSpec(args.study, url, "trial"), open_storage(url))
     spec = SweepSpec.from_attrs(probe.user_attrs.get(SPEC_ATTR) or {}, args.study, url)

@@ -157,7 +157,7 @@ def exit_record_written(run_dir_or_wandb_file: str | os.PathLike[str]) -> bool:
         record = pb.Record()  # type: ignore[attr-defined]
         try:
             record.ParseFromString(payload)
-        except Exception:  # a torn record at the very end: the exit record is not there yet
+        except Exception:  # noqa: BLE001 - a torn record at the very end: the exit record is not there yet
             logger.debug("undecodable record at the end of %s", path)
             return False
         if record.WhichOneof("record_type") == "exit":
@@ -173,6 +173,7 @@ def read_offline_run(run_dir_or_wandb_file: str | os.PathLike[str]) -> OfflineRu
     Raises:
         MirrorError: No ``.wandb`` file was found, or it is not a W&B file.
     """
+    from google.protobuf.message import DecodeError
     from wandb.proto import wandb_internal_pb2 as pb  # lazy: importing wandb costs ~0.3 s
 
     path = wandb_file(run_dir_or_wandb_file)
@@ -189,7 +190,7 @@ def read_offline_run(run_dir_or_wandb_file: str | os.PathLike[str]) -> OfflineRu
         record = pb.Record()  # type: ignore[attr-defined]
         try:
             record.ParseFromString(payload)
-        except Exception:  # protobuf's DecodeError; stop like a truncated file
+        except DecodeError:  # stop like a truncated file
             logger.warning("%s has an undecodable record; stopped reading there", path)
             break
         kind = record.WhichOneof("record_type")

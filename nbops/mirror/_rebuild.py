@@ -87,7 +87,7 @@ def complete_offline_copies(store: RunStore, directory: str | os.PathLike[str]) 
             continue
         try:
             results.append(rebuild_offline_copy(store, run_id, directory, previous=state))
-        except Exception as exc:  # one bad run must not stop the others; the store keeps it
+        except Exception as exc:  # noqa: BLE001 - one bad run must not stop the others; the store keeps it
             message = scrub_text(f"{type(exc).__name__}: {exc}")
             logger.warning("could not rebuild the W&B copy of run %s: %s", run_id, message)
             results.append(CopyResult(run_id, "failed", message))
@@ -142,7 +142,7 @@ def rebuild_offline_copy(
     kwargs.update(mode="offline", reinit="create_new", settings=settings)
     try:
         run = wandb.init(id=run_id, **kwargs)
-    except Exception:  # this process tried the id online before: wandb keeps it reserved
+    except Exception:  # noqa: BLE001 - this process tried the id online before: wandb keeps it reserved
         run = wandb.init(id=f"{run_id}-{''.join(secrets.choice(_B36) for _ in range(4))}", **kwargs)
     with tempfile.TemporaryDirectory(prefix="nbops-wandb-") as scratch:
         rows = _write(run, store, run_id, metadata, Path(scratch))

@@ -282,7 +282,7 @@ class WandbMirror:
                 if run is not None and not self._abandoned:
                     self._apply(run, op, payload)
                     self._publish()
-        except BaseException as exc:  # never let the worker die silently
+        except BaseException as exc:  # noqa: BLE001 - never let the worker die silently
             self._fail("mirror worker stopped", exc)
             self._set(status="failed", copy=PARTIAL, reason="the mirror worker stopped")
         finally:
@@ -292,7 +292,7 @@ class WandbMirror:
     def _start(self) -> Any:
         try:
             import wandb
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a broken wandb install must not stop tracking
             self._fail("cannot import wandb", exc)
             self._set(status="failed", copy=NOT_MIRRORED, reason="wandb cannot be imported")
             return None
@@ -304,7 +304,7 @@ class WandbMirror:
                 mode = "offline"
         try:
             run = self._init(wandb, mode, self._run_id)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - wandb raises many types; tracking goes on
             if mode != "online":
                 self._fail("wandb.init failed", exc)
                 self._set(status="failed", copy=NOT_MIRRORED, reason="wandb.init failed offline")
@@ -324,11 +324,11 @@ class WandbMirror:
         """Start offline after a failed online start, under a fresh id if wandb kept ours."""
         try:
             return self._init(wandb, "offline", self._run_id)
-        except Exception:  # wandb-core keeps the id of a failed online start reserved
+        except Exception:  # noqa: BLE001 - wandb-core keeps the id of a failed online start reserved
             fresh = f"{self._run_id}-{''.join(secrets.choice(_B36) for _ in range(4))}"
         try:
             run = self._init(wandb, "offline", fresh)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - wandb raises many types; tracking goes on
             self._fail("wandb.init failed offline too", exc)
             self._set(
                 status="failed",
@@ -397,7 +397,7 @@ class WandbMirror:
                 write_code_files(run, code_files(self._code))
             elif op == "artifact":
                 self._log_artifact(run, *payload)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one failed upload must not stop the mirror
             self._fail(f"{op} failed", exc)
 
     def _log_rows(self, run: Any, rows: list[tuple[int, float, dict[str, float]]]) -> None:
@@ -439,7 +439,7 @@ class WandbMirror:
             return
         try:
             run.finish(exit_code=exit_code)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - recorded in the mirror state, logged
             self._fail("wandb finish failed", exc)
             self._set(status="failed", copy=PARTIAL, reason="wandb could not finish the run")
             return

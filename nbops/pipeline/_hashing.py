@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import threading
 from pathlib import Path
 
 from nbops.fileio import write_atomic
-from nbops.store._objects import hash_file
+from nbops.hashing import hash_file, tree_hash
 
 
 class HashCache:
@@ -53,18 +51,10 @@ class HashCache:
 
 
 def path_hash(path: Path, cache: HashCache) -> str | None:
-    """Hash a file, or a folder (its files' relative paths and contents); None if missing."""
+    """Hash a file, or a folder (:func:`nbops.hashing.tree_hash`, links followed); None if
+    missing."""
     if path.is_file():
         return cache.file_hash(path)
     if not path.is_dir():
         return None
-    digest = hashlib.sha256()
-    for root, dirs, files in os.walk(path):
-        dirs.sort()
-        for name in sorted(files):
-            file = Path(root) / name
-            if file.is_symlink() and not file.exists():
-                continue
-            rel = file.relative_to(path).as_posix()
-            digest.update(f"{rel}\0{cache.file_hash(file)}\n".encode())
-    return "dir:" + digest.hexdigest()
+    return "dir:" + tree_hash(path, file_hash=cache.file_hash, follow_symlinks=True)

@@ -236,7 +236,7 @@ def _stage_overrides(ctx: RunContext, stage: Stage) -> dict[str, Any]:
 def _finished(ctx: RunContext, name: str, future: Future[StageResult]) -> StageResult:
     try:
         result = future.result()
-    except Exception as exc:  # a bug or an infrastructure failure: report it as the stage's
+    except Exception as exc:  # noqa: BLE001 - a bug or an infrastructure failure: the stage's
         result = StageResult(name, "failed", message=f"{type(exc).__name__}: {exc}")
     if result.outcome == "ran":
         ctx.report(
