@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from nbops.errors import MirrorError
+from nbops.fileio import write_atomic
 from nbops.mirror._code import code_files, git_info, write_code_files
 from nbops.mirror._offline_file import exit_record_written
 from nbops.mirror._state import COMPLETE, METADATA_KEY, MirrorState
 from nbops.mirror._wandb import _ARTIFACT_NAME_BAD, _B36
 from nbops.mirror._wandb_process import go_offline_process_wide, scrub_run_dir
 from nbops.redact import redact, scrub_text
-from nbops.store import ObjectStore, RunStore
+from nbops.store import RunStore
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ def _write(run: Any, store: RunStore, run_id: str, metadata: dict[str, Any], scr
         run.log({**values, "_timestamp": timestamp}, step=step)
     run.summary.update(redact(store.get_summary(run_id)))
     write_code_files(run, code_files(metadata))
-    objects = ObjectStore(store.path / "objects")
+    objects = store.blobs
     for i, artifact in enumerate(store.list_artifacts(run_id)):
         name = _ARTIFACT_NAME_BAD.sub("-", artifact.name).strip("-") or "artifact"
         copy = wandb.Artifact(name, artifact.type)
@@ -188,7 +189,11 @@ def _write(run: Any, store: RunStore, run_id: str, metadata: dict[str, Any], scr
             copy.add_dir(str(objects.restore(artifact.digest, "dir", scratch / str(i))))
         else:
             source = Path(artifact.source).name or artifact.name
-            copy.add_file(str(objects.path_of(artifact.digest)), name=source)
+            path = objects.path_of(artifact.digest)
+            if not path.is_file():  # a remote blob store: fetch the bytes first
+                path = scratch / str(i)
+                write_atomic(path, objects.read_bytes(artifact.digest))
+            copy.add_file(str(path), name=source)
         run.log_artifact(copy)
     return len(rows)
 
