@@ -115,7 +115,7 @@ def rebuild_offline_copy(
     record = store.get_run(run_id)
     metadata = store.get_metadata(run_id)
     old_dir = Path(previous.run_dir) if previous and previous.run_dir else None
-    parent = old_dir.parent.parent if old_dir is not None else Path(directory)
+    parent = old_dir.parent.parent if old_dir is not None else Path(directory).absolute()
     commit, remote = git_info(metadata)
     settings = wandb.Settings(
         silent=True,
@@ -148,7 +148,7 @@ def rebuild_offline_copy(
     with tempfile.TemporaryDirectory(prefix="nbops-wandb-") as scratch:
         rows = _write(run, store, run_id, metadata, Path(scratch))
         run.finish(exit_code=0 if record.status == "finished" else 1)
-    run_dir = Path(run.dir).parent
+    run_dir = Path(run.dir).parent.absolute()
     if not _wait_written(run_dir):
         raise MirrorError(f"wandb did not finish writing {run_dir}; run `nbops sync` again")
     scrub_run_dir(run_dir)

@@ -96,7 +96,7 @@ class WandbMirror:
             "job_type": job_type,
             "tags": [scrub_text(t) for t in tags],
             "config": redact(dict(config)),
-            "dir": str(directory or os.environ.get("WANDB_DIR") or os.getcwd()),
+            "dir": str(Path(directory or os.environ.get("WANDB_DIR") or os.getcwd()).absolute()),
         }
         self._init_timeout = init_timeout
         self._lock = threading.Lock()
