@@ -68,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             push=args.push,
             remote=args.remote,
             report=_printer(),
-        )  # type: ignore[arg-type]
+        )
     except PipelineFailed as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

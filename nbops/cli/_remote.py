@@ -6,8 +6,12 @@ import argparse
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nbops.cli._output import table
+
+if TYPE_CHECKING:
+    from nbops.store import RunStore
 
 
 def _project() -> tuple[Path, Path]:
@@ -15,6 +19,13 @@ def _project() -> tuple[Path, Path]:
 
     root = find_project_root()
     return root, store_path(root)
+
+
+def _store(root: Path) -> RunStore:
+    from nbops.config import store_url
+    from nbops.store import open_store
+
+    return open_store(store_url(root))
 
 
 def _printer() -> Callable[[str], None]:
@@ -69,7 +80,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     root, store = _project()
     report = _printer()
     with open_configured(root, store, args.remote) as remote:
-        result = push(root, store, remote, args.stages, report)
+        result = push(root, _store(root), remote, args.stages, report)
     report(
         f"pushed {result.objects} object(s) ({result.bytes / 2**20:,.1f} MiB) and "
         f"{result.records} run cache record(s); {result.present} object(s) were already there"
@@ -83,7 +94,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     root, store = _project()
     report = _printer()
     with open_configured(root, store, args.remote) as remote:
-        result = pull(root, store, remote, args.stages, report)
+        result = pull(root, _store(root), remote, args.stages, report)
     report(
         f"pulled {result.objects} object(s) ({result.bytes / 2**20:,.1f} MiB) and "
         f"{result.records} run cache record(s); restored {len(result.restored)} out(s)"

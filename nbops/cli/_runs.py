@@ -55,35 +55,39 @@ def _run_document(store: Any, run_id: str) -> dict[str, Any]:
 
 
 def cmd_runs_list(args: argparse.Namespace) -> int:
+    from nbops.store import make_query
+
+    query = make_query(
+        status=args.status, tags=args.tag, where=args.filter, sort=args.sort, limit=args.limit
+    )
     store = _store()
-    records = store.list_runs(args.project)
-    last = store.last_metrics([r.id for r in records])
+    rows = store.list_run_rows(args.project, query=query)
+    records = [row.record for row in rows]
+    last = {row.record.id: row.metrics for row in rows}
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "id": r.id,
-                        "name": r.name,
-                        "project": r.project,
-                        "group": r.group,
-                        "job_type": r.job_type,
-                        "status": r.status,
-                        "start_time": r.start_time,
-                        "end_time": r.end_time,
-                        "metrics": last[r.id],
-                    }
-                    for r in records
-                ],
-                indent=2,
-                default=str,
-            )
-        )
+        docs = [
+            {
+                "id": r.id,
+                "name": r.name,
+                "project": r.project,
+                "group": r.group,
+                "job_type": r.job_type,
+                "status": r.status,
+                "start_time": r.start_time,
+                "end_time": r.end_time,
+                "tags": list(r.tags),
+                "params": row.params,
+                "metrics": last[r.id],
+            }
+            for r, row in zip(records, rows, strict=True)
+        ]
+        # one run per line: json's C encoder (indent= would fall back to pure Python)
+        lines = ",\n  ".join(json.dumps(doc, default=str) for doc in docs)
+        print(f"[\n  {lines}\n]" if docs else "[]")
         return 0
     if not records:
-        print(
-            f"No runs in {store.path}" + (f" for project {args.project!r}" if args.project else "")
-        )
+        selected = args.project or args.status or args.tag or args.filter
+        print(f"No runs in {store.url}" + (" match" if selected else ""))
         return 0
     rows = [
         [
@@ -186,6 +190,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
     p = actions.add_parser("list", help="one line per run")
     p.add_argument("--project", help="only this project")
+    p.add_argument(
+        "--filter",
+        action="append",
+        metavar="COND",
+        help='a condition on params or last metric values, e.g. "metrics.accuracy>0.9" or '
+        '"params.lr=0.1" (operators = != > >= < <=; repeat to combine)',
+    )
+    p.add_argument("--status", action="append", help="only runs with this status (repeatable)")
+    p.add_argument("--tag", action="append", help="only runs with this tag (repeat: all of them)")
+    p.add_argument(
+        "--sort",
+        help="start_time (default), end_time, name, status, params.KEY or metrics.KEY; "
+        "--sort=-KEY sorts descending",
+    )
+    p.add_argument("--limit", type=int, help="at most N runs (no --sort: the N most recent)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_runs_list)
     p = actions.add_parser("show", help="one run in full")

@@ -155,11 +155,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from nbops.names import check_name
     from nbops.sweeps._spec import SPEC_ATTR, SweepSpec
-    from nbops.sweeps._storage import check_name, open_storage, resolve_url
+    from nbops.sweeps._storage import open_storage, resolve_url
     from nbops.sweeps._worker import load_study, run_worker
 
-    check_name(args.study)
+    check_name(args.study, "sweep name")
     url = resolve_url(args.storage, args.study)
     probe = load_study(SweepSpec(args.study, url, "trial"), open_storage(url))
     spec = SweepSpec.from_attrs(probe.user_attrs.get(SPEC_ATTR) or {}, args.study, url)

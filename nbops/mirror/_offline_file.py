@@ -130,6 +130,7 @@ def read_offline_run(run_dir_or_wandb_file: str | os.PathLike[str]) -> OfflineRu
     Raises:
         MirrorError: No ``.wandb`` file was found, or it is not a W&B file.
     """
+    from google.protobuf.message import DecodeError
     from wandb.proto import wandb_internal_pb2 as pb  # lazy: importing wandb costs ~0.3 s
 
     path = wandb_file(run_dir_or_wandb_file)
@@ -144,7 +145,7 @@ def read_offline_run(run_dir_or_wandb_file: str | os.PathLike[str]) -> OfflineRu
         record = pb.Record()  # type: ignore[attr-defined]
         try:
             record.ParseFromString(payload)
-        except Exception:  # protobuf's DecodeError; stop like a truncated file
+        except DecodeError:  # stop like a truncated file
             logger.warning("%s has an undecodable record; stopped reading there", path)
             break
         kind = record.WhichOneof("record_type")

@@ -186,7 +186,7 @@ class WandbMirror:
                     return
                 if run is not None:
                     self._apply(run, op, payload)
-        except BaseException as exc:  # never let the worker die silently
+        except BaseException as exc:  # noqa: BLE001 - never let the worker die silently
             self._fail("mirror worker stopped", exc)
             self._set(status="failed")
         finally:
@@ -195,7 +195,7 @@ class WandbMirror:
     def _start(self) -> Any:
         try:
             import wandb
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a broken wandb install must not stop tracking
             self._fail("cannot import wandb", exc)
             self._set(status="failed")
             return None
@@ -205,7 +205,7 @@ class WandbMirror:
             mode = "offline"
         try:
             run = self._init(wandb, mode)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - wandb raises many types; tracking goes on
             if mode != "online":
                 self._fail("wandb.init failed", exc)
                 self._set(status="failed")
@@ -213,7 +213,7 @@ class WandbMirror:
             self._fall_back(f"wandb.init failed online ({type(exc).__name__})")
             try:
                 run = self._init(wandb, "offline")
-            except Exception as exc2:
+            except Exception as exc2:  # noqa: BLE001 - as above
                 # wandb-core keeps the id of a failed online start reserved, so an offline
                 # retry under the same id can fail; the nbops store still has everything.
                 self._fail(
@@ -266,7 +266,7 @@ class WandbMirror:
                 run.summary.update(payload)
             elif op == "artifact":
                 self._log_artifact(run, *payload)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one failed upload must not stop the mirror
             self._fail(f"{op} failed", exc)
 
     def _log_rows(self, run: Any, rows: list[tuple[int, float, dict[str, float]]]) -> None:
@@ -302,7 +302,7 @@ class WandbMirror:
             return
         try:
             run.finish(exit_code=exit_code)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - recorded in the mirror state, logged
             self._fail("wandb finish failed", exc)
             self._set(status="failed")
             return

@@ -137,6 +137,7 @@ def load_monitor_config(root: Path) -> MonitorConfig:
 
 def send_alert(url: str, payload: Mapping[str, Any], timeout: float = 5.0) -> str | None:
     """POST ``payload`` as JSON; return None on success, else what went wrong (never raises)."""
+    import http.client
     import urllib.request
 
     if not url.startswith(("http://", "https://")):
@@ -151,7 +152,7 @@ def send_alert(url: str, payload: Mapping[str, Any], timeout: float = 5.0) -> st
         # the URL is checked to be http(s) when the config is read
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             return None if response.status < 300 else f"HTTP {response.status}"
-    except Exception as exc:
+    except (OSError, http.client.HTTPException, ValueError) as exc:  # URLError is an OSError
         return f"{type(exc).__name__}: {exc}"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from nbops.capture import code_hash
+from nbops.hashing import code_hash
 
 
 class CellRecorder:
@@ -27,7 +27,7 @@ class CellRecorder:
         history = getattr(self.shell, "history_manager", None)
         raw = list(getattr(history, "input_hist_raw", None) or [])
         for n, source in enumerate(raw[1:], start=1):
-            self.records.append(_record(n, None, code_hash(source)))
+            self.records.append(_record(n, None, code_hash([source])))
 
     def register(self) -> None:
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
@@ -59,7 +59,7 @@ class CellRecorder:
             self.records.pop()  # the cell that loaded the extension was backfilled
         error = result.error_before_exec or result.error_in_exec
         source = getattr(result.info, "raw_cell", None) or ""
-        record = _record(n, getattr(result.info, "cell_id", None), code_hash(source))
+        record = _record(n, getattr(result.info, "cell_id", None), code_hash([source]))
         if running is not None:
             record.update(id=running[0], start=running[2], duration=round(end - running[3], 6))
         record["ok"] = error is None
@@ -76,7 +76,7 @@ class CellRecorder:
         history = getattr(self.shell, "history_manager", None)
         raw = getattr(history, "input_hist_raw", None) or []
         count = len(raw) - 1 if raw else getattr(self.shell, "execution_count", None)
-        current = _record(count, cell_id, code_hash(source))
+        current = _record(count, cell_id, code_hash([source]))
         current["start"] = start
         records = list(self.records)
         if records and records[-1]["n"] == current["n"] and records[-1]["ok"] is None:

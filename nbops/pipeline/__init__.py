@@ -15,7 +15,6 @@ from nbops.pipeline._remotes import (
     list_remotes,
     remove_remote,
 )
-from nbops.pipeline._runcache import RunCache
 from nbops.pipeline._runlock import PipelineBusyError, RunLock
 from nbops.pipeline._runner import PipelineFailed, PipelineResult, parse_overrides, run_pipeline
 from nbops.pipeline._spec import SPEC_FILE, Gate, PipelineSpec, SpecError, Stage, load_spec
@@ -44,7 +43,6 @@ __all__ = [
     "RemoteConfigError",
     "RemoteError",
     "RevisionError",
-    "RunCache",
     "RunLock",
     "SFTPRemote",
     "SpecError",

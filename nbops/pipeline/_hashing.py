@@ -1,22 +1,21 @@
 """Content hashes of files and folders, with a stat cache so unchanged data is not re-read.
 
 A folder's hash is ``dir:`` plus the digest of its manifest (``{"files": {relpath: sha256}}``),
-the same manifest :class:`nbops.store.ObjectStore` keeps for a folder, so a folder out can be
+the same manifest :class:`nbops.store.BlobStore` keeps for a folder, so a folder out can be
 stored and restored by its hash alone.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sqlite3
 import threading
 from contextlib import closing
 from pathlib import Path
 
+from nbops.hashing import hash_file, manifest_bytes
 from nbops.pipeline._ignore import IgnoreRules
-from nbops.store import hash_file
 
 
 class HashCache:
@@ -114,18 +113,14 @@ def tree_files(path: Path, ignore: IgnoreRules) -> list[tuple[str, Path]]:
     return found
 
 
-def manifest_bytes(files: dict[str, str]) -> bytes:
-    """The folder manifest as :class:`~nbops.store.ObjectStore` stores it."""
-    return json.dumps({"files": files}, sort_keys=True).encode()
-
-
 def folder_manifest(path: Path, cache: HashCache) -> dict[str, str]:
     """``{relative path: sha256}`` of the files of a folder (ignored files left out)."""
     return {rel: cache.file_hash(file) for rel, file in tree_files(path, cache.ignore)}
 
 
 def path_hash(path: Path, cache: HashCache) -> str | None:
-    """Hash a file, or a folder (``dir:`` + its manifest's sha256); None if missing."""
+    """Hash a file, or a folder (``dir:`` + the sha256 of its manifest, as
+    :func:`nbops.hashing.tree_hash`, less ignored files); None if missing."""
     if path.is_file():
         return cache.file_hash(path)
     if not path.is_dir():

@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
 from nbops.errors import NbopsError
@@ -241,7 +241,7 @@ class SFTPRemote(Remote):
         except FileNotFoundError:
             raise RemoteError(f"{name} is not in the remote {self.url}") from None
         handle.prefetch()
-        return handle  # type: ignore[return-value]
+        return cast("IO[bytes]", handle)
 
     def size(self, name: str) -> int:
         return int(self._sftp.stat(self._path(name)).st_size or 0)

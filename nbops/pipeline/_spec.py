@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from nbops.errors import NbopsError
+from nbops.errors import InvalidValueError, NbopsError
+from nbops.names import check_name
 
 SPEC_FILE = "nbops.yaml"
 STAGE_KEYS = ("notebook", "params", "deps", "outs", "gates", "after", "timeout", "kernel", "sweep")
 #: Top-level sections other parts of nbops read from the same file.
 TOP_LEVEL_KEYS = ("stages", "card", "monitor", "project", "pipeline", "remotes")
-STAGE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 GATE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*([-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*$")
 
 
@@ -195,12 +195,14 @@ def _params_from_file(
     located = _paths(name, "params file", file, problems)
     if not located:
         return {}
+    import yaml
+
     try:
         data = _read_params_file(root / located[0])
     except FileNotFoundError:
         problems.append(f"stage {name!r}: params file {file} does not exist")
         return {}
-    except Exception as exc:  # OSError, or the YAML/JSON/TOML parser's own error type
+    except (OSError, ValueError, ImportError, yaml.YAMLError) as exc:  # JSON/TOML: ValueError
         problems.append(f"stage {name!r}: cannot read params file {file}: {exc}")
         return {}
     params: dict[str, Any] = {}
@@ -223,10 +225,10 @@ def _params_from_file(
 
 
 def _stage(name: str, body: Any, problems: list[str], root: Path | None = None) -> Stage | None:
-    if not STAGE_NAME.match(str(name)):
-        problems.append(
-            f"stage name {name!r} must start with a letter and use letters, digits, '_' or '-'"
-        )
+    try:
+        check_name(name, "stage name", dots=False)
+    except InvalidValueError as exc:
+        problems.append(str(exc))
         return None
     if not isinstance(body, Mapping):
         problems.append(f"stage {name!r}: expected a mapping with at least 'notebook'")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import getpass
 import hashlib
 import os
@@ -21,7 +20,7 @@ from nbops.registry._catalog import (
     parse_model_ref,
 )
 from nbops.registry._formats import class_path, deserialize, serialize, task_of
-from nbops.store import ObjectStore, RunStore, open_store
+from nbops.store import RunStore, open_store
 
 if TYPE_CHECKING:
     from nbops.tracking import Run
@@ -33,16 +32,15 @@ _metadata_lock = threading.Lock()
 StoreArg = RunStore | str | os.PathLike[str] | None
 
 
-@functools.lru_cache(maxsize=16)
-def _catalog(store_dir: Path) -> ModelCatalog:
-    return ModelCatalog(store_dir)
+def _catalog(store: RunStore) -> ModelCatalog:
+    return ModelCatalog(store)
 
 
 def current_user() -> str:
     """The user name recorded on registrations and alias moves."""
     try:
         return getpass.getuser()
-    except Exception:  # no login name in some containers
+    except (OSError, KeyError):  # no login name in some containers
         return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
 
 
@@ -87,13 +85,13 @@ def log_model(
     source = run if run is not None else active_run()
     store = source.store if source is not None else open_store()
     blob = serialize(model, allow_pickle=allow_pickle)
-    digest = ObjectStore(store.path / "objects").put_bytes(blob.data)
+    digest = store.blobs.put_bytes(blob.data)
     lineage: dict[str, Any] = {}
     if source is not None:
         source.wait_background()
         source.flush()
         lineage = run_lineage(store, source.id)
-    catalog = _catalog(store.path)
+    catalog = _catalog(store)
     version = catalog.add(
         {
             "name": name,
@@ -118,12 +116,12 @@ def log_model(
 
 def get_model(ref: str, *, store: StoreArg = None) -> ModelVersion:
     """Return the registered version ``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS`` refers to."""
-    return _catalog(open_store(store).path).get(parse_model_ref(ref))
+    return _catalog(open_store(store)).get(parse_model_ref(ref))
 
 
 def model_path(version: ModelVersion, *, store: StoreArg = None) -> Path:
     """Where a version's file lives in the store."""
-    return ObjectStore(open_store(store).path / "objects").path_of(version.digest)
+    return open_store(store).blobs.path_of(version.digest)
 
 
 def load_model(ref: str, *, allow_pickle: bool = False, store: StoreArg = None) -> Any:
@@ -153,17 +151,17 @@ def load_model(ref: str, *, allow_pickle: bool = False, store: StoreArg = None) 
 
 def list_models(*, store: StoreArg = None) -> list[tuple[ModelVersion, int]]:
     """Each model's latest version and its number of versions, by name."""
-    return _catalog(open_store(store).path).names()
+    return _catalog(open_store(store)).names()
 
 
 def model_versions(name: str, *, store: StoreArg = None) -> list[ModelVersion]:
     """Every version of one model, oldest first."""
-    return _catalog(open_store(store).path).versions(check_name(name, "model name"))
+    return _catalog(open_store(store)).versions(check_name(name, "model name"))
 
 
 def model_aliases(name: str, *, store: StoreArg = None) -> dict[str, int]:
     """``{alias: version}`` of one model."""
-    return _catalog(open_store(store).path).aliases(check_name(name, "model name"))
+    return _catalog(open_store(store)).aliases(check_name(name, "model name"))
 
 
 def set_alias(
@@ -171,7 +169,7 @@ def set_alias(
 ) -> AliasMove:
     """Point ``name@alias`` at ``version``, recording who moved it, when and why."""
     check_name(name, "model name")
-    return _catalog(open_store(store).path).move_alias(
+    return _catalog(open_store(store)).move_alias(
         name, check_alias(alias), int(version), current_user(), reason
     )
 
@@ -180,4 +178,4 @@ def alias_history(
     name: str, alias: str | None = None, *, store: StoreArg = None
 ) -> list[AliasMove]:
     """Every move of the model's aliases (or of one alias), oldest first."""
-    return _catalog(open_store(store).path).alias_moves(check_name(name, "model name"), alias)
+    return _catalog(open_store(store)).alias_moves(check_name(name, "model name"), alias)

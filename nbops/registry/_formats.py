@@ -8,6 +8,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from nbops.deps import require
 from nbops.errors import UnsafeModelError
 
 
@@ -60,12 +61,11 @@ def serialize(model: Any, *, allow_pickle: bool) -> Serialized:
     """
     problem = f"{class_path(model)} is not a scikit-learn model"
     if is_sklearn_model(model):
-        import skops.io as sio
-
+        sio = require("skops.io", feature="saving a scikit-learn model")
         try:
             data = sio.dumps(model)
             return Serialized(data, "skops", tuple(sorted(sio.get_untrusted_types(data=data))))
-        except Exception as exc:  # skops refuses objects it has no safe representation for
+        except Exception as exc:  # noqa: BLE001 - skops refuses unsafe objects with many types
             problem = f"skops cannot save this {class_path(model)} ({exc})"
     if not allow_pickle:
         raise UnsafeModelError(
@@ -90,7 +90,7 @@ def deserialize(
     with ``allow_pickle``.
     """
     if fmt == "skops":
-        import skops.io as sio
+        sio = require("skops.io", feature="loading a scikit-learn model")
 
         needed = set(sio.get_untrusted_types(data=data))
         unexpected = sorted(needed - set(trusted_types))

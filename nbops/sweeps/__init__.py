@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from nbops.deps import require
 from nbops.sweeps._api import load_sweep, sweep
 from nbops.sweeps._errors import SpaceError, SweepError, SweepStorageError, TrialFailed
 from nbops.sweeps._report import report
@@ -34,6 +35,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "SweepPanel":  # imports ipywidgets
+        require("ipywidgets", feature="nbops.SweepPanel")
         from nbops.sweeps._panel import SweepPanel
 
         return SweepPanel

@@ -10,10 +10,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from nbops.deps import available, require
+from nbops.names import check_name
+from nbops.shell import in_jupyter
 from nbops.sweeps._errors import SpaceError, SweepError
 from nbops.sweeps._space import example_values, load_space
 from nbops.sweeps._spec import SPEC_ATTR, SweepSpec, callable_target, dumps_callable, import_target
-from nbops.sweeps._storage import MEMORY, check_name, open_storage, redact_url, resolve_url
+from nbops.sweeps._storage import MEMORY, open_storage, redact_url, resolve_url
 from nbops.sweeps._sweep import BUDGET_ATTR, Sweep
 from nbops.sweeps._worker import STOP_ATTR
 
@@ -115,7 +118,7 @@ def sweep(
         heartbeat_interval, grace_period: RDB storages: a trial whose worker stops beating for
             ``grace_period`` s (default 2x the interval) is failed and retried.
     """
-    import optuna
+    optuna = require("optuna", feature="nbops.sweep")
 
     metrics = _as_tuple(metric)
     directions = _as_tuple(direction)
@@ -141,7 +144,7 @@ def sweep(
         stem = Path(target).stem if kind == "notebook" and target else None
         stem = stem or str(getattr(fn, "__name__", "sweep"))
         study_name = f"{''.join(c if c.isalnum() else '-' for c in stem).strip('-')}-{new_run_id()}"
-    check_name(study_name)
+    check_name(study_name, "sweep name")
     url = resolve_url(storage, study_name)
     background = bool(panel)
     processes = jobs > 1 or (background and (target is not None or kind == "notebook"))
@@ -274,25 +277,14 @@ def _wait_interruptibly(result: Sweep) -> None:
 
 
 def _in_jupyter() -> bool:
-    import sys
-
-    if "ipykernel" not in sys.modules:
-        return False
-    try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-        import ipywidgets  # noqa: F401
-    except ImportError:
-        return False
-    return shell is not None and getattr(shell, "kernel", None) is not None
+    return in_jupyter() and available("ipywidgets")
 
 
 def load_sweep(name: str, storage: Any = None) -> Sweep:
     """Open an existing sweep (to inspect it, show its panel, or stop its workers)."""
-    import optuna
+    optuna = require("optuna", feature="nbops.load_sweep")
 
-    check_name(name)
+    check_name(name, "sweep name")
     url = resolve_url(storage, name)
     if url.startswith("journal:") and not Path(url[len("journal:") :]).exists():
         raise SweepError(

@@ -61,7 +61,7 @@ class SweepPanel(widgets.VBox):  # type: ignore[misc]
         try:
             self.controller.request_stop()
             self.stop_button.description = "Stopping"
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a button callback shows its error in the panel
             with self.errors:
                 print(f"Stop failed: {exc}")
             self.stop_button.disabled = False

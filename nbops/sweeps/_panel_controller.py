@@ -162,7 +162,7 @@ class PanelController:
             import optuna
 
             self._importances = dict(optuna.importance.get_param_importances(study))
-        except Exception as exc:  # too few distinct values, a single parameter, ...
+        except Exception as exc:  # noqa: BLE001 - too few distinct values, one parameter, ...
             logger.debug("no parameter importances yet: %s", exc)
         return self._importances
 

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from nbops.config import store_path
+from nbops.deps import require
+from nbops.process import pid_alive
 from nbops.sweeps._errors import SweepStorageError
 
 logger = logging.getLogger(__name__)
@@ -27,17 +29,6 @@ JOURNAL_PREFIX = "journal:"
 MEMORY = "memory"
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 _CONNECT_TIMEOUT = 5
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-def check_name(name: str) -> str:
-    """Validate a sweep (study) name: it names files, so no separators and no ``..``."""
-    if not isinstance(name, str) or not NAME.match(name) or ".." in name:
-        raise SweepStorageError(
-            f"invalid sweep name {name!r}: use letters, digits, '.', '_' and '-' (at most 100 "
-            "characters, starting with a letter or digit, no path separators or '..')"
-        )
-    return name
 
 
 def sweeps_dir() -> Path:
@@ -90,7 +81,7 @@ def open_storage(
     RDB storages get heartbeats: a trial whose worker stops beating for ``grace_period``
     seconds is failed by the next worker that looks and re-queued with the same parameters.
     """
-    import optuna
+    optuna = require("optuna", feature="sweep storages")
 
     if url == MEMORY:
         return optuna.storages.InMemoryStorage()
@@ -120,14 +111,16 @@ def open_storage(
             "grace_period": int(grace_period or 2 * heartbeat_interval),
             "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=3),
         }
+    from sqlalchemy.exc import SQLAlchemyError  # Optuna's RDB storages need sqlalchemy
+
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
     except ImportError as exc:
         raise SweepStorageError(
             f"the driver for {redact_url(url)} is not installed ({exc}); for PostgreSQL "
-            "install psycopg2-binary (pip install 'nbops[sweeps]')"
+            "install psycopg2-binary (pip install 'nbops[postgres]')"
         ) from None
-    except Exception as exc:  # sqlalchemy.exc.OperationalError and friends
+    except (SQLAlchemyError, OSError, ValueError) as exc:  # OperationalError and friends
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SweepStorageError(
             f"cannot reach the sweep storage {redact_url(url)}: {first}; check that the "
@@ -142,28 +135,14 @@ def _with_driver(url: str) -> str:
         return url
     import importlib.util
 
-    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+    if importlib.util.find_spec("psycopg") is None:
+        require("psycopg2", feature="a PostgreSQL sweep storage")
         return f"postgresql+psycopg2{sep}{rest}"
     return url
 
 
 def this_host() -> str:
     return socket.gethostname()
-
-
-def pid_alive(pid: int) -> bool:
-    """True when a process with ``pid`` exists on this machine.
-
-    Unlike :func:`nbops.process.pid_alive`, a killed worker not yet reaped (a zombie) still
-    counts: its trial is then failed and retried by the storage's heartbeat, not failed here.
-    """
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def fail_dead_local_trials(study: Any, pids: set[int] | None = None) -> list[int]:
@@ -181,7 +160,9 @@ def fail_dead_local_trials(study: Any, pids: set[int] | None = None) -> list[int
         pid = trial.user_attrs.get("nbops.pid")
         if not isinstance(pid, int) or trial.user_attrs.get("nbops.host") != host:
             continue
-        if (pids is not None and pid in pids) or (pids is None and not pid_alive(pid)):
+        if (pids is not None and pid in pids) or (
+            pids is None and not pid_alive(pid, zombie_is_alive=True)
+        ):
             storage = study._storage
             try:
                 storage.set_trial_user_attr(

@@ -195,7 +195,7 @@ class Sweep:
                 )
             except KeyboardInterrupt:
                 self._stop.set()
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - re-raised by wait() in the caller
                 self._error = exc
             finally:
                 self._finalize()
@@ -261,7 +261,7 @@ class Sweep:
                 self._error = SweepError(
                     f"every worker of sweep {self.name} failed: {self._worker_errors[0]}"
                 )
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - re-raised by wait() in the caller
             self._error = exc
         finally:
             self._finalize()

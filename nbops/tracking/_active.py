@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from nbops.errors import NoActiveRunError
+from nbops.shell import current_shell
 
 if TYPE_CHECKING:
     from nbops.tracking._run import Run
@@ -52,9 +53,7 @@ def _flush_after_each_cell(run: Run) -> None:
     The owner then reads them as soon as the notebook completes, without waiting for the kernel
     to shut down.
     """
-    ipython = sys.modules.get("IPython")
-    get = getattr(ipython, "get_ipython", None)
-    shell = get() if callable(get) else None
+    shell = current_shell()
     if shell is None:
         return
 
@@ -118,8 +117,7 @@ def forget(run: Run) -> None:
 
 
 def _finish_all_at_exit() -> None:
-    in_ipython = "IPython" in sys.modules and getattr(sys.modules["IPython"], "get_ipython", None)
-    crashed = not (in_ipython and in_ipython()) and getattr(sys, "last_value", None) is not None
+    crashed = current_shell() is None and getattr(sys, "last_value", None) is not None
     for run in list(_live):
         try:
             run.finish("failed" if crashed else "finished")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from nbops.errors import ArtifactError, InvalidValueError, RunFinishedError
 from nbops.names import NAME_PATTERN
 from nbops.redact import redact, scrub_text
-from nbops.store import ArtifactRecord, MetricPoint, ObjectStore, RunRecord, RunStore
+from nbops.store import ArtifactRecord, MetricPoint, RunRecord, RunStore
 from nbops.tracking._active import forget
 from nbops.tracking._flusher import flusher
 
@@ -96,7 +96,8 @@ class Summary(MutableMapping[str, Any]):
         if not self._dirty:
             return None
         self._dirty = False
-        return redact({**self._auto, **self._pinned})
+        changes: dict[str, Any] = redact({**self._auto, **self._pinned})
+        return changes
 
 
 class Run:
@@ -117,7 +118,7 @@ class Run:
     ) -> None:
         self._record = record
         self._store = store
-        self._objects = ObjectStore(store.path / "objects")
+        self._objects = store.blobs
         self._mirror = mirror
         self._lock = threading.Lock()  # guards the buffers; held for microseconds
         self._flush_lock = threading.Lock()  # one flush at a time, so finish waits for the flusher
@@ -244,7 +245,7 @@ class Run:
             source=str(source.resolve()),
             created_at=time.time(),
         )
-        self._store.add_artifact(self.id, record)
+        record = self._store.add_artifact(self.id, record)
         if self._mirror is not None:
             if kind == "file":  # the immutable blob: the source may change before the upload
                 blob = self._objects.path_of(digest)

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from nbops.capture import code_hash
+from nbops.hashing import code_hash
 from nbops.notebook import analyse
 
 
 def cells(*sources: str) -> list[dict[str, Any]]:
     return [
-        {"index": i, "id": f"c{i}", "source": s, "sha256": code_hash(s)}
+        {"index": i, "id": f"c{i}", "source": s, "sha256": code_hash([s])}
         for i, s in enumerate(sources)
     ]
 
@@ -17,7 +17,7 @@ def ran(n: int, cell_id: str | None, source: str, ok: bool | None = True) -> dic
     return {
         "n": n,
         "id": cell_id,
-        "hash": code_hash(source),
+        "hash": code_hash([source]),
         "ok": ok,
         "error": None if ok is not False else "ValueError: bad",
     }

@@ -25,6 +25,7 @@ from nbops.pipeline import (
     read_lock,
     run_pipeline,
 )
+from nbops.store import open_store
 from tests.pipeline.conftest import STAMP, executions, write_notebook, write_spec
 
 pytestmark = pytest.mark.kernel
@@ -152,10 +153,10 @@ def test_push_then_a_fresh_clone_pulls_and_runs_nothing(
     assert get_remote(origin, origin / ".nbops").name == "team"
     lines: list[str] = []
     with open_configured(origin, origin / ".nbops") as remote:
-        first = push(origin, origin / ".nbops", remote, report=lines.append)
+        first = push(origin, open_store(origin / ".nbops"), remote, report=lines.append)
         # 3 folder files + the manifest + a.txt + b.txt + 2 executed notebooks
         assert (first.objects, first.records) == (8, 2)
-        again = push(origin, origin / ".nbops", remote, report=quiet)
+        again = push(origin, open_store(origin / ".nbops"), remote, report=quiet)
         assert (again.objects, again.records, again.present) == (0, 0, 8)
         assert not [n for n in remote.list("objects") if ".part" in n]
 
@@ -163,7 +164,7 @@ def test_push_then_a_fresh_clone_pulls_and_runs_nothing(
     clone = _clone(origin, tmp_path / "clone")
     store = _use_store(monkeypatch, clone)
     with open_configured(clone, store) as remote:
-        pulled = pull(clone, store, remote, report=quiet)
+        pulled = pull(clone, open_store(store), remote, report=quiet)
     assert sorted(pulled.restored) == ["make: a.txt", "make: out", "use: b.txt"]
     assert (clone / "a.txt").read_text() == "4\n4\n"
     assert sorted(p.name for p in (clone / "out").iterdir()) == ["0.txt", "1.txt", "2.txt"]
@@ -191,7 +192,7 @@ def test_pulled_objects_are_verified(
     shared = tmp_path / "shared"
     add_remote(origin, origin / ".nbops", "team", str(shared), default=True)
     with open_configured(origin, origin / ".nbops") as remote:
-        push(origin, origin / ".nbops", remote, report=quiet)
+        push(origin, open_store(origin / ".nbops"), remote, report=quiet)
     digest = read_lock(origin)["make"].outs["a.txt"]
     blob = shared / "objects" / digest[:2] / digest[2:]
     blob.chmod(0o644)
@@ -199,10 +200,10 @@ def test_pulled_objects_are_verified(
     clone = _clone(origin, tmp_path / "clone")
     store = _use_store(monkeypatch, clone)
     with open_configured(clone, store) as remote, pytest.raises(RemoteError, match="corrupt"):
-        pull(clone, store, remote, report=quiet)
-    assert not (store / "objects" / digest[:2] / digest[2:]).exists()
+        pull(clone, open_store(store), remote, report=quiet)
+    assert not open_store(store).blobs.exists(digest)
     assert not (clone / "a.txt").exists()
-    assert not [p for p in (store / "objects").rglob("*") if p.name.startswith(".incoming")]
+    assert not [p for p in store.rglob("*") if p.name.startswith((".incoming", "nbops-pull"))]
 
 
 def test_remote_cli(cli: Callable[..., object], isolated_env: Path, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import nbops
+from nbops.errors import InvalidValueError
 from nbops.sweeps import SpaceError, SweepError, SweepStorageError, load_space
 
 GOOD = {
@@ -56,7 +57,7 @@ def test_bad_arguments() -> None:
         nbops.sweep(lambda t: 0.0)
     with pytest.raises(SweepError, match="direction"):
         nbops.sweep(lambda t: 0.0, n_trials=1, direction="up")
-    with pytest.raises(SweepStorageError, match="invalid sweep name"):
+    with pytest.raises(InvalidValueError, match="invalid sweep name"):
         nbops.sweep(lambda t: 0.0, n_trials=1, study_name="../escape")
 
 
