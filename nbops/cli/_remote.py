@@ -104,6 +104,28 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from nbops.pipeline import gc, open_configured
+
+    root, store_dir = _project()
+    with contextlib.ExitStack() as held:
+        remote = None
+        if args.remote is not None:
+            remote = held.enter_context(open_configured(root, store_dir, args.remote or None))
+        gc(
+            root,
+            _store(root),
+            store_dir,
+            keep=args.keep,
+            remote=remote,
+            dry_run=args.dry_run,
+            report=print,
+        )
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``nbops remote``, ``push`` and ``pull``."""
     p = sub.add_parser("remote", help="where stage outputs and the run cache are shared")
@@ -131,3 +153,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         q.add_argument("stages", nargs="*", metavar="STAGE", help="only these (default: all)")
         q.add_argument("--remote", "-r", metavar="NAME", help="not the default remote")
         q.set_defaults(func=func)
+    q = sub.add_parser(
+        "gc",
+        help="remove run cache records, executed notebooks and remote objects no longer needed",
+        description="Keep what nbops.lock refers to and each stage's --keep most recent run "
+        "cache records; remove the rest here and, with --remote, on the remote.",
+    )
+    q.add_argument("--keep", type=int, default=5, help="records kept per stage (default 5)")
+    q.add_argument(
+        "--remote",
+        "-r",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help="also clean a remote (default: the default remote)",
+    )
+    q.add_argument("--dry-run", action="store_true", help="say what would be removed")
+    q.set_defaults(func=cmd_gc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from nbops.pipeline._gc import GcResult, gc
 from nbops.pipeline._graph import StageGraph, render
 from nbops.pipeline._lock import LOCK_FILE, LockEntry, LockError, read_lock, write_lock
 from nbops.pipeline._metrics import MetricChange, RevisionError, metrics_diff
@@ -30,6 +31,7 @@ __all__ = [
     "DirectoryRemote",
     "DuplicateKeyError",
     "Gate",
+    "GcResult",
     "LockEntry",
     "LockError",
     "MetricChange",
@@ -52,6 +54,7 @@ __all__ = [
     "StageStatus",
     "TransferResult",
     "add_remote",
+    "gc",
     "get_remote",
     "list_remotes",
     "load_spec",

@@ -326,6 +326,7 @@ class _Attempt:
             {
                 "stage": self.stage.name,
                 "run": self.run.id,
+                "created": time.time(),
                 "executed": notebook_blob,
                 "entry": plain_value(asdict(entry)),
             },

@@ -223,3 +223,53 @@ def test_remote_cli(cli: Callable[..., object], isolated_env: Path, tmp_path: Pa
     assert "pushed 0 object(s)" in pushed.output  # type: ignore[attr-defined]
     missing = cli("pull", "nope")
     assert missing.exit_code == 1 and "no entry in nbops.lock for nope" in missing.stderr  # type: ignore[attr-defined]
+
+
+def test_gc_keeps_the_lock_and_recent_records_here_and_on_the_remote(
+    isolated_env: Path, tmp_path: Path
+) -> None:
+    from nbops.pipeline import gc
+
+    root = isolated_env
+    write_notebook(
+        root / "emit.ipynb",
+        "tag = 'a'",
+        STAMP.format(name="emit"),
+        "Path('tag.txt').write_text(tag * 100)",
+    )
+    write_spec(
+        root,
+        {
+            "stages": {
+                "emit": {"notebook": "emit.ipynb", "params": {"tag": "a"}, "outs": ["tag.txt"]}
+            }
+        },
+    )
+    for tag in ("a", "b", "c"):
+        run_pipeline(root, overrides={"emit": {"tag": tag}}, report=quiet)
+        time.sleep(0.05)
+    store = open_store(root / ".nbops")
+    add_remote(root, root / ".nbops", "team", str(tmp_path / "shared"), default=True)
+    with open_configured(root, root / ".nbops") as remote:
+        for tag in ("a", "b"):  # push every execution's record and objects
+            run_pipeline(root, overrides={"emit": {"tag": tag}}, report=quiet)
+            push(root, store, remote, report=quiet)
+        run_pipeline(root, overrides={"emit": {"tag": "c"}}, report=quiet)
+        push(root, store, remote, report=quiet)
+        assert len(list(remote.list("runcache"))) == 3
+        before = sorted(remote.list("objects"))
+        dry = gc(root, store, root / ".nbops", keep=1, remote=remote, dry_run=True, report=quiet)
+        assert (dry.records, dry.remote_records, dry.remote_objects) == (2, 2, 4)
+        assert sorted(remote.list("objects")) == before and len(store.run_cache.list()) == 3
+        done = gc(root, store, root / ".nbops", keep=1, remote=remote, report=quiet)
+        assert (done.records, done.notebooks, done.remote_records) == (2, 2, 2)
+        assert len(list(remote.list("objects"))) == 2  # c's out and executed notebook
+        assert len(list((root / ".nbops" / "executed").iterdir())) == 1
+    assert executions(root) == {"emit": 3}
+    again = run_pipeline(root, overrides={"emit": {"tag": "c"}}, report=quiet)
+    assert again["emit"].outcome == "cached"
+    (root / "tag.txt").unlink()
+    restored = run_pipeline(root, overrides={"emit": {"tag": "c"}}, report=quiet)
+    assert restored["emit"].outcome == "cached" and (root / "tag.txt").read_text() == "c" * 100
+    rerun = run_pipeline(root, overrides={"emit": {"tag": "a"}}, report=quiet)
+    assert rerun["emit"].outcome == "ran"  # its record was collected
