@@ -125,6 +125,7 @@ def run_pipeline(
     spec = load_spec(base, strict=False)
     overrides = dict(overrides or {})
     graph = validate(spec, overrides, kernels=True)
+    targets = _expand_targets(spec.stages, targets)
     unknown = [t for t in targets if t not in spec.stages]
     if unknown:
         raise NbopsError(f"no stage named {', '.join(unknown)}; stages: {', '.join(spec.stages)}")
@@ -182,6 +183,17 @@ def run_pipeline(
     if not dry_run and not targets and any(s.outcome == "ran" for s in result.stages):
         _write_card(ctx)
     return result
+
+
+def _expand_targets(stages: Mapping[str, Stage], targets: Sequence[str]) -> list[str]:
+    """Stage names as given, a foreach/matrix group (``train``) as all of its stages."""
+    from nbops.pipeline._matrix import group_of
+
+    out: list[str] = []
+    for target in targets:
+        members = [s for s in stages if "@" in s and group_of(s) == target]
+        out += members if target not in stages and members else [target]
+    return list(dict.fromkeys(out))
 
 
 def _write_card(ctx: RunContext) -> None:
