@@ -48,6 +48,8 @@ class Remote(ABC):
     """A place holding ``objects/`` and ``runcache/`` (relative names use ``/``)."""
 
     url: str
+    #: transfers that may run at once on threads (1: one at a time)
+    concurrency: int = 1
 
     @abstractmethod
     def list(self, folder: str) -> Iterator[str]:
@@ -98,7 +100,9 @@ def _copy(source: Readable, target: Any, progress: Progress | None, total: int) 
 
 
 class DirectoryRemote(Remote):
-    """A local or mounted folder."""
+    """A local or mounted folder (thread-safe: transfers run 8 at a time)."""
+
+    concurrency = 8
 
     def __init__(self, path: str | os.PathLike[str], url: str | None = None) -> None:
         self.root = Path(path)

@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,15 +124,12 @@ def push(
         f"pushing {len(todo)} object(s) ({total / 2**20:,.1f} MiB) to {remote.url}; "
         f"{len(local) - len(todo)} already there"
     )
-    for digest in todo:
-        path = blobs.path_of(digest)
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            source = _Hashing(fh)
-            remote.write(_object_name(digest), source, _progress(report, digest[:12], size), size)
-        if source.sha.hexdigest() != digest:  # the local object rotted: do not spread it
-            remote.delete(_object_name(digest))
-            raise RemoteError(f"local object {digest[:12]} is corrupt ({path}); delete it")
+    if remote.concurrency > 1 and len(todo) > 1:
+        with ThreadPoolExecutor(remote.concurrency, thread_name_prefix="nbops-push") as pool:
+            list(pool.map(lambda d: _push_one(remote, d, blobs, report), todo))
+    else:
+        for digest in todo:
+            _push_one(remote, digest, blobs, report)
     have_records = set(remote.list("runcache"))
     pushed = 0
     for key, record in records.items():
@@ -144,6 +142,17 @@ def push(
     return TransferResult(len(todo), total, pushed, len(local) - len(todo))
 
 
+def _push_one(remote: Remote, digest: str, blobs: BlobStore, report: Report) -> None:
+    path = blobs.path_of(digest)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        source = _Hashing(fh)
+        remote.write(_object_name(digest), source, _progress(report, digest[:12], size), size)
+    if source.sha.hexdigest() != digest:  # the local object rotted: do not spread it
+        remote.delete(_object_name(digest))
+        raise RemoteError(f"local object {digest[:12]} is corrupt ({path}); delete it")
+
+
 class _BytesSource:
     def __init__(self, data: bytes) -> None:
         self.data, self.pos = data, 0
@@ -154,38 +163,42 @@ class _BytesSource:
         return chunk
 
 
+def _fetch_one(remote: Remote, digest: str, blobs: BlobStore, report: Report) -> int:
+    name = _object_name(digest)
+    size = remote.size(name)
+    fd, tmp = tempfile.mkstemp(prefix="nbops-pull-")
+    try:
+        with remote.open_read(name) as src, os.fdopen(fd, "wb") as dst:
+            source = _Hashing(src)
+            progress = _progress(report, digest[:12], size)
+            done = 0
+            while chunk := source.read(1 << 20):
+                dst.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, size)
+        if source.sha.hexdigest() != digest:
+            raise RemoteError(f"object {digest[:12]} in {remote.url} is corrupt; not used")
+        stored, _ = blobs.put_file(tmp)
+        if stored != digest:  # changed on local disk between the check and the copy
+            raise RemoteError(f"object {digest[:12]} changed while it was stored; pull again")
+    finally:
+        os.unlink(tmp)
+    return size
+
+
 def fetch_objects(
     remote: Remote, digests: Iterable[str], blobs: BlobStore, report: Report = print
 ) -> tuple[int, int]:
     """Download the objects ``blobs`` lacks, each verified against its hash before it is put
-    in; return ``(objects, bytes)`` moved."""
-    moved = size_moved = 0
-    for digest in dict.fromkeys(digests):
-        if blobs.exists(digest):
-            continue
-        name = _object_name(digest)
-        size = remote.size(name)
-        fd, tmp = tempfile.mkstemp(prefix="nbops-pull-")
-        try:
-            with remote.open_read(name) as src, os.fdopen(fd, "wb") as dst:
-                source = _Hashing(src)
-                progress = _progress(report, digest[:12], size)
-                done = 0
-                while chunk := source.read(1 << 20):
-                    dst.write(chunk)
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(done, size)
-            if source.sha.hexdigest() != digest:
-                raise RemoteError(f"object {digest[:12]} in {remote.url} is corrupt; not used")
-            stored, _ = blobs.put_file(tmp)
-            if stored != digest:  # changed on local disk between the check and the copy
-                raise RemoteError(f"object {digest[:12]} changed while it was stored; pull again")
-        finally:
-            os.unlink(tmp)
-        moved += 1
-        size_moved += size
-    return moved, size_moved
+    in (several at once where the remote allows); return ``(objects, bytes)`` moved."""
+    todo = [d for d in dict.fromkeys(digests) if not blobs.exists(d)]
+    if remote.concurrency > 1 and len(todo) > 1:
+        with ThreadPoolExecutor(remote.concurrency, thread_name_prefix="nbops-pull") as pool:
+            sizes = list(pool.map(lambda d: _fetch_one(remote, d, blobs, report), todo))
+    else:
+        sizes = [_fetch_one(remote, d, blobs, report) for d in todo]
+    return len(todo), sum(sizes)
 
 
 def fetch_outs(
