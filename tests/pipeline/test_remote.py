@@ -126,12 +126,14 @@ def _clone(source: Path, target: Path) -> Path:
     return target
 
 
-@pytest.fixture(params=["directory", "ssh"])
+@pytest.fixture(params=["directory", "ssh", "fsspec-memory"])
 def remote_url(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> str:
     if request.param == "directory":
         return str(tmp_path / "shared-remote")
+    if request.param == "fsspec-memory":  # any fsspec filesystem, here its in-memory one
+        return f"memory://nbops-{tmp_path.name}/remote"
     server: dict[str, str] = request.getfixturevalue("sshd")
     monkeypatch.setenv("NBOPS_SSH_CONFIG", server["config"])
     return f"ssh://127.0.0.1:{server['port']}{tmp_path / 'ssh-remote'}"
@@ -214,7 +216,7 @@ def test_remote_cli(cli: Callable[..., object], isolated_env: Path, tmp_path: Pa
     assert added.exit_code == 0, added.stderr  # type: ignore[attr-defined]
     assert cli("remote", "default").output.strip() == "team"  # type: ignore[attr-defined]
     assert "team" in cli("remote", "list").output  # type: ignore[attr-defined]
-    bad = cli("remote", "add", "x", "s3://bucket/path")
+    bad = cli("remote", "add", "x", "nosuch://bucket/path")
     assert bad.exit_code == 1 and "not supported" in bad.stderr  # type: ignore[attr-defined]
     ran = cli("run", "--push")
     assert ran.exit_code == 0, ran.stderr  # type: ignore[attr-defined]
