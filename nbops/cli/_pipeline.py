@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from collections.abc import Callable
 
-from nbops.cli._output import table
+from nbops.cli._output import dumps_json, table
 from nbops.errors import NbopsError
 
 
@@ -89,7 +88,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     stale = sum(s.stale for s in statuses)
     code = 1 if args.exit_code and stale else 0
     if args.json:
-        _out(json.dumps([s.to_dict() for s in statuses], indent=2))
+        _out(dumps_json([s.to_dict() for s in statuses]))
         return code
     lines: list[str] = []
     for status in statuses:

@@ -92,9 +92,15 @@ def start_kernel(
     manager = AsyncKernelManager(
         kernel_name=kernel_name, transport="ipc", ip=os.path.join(sockets, "k")
     )
+    # a kernel given a run to log into loads the nbops extension at start-up, which attaches it
+    from nbops.tracking import RUN_ID_ENV
+
+    extensions = ["--ext=nbops"] if RUN_ID_ENV in (env or {}) else []
     try:
         run_sync(manager.start_kernel)(
-            env={**os.environ, **(env or {})}, cwd=os.fspath(cwd) if cwd else os.getcwd()
+            extra_arguments=extensions,
+            env={**os.environ, **(env or {})},
+            cwd=os.fspath(cwd) if cwd else os.getcwd(),
         )
     except NoSuchKernel:
         shutil.rmtree(sockets, ignore_errors=True)

@@ -1,8 +1,8 @@
 """Content hashes of files and folders, with a stat cache so unchanged data is not re-read.
 
 A folder's hash is ``dir:`` plus the digest of its manifest (``{"files": {relpath: sha256}}``),
-the same manifest :class:`nbops.store.BlobStore` keeps for a folder, so a folder out can be
-stored and restored by its hash alone.
+the same manifest (:func:`nbops.hashing.manifest_bytes`) the blob store keeps for a folder,
+so a folder out can be stored and restored by its hash alone.
 """
 
 from __future__ import annotations
