@@ -306,6 +306,9 @@ def _wait_interruptibly(result: Sweep, panel: Any = None) -> None:
         result.stop(now=True)
         result.wait()
         raise
+    finally:
+        if panel is not None:
+            panel.refresh(force=True)  # the cell ends showing the final state
     result.wait()
 
 
