@@ -33,3 +33,15 @@ def store_path(start: str | os.PathLike[str] | None = None) -> Path:
 def default_project(start: str | os.PathLike[str] | None = None) -> str:
     """Return the default project name: ``$NBOPS_PROJECT`` or the project root's folder name."""
     return os.environ.get("NBOPS_PROJECT") or find_project_root(start).name or "default"
+
+
+def store_url(start: str | os.PathLike[str] | None = None) -> str:
+    """Return the project's store as a URL: ``$NBOPS_STORE`` or ``sqlite://`` + :func:`store_path`.
+
+    ``NBOPS_STORE`` takes ``sqlite:///FOLDER``, ``postgresql://USER@HOST/DB`` or ``memory://``;
+    ``NBOPS_BLOBS`` (a folder or ``file:///FOLDER``) says where a server backend keeps blobs.
+    """
+    url = os.environ.get("NBOPS_STORE")
+    if url:
+        return url
+    return f"sqlite://{store_path(start).as_posix()}"

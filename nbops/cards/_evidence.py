@@ -13,7 +13,7 @@ from typing import Any
 from nbops.cards._config import CardConfig
 from nbops.errors import NbopsError
 from nbops.registry import ModelVersion, run_lineage
-from nbops.store import ObjectStore, RunStore
+from nbops.store import RunStore
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def _datasets(store: RunStore, entries: list[dict[str, Any]]) -> list[dict[str, 
 
 
 def _images(store: RunStore, run_id: str) -> list[dict[str, Any]]:
-    objects = ObjectStore(store.path / "objects")
+    objects = store.blobs
     images = []
     for artifact in store.list_artifacts(run_id):
         suffix = (
@@ -181,6 +181,7 @@ def gather(version: ModelVersion, store: RunStore, config: CardConfig) -> dict[s
             "ref": version.ref,
             "registered": _iso(version.created_at),
             "library": "scikit-learn" if version.format == "skops" else None,
+            "untrusted_types": list(version.untrusted_types),
         },
         "card": asdict(config),
         "task": {

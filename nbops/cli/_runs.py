@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from nbops.cli._output import NbopsUsageError, fmt, table, when
+from nbops.cli._output import NbopsUsageError, fmt, print_json, table, when
 from nbops.errors import NbopsError
 
 
@@ -48,6 +48,7 @@ def _run_document(store: Any, run_id: str) -> dict[str, Any]:
         "git": metadata.get("git"),
         "notebook": {k: v for k, v in (metadata.get("notebook") or {}).items() if k != "snapshot"},
         "provenance": metadata.get("provenance"),
+        "error": metadata.get("error"),
         "wandb": metadata.get("wandb"),
         "datasets": metadata.get("datasets") or [],
         "models": metadata.get("models") or [],
@@ -55,35 +56,37 @@ def _run_document(store: Any, run_id: str) -> dict[str, Any]:
 
 
 def cmd_runs_list(args: argparse.Namespace) -> int:
+    from nbops.store import make_query
+
+    query = make_query(
+        status=args.status, tags=args.tag, where=args.filter, sort=args.sort, limit=args.limit
+    )
     store = _store()
-    records = store.list_runs(args.project)
-    last = store.last_metrics([r.id for r in records])
+    rows = store.list_run_rows(args.project, query=query)
+    records = [row.record for row in rows]
+    last = {row.record.id: row.metrics for row in rows}
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "id": r.id,
-                        "name": r.name,
-                        "project": r.project,
-                        "group": r.group,
-                        "job_type": r.job_type,
-                        "status": r.status,
-                        "start_time": r.start_time,
-                        "end_time": r.end_time,
-                        "metrics": last[r.id],
-                    }
-                    for r in records
-                ],
-                indent=2,
-                default=str,
-            )
-        )
+        docs = [
+            {
+                "id": r.id,
+                "name": r.name,
+                "project": r.project,
+                "group": r.group,
+                "job_type": r.job_type,
+                "status": r.status,
+                "start_time": r.start_time,
+                "end_time": r.end_time,
+                "tags": list(r.tags),
+                "params": row.params,
+                "metrics": last[r.id],
+            }
+            for r, row in zip(records, rows, strict=True)
+        ]
+        print_json(docs, one_per_line=True)  # one run per line: json's fast C encoder
         return 0
     if not records:
-        print(
-            f"No runs in {store.path}" + (f" for project {args.project!r}" if args.project else "")
-        )
+        selected = args.project or args.status or args.tag or args.filter
+        print(f"No runs in {store.url}" + (" match" if selected else ""))
         return 0
     rows = [
         [
@@ -104,10 +107,14 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
     store = _store()
     doc = _run_document(store, _resolve(store, args.run_id))
     if args.json:
-        print(json.dumps(doc, indent=2, default=str))
+        print_json(doc)
         return 0
     print(f"Run {doc['id']} ({doc['name']})  project {doc['project']}  {doc['status']}")
     print(f"  started {when(doc['start_time'])}  ended {when(doc['end_time']) or '-'}")
+    if doc["error"]:
+        err = doc["error"]
+        cell = f"cell {err['cell']}" if err.get("cell") else f"In [{err.get('execution_count')}]"
+        print(f"  failed in {cell}: {err.get('error')}")
     for title in ("params", "metrics", "summary"):
         if doc[title]:
             print(f"  {title}:")
@@ -131,13 +138,7 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
             f"  git {git.get('commit') or '(no commit)'} on {git.get('branch')}"
             + (" (dirty)" if git.get("dirty") else "")
         )
-    if doc["wandb"]:
-        wb = doc["wandb"]
-        where = wb.get("url") or wb.get("run_dir") or ""
-        print(
-            f"  W&B {wb.get('mode')} ({wb.get('status')}) {where}".rstrip()
-            + (f"; error: {wb['error']}" if wb.get("error") else "")
-        )
+    print(f"  {_wandb_copy_line(store, doc)}")
     if doc["notebook"].get("path"):
         print(f"  notebook {doc['notebook']['path']}")
     if doc["provenance"]:
@@ -147,6 +148,20 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         )
         print(f"  cell provenance: {prov.get('executions')} executions, {verdict}")
     return 0
+
+
+def _wandb_copy_line(store: Any, doc: dict[str, Any]) -> str:
+    """The state of the run's W&B copy: complete / N of M rows / not mirrored, and why."""
+    from nbops.mirror import COMPLETE, describe_copy
+
+    wb = doc["wandb"]
+    rows = None
+    if isinstance(wb, dict) and wb.get("copy") != COMPLETE:
+        rows = len({p.step for p in store.get_metrics(doc["id"])})
+    line = describe_copy(wb, rows)
+    if isinstance(wb, dict) and wb.get("error"):
+        line += f"; last error: {wb['error']}"
+    return line
 
 
 def cmd_runs_compare(args: argparse.Namespace) -> int:
@@ -162,9 +177,7 @@ def cmd_runs_compare(args: argparse.Namespace) -> int:
             differs = len({json.dumps(v, sort_keys=True, default=str) for v in values}) > 1
             compared.append({"section": section, "key": key, "values": values, "differs": differs})
     if args.json:
-        print(
-            json.dumps({"runs": [d["id"] for d in docs], "rows": compared}, indent=2, default=str)
-        )
+        print_json({"runs": [d["id"] for d in docs], "rows": compared})
         return 0
     header = ["", "KEY", *[d["id"] for d in docs]]
     rows = [
@@ -186,6 +199,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
     p = actions.add_parser("list", help="one line per run")
     p.add_argument("--project", help="only this project")
+    p.add_argument(
+        "--filter",
+        action="append",
+        metavar="COND",
+        help='a condition on params or last metric values, e.g. "metrics.accuracy>0.9" or '
+        '"params.lr=0.1" (operators = != > >= < <=; repeat to combine)',
+    )
+    p.add_argument("--status", action="append", help="only runs with this status (repeatable)")
+    p.add_argument("--tag", action="append", help="only runs with this tag (repeat: all of them)")
+    p.add_argument(
+        "--sort",
+        help="start_time (default), end_time, name, status, params.KEY or metrics.KEY; "
+        "--sort=-KEY sorts descending",
+    )
+    p.add_argument("--limit", type=int, help="at most N runs (no --sort: the N most recent)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_runs_list)
     p = actions.add_parser("show", help="one run in full")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import tempfile
 import threading
@@ -12,10 +11,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 from nbops.data._profile import frame_hash, profile_file, profile_frame, read_table
 from nbops.data._versions import DatasetIndex, DatasetVersion, parse_ref
+from nbops.deps import require
 from nbops.errors import DataIntegrityError, InvalidValueError, NbopsError
 from nbops.fileio import write_atomic
+from nbops.hashing import hash_file
 from nbops.names import check_name, slug
-from nbops.store import ObjectStore, RunStore, hash_file, open_store
+from nbops.store import BlobStore, RunStore, open_store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,9 +28,8 @@ DATASETS_KEY = "datasets"
 _metadata_lock = threading.Lock()
 
 
-@functools.lru_cache(maxsize=16)
-def _index(store_dir: Path) -> DatasetIndex:
-    return DatasetIndex(store_dir)
+def _index(store: RunStore) -> DatasetIndex:
+    return DatasetIndex(store)
 
 
 def _is_frame(obj: Any) -> bool:
@@ -62,8 +62,8 @@ def log_dataset(
     from nbops.tracking._active import require_active
 
     target = run if run is not None else require_active("log a dataset")
-    objects = ObjectStore(target.store.path / "objects")
-    index = _index(target.store.path)
+    objects = target.store.blobs
+    index = _index(target.store)
     now = time.time()
     if _is_frame(data):
         frame = cast("pd.DataFrame", data)
@@ -113,9 +113,9 @@ def log_dataset(
     return version
 
 
-def _put_parquet(frame: pd.DataFrame, objects: ObjectStore) -> tuple[str, int]:
-    objects.root.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=objects.root, prefix=".frame-", suffix=".parquet")
+def _put_parquet(frame: pd.DataFrame, objects: BlobStore) -> tuple[str, int]:
+    require("pyarrow", feature="logging a DataFrame")
+    fd, tmp = tempfile.mkstemp(prefix="nbops-frame-", suffix=".parquet")
     os.close(fd)
     try:
         try:
@@ -152,24 +152,24 @@ def get_dataset(
 ) -> DatasetVersion:
     """Return the version ``NAME@HASH`` (a unique hash prefix is enough) or ``NAME``'s latest."""
     name, digest = parse_ref(ref)
-    return _index(open_store(store).path).get(name, digest)
+    return _index(open_store(store)).get(name, digest)
 
 
 def list_datasets(
     *, store: RunStore | str | os.PathLike[str] | None = None
 ) -> list[tuple[DatasetVersion, int]]:
     """Every dataset name's latest version, with its number of versions, by name."""
-    return _index(open_store(store).path).latest()
+    return _index(open_store(store)).latest()
 
 
 def dataset_versions(
     name: str, *, store: RunStore | str | os.PathLike[str] | None = None
 ) -> list[DatasetVersion]:
     """Every version of one dataset, oldest first."""
-    return _index(open_store(store).path).versions(name)
+    return _index(open_store(store)).versions(name)
 
 
-def _verified(objects: ObjectStore, digest: str, ref: str) -> Path:
+def _verified(objects: BlobStore, digest: str, ref: str) -> Path:
     path = objects.path_of(digest)
     if not path.exists():
         raise DataIntegrityError(f"the stored content of dataset {ref} is missing ({path})")
@@ -192,7 +192,7 @@ def restore_dataset(
     Parquet (or CSV when ``dest`` ends in ``.csv``). Every blob is checked against its hash."""
     target = open_store(store)
     version = get_dataset(ref, store=target)
-    objects = ObjectStore(target.path / "objects")
+    objects = target.blobs
     out = Path(dest)
     if version.kind == "dir":
         _verified(objects, version.object, version.ref)
@@ -218,7 +218,7 @@ def load_dataset(
 
     target = open_store(store)
     version = get_dataset(ref, store=target)
-    objects = ObjectStore(target.path / "objects")
+    objects = target.blobs
     if version.kind == "dataframe":
         return pd.read_parquet(_verified(objects, version.object, version.ref))
     if version.kind == "file" and version.schema is not None:

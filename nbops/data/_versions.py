@@ -1,35 +1,18 @@
-"""Dataset versions and their index (a table in the store's ``runs.db``)."""
+"""Dataset versions and their index, kept by the store's datasets part."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
-from pathlib import Path
 from typing import Any
 
 from nbops.errors import InvalidValueError, NotFoundError
 from nbops.names import check_name
-from nbops.store import SQLiteDatabase
+from nbops.store import RunStore
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS dataset_versions (
-    name TEXT NOT NULL, hash TEXT NOT NULL, kind TEXT NOT NULL, object TEXT NOT NULL,
-    size INTEGER NOT NULL, rows INTEGER, files INTEGER, schema TEXT, stats TEXT,
-    source TEXT NOT NULL, created_at REAL NOT NULL, run_id TEXT,
-    PRIMARY KEY (name, hash)
-);
-CREATE INDEX IF NOT EXISTS dataset_versions_time ON dataset_versions(name, created_at);
-CREATE TABLE IF NOT EXISTS dataset_uses (
-    name TEXT NOT NULL, hash TEXT NOT NULL, run_id TEXT NOT NULL, used_at REAL NOT NULL,
-    PRIMARY KEY (name, hash, run_id)
-);
-"""
-_COLUMNS = "name, hash, kind, object, size, rows, files, schema, stats, source, created_at, run_id"
 _HEX = re.compile(r"[0-9a-f]{4,64}")
 
 
@@ -115,68 +98,31 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
 class DatasetIndex:
     """Every dataset version logged into one store, and the runs that used each."""
 
-    def __init__(self, store_dir: str | os.PathLike[str]) -> None:
-        self.store_dir = Path(store_dir)
-        self._db = SQLiteDatabase(store_dir, _SCHEMA)
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self._datasets = store.datasets
 
     def record(self, version: DatasetVersion, run_id: str) -> DatasetVersion:
         """Add a version (kept as first seen when it exists) and note that ``run_id`` used it."""
-        with self._db.write() as con:
-            con.execute(
-                f"INSERT OR IGNORE INTO dataset_versions ({_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    version.name,
-                    version.hash,
-                    version.kind,
-                    version.object,
-                    version.size,
-                    version.rows,
-                    version.files,
-                    None if version.schema is None else json.dumps(dict(version.schema)),
-                    None if version.stats is None else json.dumps(dict(version.stats)),
-                    version.source,
-                    version.created_at,
-                    run_id,
-                ),
-            )
-            con.execute(
-                "INSERT OR IGNORE INTO dataset_uses VALUES (?, ?, ?, ?)",
-                (version.name, version.hash, run_id, version.created_at),
-            )
+        fields = version.to_dict()
+        fields.pop("used_by")
+        fields["run_id"] = run_id
+        self._datasets.record(fields, run_id, version.created_at)
         return self.get(version.name, version.hash)
 
     def find_hash(self, content_hash: str) -> DatasetVersion | None:
         """Any version with this content hash (under any name), to reuse its stored blob."""
-        row = (
-            self._db.read()
-            .execute(
-                f"SELECT {_COLUMNS} FROM dataset_versions WHERE hash = ? LIMIT 1", (content_hash,)
-            )
-            .fetchone()
-        )
-        return None if row is None else self._version(row)
+        doc = self._datasets.find_hash(content_hash)
+        return None if doc is None else self._version(doc)
 
     def get(self, name: str, digest: str | None = None) -> DatasetVersion:
         """The version of ``name`` whose hash starts with ``digest`` (default: the latest)."""
         check_name(name, "dataset name")
-        con = self._db.read()
-        if digest is None:
-            rows = con.execute(
-                f"SELECT {_COLUMNS} FROM dataset_versions WHERE name = ? "
-                "ORDER BY created_at DESC, rowid DESC LIMIT 1",
-                (name,),
-            ).fetchall()
-        else:
-            rows = con.execute(
-                f"SELECT {_COLUMNS} FROM dataset_versions "
-                "WHERE name = ? AND substr(hash, 1, ?) = ?",
-                (name, len(digest), digest),
-            ).fetchall()
+        rows = self._datasets.find(name, digest)
         if not rows:
             known = "" if digest is None else f" with a hash starting {digest!r}"
             raise NotFoundError(
-                f"no dataset {name!r}{known} in the store at {self.store_dir}; "
+                f"no dataset {name!r}{known} in the store at {self.store.url}; "
                 "list datasets with `nbops data list`"
             )
         if len(rows) > 1:
@@ -189,54 +135,29 @@ class DatasetIndex:
     def versions(self, name: str) -> list[DatasetVersion]:
         """Every version of ``name``, oldest first."""
         check_name(name, "dataset name")
-        rows = (
-            self._db.read()
-            .execute(
-                f"SELECT {_COLUMNS} FROM dataset_versions WHERE name = ? "
-                "ORDER BY created_at, rowid",
-                (name,),
-            )
-            .fetchall()
-        )
-        return [self._with_uses(self._version(r)) for r in rows]
+        return [self._with_uses(self._version(d)) for d in self._datasets.versions(name)]
 
     def latest(self) -> list[tuple[DatasetVersion, int]]:
         """For each dataset name: its latest version and how many versions it has."""
-        rows = (
-            self._db.read()
-            .execute(
-                f"SELECT {_COLUMNS}, n FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY name "
-                "ORDER BY created_at DESC, rowid DESC) AS rn, COUNT(*) OVER (PARTITION BY name) "
-                "AS n FROM dataset_versions) WHERE rn = 1 ORDER BY name"
-            )
-            .fetchall()
-        )
-        return [(self._version(r[:-1]), int(r[-1])) for r in rows]
+        return [(self._version(d), n) for d, n in self._datasets.latest()]
 
     def _with_uses(self, version: DatasetVersion) -> DatasetVersion:
-        rows = (
-            self._db.read()
-            .execute(
-                "SELECT run_id FROM dataset_uses WHERE name = ? AND hash = ? ORDER BY used_at",
-                (version.name, version.hash),
-            )
-            .fetchall()
-        )
-        return DatasetVersion(**{**version.__dict__, "used_by": tuple(r[0] for r in rows)})
+        uses = self._datasets.uses(version.name, version.hash)
+        return DatasetVersion(**{**version.__dict__, "used_by": tuple(r for r, _ in uses)})
 
     @staticmethod
-    def _version(row: tuple[Any, ...]) -> DatasetVersion:
+    def _version(doc: Mapping[str, Any]) -> DatasetVersion:
         return DatasetVersion(
-            name=row[0],
-            hash=row[1],
-            kind=row[2],
-            object=row[3],
-            size=row[4],
-            rows=row[5],
-            files=row[6],
-            schema=None if row[7] is None else json.loads(row[7]),
-            stats=None if row[8] is None else json.loads(row[8]),
-            source=row[9],
-            created_at=row[10],
-            run_id=row[11],
+            name=doc["name"],
+            hash=doc["hash"],
+            kind=doc["kind"],
+            object=doc["object"],
+            size=doc["size"],
+            rows=doc["rows"],
+            files=doc["files"],
+            schema=doc["schema"],
+            stats=doc["stats"],
+            source=doc["source"],
+            created_at=doc["created_at"],
+            run_id=doc["run_id"],
         )

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 import getpass
 import hashlib
 import os
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbops.errors import ModelIntegrityError, NotFoundError
+from nbops.errors import InvalidValueError, ModelIntegrityError, NotFoundError
 from nbops.names import check_name
 from nbops.registry._catalog import (
+    STATUSES,
     AliasMove,
     ModelCatalog,
     ModelVersion,
@@ -21,7 +22,8 @@ from nbops.registry._catalog import (
     parse_model_ref,
 )
 from nbops.registry._formats import class_path, deserialize, serialize, task_of
-from nbops.store import ObjectStore, RunStore, open_store
+from nbops.registry._signature import infer_signature
+from nbops.store import RunStore, open_store
 
 if TYPE_CHECKING:
     from nbops.tracking import Run
@@ -33,16 +35,15 @@ _metadata_lock = threading.Lock()
 StoreArg = RunStore | str | os.PathLike[str] | None
 
 
-@functools.lru_cache(maxsize=16)
-def _catalog(store_dir: Path) -> ModelCatalog:
-    return ModelCatalog(store_dir)
+def _catalog(store: RunStore) -> ModelCatalog:
+    return ModelCatalog(store)
 
 
 def current_user() -> str:
     """The user name recorded on registrations and alias moves."""
     try:
         return getpass.getuser()
-    except Exception:  # no login name in some containers
+    except (OSError, KeyError):  # no login name in some containers
         return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
 
 
@@ -73,27 +74,44 @@ def log_model(
     *,
     run: Run | None = None,
     allow_pickle: bool = False,
+    status: str | None = None,
+    input_example: Any = None,
 ) -> ModelVersion:
     """Save ``model`` and register it as the next version of ``name``, with its lineage.
 
-    scikit-learn models are saved with skops (loading them runs no arbitrary code); any other
-    object needs ``allow_pickle=True`` and is saved with pickle, with a warning. The lineage
+    scikit-learn models are saved with skops (loading them runs no arbitrary code), XGBoost and
+    LightGBM models in their native formats; any other object needs ``allow_pickle=True`` and is
+    saved with pickle, with a warning. The file is loaded back once before it is registered, so
+    a model that could never be loaded (a lambda in a pipeline) is refused here. The lineage
     (run id, dataset versions, parameters, last metric values, git commit, notebook) comes from
     ``run``, by default the active run; with no run the version has no lineage.
+
+    ``status`` is ``candidate`` by default inside a pipeline stage (its gates decide later) and
+    ``validated`` elsewhere; only validated versions are what a bare name resolves to. The input
+    signature (columns, dtypes) comes from ``input_example`` or from the model's feature names
+    typed by a dataset in the lineage; the output kind from the model.
     """
     from nbops.tracking import active_run
 
     check_name(name, "model name")
+    if status is not None and status not in STATUSES:
+        raise InvalidValueError(f"invalid status {status!r}: use one of {', '.join(STATUSES)}")
     source = run if run is not None else active_run()
     store = source.store if source is not None else open_store()
     blob = serialize(model, allow_pickle=allow_pickle)
-    digest = ObjectStore(store.path / "objects").put_bytes(blob.data)
+    digest = store.blobs.put_bytes(blob.data)
     lineage: dict[str, Any] = {}
     if source is not None:
         source.wait_background()
         source.flush()
         lineage = run_lineage(store, source.id)
-    catalog = _catalog(store.path)
+    if status is None:
+        in_stage = source is not None and store.get_run(source.id).job_type == "stage"
+        status = "candidate" if in_stage else "validated"
+    signature = infer_signature(model, input_example, _schemas(store, lineage))
+    catalog = _catalog(store)
+    user = current_user()
+    now = time.time()
     version = catalog.add(
         {
             "name": name,
@@ -104,9 +122,14 @@ def log_model(
             "model_class": class_path(model),
             "task": task_of(model),
             "run_id": source.id if source is not None else None,
-            "created_at": time.time(),
-            "created_by": current_user(),
+            "created_at": now,
+            "created_by": user,
             "lineage": lineage,
+            "status": status,
+            "signature": signature.to_dict() if signature else None,
+            "events": [
+                {"action": f"registered as {status}", "by": user, "at": now, "reason": None}
+            ],
         }
     )
     if source is not None and not source.finished:
@@ -116,23 +139,48 @@ def log_model(
     return catalog.get(parse_model_ref(f"{name}:{version}"))
 
 
+def _schemas(store: RunStore, lineage: dict[str, Any]) -> list[dict[str, Any]]:
+    """The schemas of the lineage's datasets, last logged first (training data usually)."""
+    from nbops.data import get_dataset
+    from nbops.errors import NbopsError
+
+    found = []
+    for entry in reversed(lineage.get("datasets") or []):
+        try:
+            version = get_dataset(f"{entry['name']}@{entry['hash']}", store=store)
+        except (NbopsError, KeyError):
+            continue
+        found.append({"name": entry["name"], "schema": version.schema or {}})
+    return found
+
+
 def get_model(ref: str, *, store: StoreArg = None) -> ModelVersion:
     """Return the registered version ``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS`` refers to."""
-    return _catalog(open_store(store).path).get(parse_model_ref(ref))
+    return _catalog(open_store(store)).get(parse_model_ref(ref))
 
 
 def model_path(version: ModelVersion, *, store: StoreArg = None) -> Path:
     """Where a version's file lives in the store."""
-    return ObjectStore(open_store(store).path / "objects").path_of(version.digest)
+    return open_store(store).blobs.path_of(version.digest)
 
 
-def load_model(ref: str, *, allow_pickle: bool = False, store: StoreArg = None) -> Any:
+def load_model(
+    ref: str,
+    *,
+    trusted: Iterable[str] = (),
+    allow_pickle: bool = False,
+    store: StoreArg = None,
+) -> Any:
     """Load a registered model, after checking its file still has the recorded sha256.
+
+    A skops file may only construct skops' default-trusted types and the types of the libraries
+    nbops supports (scikit-learn, NumPy, SciPy, XGBoost, LightGBM); name anything else in
+    ``trusted`` once you have checked where the model came from.
 
     Raises:
         ModelIntegrityError: The stored file was modified since registration.
-        UnsafeModelError: The file needs types not recorded at save time, or it is a pickle
-            and ``allow_pickle`` is False.
+        UnsafeModelError: The file needs types outside the allow-list and ``trusted`` (the
+            message lists them), or it is a pickle and ``allow_pickle`` is False.
     """
     target = open_store(store)
     version = get_model(ref, store=target)
@@ -147,37 +195,63 @@ def load_model(ref: str, *, allow_pickle: bool = False, store: StoreArg = None) 
     if actual != version.digest:
         raise ModelIntegrityError(version.ref, str(path), version.digest, actual)
     return deserialize(
-        data, version.format, version.trusted_types, ref=version.ref, allow_pickle=allow_pickle
+        data,
+        version.format,
+        ref=version.ref,
+        model_class=version.model_class,
+        allow_pickle=allow_pickle,
+        trusted=trusted,
     )
 
 
 def list_models(*, store: StoreArg = None) -> list[tuple[ModelVersion, int]]:
     """Each model's latest version and its number of versions, by name."""
-    return _catalog(open_store(store).path).names()
+    return _catalog(open_store(store)).names()
 
 
 def model_versions(name: str, *, store: StoreArg = None) -> list[ModelVersion]:
     """Every version of one model, oldest first."""
-    return _catalog(open_store(store).path).versions(check_name(name, "model name"))
+    return _catalog(open_store(store)).versions(check_name(name, "model name"))
 
 
 def model_aliases(name: str, *, store: StoreArg = None) -> dict[str, int]:
     """``{alias: version}`` of one model."""
-    return _catalog(open_store(store).path).aliases(check_name(name, "model name"))
+    return _catalog(open_store(store)).aliases(check_name(name, "model name"))
 
 
 def set_alias(
-    name: str, version: int, alias: str, *, reason: str | None = None, store: StoreArg = None
+    name: str,
+    version: int,
+    alias: str,
+    *,
+    reason: str | None = None,
+    force: bool = False,
+    store: StoreArg = None,
 ) -> AliasMove:
-    """Point ``name@alias`` at ``version``, recording who moved it, when and why."""
+    """Point ``name@alias`` at ``version``, recording who moved it, when and why.
+
+    Only a validated version can get an alias, unless ``force=True`` with a ``reason``.
+    """
     check_name(name, "model name")
-    return _catalog(open_store(store).path).move_alias(
-        name, check_alias(alias), int(version), current_user(), reason
-    )
+    catalog = _catalog(open_store(store))
+    target = catalog.get(parse_model_ref(f"{name}:{int(version)}"))
+    if target.status != "validated" or target.archived:
+        state = "archived" if target.archived else target.status
+        if not force:
+            raise InvalidValueError(
+                f"model {target.ref} is {state}: only a validated version can get an alias; "
+                "pass force=True (--force) with a reason to point it there anyway"
+            )
+        if not reason:
+            raise InvalidValueError(
+                f"forcing alias {alias!r} onto {state} version {target.ref} needs a reason"
+            )
+        reason = f"forced onto a {state} version: {reason}"
+    return catalog.move_alias(name, check_alias(alias), int(version), current_user(), reason)
 
 
 def alias_history(
     name: str, alias: str | None = None, *, store: StoreArg = None
 ) -> list[AliasMove]:
     """Every move of the model's aliases (or of one alias), oldest first."""
-    return _catalog(open_store(store).path).alias_moves(check_name(name, "model name"), alias)
+    return _catalog(open_store(store)).alias_moves(check_name(name, "model name"), alias)

@@ -1,46 +1,25 @@
-"""Registered model versions and aliases (tables in the store's ``runs.db``)."""
+"""Registered model versions and aliases, kept by the store's models part."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from html import escape
-from pathlib import Path
 from typing import Any
 
 from nbops.errors import InvalidValueError, NotFoundError
 from nbops.names import check_name
-from nbops.store import SQLiteDatabase
+from nbops.registry._signature import Signature
+from nbops.store import RunStore
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS model_versions (
-    name TEXT NOT NULL, version INTEGER NOT NULL, digest TEXT NOT NULL, size INTEGER NOT NULL,
-    format TEXT NOT NULL, trusted_types TEXT NOT NULL, model_class TEXT NOT NULL, task TEXT,
-    run_id TEXT, created_at REAL NOT NULL, created_by TEXT NOT NULL, lineage TEXT NOT NULL,
-    PRIMARY KEY (name, version)
-);
-CREATE TABLE IF NOT EXISTS model_aliases (
-    name TEXT NOT NULL, alias TEXT NOT NULL, version INTEGER NOT NULL,
-    PRIMARY KEY (name, alias)
-);
-CREATE TABLE IF NOT EXISTS model_alias_moves (
-    name TEXT NOT NULL, alias TEXT NOT NULL, version INTEGER NOT NULL, previous INTEGER,
-    moved_by TEXT NOT NULL, moved_at REAL NOT NULL, reason TEXT
-);
-CREATE INDEX IF NOT EXISTS model_alias_moves_name ON model_alias_moves(name, moved_at);
-"""
-_COLUMNS = (
-    "name, version, digest, size, format, trusted_types, model_class, task, run_id, "
-    "created_at, created_by, lineage"
-)
 _REF = re.compile(r"(?P<name>[^:@]*)(?::(?P<version>[^:@]*)|@(?P<alias>[^:@]*))?")
 #: Alias names with a meaning of their own.
 RESERVED_ALIASES = ("latest",)
+#: A version's status: ``candidate`` until its gates pass, then ``validated``; ``rejected`` when
+#: a gate failed or a challenger lost. Only validated versions are "latest" and get aliases.
+STATUSES = ("candidate", "validated", "rejected")
 
 
 @dataclass(frozen=True)
@@ -98,6 +77,22 @@ class AliasMove:
     moved_at: float
     reason: str | None
 
+    @property
+    def removed(self) -> bool:
+        """The alias was removed (recorded as a move to version 0)."""
+        return self.version == 0
+
+
+@dataclass(frozen=True)
+class VersionEvent:
+    """One change of a version's status, tags or archive state: who, when, why."""
+
+    action: str
+    by: str
+    at: float
+    reason: str | None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
 
 @dataclass(frozen=True)
 class ModelVersion:
@@ -111,8 +106,8 @@ class ModelVersion:
     version: int
     digest: str
     size: int
-    format: str  # "skops" or "pickle"
-    trusted_types: tuple[str, ...]
+    format: str  # "skops", "xgboost", "lightgbm" or "pickle"
+    trusted_types: tuple[str, ...]  # types its file needs beyond skops' default-trusted ones
     model_class: str
     task: str | None
     run_id: str | None
@@ -120,10 +115,23 @@ class ModelVersion:
     created_by: str
     lineage: Mapping[str, Any] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    status: str = "validated"
+    archived: bool = False
+    deleted: bool = False
+    tags: Mapping[str, str] = field(default_factory=dict)
+    signature: Signature | None = None
+    events: tuple[VersionEvent, ...] = ()
 
     @property
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
+
+    @property
+    def untrusted_types(self) -> tuple[str, ...]:
+        """The needed types outside nbops' allow-list: ``load_model`` needs them in ``trusted``."""
+        from nbops.registry._trust import untrusted
+
+        return tuple(untrusted(self.trusted_types))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -134,12 +142,19 @@ class ModelVersion:
             "size": self.size,
             "format": self.format,
             "trusted_types": list(self.trusted_types),
+            "untrusted_types": list(self.untrusted_types),
             "model_class": self.model_class,
             "task": self.task,
             "run_id": self.run_id,
             "created_at": self.created_at,
             "created_by": self.created_by,
             "aliases": list(self.aliases),
+            "status": self.status,
+            "archived": self.archived,
+            "deleted": self.deleted,
+            "tags": dict(self.tags),
+            "signature": self.signature.to_dict() if self.signature else None,
+            "events": [asdict(e) for e in self.events],
             "lineage": dict(self.lineage),
         }
 
@@ -148,6 +163,7 @@ class ModelVersion:
         rows = [
             ("model", self.ref),
             ("class", self.model_class),
+            ("status", self.status + (" (archived)" if self.archived else "")),
             ("aliases", ", ".join(self.aliases) or "-"),
             ("format", self.format),
             ("sha256", self.digest),
@@ -159,166 +175,131 @@ class ModelVersion:
 
 
 class ModelCatalog:
-    """The model versions, aliases and alias moves of one store."""
+    """The model versions, aliases and alias moves of one store (through ``store.models``)."""
 
-    def __init__(self, store_dir: str | os.PathLike[str]) -> None:
-        self.store_dir = Path(store_dir)
-        self._db = SQLiteDatabase(store_dir, _SCHEMA)
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self._models = store.models
 
     def add(self, fields: Mapping[str, Any]) -> int:
         """Insert the next version of ``fields['name']`` atomically; return its number."""
-        with self._db.write() as con:
-            (version,) = con.execute(
-                "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE name = ?",
-                (fields["name"],),
-            ).fetchone()
-            con.execute(
-                f"INSERT INTO model_versions ({_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    fields["name"],
-                    version,
-                    fields["digest"],
-                    fields["size"],
-                    fields["format"],
-                    json.dumps(list(fields["trusted_types"])),
-                    fields["model_class"],
-                    fields["task"],
-                    fields["run_id"],
-                    fields["created_at"],
-                    fields["created_by"],
-                    json.dumps(fields["lineage"], default=repr, sort_keys=True),
-                ),
-            )
-        return int(version)
+        return self._models.add_version(fields)
 
     def get(self, ref: ModelRef) -> ModelVersion:
         """Resolve a reference to a version."""
-        con = self._db.read()
         version = ref.version
         if ref.alias is not None:
-            row = con.execute(
-                "SELECT version FROM model_aliases WHERE name = ? AND alias = ?",
-                (ref.name, ref.alias),
-            ).fetchone()
-            if row is None:
+            found = self._models.aliases(ref.name).get(ref.alias)
+            if found is None:
                 raise NotFoundError(
                     f"model {ref.name!r} has no alias {ref.alias!r}; set one with "
                     f"`nbops models alias {ref.name} VERSION {ref.alias}`"
                 )
-            version = row[0]
+            version = found
         if version is None:
-            row = con.execute(
-                f"SELECT {_COLUMNS} FROM model_versions WHERE name = ? "
-                "ORDER BY version DESC LIMIT 1",
-                (ref.name,),
-            ).fetchone()
-        else:
-            row = con.execute(
-                f"SELECT {_COLUMNS} FROM model_versions WHERE name = ? AND version = ?",
-                (ref.name, version),
-            ).fetchone()
-        if row is None:
-            what = f"model {ref.name!r}" + (f" version {version}" if version is not None else "")
+            return self._latest_usable(ref.name)
+        doc = self._models.get_version(ref.name, version)
+        if doc is None:
             raise NotFoundError(
-                f"no {what} in the store at {self.store_dir}; list models with `nbops models list`"
+                f"no model {ref.name!r} version {version} in the store at {self.store.url}; "
+                "list models with `nbops models list`"
             )
-        return self._version(row)
+        resolved = self._version(doc)
+        if resolved.deleted:
+            last = resolved.events[-1] if resolved.events else None
+            why = f" by {last.by}: {last.reason}" if last and last.reason else ""
+            raise NotFoundError(f"model {resolved.ref} was deleted{why}")
+        return resolved
+
+    def _latest_usable(self, name: str) -> ModelVersion:
+        """The latest validated version that is not archived (what a bare name means)."""
+        versions = self.versions(name)
+        if not versions:
+            raise NotFoundError(
+                f"no model {name!r} in the store at {self.store.url}; list models with "
+                "`nbops models list`"
+            )
+        for version in reversed(versions):
+            if version.status == "validated" and not version.archived and not version.deleted:
+                return version
+        counts: dict[str, int] = {}
+        for version in versions:
+            state = (
+                "deleted"
+                if version.deleted
+                else ("archived" if version.archived else version.status)
+            )
+            counts[state] = counts.get(state, 0) + 1
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        raise NotFoundError(
+            f"model {name!r} has no validated version ({summary}); a version is validated when "
+            f"its pipeline gates pass, or with `nbops models status {name} VERSION validated "
+            f"--reason ...`; load a specific one with {name}:VERSION"
+        )
 
     def versions(self, name: str) -> list[ModelVersion]:
         """Every version of ``name``, oldest first."""
-        rows = (
-            self._db.read()
-            .execute(
-                f"SELECT {_COLUMNS} FROM model_versions WHERE name = ? ORDER BY version", (name,)
-            )
-            .fetchall()
-        )
-        return [self._version(r) for r in rows]
+        aliases = self._models.aliases(name)
+        return [self._version(d, aliases) for d in self._models.versions(name)]
 
     def names(self) -> list[tuple[ModelVersion, int]]:
         """For each model name: its latest version and its number of versions."""
-        rows = (
-            self._db.read()
-            .execute(
-                f"SELECT {_COLUMNS}, n FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY name "
-                "ORDER BY version DESC) AS rn, COUNT(*) OVER (PARTITION BY name) AS n "
-                "FROM model_versions) WHERE rn = 1 ORDER BY name"
-            )
-            .fetchall()
-        )
-        return [(self._version(r[:-1]), int(r[-1])) for r in rows]
+        return [(self._version(d), n) for d, n in self._models.names()]
 
     def aliases(self, name: str) -> dict[str, int]:
         """``{alias: version}`` of one model."""
-        rows = (
-            self._db.read()
-            .execute(
-                "SELECT alias, version FROM model_aliases WHERE name = ? ORDER BY alias", (name,)
-            )
-            .fetchall()
-        )
-        return {a: int(v) for a, v in rows}
+        return self._models.aliases(name)
 
     def move_alias(
         self, name: str, alias: str, version: int, moved_by: str, reason: str | None
     ) -> AliasMove:
         """Point ``alias`` at ``version`` and record the move, in one transaction."""
-        with self._db.write() as con:
-            exists = con.execute(
-                "SELECT 1 FROM model_versions WHERE name = ? AND version = ?", (name, version)
-            ).fetchone()
-            if exists is None:
-                raise NotFoundError(
-                    f"no model {name!r} version {version}; list versions with "
-                    f"`nbops models show {name}`"
-                )
-            row = con.execute(
-                "SELECT version FROM model_aliases WHERE name = ? AND alias = ?", (name, alias)
-            ).fetchone()
-            move = AliasMove(
-                name,
-                alias,
-                version,
-                None if row is None else int(row[0]),
-                moved_by,
-                time.time(),
-                reason,
-            )
-            con.execute(
-                "INSERT OR REPLACE INTO model_aliases (name, alias, version) VALUES (?, ?, ?)",
-                (name, alias, version),
-            )
-            con.execute(
-                "INSERT INTO model_alias_moves VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (name, alias, version, move.previous, moved_by, move.moved_at, reason),
-            )
-        return move
+        return AliasMove(**self._models.move_alias(name, alias, version, moved_by, reason))
+
+    def remove_alias(self, name: str, alias: str, moved_by: str, reason: str | None) -> AliasMove:
+        """Remove ``alias``, recording who removed it, when and why."""
+        try:
+            return AliasMove(**self._models.remove_alias(name, alias, moved_by, reason))
+        except NotFoundError:
+            raise NotFoundError(
+                f"model {name!r} has no alias {alias!r}; its aliases: "
+                f"{', '.join(self._models.aliases(name)) or 'none'}"
+            ) from None
+
+    def record(self, version: ModelVersion, event: VersionEvent, **fields: Any) -> None:
+        """Merge ``fields`` into a version and append ``event`` to its history."""
+        history = [asdict(e) for e in version.events]
+        self._models.update_version(
+            version.name, version.version, {**fields, "events": [*history, asdict(event)]}
+        )
 
     def alias_moves(self, name: str, alias: str | None = None) -> list[AliasMove]:
         """The history of alias moves of one model (optionally one alias), oldest first."""
-        sql = "SELECT * FROM model_alias_moves WHERE name = ?"
-        args: tuple[Any, ...] = (name,)
-        if alias is not None:
-            sql += " AND alias = ?"
-            args = (name, alias)
-        rows = self._db.read().execute(sql + " ORDER BY moved_at, rowid", args).fetchall()
-        return [AliasMove(*row) for row in rows]
+        return [AliasMove(**m) for m in self._models.alias_moves(name, alias)]
 
-    def _version(self, row: tuple[Any, ...]) -> ModelVersion:
-        aliases = self.aliases(row[0])
+    def _version(
+        self, doc: Mapping[str, Any], aliases: Mapping[str, int] | None = None
+    ) -> ModelVersion:
+        if aliases is None:
+            aliases = self._models.aliases(doc["name"])
         return ModelVersion(
-            name=row[0],
-            version=int(row[1]),
-            digest=row[2],
-            size=row[3],
-            format=row[4],
-            trusted_types=tuple(json.loads(row[5])),
-            model_class=row[6],
-            task=row[7],
-            run_id=row[8],
-            created_at=row[9],
-            created_by=row[10],
-            lineage=json.loads(row[11]),
-            aliases=tuple(a for a, v in aliases.items() if v == int(row[1])),
+            name=doc["name"],
+            version=int(doc["version"]),
+            digest=doc["digest"],
+            size=doc["size"],
+            format=doc["format"],
+            trusted_types=tuple(doc["trusted_types"]),
+            model_class=doc["model_class"],
+            task=doc["task"],
+            run_id=doc["run_id"],
+            created_at=doc["created_at"],
+            created_by=doc["created_by"],
+            lineage=doc["lineage"],
+            aliases=tuple(a for a, v in aliases.items() if v == int(doc["version"])),
+            status=str(doc.get("status") or "validated"),  # versions from before statuses
+            archived=bool(doc.get("archived")),
+            deleted=bool(doc.get("deleted")),
+            tags=dict(doc.get("tags") or {}),
+            signature=Signature.from_dict(doc["signature"]) if doc.get("signature") else None,
+            events=tuple(VersionEvent(**e) for e in doc.get("events") or []),
         )

@@ -1,52 +1,102 @@
-"""Run storage: the :class:`RunStore` interface, its SQLite backend and the object store."""
+"""Persistence: one backend per project holding runs, models, datasets, the run cache and blobs.
+
+:func:`open_store` returns the project's backend, chosen by URL (``$NBOPS_STORE``: default the
+SQLite folder ``.nbops``; ``postgresql://...`` for a team; ``memory://`` for scratch). The run
+methods are on the store itself; the other parts are ``store.blobs``, ``store.models``,
+``store.datasets`` and ``store.run_cache``. Each interface's docstring states its contract;
+:mod:`nbops.testing` holds the suites that check a backend honours them.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 
-from nbops.config import store_path
+from nbops.config import store_url
+from nbops.hashing import hash_file
+from nbops.store._backends import (
+    backend_schemes,
+    open_backend,
+    open_blobs,
+    register_backend,
+    register_blob_store,
+)
 from nbops.store._base import (
     FINAL_STATUSES,
     RUN_STATUSES,
     ArtifactRecord,
     MetricPoint,
     RunRecord,
+    RunRow,
     RunStore,
 )
-from nbops.store._database import SQLiteDatabase
-from nbops.store._objects import ObjectStore, hash_file
+from nbops.store._blobs import BlobStore
+from nbops.store._memory import MemoryStore
+from nbops.store._objects import ObjectStore
+from nbops.store._parts import (
+    ALIAS_MOVE_FIELDS,
+    DATASET_FIELDS,
+    MODEL_FIELDS,
+    DatasetStore,
+    ModelStore,
+    RunCache,
+)
+from nbops.store._query import Condition, RunQuery, make_query, parse_condition
 from nbops.store._sqlite import SQLiteStore
 
 __all__ = [
+    "ALIAS_MOVE_FIELDS",
+    "DATASET_FIELDS",
     "FINAL_STATUSES",
+    "MODEL_FIELDS",
     "RUN_STATUSES",
     "ArtifactRecord",
+    "BlobStore",
+    "Condition",
+    "DatasetStore",
+    "MemoryStore",
     "MetricPoint",
+    "ModelStore",
     "ObjectStore",
+    "RunCache",
+    "RunQuery",
     "RunRecord",
+    "RunRow",
     "RunStore",
-    "SQLiteDatabase",
     "SQLiteStore",
+    "backend_schemes",
     "hash_file",
+    "make_query",
+    "open_blobs",
     "open_store",
+    "parse_condition",
+    "register_backend",
+    "register_blob_store",
 ]
 
-_open: dict[str, SQLiteStore] = {}
+_open: dict[str, RunStore] = {}
 _lock = threading.Lock()
 
 
-def open_store(path: RunStore | str | os.PathLike[str] | None = None) -> RunStore:
-    """Return the store at ``path`` (default: :func:`nbops.config.store_path`), one per process.
+def open_store(where: RunStore | str | os.PathLike[str] | None = None) -> RunStore:
+    """Return the store at ``where``, one instance per process and URL.
 
-    A :class:`RunStore` passed in is returned as it is, so every ``store=`` argument of the
-    public API takes a store or its folder.
+    Args:
+        where: A store (returned as it is, so every ``store=`` argument of the public API takes
+            a store, a URL or a folder), a URL (``sqlite:///FOLDER``, ``postgresql://...``,
+            ``memory://NAME``), a folder (a SQLite store), or None for the project's store:
+            ``$NBOPS_STORE``, else the folder :func:`nbops.config.store_path`.
     """
-    if isinstance(path, RunStore):
-        return path
-    where = str(path if path is not None else store_path())
+    if isinstance(where, RunStore):
+        return where
+    if where is None:
+        url = store_url()
+    else:
+        text = os.fspath(where)
+        url = text if "://" in text else f"sqlite://{Path(text).expanduser().absolute()}"
     with _lock:
-        store = _open.get(where)
+        store = _open.get(url)
         if store is None:
-            store = _open[where] = SQLiteStore(where)
+            store = _open[url] = open_backend(url)
         return store

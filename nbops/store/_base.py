@@ -1,4 +1,4 @@
-"""The run store interface and the records it holds."""
+"""The store interface (one backend per project) and the run records it holds."""
 
 from __future__ import annotations
 
@@ -6,7 +6,12 @@ import abc
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from nbops.store._blobs import BlobStore
+    from nbops.store._parts import DatasetStore, ModelStore, RunCache
+    from nbops.store._query import RunQuery
 
 #: Statuses a run can have. ``crashed`` is set by the store when a run's process died.
 RUN_STATUSES = ("running", "finished", "failed", "crashed", "killed")
@@ -15,7 +20,7 @@ FINAL_STATUSES = ("finished", "failed", "crashed", "killed")
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One run's identity and lifecycle."""
+    """One run's identity and lifecycle. Times are POSIX timestamps (UTC, timezone-free)."""
 
     id: str
     project: str
@@ -45,7 +50,11 @@ class MetricPoint(NamedTuple):
 
 @dataclass(frozen=True)
 class ArtifactRecord:
-    """A file or directory logged by a run, kept content-addressed in the object store."""
+    """A file or directory logged by a run, kept content-addressed in the blob store.
+
+    ``version`` is assigned by the store: the n-th artifact a run logs under one name is
+    version ``n - 1`` (``name:v0``, ``name:v1``, ...), as W&B numbers artifact versions.
+    """
 
     name: str
     type: str
@@ -55,35 +64,88 @@ class ArtifactRecord:
     source: str
     created_at: float
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    version: int = 0
+
+    @property
+    def ref(self) -> str:
+        """``name:vN``."""
+        return f"{self.name}:v{self.version}"
+
+
+class RunRow(NamedTuple):
+    """One run with its parameters and last metric values, as listings show it."""
+
+    record: RunRecord
+    params: dict[str, Any]
+    metrics: dict[str, float]
 
 
 class RunStore(abc.ABC):
-    """Persistent storage of runs, parameters, metric history, summaries, metadata and artifacts.
+    """One project's persistence backend: runs here, and the other parts as attributes.
 
-    Contract every backend honours (checked by :mod:`nbops.testing.store_conformance`):
+    The run methods below are the runs part; :attr:`blobs`, :attr:`models`, :attr:`datasets` and
+    :attr:`run_cache` are the other parts of the same backend (same database, same lifetime).
+    Nothing else in nbops opens files or tables under a store: everything goes through these.
 
-    * **Processes and threads.** Any number of processes may open the same store and write at
-      the same time; no write is lost. One instance may be used from several threads.
+    Contract every backend honours (checked by the suites in :mod:`nbops.testing`):
+
+    * **Processes and threads.** Any number of processes (on any number of hosts, for a server
+      backend) may open the same store and write at the same time; no write is lost. One
+      instance may be used from several threads. The ``memory://`` reference backend is the
+      exception: it lives in one process.
     * **Durability.** When a write method returns, the data survives the death of the calling
       process (SIGKILL included).
     * **Ids.** ``get_run`` and every method taking ``run_id`` accept a full id; ``resolve_id``
-      turns a unique prefix into a full id. Unknown ids raise :class:`RunNotFoundError`.
+      turns a unique prefix into a full id. Unknown ids raise :class:`RunNotFoundError`, for
+      reads and writes alike; nothing is written for them.
+    * **Ownership.** A ``running`` run belongs to the process that created it (``pid`` on
+      ``host``): only that process writes its progress. Other processes only read it, or mark it
+      ``crashed``.
     * **Crashes.** A run whose status is ``running`` but whose process is gone (dead pid on this
-      host, or no heartbeat for ``stale_after`` seconds) is reported, and persisted, as
-      ``crashed`` by every read that returns runs. A heartbeat from a run marked ``crashed``
-      brings it back to ``running`` (the process was only paused).
+      host, or no heartbeat for ``stale_after`` seconds, compared in UTC so hosts in other time
+      zones agree) is reported, and persisted, as ``crashed`` by every read that returns runs. A
+      heartbeat from a run marked ``crashed`` brings it back to ``running`` (it was only paused).
     * **Values.** Parameters, summaries and metadata are JSON values; metric values are floats,
       NaN and infinities round-trip. Metric points are returned ordered by step, then time.
     * **Merging.** ``log_params``, ``update_summary`` and ``set_metadata`` merge by key; a later
       value for the same key replaces the earlier one.
+    * **Redaction** happens before the store: callers (tracking) scrub secrets from every value
+      they hand over; a backend stores values as given and never logs them.
+    * **Schema.** A backend reads the schema version of what it opens: an older layout is
+      migrated, a newer one refused with :class:`StoreError` saying to upgrade nbops.
     """
 
     stale_after: float = 60.0
 
     @property
     @abc.abstractmethod
+    def url(self) -> str:
+        """The URL that opens this store again (``sqlite:///...``, ``postgresql://...``)."""
+
+    @property
+    @abc.abstractmethod
     def path(self) -> Path:
-        """The directory the store lives in."""
+        """A folder on this machine for local files (caches); the store itself for SQLite."""
+
+    @property
+    @abc.abstractmethod
+    def blobs(self) -> BlobStore:
+        """Content-addressed blobs: artifacts, dataset contents, model files."""
+
+    @property
+    @abc.abstractmethod
+    def models(self) -> ModelStore:
+        """Registered model versions, aliases and alias moves."""
+
+    @property
+    @abc.abstractmethod
+    def datasets(self) -> DatasetStore:
+        """Dataset versions and the runs that used them."""
+
+    @property
+    @abc.abstractmethod
+    def run_cache(self) -> RunCache:
+        """The pipeline run cache: JSON records keyed by a stage fingerprint."""
 
     # --- writes -----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -113,8 +175,12 @@ class RunStore(abc.ABC):
         """Store one metadata document (git, environment, notebook, cells, ...) under ``key``."""
 
     @abc.abstractmethod
-    def add_artifact(self, run_id: str, record: ArtifactRecord) -> None:
-        """Record an artifact of the run; a second artifact with the same name replaces it."""
+    def add_artifact(self, run_id: str, record: ArtifactRecord) -> ArtifactRecord:
+        """Record an artifact of the run and return it with its version.
+
+        A second artifact with the same name is a new version (``record.version`` is ignored:
+        the store numbers versions 0, 1, ... per run and name); earlier versions are kept.
+        """
 
     # --- reads ------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -126,8 +192,23 @@ class RunStore(abc.ABC):
         """Return the run's record."""
 
     @abc.abstractmethod
-    def list_runs(self, project: str | None = None) -> list[RunRecord]:
-        """Return runs (of one project, or all), oldest first."""
+    def list_runs(
+        self, project: str | None = None, *, query: RunQuery | None = None
+    ) -> list[RunRecord]:
+        """Return runs (of one project, or all) matching ``query``; oldest first by default.
+
+        The filters, the order and the limit of ``query`` are applied by the backend (in its
+        database query), not by the caller.
+        """
+
+    @abc.abstractmethod
+    def list_run_rows(
+        self, project: str | None = None, *, query: RunQuery | None = None
+    ) -> list[RunRow]:
+        """Like :meth:`list_runs`, with each run's parameters and last metric values.
+
+        Uses a number of queries that does not grow with the number of runs.
+        """
 
     @abc.abstractmethod
     def get_params(self, run_id: str) -> dict[str, Any]:
@@ -151,7 +232,30 @@ class RunStore(abc.ABC):
 
     @abc.abstractmethod
     def list_artifacts(self, run_id: str) -> list[ArtifactRecord]:
-        """Return the run's artifacts, in the order they were logged."""
+        """Return every version of the run's artifacts, in the order they were logged."""
+
+    def get_artifact(self, run_id: str, ref: str) -> ArtifactRecord:
+        """Return the artifact ``name`` (its latest version) or ``name:vN``.
+
+        Raises:
+            NotFoundError: The run has no such artifact.
+        """
+        from nbops.errors import NotFoundError
+
+        name, _, version = ref.partition(":v")
+        found = [a for a in self.list_artifacts(run_id) if a.name == name]
+        if version:
+            found = [a for a in found if str(a.version) == version]
+        if not found:
+            raise NotFoundError(
+                f"run {run_id} has no artifact {ref!r}; see its artifacts with "
+                f"`nbops runs show {run_id}`"
+            )
+        return found[-1]
+
+    def reap_crashed(self) -> list[str]:
+        """Mark runs whose process is gone as ``crashed``; return their ids."""
+        return []
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. The store must not be used afterwards."""

@@ -1,11 +1,11 @@
-"""The store's SQLite database ``runs.db``: WAL mode, one connection per thread, transactions."""
+"""The SQLite database ``runs.db`` of a store: WAL mode, one connection per thread."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,47 +13,91 @@ from nbops.errors import StoreError
 
 
 class SQLiteDatabase:
-    """Tables of one part of nbops (runs, datasets, models) in ``<store>/runs.db``.
+    """``<store>/runs.db``, shared by every part of the SQLite backend.
 
-    The schema (``CREATE ... IF NOT EXISTS``) runs on each new connection.
-
-    One connection per thread; :meth:`write` runs its block in a ``BEGIN IMMEDIATE``
-    transaction, so a read-then-insert inside it (the next version number) is atomic across
-    processes.
+    One connection per thread, every one of them tracked so :meth:`close` closes them all.
+    :meth:`write` runs its block in a ``BEGIN IMMEDIATE`` transaction, so a read-then-insert
+    inside it (the next version number) is atomic across processes. ``setup`` runs once, on the
+    first connection, inside such a transaction (schema creation and migrations).
     """
 
     def __init__(
-        self, store_dir: str | os.PathLike[str], schema: str, *, busy_timeout: float = 60.0
+        self,
+        store_dir: str | os.PathLike[str],
+        setup: Callable[[sqlite3.Connection], None],
+        *,
+        busy_timeout: float = 60.0,
     ) -> None:
         self.db = Path(store_dir) / "runs.db"
-        self._schema = schema
+        self._setup: Callable[[sqlite3.Connection], None] | None = setup
         self._busy_timeout = busy_timeout
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._generation = 0
+        self.statements = 0  # executed statements, counted only when ``count_statements`` is on
+        self.count_statements = False
 
-    def _con(self) -> sqlite3.Connection:
-        con = getattr(self._local, "con", None)
-        if con is None:
-            try:
-                self.db.parent.mkdir(parents=True, exist_ok=True)
-                con = sqlite3.connect(
-                    self.db,
-                    timeout=self._busy_timeout,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
-                con.execute("PRAGMA journal_mode=WAL")
-                con.execute("PRAGMA synchronous=NORMAL")
-                con.executescript(f"BEGIN IMMEDIATE; {self._schema} COMMIT;")
-            except sqlite3.Error as exc:
-                raise StoreError(
-                    f"cannot open the store database {self.db}: {exc}; set NBOPS_HOME to a "
-                    "writable folder if this one is not"
-                ) from exc
-            self._local.con = con
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.db.parent.mkdir(parents=True, exist_ok=True)
+            con = sqlite3.connect(
+                self.db,
+                timeout=self._busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot open the store database {self.db}: {exc}; set NBOPS_HOME to a "
+                "writable folder if this one is not"
+            ) from exc
+        if self.count_statements:
+            con.set_trace_callback(self._count)
         return con
 
+    def _count(self, _statement: str) -> None:
+        self.statements += 1
+
+    def _con(self) -> sqlite3.Connection:
+        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if con is not None and self._local.generation == self._generation:
+            return con
+        con = self._connect()
+        with self._lock:
+            setup, self._setup = self._setup, None
+            try:
+                if setup is not None:
+                    self._run_setup(con, setup)
+            except BaseException:
+                self._setup = setup
+                con.close()
+                raise
+            self._connections.append(con)
+            self._local.con, self._local.generation = con, self._generation
+        return con
+
+    def _run_setup(
+        self, con: sqlite3.Connection, setup: Callable[[sqlite3.Connection], None]
+    ) -> None:
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                setup(con)
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot open the store database {self.db}: {exc}; set NBOPS_HOME to a "
+                "writable folder if this one is not"
+            ) from exc
+
     def read(self) -> sqlite3.Connection:
-        """The connection, for reads."""
+        """This thread's connection, for reads."""
         return self._con()
 
     @contextmanager
@@ -72,8 +116,10 @@ class SQLiteDatabase:
             raise StoreError(f"cannot write to {self.db}: {exc}") from exc
 
     def close(self) -> None:
-        """Close this thread's connection."""
-        con = getattr(self._local, "con", None)
-        if con is not None:
+        """Close every thread's connection; a later use opens fresh ones."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+            self._generation += 1
+        for con in connections:
             con.close()
-            self._local.con = None
+        self._local.con = None

@@ -1,4 +1,4 @@
-"""The embedded SQLite run store (WAL mode), the default backend."""
+"""The embedded SQLite store (WAL mode), the default backend: runs here, parts alongside."""
 
 from __future__ import annotations
 
@@ -21,52 +21,70 @@ from nbops.store._base import (
     ArtifactRecord,
     MetricPoint,
     RunRecord,
+    RunRow,
     RunStore,
 )
+from nbops.store._blobs import BlobStore
 from nbops.store._database import SQLiteDatabase
+from nbops.store._objects import ObjectStore
+from nbops.store._query import RunQuery
+from nbops.store._sqlite_parts import SQLiteDatasetStore, SQLiteModelStore, SQLiteRunCache
+from nbops.store._sqlite_query import run_query_sql
+from nbops.store._sqlite_schema import SCHEMA_VERSION, setup
 
-SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY, project TEXT NOT NULL, name TEXT NOT NULL, grp TEXT, job_type TEXT,
-    status TEXT NOT NULL, tags TEXT NOT NULL, start_time REAL NOT NULL, end_time REAL,
-    heartbeat_time REAL, pid INTEGER, host TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_project ON runs(project, start_time);
-CREATE TABLE IF NOT EXISTS params (
-    run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (run_id, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS metrics (
-    run_id TEXT NOT NULL, key TEXT NOT NULL, step INTEGER NOT NULL, value REAL, ts REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, key, step);
-CREATE TABLE IF NOT EXISTS summary (
-    run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (run_id, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS metadata (
-    run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (run_id, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS artifacts (
-    run_id TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, digest TEXT NOT NULL,
-    size INTEGER NOT NULL, kind TEXT NOT NULL, source TEXT NOT NULL, created_at REAL NOT NULL,
-    metadata TEXT NOT NULL, PRIMARY KEY (run_id, name)
-);
-"""
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
 _RUN_COLUMNS = (
-    "id, project, name, grp, job_type, status, tags, start_time, end_time, heartbeat_time, "
-    "pid, host"
+    "runs.id, runs.project, runs.name, runs.grp, runs.job_type, runs.status, runs.tags, "
+    "runs.start_time, runs.end_time, runs.heartbeat_time, runs.pid, runs.host"
 )
 
 
-def _dumps(value: Any) -> str:
+def dumps(value: Any) -> str:
+    """A JSON value as stored (NaN and infinities allowed; unknown objects as their repr)."""
     return json.dumps(value, default=repr, allow_nan=True, sort_keys=True)
 
 
-class SQLiteStore(RunStore):
-    """:class:`RunStore` in ``<path>/runs.db`` (SQLite, WAL, one connection per thread)."""
+def last_points(points: Sequence[MetricPoint]) -> list[MetricPoint]:
+    """The point of each key with the highest (step, time), later ones winning ties."""
+    best: dict[str, MetricPoint] = {}
+    for point in points:
+        seen = best.get(point.key)
+        if seen is None or (point.step, point.timestamp) >= (seen.step, seen.timestamp):
+            best[point.key] = point
+    return list(best.values())
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 60.0) -> None:
-        self._path = Path(path)
+
+class _ScalarMemo:
+    """``json.loads`` remembering scalar results: listings repeat the same values a lot."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, Any] = {}
+
+    def __call__(self, text: str) -> Any:
+        try:
+            return self._seen[text]
+        except KeyError:
+            value = json.loads(text)
+            if not isinstance(value, (list, dict)):  # shared objects must be immutable
+                self._seen[text] = value
+            return value
+
+
+_NO_TAGS: tuple[str, ...] = ()
+
+
+class SQLiteStore(RunStore):
+    """A store in the folder ``path``: ``runs.db`` (SQLite, WAL) and ``objects/`` (blobs)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 60.0,
+        blobs: BlobStore | None = None,
+    ) -> None:
+        self._path = Path(path).absolute()
         try:
             self._path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -75,16 +93,38 @@ class SQLiteStore(RunStore):
                 "set NBOPS_HOME to a writable directory"
             ) from exc
         self._database = SQLiteDatabase(
-            self._path,
-            f"{_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};",
-            busy_timeout=busy_timeout,
+            self._path, lambda con: setup(con, self._path), busy_timeout=busy_timeout
         )
         self._host = socket.gethostname()
-        self._database.read()  # create the schema now, so a bad location fails here
+        self._blobs = blobs if blobs is not None else ObjectStore(self._path / "objects")
+        self._models = SQLiteModelStore(self._database, str(self._path))
+        self._datasets = SQLiteDatasetStore(self._database)
+        self._run_cache = SQLiteRunCache(self._database)
+        self._database.read()  # create or migrate the schema now, so a bad location fails here
+
+    @property
+    def url(self) -> str:
+        return f"sqlite://{self._path.as_posix()}"
 
     @property
     def path(self) -> Path:
         return self._path
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self._blobs
+
+    @property
+    def models(self) -> SQLiteModelStore:
+        return self._models
+
+    @property
+    def datasets(self) -> SQLiteDatasetStore:
+        return self._datasets
+
+    @property
+    def run_cache(self) -> SQLiteRunCache:
+        return self._run_cache
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self._path)!r})"
@@ -107,16 +147,17 @@ class SQLiteStore(RunStore):
             record.group,
             record.job_type,
             record.status,
-            _dumps(list(record.tags)),
+            dumps(list(record.tags)),
             record.start_time,
             record.end_time,
             record.heartbeat_time,
             record.pid,
             record.host,
         )
+        columns = _RUN_COLUMNS.replace("runs.", "")
         with self._write() as con:
             try:
-                con.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({','.join('?' * 12)})", row)
+                con.execute(f"INSERT INTO runs ({columns}) VALUES ({','.join('?' * 12)})", row)
             except sqlite3.IntegrityError as exc:
                 raise StoreError(f"a run with id {record.id!r} already exists") from exc
 
@@ -129,7 +170,8 @@ class SQLiteStore(RunStore):
             cur = con.execute(
                 "UPDATE runs SET status = ?, end_time = ? WHERE id = ?", (status, end_time, run_id)
             )
-            self._check_updated(cur, run_id)
+            if cur.rowcount == 0:
+                raise RunNotFoundError(run_id, str(self._path))
 
     def write_progress(
         self,
@@ -139,11 +181,19 @@ class SQLiteStore(RunStore):
         heartbeat_time: float | None = None,
     ) -> None:
         with self._write() as con:
+            self._require_in(con, run_id)
             if points:
                 con.executemany(
                     "INSERT INTO metrics (run_id, key, step, value, ts) VALUES (?, ?, ?, ?, ?)",
                     # SQLite stores NaN as NULL by itself; reads turn NULL back into NaN
                     [(run_id, *point) for point in points],
+                )
+                con.executemany(
+                    "INSERT INTO last_metrics (run_id, key, step, value, ts) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, key) DO UPDATE SET "
+                    "step = excluded.step, value = excluded.value, ts = excluded.ts "
+                    "WHERE excluded.step > step OR (excluded.step = step AND excluded.ts >= ts)",
+                    [(run_id, *point) for point in last_points(points)],
                 )
             if summary:
                 self._merge(con, "summary", run_id, summary)
@@ -157,40 +207,49 @@ class SQLiteStore(RunStore):
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         with self._write() as con:
+            self._require_in(con, run_id)
             self._merge(con, "params", run_id, params)
 
     def set_metadata(self, run_id: str, key: str, value: Any) -> None:
         with self._write() as con:
+            self._require_in(con, run_id)
             self._merge(con, "metadata", run_id, {key: value})
 
-    def add_artifact(self, run_id: str, record: ArtifactRecord) -> None:
+    def add_artifact(self, run_id: str, record: ArtifactRecord) -> ArtifactRecord:
         with self._write() as con:
+            self._require_in(con, run_id)
+            (version,) = con.execute(
+                "SELECT COALESCE(MAX(version) + 1, 0) FROM artifacts WHERE run_id = ? AND name = ?",
+                (run_id, record.name),
+            ).fetchone()
             con.execute(
-                "INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO artifacts (run_id, name, version, type, digest, size, kind, source, "
+                "created_at, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     record.name,
+                    version,
                     record.type,
                     record.digest,
                     record.size,
                     record.kind,
                     record.source,
                     record.created_at,
-                    _dumps(dict(record.metadata)),
+                    dumps(dict(record.metadata)),
                 ),
             )
+        return ArtifactRecord(**{**record.__dict__, "version": int(version)})
 
     @staticmethod
     def _merge(con: sqlite3.Connection, table: str, run_id: str, values: Mapping[str, Any]) -> None:
         con.executemany(
             f"INSERT OR REPLACE INTO {table} (run_id, key, value) VALUES (?, ?, ?)",
-            [(run_id, str(k), _dumps(v)) for k, v in values.items()],
+            [(run_id, str(k), dumps(v)) for k, v in values.items()],
         )
 
-    @staticmethod
-    def _check_updated(cur: sqlite3.Cursor, run_id: str) -> None:
-        if cur.rowcount == 0:
-            raise RunNotFoundError(run_id, "this store")
+    def _require_in(self, con: sqlite3.Connection, run_id: str) -> None:
+        if con.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+            raise RunNotFoundError(run_id, str(self._path))
 
     # --- reads ------------------------------------------------------------------------------
     def resolve_id(self, prefix: str) -> str:
@@ -210,31 +269,49 @@ class SQLiteStore(RunStore):
             raise RunNotFoundError(prefix, str(self._path))
         if len(ids) > 1:
             raise AmbiguousRunIdError(prefix, ids)
-        return ids[0]
+        return str(ids[0])
 
     def get_run(self, run_id: str) -> RunRecord:
         self.reap_crashed()
-        row = (
-            self._con()
-            .execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?",
-                (run_id,),
-            )
-            .fetchone()
-        )
-        if row is None:
+        row = self._con().execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        found = row.fetchone()
+        if found is None:
             raise RunNotFoundError(run_id, str(self._path))
-        return self._record(row)
+        return self._record(found)
 
-    def list_runs(self, project: str | None = None) -> list[RunRecord]:
+    def list_runs(
+        self, project: str | None = None, *, query: RunQuery | None = None
+    ) -> list[RunRecord]:
         self.reap_crashed()
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
-        args: tuple[Any, ...] = ()
-        if project is not None:
-            sql += " WHERE project = ?"
-            args = (project,)
-        rows = self._con().execute(sql + " ORDER BY start_time, id", args).fetchall()
-        return [self._record(r) for r in rows]
+        sql, args, reverse = run_query_sql(project, query, _RUN_COLUMNS)
+        records = [self._record(r) for r in self._con().execute(sql, args).fetchall()]
+        return records[::-1] if reverse else records
+
+    def list_run_rows(
+        self, project: str | None = None, *, query: RunQuery | None = None
+    ) -> list[RunRow]:
+        self.reap_crashed()
+        sql, args, reverse = run_query_sql(project, query, _RUN_COLUMNS)
+        con = self._con()
+        con.execute("BEGIN")  # one snapshot for the three reads
+        try:
+            records = [self._record(r) for r in con.execute(sql, args).fetchall()]
+            ids = f"SELECT id FROM ({sql.replace(_RUN_COLUMNS, 'runs.id AS id', 1)})"
+            params: dict[str, dict[str, Any]] = {r.id: {} for r in records}
+            loads = _ScalarMemo()
+            for rid, key, value in con.execute(
+                f"SELECT run_id, key, value FROM params WHERE run_id IN ({ids})", args
+            ):
+                params[rid][key] = loads(value)
+            metrics: dict[str, dict[str, float]] = {r.id: {} for r in records}
+            for rid, key, value in con.execute(
+                f"SELECT run_id, key, value FROM last_metrics WHERE run_id IN ({ids})", args
+            ):
+                metrics[rid][key] = math.nan if value is None else value
+        finally:
+            con.execute("COMMIT")
+        rows = [RunRow(r, params[r.id], metrics[r.id]) for r in records]
+        return rows[::-1] if reverse else rows
 
     def get_params(self, run_id: str) -> dict[str, Any]:
         return self._read_kv("params", run_id)
@@ -263,10 +340,8 @@ class SQLiteStore(RunStore):
         for start in range(0, len(run_ids), 500):
             chunk = list(run_ids[start : start + 500])
             rows = con.execute(
-                "SELECT run_id, key, value FROM metrics WHERE rowid IN (SELECT rowid FROM ("
-                "SELECT rowid, ROW_NUMBER() OVER (PARTITION BY run_id, key "
-                "ORDER BY step DESC, ts DESC, rowid DESC) AS rn FROM metrics "
-                f"WHERE run_id IN ({','.join('?' * len(chunk))})) WHERE rn = 1)",
+                "SELECT run_id, key, value FROM last_metrics "
+                f"WHERE run_id IN ({','.join('?' * len(chunk))})",
                 chunk,
             ).fetchall()
             for rid, key, value in rows:
@@ -275,31 +350,17 @@ class SQLiteStore(RunStore):
 
     def list_artifacts(self, run_id: str) -> list[ArtifactRecord]:
         self._require(run_id)
-        rows = (
-            self._con()
-            .execute(
-                "SELECT name, type, digest, size, kind, source, created_at, metadata "
-                "FROM artifacts WHERE run_id = ? ORDER BY created_at, rowid",
-                (run_id,),
-            )
-            .fetchall()
+        rows = self._con().execute(
+            "SELECT name, type, digest, size, kind, source, created_at, metadata, version "
+            "FROM artifacts WHERE run_id = ? ORDER BY created_at, version, rowid",
+            (run_id,),
         )
         return [
-            ArtifactRecord(
-                name=r[0],
-                type=r[1],
-                digest=r[2],
-                size=r[3],
-                kind=r[4],
-                source=r[5],
-                created_at=r[6],
-                metadata=json.loads(r[7]),
-            )
-            for r in rows
+            ArtifactRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), r[8])
+            for r in rows.fetchall()
         ]
 
     def reap_crashed(self) -> list[str]:
-        """Mark runs whose process is gone as ``crashed``; return their ids."""
         now = time.time()
         rows = (
             self._con()
@@ -325,23 +386,17 @@ class SQLiteStore(RunStore):
         return [run_id for _, run_id in dead]
 
     def _require(self, run_id: str) -> None:
-        if self._con().execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
-            raise RunNotFoundError(run_id, str(self._path))
+        self._require_in(self._con(), run_id)
 
     def _read_kv(self, table: str, run_id: str) -> dict[str, Any]:
         self._require(run_id)
-        rows = (
-            self._con()
-            .execute(
-                f"SELECT key, value FROM {table} WHERE run_id = ? ORDER BY key",
-                (run_id,),
-            )
-            .fetchall()
+        rows = self._con().execute(
+            f"SELECT key, value FROM {table} WHERE run_id = ? ORDER BY key", (run_id,)
         )
-        return {k: json.loads(v) for k, v in rows}
+        return {k: json.loads(v) for k, v in rows.fetchall()}
 
     @staticmethod
-    def _record(row: tuple[Any, ...]) -> RunRecord:
+    def _record(row: Sequence[Any]) -> RunRecord:
         return RunRecord(
             id=row[0],
             project=row[1],
@@ -349,7 +404,7 @@ class SQLiteStore(RunStore):
             group=row[3],
             job_type=row[4],
             status=row[5],
-            tags=tuple(json.loads(row[6])),
+            tags=_NO_TAGS if row[6] == "[]" else tuple(json.loads(row[6])),
             start_time=row[7],
             end_time=row[8],
             heartbeat_time=row[9],

@@ -18,9 +18,15 @@ from nbops.sweeps._errors import SpaceError, SweepError
 from nbops.sweeps._samplers import make_pruner, make_sampler
 from nbops.sweeps._space import example_values, grid_of, is_grid, load_space
 from nbops.sweeps._spec import SPEC_ATTR, SweepSpec, callable_target, dumps_callable, import_target
-from nbops.sweeps._storage import MEMORY, check_name, open_storage, redact_url, resolve_url
+from nbops.sweeps._storage import (
+    MEMORY,
+    STOP_ATTR,
+    check_name,
+    open_storage,
+    redact_url,
+    resolve_url,
+)
 from nbops.sweeps._sweep import Sweep
-from nbops.sweeps._worker import STOP_ATTR
 
 logger = logging.getLogger(__name__)
 

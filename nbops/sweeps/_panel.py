@@ -86,7 +86,7 @@ class SweepPanel(widgets.VBox):  # type: ignore[misc]
         try:
             self.controller.request_stop(now=now)
             button.description = "Stopping"
-        except Exception as exc:  # shown in the panel, never lost in another cell
+        except Exception as exc:  # noqa: BLE001 - shown in the panel, never lost in another cell
             with self.errors:
                 print(f"Stop failed: {exc}")
             self.stop_button.disabled = False

@@ -216,7 +216,7 @@ def dumps_callable(fn: Callable[..., Any]) -> bytes:
         pass
     try:
         return pickle.dumps(fn)
-    except Exception as exc:
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
         raise SweepError(
             f"cannot send objective {fn!r} to worker processes ({exc}); define it in an "
             "importable module, install cloudpickle, or use jobs=1"

@@ -128,7 +128,7 @@ def open_storage(
             f"the driver for {redact_url(url)} is not installed ({exc}); for PostgreSQL "
             "install psycopg2-binary (pip install 'nbops[sweeps]')"
         ) from None
-    except Exception as exc:  # sqlalchemy.exc.OperationalError and friends
+    except Exception as exc:  # noqa: BLE001 - sqlalchemy.exc.OperationalError and friends
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SweepStorageError(
             f"cannot reach the sweep storage {redact_url(url)}: {first}; check that the "

@@ -20,8 +20,8 @@ from nbops.sweeps._claim import BUDGET_ATTR, counted
 from nbops.sweeps._errors import SweepError
 from nbops.sweeps._objectives import environment_for_workers
 from nbops.sweeps._spec import SweepSpec
-from nbops.sweeps._storage import fail_dead_local_trials, redact_url, sweeps_dir
-from nbops.sweeps._worker import STOP_ATTR, STOP_REASON_ATTR, Interrupter, run_worker
+from nbops.sweeps._storage import STOP_ATTR, fail_dead_local_trials, redact_url, sweeps_dir
+from nbops.sweeps._worker import STOP_REASON_ATTR, Interrupter, run_worker
 
 if TYPE_CHECKING:
     from nbops.tracking import Run
@@ -178,7 +178,7 @@ class Sweep:
             return True
         try:
             return bool(self._study.user_attrs.get(STOP_ATTR))
-        except Exception:  # an unreachable storage does not make a sweep stopped
+        except Exception:  # noqa: BLE001 - an unreachable storage does not make a sweep stopped
             return False
 
     def stop(self, now: bool = False) -> None:
@@ -258,7 +258,7 @@ class Sweep:
                 )
             except KeyboardInterrupt:
                 self._stop.set()
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - re-raised by wait() in the caller
                 self._error = exc
             finally:
                 self._finalize()
@@ -334,7 +334,7 @@ class Sweep:
                 self._error = SweepError(
                     f"every worker of sweep {self.name} failed: {self._worker_errors[0]}"
                 )
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - re-raised by wait() in the caller
             self._error = exc
         finally:
             if self._spec_file is not None:

@@ -1,10 +1,13 @@
-"""Conformance tests every :class:`~nbops.store.RunStore` backend must pass.
+"""Conformance tests of the runs part every :class:`~nbops.store.RunStore` backend must pass.
 
-Subclass :class:`StoreConformance` in a pytest module and implement ``make_store``::
+Subclass :class:`StoreConformance` (and :class:`ProcessConformance` for a backend shared by
+processes) in a pytest module and implement ``make_store``::
 
-    class TestMyStore(StoreConformance):
+    class TestMyStore(StoreConformance, ProcessConformance):
         def make_store(self, path):
             return MyStore(path)
+
+:class:`nbops.testing.BackendConformance` gathers every suite of every part.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -21,8 +25,9 @@ from typing import Any
 
 import pytest
 
-from nbops.errors import AmbiguousRunIdError, RunNotFoundError, StoreError
+from nbops.errors import AmbiguousRunIdError, NotFoundError, RunNotFoundError, StoreError
 from nbops.store import ArtifactRecord, MetricPoint, RunRecord, RunStore
+from nbops.store._backends import open_backend
 
 
 def _record(run_id: str, project: str = "p", **fields: Any) -> RunRecord:
@@ -37,9 +42,11 @@ def _record(run_id: str, project: str = "p", **fields: Any) -> RunRecord:
     return RunRecord(id=run_id, project=project, **defaults)
 
 
-def _write_many(factory_args: tuple[Any, ...]) -> None:
-    make, path, run_id, n = factory_args
-    store = make(path)
+def _write_many(args: tuple[str, str, int]) -> None:
+    from nbops.store import open_store
+
+    url, run_id, n = args
+    store = open_store(url)
     for start in range(0, n, 500):
         store.write_progress(
             run_id, [MetricPoint("m", i, float(i), time.time()) for i in range(start, start + 500)]
@@ -137,10 +144,45 @@ class StoreConformance:
     def test_artifacts(self, store: RunStore) -> None:
         store.create_run(_record("r"))
         rec = ArtifactRecord("model", "model", "d" * 64, 10, "file", "/x/model.pkl", 1.0, {"k": 1})
-        store.add_artifact("r", rec)
+        assert store.add_artifact("r", rec) == rec
         store.add_artifact("r", ArtifactRecord("data", "dataset", "e" * 64, 5, "dir", "/x", 2.0))
         assert [a.name for a in store.list_artifacts("r")] == ["model", "data"]
         assert store.list_artifacts("r")[0] == rec
+
+    def test_same_artifact_name_is_a_new_version(self, store: RunStore) -> None:
+        store.create_run(_record("r"))
+        first = ArtifactRecord("model", "model", "d" * 64, 10, "file", "/x/model.pkl", 1.0)
+        second = ArtifactRecord("model", "model", "e" * 64, 12, "file", "/x/model.pkl", 2.0)
+        assert store.add_artifact("r", first).version == 0
+        assert store.add_artifact("r", second).ref == "model:v1"
+        assert [(a.ref, a.digest) for a in store.list_artifacts("r")] == [
+            ("model:v0", "d" * 64),
+            ("model:v1", "e" * 64),
+        ]
+        assert store.get_artifact("r", "model").digest == "e" * 64
+        assert store.get_artifact("r", "model:v0").digest == "d" * 64
+        with pytest.raises(NotFoundError):
+            store.get_artifact("r", "model:v2")
+
+    def test_writes_for_an_unknown_run_raise_and_write_nothing(self, store: RunStore) -> None:
+        art = ArtifactRecord("a", "t", "d" * 64, 1, "file", "/x", 1.0)
+        for write in (
+            lambda: store.set_status("ghost", "finished"),
+            lambda: store.write_progress("ghost", [MetricPoint("m", 0, 1.0, 1.0)]),
+            lambda: store.write_progress("ghost", summary={"a": 1}),
+            lambda: store.write_progress("ghost", heartbeat_time=time.time()),
+            lambda: store.log_params("ghost", {"lr": 1}),
+            lambda: store.set_metadata("ghost", "git", {}),
+            lambda: store.add_artifact("ghost", art),
+        ):
+            with pytest.raises(RunNotFoundError):
+                write()
+        store.create_run(_record("ghost"))  # nothing was kept for the id
+        assert store.get_metrics("ghost") == []
+        assert store.get_summary("ghost") == store.get_params("ghost") == {}
+        assert store.get_metadata("ghost") == {}
+        assert store.list_artifacts("ghost") == []
+        assert store.last_metrics(["ghost"]) == {"ghost": {}}
 
     def test_status_and_end_time(self, store: RunStore) -> None:
         store.create_run(_record("r"))
@@ -183,23 +225,103 @@ class StoreConformance:
             t.join()
         assert len(store.get_metrics("r")) == 200
 
-    def test_processes_lose_nothing(self, store: RunStore, tmp_path: Path) -> None:
+
+_KILLED_WRITER = """
+import sys, time
+from nbops.store import MetricPoint, RunRecord, open_store
+store = open_store(sys.argv[1])
+store.create_run(RunRecord(id="victim", project="p", name="v", start_time=time.time(),
+                           heartbeat_time=time.time(), pid=None, host="elsewhere"))
+store.log_params("victim", {"lr": 0.1})
+for start in range(0, 3000, 300):
+    store.write_progress("victim", [MetricPoint("m", i, float(i), time.time())
+                                    for i in range(start, start + 300)], summary={"last": start})
+store.set_metadata("victim", "git", {"commit": "abc"})
+print("written", flush=True)
+time.sleep(60)
+"""
+
+
+class ProcessConformance:
+    """The contract across processes and instances: a backend several processes share.
+
+    Needs ``make_store`` (as :class:`StoreConformance`) returning a store whose :attr:`url`
+    opens the same data from another process.
+    """
+
+    def make_store(self, path: Path) -> RunStore:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> RunStore:
+        return self.make_store(tmp_path / "store")
+
+    def test_crashed_is_seen_and_persisted_by_a_second_instance(self, store: RunStore) -> None:
+        proc = subprocess.Popen([sys.executable, "-c", "pass"])
+        proc.wait()
+        other = open_backend(store.url)
+        try:
+            store.create_run(_record("r", pid=proc.pid))
+            store.create_run(_record("live"))
+            assert other.get_run("r").status == "crashed"
+            assert other.get_run("live").status == "running"
+            third = open_backend(store.url)
+            try:  # persisted: a third instance reads it without reaping
+                assert {r.id: r.status for r in third.list_runs()} == {
+                    "r": "crashed",
+                    "live": "running",
+                }
+            finally:
+                third.close()
+        finally:
+            other.close()
+
+    def test_close_releases_and_data_survives(self, store: RunStore) -> None:
+        store.create_run(_record("r"))
+        store.log_params("r", {"a": 1})
+        threads = [threading.Thread(target=store.get_params, args=("r",)) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        url = store.url
+        store.close()
+        store.close()  # closing twice is harmless
+        again = open_backend(url)
+        try:
+            assert again.get_params("r") == {"a": 1}
+        finally:
+            again.close()
+
+    def test_sigkill_loses_nothing_written(self, store: RunStore) -> None:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _KILLED_WRITER, store.url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert child.stdout is not None
+            line = child.stdout.readline()  # bounded: the child sleeps 60 s at most
+            assert line.strip() == "written", child.stderr.read() if child.stderr else ""
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=30)
+        reader = open_backend(store.url)
+        try:
+            assert [p.step for p in reader.get_metrics("victim")] == list(range(3000))
+            assert reader.get_params("victim") == {"lr": 0.1}
+            assert reader.get_summary("victim") == {"last": 2700}
+            assert reader.get_metadata("victim") == {"git": {"commit": "abc"}}
+        finally:
+            reader.close()
+
+    def test_processes_lose_nothing(self, store: RunStore) -> None:
         for k in range(4):
             store.create_run(_record(f"r{k}"))
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(4) as pool:
-            pool.map(
-                _write_many, [(type(self)._factory(), store.path, f"r{k}", 2000) for k in range(4)]
-            )
+            pool.map(_write_many, [(store.url, f"r{k}", 2000) for k in range(4)])
         for k in range(4):
             steps = [p.step for p in store.get_metrics(f"r{k}")]
             assert steps == list(range(2000))
-
-    @classmethod
-    def _factory(cls) -> Any:
-        """A picklable callable building the store from a path (for worker processes)."""
-        return cls.store_factory()
-
-    @staticmethod
-    def store_factory() -> Any:
-        raise NotImplementedError

@@ -3,60 +3,76 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from functools import cached_property
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbops.store import ArtifactRecord, ObjectStore, RunRecord, RunStore, open_store
+from nbops.store import ArtifactRecord, BlobStore, RunRecord, RunStore, make_query, open_store
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-def _time(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
+def runs(
+    project: str | None = None,
+    *,
+    store: RunStore | str | None = None,
+    status: str | Sequence[str] | None = None,
+    tags: str | Sequence[str] | None = None,
+    filters: str | Sequence[str] | None = None,
+    sort: str | None = None,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """Return one row per run: identity, status, times, ``params.*`` and last ``metrics.*``.
 
+    The selection is done by the store, in a few queries whatever the number of runs.
 
-def runs(project: str | None = None, *, store: RunStore | str | None = None) -> pd.DataFrame:
-    """Return one row per run: identity, status, times, ``params.*`` and last ``metrics.*``."""
+    Args:
+        project: Only this project's runs.
+        store: The store (or its folder or URL); default the project's.
+        status: Only runs with this status (or one of these).
+        tags: Only runs carrying this tag (or every one of these).
+        filters: Conditions such as ``"metrics.accuracy>0.9"`` or ``"params.lr=0.1"``
+            (operators ``= != > >= < <=``; a metric is its last value).
+        sort: ``start_time`` (default), ``end_time``, ``name``, ``status``, ``params.KEY`` or
+            ``metrics.KEY``; a leading ``-`` sorts descending.
+        limit: At most this many runs (with no ``sort``: the most recent ones).
+    """
     import pandas as pd
 
     target = open_store(store)
-    records = target.list_runs(project)
-    last = target.last_metrics([r.id for r in records])
-    rows = []
-    for r in records:
-        row: dict[str, Any] = {
-            "id": r.id,
-            "name": r.name,
-            "project": r.project,
-            "group": r.group,
-            "job_type": r.job_type,
-            "status": r.status,
-            "tags": list(r.tags),
-            "start_time": _time(r.start_time),
-            "end_time": _time(r.end_time),
-        }
-        row.update({f"params.{k}": v for k, v in target.get_params(r.id).items()})
-        row.update({f"metrics.{k}": v for k, v in last[r.id].items()})
-        rows.append(row)
-    columns = [
-        "id",
-        "name",
-        "project",
-        "group",
-        "job_type",
-        "status",
-        "tags",
-        "start_time",
-        "end_time",
+    query = make_query(status=status, tags=tags, where=filters, sort=sort, limit=limit)
+    found = target.list_run_rows(project, query=query)
+    records = [row.record for row in found]
+    columns: dict[str, Any] = {
+        "id": [r.id for r in records],
+        "name": [r.name for r in records],
+        "project": [r.project for r in records],
+        "group": [r.group for r in records],
+        "job_type": [r.job_type for r in records],
+        "status": [r.status for r in records],
+        "tags": [list(r.tags) for r in records],
+        "start_time": pd.to_datetime([r.start_time for r in records], unit="s", utc=True),
+        "end_time": pd.to_datetime(
+            [r.end_time if r.end_time is not None else float("nan") for r in records],
+            unit="s",
+            utc=True,
+        ),
+    }
+    extra: dict[str, list[Any]] = {}
+    sections: list[tuple[str, list[dict[str, Any]]]] = [
+        ("params", [row.params for row in found]),
+        ("metrics", [dict(row.metrics) for row in found]),
     ]
-    return pd.DataFrame(
-        rows, columns=columns + sorted({k for row in rows for k in row} - set(columns))
-    )
+    for section, values in sections:
+        for key in sorted({k for doc in values for k in doc}):
+            extra[f"{section}.{key}"] = [doc.get(key) for doc in values]
+    for name in sorted(extra):
+        columns[name] = extra[name]
+    return pd.DataFrame(columns)
 
 
 @dataclass(frozen=True)
@@ -64,7 +80,7 @@ class Artifact:
     """An artifact of a stored run; ``restore(dest)`` copies it out of the object store."""
 
     record: ArtifactRecord
-    objects: ObjectStore
+    objects: BlobStore
 
     @property
     def name(self) -> str:
@@ -122,30 +138,40 @@ class StoredRun:
 
     @cached_property
     def artifacts(self) -> dict[str, Artifact]:
-        objects = ObjectStore(self._store.path / "objects")
+        """The latest version of each artifact, by name (see :meth:`artifact` for others)."""
+        objects = self._store.blobs
         return {a.name: Artifact(a, objects) for a in self._store.list_artifacts(self.id)}
 
+    def artifact(self, ref: str) -> Artifact:
+        """The artifact ``name`` (its latest version) or one version, ``name:vN``."""
+        return Artifact(self._store.get_artifact(self.id, ref), self._store.blobs)
+
     def history(self) -> pd.DataFrame:
-        """Metric history, one row per step, one column per metric, plus ``_timestamp``."""
+        """Metric history: one row per step, one column per metric, plus the step and time.
+
+        The step is in column ``step`` and the time of the step's last value in ``_timestamp``.
+        A metric keeps its own name even when it is ``step`` or ``_timestamp``: the column nbops
+        adds then takes one more leading underscore (``_step``, ``__timestamp``...) until free.
+        """
         import pandas as pd
 
         points = self._store.get_metrics(self.id)
+        keys = {p.key for p in points}
+        step_col, time_col = _free_name("step", keys), _free_name("_timestamp", keys)
         if not points:
-            return pd.DataFrame(columns=["step", "_timestamp"])
-        frame = pd.DataFrame(
-            {
-                "step": [p.step for p in points],
-                "key": [p.key for p in points],
-                "value": [p.value for p in points],
-                "_timestamp": [p.timestamp for p in points],
-            }
+            return pd.DataFrame(columns=[step_col, time_col])
+        values: dict[int, dict[str, float]] = {}
+        times: dict[int, float] = {}
+        for p in points:  # stored in write order: the last value of a key at a step wins
+            values.setdefault(p.step, {})[p.key] = p.value
+            times[p.step] = max(times.get(p.step, p.timestamp), p.timestamp)
+        steps = sorted(values)
+        wide = pd.DataFrame.from_records(
+            [values[s] for s in steps], columns=sorted(keys), index=range(len(steps))
         )
-        wide = frame.pivot_table(
-            index="step", columns="key", values="value", aggfunc="last", dropna=False
-        )
-        wide["_timestamp"] = frame.groupby("step")["_timestamp"].max()
-        wide.columns.name = None
-        return wide.reset_index()
+        wide.insert(0, step_col, steps)
+        wide[time_col] = [times[s] for s in steps]
+        return wide
 
     def __repr__(self) -> str:
         return f"<nbops.StoredRun {self.id} name={self.name!r} {self.status}>"
@@ -159,6 +185,13 @@ class StoredRun:
             f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in rows
         )
         return f"<table class='nbops-run'>{body}</table>"
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    """Return ``name``, with leading underscores added until it is not in ``taken``."""
+    while name in taken:
+        name = f"_{name}"
+    return name
 
 
 def get_run(run_id: str, *, store: RunStore | str | None = None) -> StoredRun:

@@ -20,7 +20,7 @@ from nbops.data import (
     restore_dataset,
 )
 from nbops.errors import DataIntegrityError, InvalidValueError, NoActiveRunError, NotFoundError
-from nbops.store import ObjectStore, hash_file
+from nbops.store import hash_file
 
 
 @pytest.fixture
@@ -153,7 +153,7 @@ def test_unknown_and_ambiguous_refs(files: dict[str, Path]) -> None:
 def test_a_modified_blob_is_refused(files: dict[str, Path], tmp_path: Path) -> None:
     with nbops.init(project="data") as run:
         version = log_dataset(files["table"], name="table")
-    blob = ObjectStore(run.store.path / "objects").path_of(version.object)
+    blob = run.store.blobs.path_of(version.object)
     os.chmod(blob, 0o644)
     blob.write_bytes(blob.read_bytes().replace(b"x", b"X"))
     with pytest.raises(DataIntegrityError, match="was modified"):

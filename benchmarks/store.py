@@ -1,0 +1,179 @@
+"""Store figures: listing 10,000 runs, and logging, on SQLite (and PostgreSQL when given).
+
+Run ``python benchmarks/store.py`` (``--runs 2000`` for a quick check; ``--postgres URL`` adds
+the PostgreSQL backend, e.g. ``postgresql://postgres@127.0.0.1:5432/bench``). Each store is
+filled through the public store API, then timed:
+
+* ``nbops.runs()`` (a DataFrame with params and last metrics), ``nbops runs list --json`` and
+  a filtered, sorted, limited listing, all answered by the store in a few queries;
+* the peer in the same run: the way listings worked before (one parameters query per run);
+* logging: 10,000 steps x 3 metrics through ``nbops.init(...).log`` then ``flush()`` (durable).
+
+Prints a table with ratios; targets (issue 10/19): listing 10,000 runs <= 0.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+TARGET_LIST = 0.5
+
+
+def _best(fn: Callable[[], Any], repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def fill(store: Any, n: int) -> float:
+    """Create ``n`` finished runs with 3 params and 3 metrics (10 steps); return seconds."""
+    from nbops.store import MetricPoint, RunRecord
+
+    start = time.perf_counter()
+    now = time.time()
+    for i in range(n):
+        rid = f"bench{i:06d}"
+        store.create_run(
+            RunRecord(
+                id=rid,
+                project="bench",
+                name=f"run-{i}",
+                tags=("baseline",) if i % 10 == 0 else (),
+                start_time=now - n + i,
+                heartbeat_time=now,
+                host="bench-host",
+            )
+        )
+        store.log_params(rid, {"lr": [0.1, 0.01, 0.001][i % 3], "layers": i % 7, "opt": "adam"})
+        points = [
+            MetricPoint(key, step, math.sin(i + step) if key != "acc" else (i % 100) / 100, now)
+            for step in range(10)
+            for key in ("loss", "acc", "lr")
+        ]
+        store.write_progress(rid, points)
+        store.set_status(rid, "finished", now)
+    return time.perf_counter() - start
+
+
+def old_listing(store: Any) -> None:
+    """Listing as before the store did it: one parameters query per run."""
+    records = store.list_runs("bench")
+    last = store.last_metrics([r.id for r in records])
+    for r in records:
+        store.get_params(r.id)
+        last[r.id]
+
+
+def cli_list(*argv: str) -> None:
+    from nbops.cli import main
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["runs", "list", *argv]) == 0
+
+
+def logging_figures(url: str) -> dict[str, float]:
+    """10,000 steps x 3 metrics through the tracking API; caller loop and durable time."""
+    import nbops
+
+    os.environ["NBOPS_STORE"] = url
+    run = nbops.init(project="bench-log", wandb="disabled", capture=False)
+    row = {"loss": 0.5, "acc": 0.9, "lr": 0.01}
+    start = time.perf_counter()
+    for _ in range(10_000):
+        run.log(row)
+    loop = time.perf_counter() - start
+    run.flush()
+    durable = time.perf_counter() - start
+    run.finish()
+    stored = len(run.store.get_metrics(run.id))
+    assert stored == 30_000, stored
+    del os.environ["NBOPS_STORE"]
+    return {"loop": loop, "per_call": loop / 10_000, "durable": durable}
+
+
+def measure(label: str, url: str, n: int) -> dict[str, float]:
+    from nbops.store import open_store
+
+    os.environ["NBOPS_STORE"] = url
+    store = open_store(url)
+    print(f"[{label}] filling {n} runs ...", file=sys.stderr, flush=True)
+    figures = {"fill": fill(store, n)}
+    import nbops
+
+    figures["nbops.runs()"] = _best(lambda: nbops.runs("bench"))
+    figures["runs list --json"] = _best(lambda: cli_list("--project", "bench", "--json"))
+    figures["runs list (table)"] = _best(lambda: cli_list("--project", "bench"))
+    figures["filtered+sorted+limit"] = _best(
+        lambda: cli_list(
+            "--filter",
+            "metrics.acc>0.9",
+            "--filter",
+            "params.lr=0.1",
+            "--tag",
+            "baseline",
+            "--sort=-metrics.acc",
+            "--limit",
+            "20",
+        )
+    )
+    figures["old: query per run"] = _best(lambda: old_listing(store), repeat=1)
+    del os.environ["NBOPS_STORE"]
+    figures.update({f"log {k}": v for k, v in logging_figures(url).items()})
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--postgres", help="a PostgreSQL URL to measure too (tables are created)")
+    args = parser.parse_args()
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["NBOPS_HOME"] = str(Path(tmp) / "home")
+        os.environ["NBOPS_BLOBS"] = str(Path(tmp) / "blobs")
+        results["sqlite"] = measure("sqlite", f"sqlite://{tmp}/store", args.runs)
+        if args.postgres:
+            results["postgresql"] = measure("postgresql", args.postgres, args.runs)
+    names = list(results)
+    print(f"\nstore benchmark, {args.runs} runs (best of 3; seconds)")
+    print(f"{'figure':<24}" + "".join(f"{n:>14}" for n in names))
+    for figure in results[names[0]]:
+        cells = "".join(f"{results[n][figure]:>14.4f}" for n in names)
+        print(f"{figure:<24}{cells}")
+    for name in names:
+        r = results[name]
+        verdict = "PASS" if r["nbops.runs()"] <= TARGET_LIST else "FAIL"
+        print(
+            f"{name}: nbops.runs() {r['nbops.runs()']:.3f} s for {args.runs} runs "
+            f"(target <= {TARGET_LIST} s: {verdict}); "
+            f"{r['old: query per run'] / r['nbops.runs()']:.1f}x "
+            f"faster than a query per run; log per call {r['log per_call'] * 1e6:.2f} us, "
+            f"10k x 3 durable in {r['log durable']:.3f} s"
+        )
+    if len(names) > 1:
+        a, b = results[names[1]], results[names[0]]
+        ratios = ", ".join(f"{k} {a[k] / b[k]:.2f}x" for k in a if b[k] > 0)
+        print(
+            f"postgresql / sqlite: {statistics.median([a[k] / b[k] for k in a]):.2f}x "
+            f"median; {ratios}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""The model, dataset and run-cache parts of a store: interfaces and their JSON records.
+
+Records cross this boundary as plain JSON-ready dicts, so the packages above (registry, data,
+pipeline) own their record classes and can add fields without a schema change: a model
+version's fields beyond :data:`MODEL_FIELDS` are kept as they are, in an extension document.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from nbops.errors import InvalidValueError
+
+#: The fields every model version has (``trusted_types`` a list, ``lineage`` a dict).
+MODEL_FIELDS = (
+    "name",
+    "version",
+    "digest",
+    "size",
+    "format",
+    "trusted_types",
+    "model_class",
+    "task",
+    "run_id",
+    "created_at",
+    "created_by",
+    "lineage",
+)
+#: The fields of an alias move.
+ALIAS_MOVE_FIELDS = ("name", "alias", "version", "previous", "moved_by", "moved_at", "reason")
+#: The fields of a dataset version (``schema`` and ``stats`` dicts or None).
+DATASET_FIELDS = (
+    "name",
+    "hash",
+    "kind",
+    "object",
+    "size",
+    "rows",
+    "files",
+    "schema",
+    "stats",
+    "source",
+    "created_at",
+    "run_id",
+)
+
+
+def cache_record_json(key: str, record: Mapping[str, Any]) -> str:
+    """A run cache record as strict JSON; a bad key or a non-JSON record raises."""
+    if not isinstance(key, str) or not key:
+        raise InvalidValueError(f"invalid run cache key {key!r}: give a non-empty string")
+    try:
+        return json.dumps(dict(record), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidValueError(
+            f"the run cache record for {key!r} is not JSON ({exc}); store strings, numbers, "
+            "lists and dicts"
+        ) from exc
+
+
+class ModelStore(abc.ABC):
+    """Registered model versions (numbered 1, 2, ... per name), aliases and alias moves.
+
+    Contract (checked by :class:`nbops.testing.ModelConformance`):
+
+    * **Processes and threads** as for runs: concurrent :meth:`add_version` calls on one name
+      from any number of processes get distinct, consecutive numbers; nothing is lost.
+    * **Durability.** Returned writes survive the death of the process.
+    * **Unknown names and versions.** Reads return ``None`` or an empty list; :meth:`move_alias`
+      and :meth:`update_version` of a missing version raise :class:`NotFoundError`.
+    * **Extension fields.** Keys of a version beyond :data:`MODEL_FIELDS` (JSON values) are
+      stored and returned as given; :meth:`update_version` merges such keys.
+    * **History.** Alias moves are never deleted: the alias table is the last move of each alias;
+      a removed alias is recorded as a move to version ``0`` (versions are numbered from 1).
+    * Validation of names belongs to the caller (the registry).
+    """
+
+    @abc.abstractmethod
+    def add_version(self, fields: Mapping[str, Any], *, version: int | None = None) -> int:
+        """Insert ``fields`` as the next version of ``fields['name']``; return its number.
+
+        ``version`` inserts that number instead (copying a store); an existing one raises
+        :class:`StoreError`.
+        """
+
+    @abc.abstractmethod
+    def get_version(self, name: str, version: int | None = None) -> dict[str, Any] | None:
+        """One version (default: the highest), or ``None``."""
+
+    @abc.abstractmethod
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        """Every version of ``name``, oldest first."""
+
+    @abc.abstractmethod
+    def names(self) -> list[tuple[dict[str, Any], int]]:
+        """For each model name, by name: its latest version and its number of versions."""
+
+    @abc.abstractmethod
+    def update_version(self, name: str, version: int, fields: Mapping[str, Any]) -> None:
+        """Merge extension fields into a version (the fields of :data:`MODEL_FIELDS` are fixed)."""
+
+    @abc.abstractmethod
+    def aliases(self, name: str) -> dict[str, int]:
+        """``{alias: version}`` of one model."""
+
+    @abc.abstractmethod
+    def move_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        moved_by: str,
+        reason: str | None,
+        *,
+        moved_at: float | None = None,
+    ) -> dict[str, Any]:
+        """Point ``alias`` at ``version`` and record the move in one transaction; return it."""
+
+    @abc.abstractmethod
+    def remove_alias(
+        self,
+        name: str,
+        alias: str,
+        moved_by: str,
+        reason: str | None,
+        *,
+        moved_at: float | None = None,
+    ) -> dict[str, Any]:
+        """Remove ``alias`` and record it as a move to version ``0`` in one transaction.
+
+        Raises :class:`NotFoundError` when the model has no such alias.
+        """
+
+    @abc.abstractmethod
+    def alias_moves(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+        """The moves of one model's aliases (optionally one alias), oldest first."""
+
+
+class DatasetStore(abc.ABC):
+    """Dataset versions, keyed by ``(name, content hash)``, and the runs that used each.
+
+    Contract (checked by :class:`nbops.testing.DatasetConformance`):
+
+    * **Processes and threads** as for runs. Recording a version that exists keeps the first
+      record (its ``created_at`` and ``run_id``) and only adds the use.
+    * **Durability.** Returned writes survive the death of the process.
+    * **Unknown names and hashes** give ``None`` or empty lists; validation of names belongs to
+      the caller (the data package).
+    * Versions of one name are ordered by ``created_at`` then insertion.
+    """
+
+    @abc.abstractmethod
+    def record(self, fields: Mapping[str, Any], run_id: str | None, used_at: float) -> None:
+        """Add a version (kept as first seen) and, with a ``run_id``, its use by that run."""
+
+    @abc.abstractmethod
+    def add_use(self, name: str, content_hash: str, run_id: str, used_at: float) -> None:
+        """Note that ``run_id`` used a version (once per run)."""
+
+    @abc.abstractmethod
+    def find_hash(self, content_hash: str) -> dict[str, Any] | None:
+        """Any version with this content hash, under any name."""
+
+    @abc.abstractmethod
+    def find(self, name: str, hash_prefix: str | None = None) -> list[dict[str, Any]]:
+        """The versions of ``name`` whose hash starts with ``hash_prefix``; without one, the
+        latest version only (an empty list when there is none)."""
+
+    @abc.abstractmethod
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        """Every version of ``name``, oldest first."""
+
+    @abc.abstractmethod
+    def latest(self) -> list[tuple[dict[str, Any], int]]:
+        """For each dataset name, by name: its latest version and its number of versions."""
+
+    @abc.abstractmethod
+    def uses(self, name: str, content_hash: str) -> list[tuple[str, float]]:
+        """``(run_id, used_at)`` of every run that used a version, in time order."""
+
+
+class RunCache(abc.ABC):
+    """The pipeline run cache: one JSON document per stage fingerprint.
+
+    Contract (checked by :class:`nbops.testing.RunCacheConformance`):
+
+    * Keys are non-empty strings (a stage fingerprint); records are JSON objects.
+    * :meth:`put` replaces the record of a key atomically; concurrent writers of one key leave
+      one of the records whole. Writes are durable when they return.
+    * An unknown key gives ``None`` from :meth:`get` and ``False`` from :meth:`delete`.
+    """
+
+    @abc.abstractmethod
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The record stored under ``key``."""
+
+    @abc.abstractmethod
+    def put(self, key: str, record: Mapping[str, Any]) -> None:
+        """Store ``record`` under ``key``, replacing any earlier one."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; return whether it was there."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> dict[str, dict[str, Any]]:
+        """Every record whose key starts with ``prefix``, by key."""
