@@ -25,6 +25,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "optuna": ("optuna", "sweeps"),
     "ipywidgets": ("ipywidgets", "sweeps"),
     "cloudpickle": ("cloudpickle", "sweeps"),
+    "jupyter_ui_poll": ("jupyter-ui-poll", "sweeps"),
     "psycopg2": ("psycopg2-binary", "postgres"),
     "jinja2": ("jinja2", "cards"),
     "mistune": ("mistune", "cards"),

@@ -21,10 +21,10 @@ from nbops.sweeps._spec import SPEC_ATTR, SweepSpec, callable_target, dumps_call
 from nbops.sweeps._storage import (
     MEMORY,
     STOP_ATTR,
-    check_name,
     open_storage,
     redact_url,
     resolve_url,
+    sweep_name,
 )
 from nbops.sweeps._sweep import Sweep
 
@@ -136,6 +136,9 @@ def sweep(
     Raises:
         SweepError: The sweep is ill-defined (checked before any study or trial exists).
     """
+    from nbops.deps import require
+
+    require("optuna", feature="nbops.sweep")
     given = {k: v for k, v in (("objective", objective), ("space", space)) if v is not None}
     cfg = SweepConfig.build(config, **given, **options)
     cfg.validate(exhaustive=_exhaustive(cfg))
@@ -168,7 +171,7 @@ def _start(cfg: SweepConfig, panel: bool | None) -> Sweep:
         stem = Path(target).stem if kind == "notebook" and target else None
         stem = stem or str(getattr(fn, "__name__", "sweep"))
         study_name = f"{''.join(c if c.isalnum() else '-' for c in stem).strip('-')}-{new_run_id()}"
-    check_name(study_name)
+    sweep_name(study_name)
     url = resolve_url(url_hint, study_name)
     if url == MEMORY and (processes or kind == "notebook"):
         raise SweepError(
@@ -335,7 +338,9 @@ def _in_jupyter() -> bool:
 
 def load_sweep(name: str, storage: Any = None) -> Sweep:
     """Open an existing sweep (to inspect it, show its panel, or stop its workers)."""
-    import optuna
+    from nbops.deps import require
+
+    optuna = require("optuna", feature="nbops.load_sweep")
 
     url, store = _existing_storage(name, storage)
     try:
@@ -365,7 +370,7 @@ def load_sweep(name: str, storage: Any = None) -> Sweep:
 
 def _existing_storage(name: str, storage: Any) -> tuple[str, Any]:
     """The URL and opened storage of an existing sweep; creates nothing when there is none."""
-    check_name(name)
+    sweep_name(name)
     url = resolve_url(storage, name)
     if url.startswith("journal:") and not Path(url[len("journal:") :]).exists():
         where = storage if storage is not None else Path(url[len("journal:") :]).parent

@@ -107,8 +107,9 @@ class SweepPanel(widgets.VBox):  # type: ignore[misc]
             while not sweep.done:
                 sweep.wait(poll)
             return
-        from jupyter_ui_poll import ui_events
+        from nbops.deps import require
 
+        ui_events = require("jupyter_ui_poll", feature="the sweep panel's Stop").ui_events
         with ui_events() as process:
             while not sweep.done:
                 process(20)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops.config import store_path
-from nbops.sweeps._errors import SweepStorageError
+from nbops.sweeps._errors import SweepNameError, SweepStorageError
 
 logger = logging.getLogger(__name__)
 
@@ -28,17 +28,17 @@ STOP_ATTR = "nbops.stop"
 MEMORY = "memory"
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 _CONNECT_TIMEOUT = 5
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
-def check_name(name: str) -> str:
-    """Validate a sweep (study) name: it names files, so no separators and no ``..``."""
-    if not isinstance(name, str) or not NAME.match(name) or ".." in name:
-        raise SweepStorageError(
-            f"invalid sweep name {name!r}: use letters, digits, '.', '_' and '-' (at most 100 "
-            "characters, starting with a letter or digit, no path separators or '..')"
-        )
-    return name
+def sweep_name(name: object) -> str:
+    """Validate a sweep (study) name with the one naming rule (it names files)."""
+    from nbops.errors import InvalidValueError
+    from nbops.names import check_name
+
+    try:
+        return check_name(name, "sweep name")
+    except InvalidValueError as exc:
+        raise SweepNameError(str(exc), name) from None
 
 
 def sweeps_dir() -> Path:
