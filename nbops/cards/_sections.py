@@ -171,8 +171,7 @@ def load_snippets(version: ModelVersion) -> list[dict[str, str]]:
     cls = version.model_class.rsplit(".", 1)[-1]
     if version.format == "xgboost":
         code = (
-            f"import xgboost\n{imports}\n\nmodel = xgboost.{cls}()\n"
-            f"model.load_model(str({path}))"
+            f"import xgboost\n{imports}\n\nmodel = xgboost.{cls}()\nmodel.load_model(str({path}))"
         )
         snippets.append({"title": "With XGBoost (native JSON)", "code": code})
     elif version.format == "lightgbm":
@@ -180,9 +179,6 @@ def load_snippets(version: ModelVersion) -> list[dict[str, str]]:
         snippets.append({"title": "With LightGBM (native text)", "code": code})
     elif version.format == "skops":
         trusted = list(version.trusted_types)
-        code = (
-            f"import skops.io as sio\n{imports}\n\n"
-            f"model = sio.load({path}, trusted={trusted!r})"
-        )
+        code = f"import skops.io as sio\n{imports}\n\nmodel = sio.load({path}, trusted={trusted!r})"
         snippets.append({"title": f"With skops ({library})", "code": code})
     return snippets
