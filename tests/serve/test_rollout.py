@@ -3,6 +3,7 @@ alias moves with no failed request, automatic rollback, and ``nbops rollout``.""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -199,6 +200,10 @@ def test_rollout_cli_records_who_when_why(cli: Any) -> None:
     for action in ("set", "rollback", "promote"):
         assert action in status.output
     assert "canary 10%" in status.output
+    doc = json.loads(cli("rollout", "status", "flowers", "--json").output)
+    assert doc["aliases"] == {"candidate": 2, "production": 1}
+    assert doc["rollout"]["routes"] == [{"target": "production", "weight": 100.0}]
+    assert [e["action"] for e in doc["history"]][-1] == "rollback"
     events = rollout_history("flowers")
     assert [e.action for e in events] == ["set", "rollback", "promote", "rollback"]
     assert all(e.by and e.at for e in events)
