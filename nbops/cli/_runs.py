@@ -94,7 +94,7 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
         return 0
     if not records:
         selected = args.project or args.status or args.tag or args.filter
-        print(f"No runs in {store.url}" + (" match" if selected else ""))
+        print(f"No runs in {store.location}" + (" match" if selected else ""))
         return 0
     rows = [
         [

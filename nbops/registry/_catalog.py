@@ -159,7 +159,8 @@ class ModelCatalog:
         if doc is None:
             what = f"model {ref.name!r}" + (f" version {version}" if version is not None else "")
             raise NotFoundError(
-                f"no {what} in the store at {self.store.url}; list models with `nbops models list`"
+                f"no {what} in the store at {self.store.location}; list models with "
+                "`nbops models list`"
             )
         return self._version(doc)
 

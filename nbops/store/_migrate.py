@@ -91,7 +91,7 @@ def _copy_blobs(src: RunStore, dst: RunStore, report: CopyReport) -> None:
         got, _ = dst.blobs.put_file(src.blobs.path_of(digest))
         if got != digest:
             raise ArtifactError(
-                f"blob {digest} of {src.url} is corrupt (its content hashes to {got}); "
+                f"blob {digest} of {src.location} is corrupt (its content hashes to {got}); "
                 "nothing else was copied after it"
             )
         report._count("blobs", True)

@@ -89,4 +89,4 @@ def test_cli_runs_list_flags(cli: Any) -> None:
     assert out.exit_code == 1
     assert out.stderr.startswith("Error: invalid run filter 'accuracy>0.3'")
     out = cli("runs", "list", "--status", "finished", "--filter", "metrics.accuracy>5")
-    assert (out.exit_code, out.output.strip()) == (0, f"No runs in {open_store().url} match")
+    assert (out.exit_code, out.output.strip()) == (0, f"No runs in {open_store().location} match")
