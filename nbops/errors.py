@@ -106,3 +106,12 @@ class MissingDependencyError(NbopsError, ImportError):
             f'{package} is not installed{needed_by}; install it with: pip install "nbops[{extra}]"',
             name=module,
         )
+
+
+class MetricValueError(InvalidValueError):
+    """A logged metric value is not a number nbops can store (text, an object, too large)."""
+
+    def __init__(self, key: str, value_type: str, message: str) -> None:
+        self.key = key
+        self.value_type = value_type
+        super().__init__(message)

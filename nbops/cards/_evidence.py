@@ -181,6 +181,7 @@ def gather(version: ModelVersion, store: RunStore, config: CardConfig) -> dict[s
             "ref": version.ref,
             "registered": _iso(version.created_at),
             "library": "scikit-learn" if version.format == "skops" else None,
+            "untrusted_types": list(version.untrusted_types),
         },
         "card": asdict(config),
         "task": {

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nbops.cli._output import NbopsUsageError, table
+from nbops.cli._output import NbopsUsageError, print_json, table
 
 #: Exit code of ``nbops drift --fail-on-drift`` when the dataset drifted.
 EXIT_DRIFT = 3
@@ -19,8 +19,8 @@ EXIT_DRIFT = 3
 
 def read_table(path: str) -> Any:
     """Read a table for ``nbops drift``; a file that cannot be read is a usage error (exit 2)."""
-    from nbops.data._profile import TableReadError
-    from nbops.data._profile import read_table as read
+    from nbops.data import TableReadError
+    from nbops.data import read_table as read
 
     try:
         return read(path)
@@ -57,7 +57,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     if args.html:
         report.save_html(args.html, title=f"Data drift: {Path(args.current).name}")
     if args.json:
-        print(report.to_json())
+        print_json(report.to_dict())
     else:
         _print_summary(report)
         if args.html:

@@ -59,7 +59,7 @@ def log_dataset(
     Returns:
         The version, as recorded (``version.hash`` is its content hash).
     """
-    from nbops.tracking._active import require_active
+    from nbops.tracking import require_active
 
     target = run if run is not None else require_active("log a dataset")
     objects = target.store.blobs

@@ -177,14 +177,19 @@ def _copy_models(src: RunStore, dst: RunStore, report: CopyReport) -> None:
         moves = src.models.alias_moves(name)
         done = len(dst.models.alias_moves(name))
         for move in moves[done:]:
-            dst.models.move_alias(
-                name,
-                move["alias"],
-                move["version"],
-                move["moved_by"],
-                move["reason"],
-                moved_at=move["moved_at"],
-            )
+            if move["version"] == 0:  # a removal, recorded as a move to version 0
+                dst.models.remove_alias(
+                    name, move["alias"], move["moved_by"], move["reason"], moved_at=move["moved_at"]
+                )
+            else:
+                dst.models.move_alias(
+                    name,
+                    move["alias"],
+                    move["version"],
+                    move["moved_by"],
+                    move["reason"],
+                    moved_at=move["moved_at"],
+                )
             report._count("alias moves", True)
         if _digest(moves) != _digest(dst.models.alias_moves(name)) or src.models.aliases(
             name

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from nbops.deps import require
 from nbops.errors import StoreError
 from nbops.store._base import redact_url
 
@@ -29,7 +30,6 @@ def split_url(url: str) -> tuple[str, str | None]:
 
 
 def _psycopg2() -> Any:
-    from nbops.deps import require
 
     require("psycopg2.extras", feature="a PostgreSQL store")
     return require("psycopg2", feature="a PostgreSQL store")

@@ -23,3 +23,8 @@ class SweepInterrupted(KeyboardInterrupt):
 
 class TrialFailed(SweepError):
     """One trial failed (its notebook raised, or never logged the metric); the sweep goes on."""
+
+
+class MetricMissing(TrialFailed):
+    """The objective never produced the sweep's metric: every trial would fail the same way,
+    so the sweep stops after the first one and says which metrics were logged."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
@@ -15,7 +14,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbops.errors import ArtifactError, InvalidValueError, RunFinishedError
+from nbops.errors import ArtifactError, InvalidValueError, MetricValueError, RunFinishedError
 from nbops.names import NAME_PATTERN
 from nbops.redact import redact, scrub_text
 from nbops.store import ArtifactRecord, MetricPoint, RunRecord, RunStore
@@ -28,6 +27,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _HEARTBEAT_EVERY = 5.0
+#: Metadata the W&B copy carries as code information (git, package list, notebook snapshot).
+_MIRRORED_METADATA = ("git", "packages", "notebook")
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
@@ -46,11 +47,28 @@ def _as_float(key: str, value: Any) -> float:
         return float(value)
     try:
         return float(value)
-    except (TypeError, ValueError):
-        raise InvalidValueError(
-            f"metric {key!r} has a {type(value).__name__} value ({value!r:.40}); metrics are "
-            "numbers: log text, lists and objects with log_params() or log_artifact()"
+    except OverflowError:
+        raise MetricValueError(
+            key,
+            type(value).__name__,
+            f"metric {key!r} is too large for a float (about 1e{_digits(value)}); metrics are "
+            "64-bit floats: log its logarithm, or the exact value with log_params()",
         ) from None
+    except (TypeError, ValueError):
+        raise MetricValueError(
+            key,
+            type(value).__name__,
+            f"metric {key!r} has a {type(value).__name__} value ({value!r:.40}); metrics are "
+            "numbers: log text, lists and objects with log_params() or log_artifact()",
+        ) from None
+
+
+def _digits(value: Any) -> str:
+    """Return the order of magnitude of a huge integer (``"400"`` for 10**400), or ``"308+"``."""
+    try:
+        return str(int(value).bit_length() * 30103 // 100000)
+    except (TypeError, ValueError, OverflowError):
+        return "308+"
 
 
 def _as_step(step: Any) -> int:
@@ -126,6 +144,7 @@ class Run:
         self._next_step = 0
         self._pending_metadata: dict[str, Any] = {}
         self._finish_hooks: list[Callable[[Run], None]] = []
+        self._exit_checks: list[Callable[[Run], str | None]] = []
         self._background: list[threading.Thread] = []
         self._last_beat = 0.0
         self._status = "running"
@@ -133,6 +152,10 @@ class Run:
         self._owner = owner
         if owner:
             store.create_run(record)
+            if mirror is not None:  # the store records how far the W&B copy got
+                mirror.report_to(
+                    lambda state: store.set_metadata(record.id, "wandb", state.to_dict())
+                )
         if config:
             self.log_params(config)
         flusher().register(self)
@@ -189,7 +212,8 @@ class Run:
         """Record metric values at ``step`` (default: one past the last step logged)."""
         if self._status != "running":
             raise RunFinishedError(self.id, "log metrics")
-        values = dict(metrics)
+        # Non-string names are coerced once, here, so the store and W&B hold the same name.
+        values = {k if type(k) is str else str(k): v for k, v in metrics.items()}
         for key, value in values.items():
             if type(value) is not float:
                 values[key] = _as_float(key, value)
@@ -224,12 +248,7 @@ class Run:
         source = Path(path)
         if not source.exists():
             raise ArtifactError(f"cannot log artifact: {source} does not exist")
-        name = name if name is not None else source.name
-        if not NAME_PATTERN.fullmatch(name):
-            raise ArtifactError(
-                f"invalid artifact name {name!r}: use letters, digits, '.', '_' and '-' "
-                "(no path separators), starting with a letter or digit, at most 128 characters"
-            )
+        name = _artifact_name(name if name is not None else source.name)
         if source.is_dir():
             digest, size = self._objects.put_tree(source)
             kind = "dir"
@@ -254,17 +273,57 @@ class Run:
                 self._mirror.log_artifact(source, name=name, type=record.type)
         return record
 
+    def log_table(self, name: str, value: Any) -> ArtifactRecord:
+        """Log a DataFrame or Series (as CSV, type ``table``) or a numpy array (``.npy``, type
+        ``array``) as an artifact named ``name``, whole rather than as a text preview."""
+        import tempfile
+
+        from nbops.tracking._tables import write_table
+
+        if self._status != "running":
+            raise RunFinishedError(self.id, "log a table")
+        _artifact_name(name)
+        with tempfile.TemporaryDirectory(prefix="nbops-table-") as folder:
+            path, kind = write_table(value, Path(folder), name)
+            return self.log_artifact(path, name=name, type=kind)
+
     def set_metadata(self, key: str, value: Any, *, deferred: bool = False) -> None:
         """Store a metadata document now, or at the next flush when ``deferred`` (cheap)."""
         if deferred:
             with self._lock:
                 self._pending_metadata[key] = value
         else:
-            self._store.set_metadata(self.id, key, redact(value))
+            clean = redact(value)
+            self._store.set_metadata(self.id, key, clean)
+            if self._mirror is not None and key in _MIRRORED_METADATA:
+                self._mirror.update_code({key: clean})
 
     def add_finish_hook(self, hook: Callable[[Run], None]) -> None:
         """Call ``hook(run)`` at finish, before the final flush (errors are logged, not raised)."""
         self._finish_hooks.append(hook)
+
+    def add_exit_check(self, check: Callable[[Run], str | None]) -> None:
+        """Let ``check(run)`` choose the final status when the run is finished at interpreter
+        exit rather than by :meth:`finish`: it returns ``"failed"`` or ``"killed"``, or None."""
+        self._exit_checks.append(check)
+
+    def exit_status(self) -> str:
+        """The status to finish with at interpreter exit: the first exit check's verdict, or
+        ``"finished"``."""
+        for check in self._exit_checks:
+            try:
+                status = check(self)
+            except Exception:
+                logger.warning("nbops exit check %r failed", check, exc_info=True)
+                continue
+            if status is not None:
+                return status
+        return "finished"
+
+    @property
+    def capturing(self) -> bool:
+        """True while a background task (the start capture) is still running."""
+        return any(thread.is_alive() for thread in self._background)
 
     def run_in_background(self, target: Callable[[], None], name: str) -> None:
         """Run ``target`` on a daemon thread that ``finish`` waits for (at most 30 s)."""
@@ -396,12 +455,9 @@ class Run:
             flusher().register(self)
             raise
         self._store.set_status(self.id, status, time.time())
-        if self._mirror is not None:
-            self._mirror.update_summary(dict(self.summary))
+        if self._mirror is not None:  # bounded; records the copy's state in the store
+            self._mirror.update_summary(redact(dict(self.summary)))
             self._mirror.finish(exit_code=0 if status == "finished" else 1)
-            self._store.set_metadata(
-                self.id, "wandb", redact(dataclasses.asdict(self._mirror.state))
-            )
         forget(self)
 
     def __enter__(self) -> Run:
@@ -446,6 +502,15 @@ def _jsonable(value: Any) -> Any:
         except (TypeError, ValueError):
             pass
     return repr(value)
+
+
+def _artifact_name(name: str) -> str:
+    if not NAME_PATTERN.fullmatch(name):
+        raise ArtifactError(
+            f"invalid artifact name {name!r}: use letters, digits, '.', '_' and '-' "
+            "(no path separators), starting with a letter or digit, at most 128 characters"
+        )
+    return name
 
 
 def host_and_pid() -> tuple[str, int]:

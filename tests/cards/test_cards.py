@@ -261,3 +261,21 @@ def test_html_card_renders_in_a_headless_browser(tracked: dict[str, Any], tmp_pa
         assert image.size == (1200, 2400)
         colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
         assert colours is not None and len(colours) > 50  # text, tables and the plot rendered
+
+
+def test_card_lists_the_types_a_version_needs(isolated_env: Path) -> None:
+    import functools
+    import os
+
+    from sklearn.preprocessing import FunctionTransformer
+
+    spec = CARD_YAML.replace("  evaluation_dataset: iris-test\n", "")
+    (isolated_env / "nbops.yaml").write_text(spec)
+    with pytest.warns(UserWarning, match="allow-list"):
+        nbops.log_model(FunctionTransformer(functools.partial(os.system)), "evil")
+    card = nbops.card("evil")
+    details = _table(_section(card.markdown, "Model details"), "| | |")
+    assert "functools.partial, posix.system" in details["Format"]
+    assert "without running arbitrary code" not in details["Format"]
+    assert details["Types needed"] == "functools.partial, posix.system"
+    assert 'trusted=["functools.partial", "posix.system"]' in card.markdown
