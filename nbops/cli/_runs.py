@@ -20,7 +20,7 @@ def _resolve(store: Any, run_id: str) -> str:
     if run_id == "latest":
         runs = store.list_runs()
         if not runs:
-            raise NbopsError(f"the store at {store.path} has no runs yet")
+            raise NbopsError(f"the store at {store.location} has no runs yet")
         return str(runs[-1].id)
     return str(store.resolve_id(run_id))
 
