@@ -49,7 +49,7 @@ def __getattr__(name: str) -> Any:
     if name == "SweepPanel":  # imports ipywidgets
         from nbops.deps import require
 
-        require("ipywidgets", feature="nbops.SweepPanel")
+        require("ipywidgets", feature="the sweep panel")
         from nbops.sweeps._panel import SweepPanel
 
         return SweepPanel

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from nbops.deps import available, require
-from nbops.names import check_name
 from nbops.shell import in_jupyter
 from nbops.sweeps import _optuna
 from nbops.sweeps._claim import set_budget
@@ -27,6 +26,7 @@ from nbops.sweeps._storage import (
     open_storage,
     redact_url,
     resolve_url,
+    sweep_name,
 )
 from nbops.sweeps._sweep import Sweep
 
@@ -139,6 +139,7 @@ def sweep(
         SweepError: The sweep is ill-defined (checked before any study or trial exists).
         MissingDependencyError: Optuna is not installed (``pip install "nbops[sweeps]"``).
     """
+
     require("optuna", feature="nbops.sweep")
     given = {k: v for k, v in (("objective", objective), ("space", space)) if v is not None}
     cfg = SweepConfig.build(config, **given, **options)
@@ -172,7 +173,7 @@ def _start(cfg: SweepConfig, panel: bool | None) -> Sweep:
         stem = Path(target).stem if kind == "notebook" and target else None
         stem = stem or str(getattr(fn, "__name__", "sweep"))
         study_name = f"{''.join(c if c.isalnum() else '-' for c in stem).strip('-')}-{new_run_id()}"
-    check_name(study_name, "sweep name")
+    sweep_name(study_name)
     url = resolve_url(url_hint, study_name)
     if url == MEMORY and (processes or kind == "notebook"):
         raise SweepError(
@@ -316,6 +317,9 @@ def _wait_interruptibly(result: Sweep, panel: Any = None) -> None:
         result.stop(now=True)
         result.wait()
         raise
+    finally:
+        if panel is not None:
+            panel.refresh(force=True)  # the cell ends showing the final state
     result.wait()
 
 
@@ -325,6 +329,7 @@ def _in_jupyter() -> bool:
 
 def load_sweep(name: str, storage: Any = None) -> Sweep:
     """Open an existing sweep (to inspect it, show its panel, or stop its workers)."""
+
     optuna = require("optuna", feature="nbops.load_sweep")
 
     url, store = _existing_storage(name, storage)
@@ -355,7 +360,7 @@ def load_sweep(name: str, storage: Any = None) -> Sweep:
 
 def _existing_storage(name: str, storage: Any) -> tuple[str, Any]:
     """The URL and opened storage of an existing sweep; creates nothing when there is none."""
-    check_name(name, "sweep name")
+    sweep_name(name)
     url = resolve_url(storage, name)
     if url.startswith("journal:") and not Path(url[len("journal:") :]).exists():
         where = storage if storage is not None else Path(url[len("journal:") :]).parent

@@ -20,7 +20,7 @@ from typing import Any
 
 from nbops.config import store_path
 from nbops.deps import require
-from nbops.sweeps._errors import SweepStorageError
+from nbops.sweeps._errors import SweepNameError, SweepStorageError
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,17 @@ STOP_ATTR = "nbops.stop"
 MEMORY = "memory"
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 _CONNECT_TIMEOUT = 5
+
+
+def sweep_name(name: object) -> str:
+    """Validate a sweep (study) name with the one naming rule (it names files)."""
+    from nbops.errors import InvalidValueError
+    from nbops.names import check_name
+
+    try:
+        return check_name(name, "sweep name")
+    except InvalidValueError as exc:
+        raise SweepNameError(str(exc), name) from None
 
 
 def sweeps_dir() -> Path:
