@@ -79,8 +79,11 @@ def _reproductions(store: Any, run_id: str) -> list[dict[str, Any]]:
 def cmd_runs_list(args: argparse.Namespace) -> int:
     from nbops.store import make_query
 
+    sort = args.sort
+    if args.desc:
+        sort = "-" + (sort or "start_time").lstrip("-")
     query = make_query(
-        status=args.status, tags=args.tag, where=args.filter, sort=args.sort, limit=args.limit
+        status=args.status, tags=args.tag, where=args.filter, sort=sort, limit=args.limit
     )
     store = _store()
     rows = store.list_run_rows(args.project, query=query)
@@ -240,6 +243,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="start_time (default), end_time, name, status, params.KEY or metrics.KEY; "
         "--sort=-KEY sorts descending",
     )
+    p.add_argument("--desc", action="store_true", help="sort descending (as --sort=-KEY does)")
     p.add_argument("--limit", type=int, help="at most N runs (no --sort: the N most recent)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_runs_list)
