@@ -480,7 +480,7 @@ class Run:
             ("project", self.project),
             ("status", self._status),
             ("W&B", mirror),
-            ("store", str(self._store.path)),
+            ("store", self._store.location),
         )
         rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in cells)
         return f"<table class='nbops-run'>{rows}</table>"
