@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
-from nbops.cli._output import table
+from nbops.cli._output import print_json, table
 
 
 def _counts(store: Any) -> dict[str, int]:
@@ -25,7 +24,7 @@ def cmd_store_info(args: argparse.Namespace) -> int:
     store = open_store(args.store)
     doc = {"url": store.url, "blobs": store.blobs.url, **_counts(store)}
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print_json(doc)
         return 0
     print(table(["", ""], [[k, str(v)] for k, v in doc.items()]))
     return 0
@@ -42,7 +41,7 @@ def cmd_store_migrate(args: argparse.Namespace) -> int:
     progress = None if args.json else (lambda m: print(m, file=sys.stderr, flush=True))
     report = copy_store(src, dst, progress=progress)
     if args.json:
-        print(json.dumps({"source": src.url, "destination": dst.url, **report.to_dict()}))
+        print_json({"source": src.url, "destination": dst.url, **report.to_dict()})
     else:
         rows = [
             [
