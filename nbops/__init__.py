@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from nbops.monitor import model_drift as model_drift
     from nbops.registry import load_model as load_model
     from nbops.registry import log_model as log_model
+    from nbops.registry import predict as predict
     from nbops.serve import predictions as predictions
     from nbops.serve import serve as serve
     from nbops.sweeps import Sweep as Sweep
@@ -64,6 +65,7 @@ _LAZY = {
     "load_model": "nbops.registry",
     "log_dataset": "nbops.data",
     "log_model": "nbops.registry",
+    "predict": "nbops.registry",
     "DriftReport": "nbops.monitor",
     "drift": "nbops.monitor",
     "model_drift": "nbops.monitor",

@@ -23,12 +23,15 @@ COMMAND_GROUPS = [
     "_runs",
     "_data",
     "_models",
+    "_predict",
     "_card",
     "_extension",
     "_drift",
     "_monitor",
     "_sweep",
     "_serve",
+    "_reproduce",
+    "_store",
 ]
 
 

@@ -18,11 +18,10 @@ from nbops.pipeline._hashing import HashCache, path_hash
 from nbops.pipeline._lock import LockEntry, plain_value, update_lock
 from nbops.pipeline._outputs import clear_outs, save_outs
 from nbops.pipeline._remote import Remote
-from nbops.pipeline._runcache import RunCache
 from nbops.pipeline._secrets import Sealer
 from nbops.pipeline._spec import PipelineSpec, Stage
 from nbops.pipeline._status import Fingerprint
-from nbops.store import ObjectStore
+from nbops.store import BlobStore, RunCache, RunStore
 
 Report = Callable[[str], None]
 logger = logging.getLogger(__name__)
@@ -55,7 +54,8 @@ class RunContext:
     lock: dict[str, LockEntry]
     store_dir: Path
     project: str
-    blobs: ObjectStore
+    store: RunStore
+    blobs: BlobStore
     runcache: RunCache
     sealer: Sealer
     #: where outs missing locally may be fetched from (``run --pull``)
@@ -130,9 +130,7 @@ def execute_stage(
     Every error after the run is opened (the notebook's, or nbops' own bookkeeping: scrubbing,
     hashing, storing, the lock) finishes the run as failed and names it in the message.
     """
-    from nbops.store import open_store
-
-    attempt = _Attempt(ctx, stage, fp, reasons, open_store(ctx.store_dir))
+    attempt = _Attempt(ctx, stage, fp, reasons, ctx.store)
     try:
         return attempt.perform()
     except Exception as exc:
@@ -203,6 +201,7 @@ class _Attempt:
             failure = "; ".join(self._check_gates() + self._hash_outs(outs)) or None
         entry = self._entry(outs)
         self._record(entry, failure)
+        _publish_models(self.ctx, self.stage, self.run.id, failure, self.store)
         if failure is not None:
             interrupted = self.ctx.stopping.is_set()
             self.run.finish("killed" if interrupted else "failed")
@@ -219,6 +218,11 @@ class _Attempt:
         except Exception:  # the store itself may be what failed; the status still matters
             logger.warning("cannot record the failure of run %s", self.run.id, exc_info=True)
         interrupted = self.ctx.stopping.is_set() or error == "interrupted"
+        if not interrupted:
+            try:
+                _publish_models(self.ctx, self.stage, self.run.id, message, self.store)
+            except Exception:  # the registry may be what failed; the run's status still matters
+                logger.warning("cannot reject the models of run %s", self.run.id, exc_info=True)
         self.run.finish("killed" if interrupted else "failed")
         return self._result("interrupted" if interrupted else "failed", message)
 
@@ -328,6 +332,7 @@ class _Attempt:
             {
                 "stage": self.stage.name,
                 "run": self.run.id,
+                "created": time.time(),
                 "executed": notebook_blob,
                 "entry": plain_value(asdict(entry)),
             },
@@ -335,3 +340,20 @@ class _Attempt:
         with ctx.lock_mutex:
             update_lock(ctx.spec.root, {self.stage.name: entry}, ctx.spec.stages)
             ctx.lock[self.stage.name] = entry
+
+
+def _publish_models(
+    ctx: RunContext, stage: Stage, run_id: str, failure: str | None, store: Any
+) -> None:
+    """Gates decide the status of the models the stage registered: validated or rejected."""
+    if ctx.stopping.is_set():
+        return  # interrupted: its models stay candidates
+    from nbops.registry import set_run_models_status
+
+    where = f"pipeline {ctx.pipeline_id} stage {stage.name}"
+    if failure is None:
+        gates = ", ".join(f"{g.metric} {g.op} {g.threshold:g}" for g in stage.gates)
+        reason = f"{where}: gates passed ({gates})" if gates else f"{where}: ran, no gates"
+        set_run_models_status(run_id, "validated", reason, store=store)
+    else:
+        set_run_models_status(run_id, "rejected", f"{where}: {failure}", store=store)
