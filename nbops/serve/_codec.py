@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbops.serve._errors import RequestError
-from nbops.serve._schema import Schema, validate
+from nbops.serve._schema import Schema, check_signature, validate
 
 _NUMPY_OF_V2 = {
     "BOOL": "bool",
@@ -240,15 +240,15 @@ def model_input(schema: Schema, inputs: list[tuple[str, Any]]) -> tuple[Any, Row
         if array.dtype == object:
             raise RequestError(f"input {name!r} must be numeric", field=name)
         if not schema.named:
-            return array, Rows(array, names)
-        frame = pd.DataFrame(array, columns=names, copy=False)
+            return check_signature(schema, array), Rows(array, names)
+        frame = check_signature(schema, pd.DataFrame(array, columns=names, copy=False))
         return frame, Rows(frame, names)
     n_rows = inputs[0][1].shape[0] if inputs[0][1].ndim else 1
     columns = {n: (a if a.ndim else a.reshape(1)) for n, a in inputs}
     if schema.named:
         validate(schema, columns, n_rows)
         ordered = {c.name: _column(columns[c.name]) for c in schema.columns}
-        frame = pd.DataFrame(ordered)
+        frame = check_signature(schema, pd.DataFrame(ordered))
         return frame, Rows(frame, schema.names)
     if width and len(columns) != width:
         raise RequestError(
@@ -262,7 +262,7 @@ def model_input(schema: Schema, inputs: list[tuple[str, Any]]) -> tuple[Any, Row
         if a.dtype.kind not in "biuf":
             raise RequestError(f"input {n!r} must be numeric", field=n)
     array = np.column_stack([_column(a) for a in columns.values()])
-    return array, Rows(array, list(columns))
+    return check_signature(schema, array), Rows(array, list(columns))
 
 
 def _column(array: Any) -> Any:
