@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from nbops.monitor import model_drift as model_drift
     from nbops.registry import load_model as load_model
     from nbops.registry import log_model as log_model
+    from nbops.registry import predict as predict
+    from nbops.serve import predictions as predictions
+    from nbops.serve import serve as serve
     from nbops.sweeps import Sweep as Sweep
     from nbops.sweeps import SweepPanel as SweepPanel
     from nbops.sweeps import load_sweep as load_sweep
@@ -62,6 +65,7 @@ _LAZY = {
     "load_model": "nbops.registry",
     "log_dataset": "nbops.data",
     "log_model": "nbops.registry",
+    "predict": "nbops.registry",
     "DriftReport": "nbops.monitor",
     "drift": "nbops.monitor",
     "model_drift": "nbops.monitor",
@@ -75,6 +79,8 @@ _LAZY = {
     "log_artifact": "nbops.tracking",
     "log_params": "nbops.tracking",
     "runs": "nbops.tracking",
+    "predictions": "nbops.serve",
+    "serve": "nbops.serve",
     "Sweep": "nbops.sweeps",
     "SweepPanel": "nbops.sweeps",
     "load_sweep": "nbops.sweeps",

@@ -18,14 +18,20 @@ from nbops.errors import NbopsError
 #: Modules under ``nbops.cli`` that each add one or more commands, in help order.
 COMMAND_GROUPS = [
     "_pipeline",
+    "_metrics",
+    "_remote",
     "_runs",
     "_data",
     "_models",
+    "_predict",
     "_card",
     "_extension",
     "_drift",
     "_monitor",
     "_sweep",
+    "_serve",
+    "_reproduce",
+    "_store",
 ]
 
 

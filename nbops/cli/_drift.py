@@ -19,8 +19,8 @@ EXIT_DRIFT = 3
 
 def read_table(path: str) -> Any:
     """Read a table for ``nbops drift``; a file that cannot be read is a usage error (exit 2)."""
-    from nbops.data._profile import TableReadError
-    from nbops.data._profile import read_table as read
+    from nbops.data import TableReadError
+    from nbops.data import read_table as read
 
     try:
         return read(path)

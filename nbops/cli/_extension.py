@@ -44,7 +44,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_install_extension(args: argparse.Namespace) -> int:
-    from nbops.notebook._install import install_extension, uninstall_extension
+    from nbops.notebook import install_extension, uninstall_extension
 
     if args.uninstall:
         path = uninstall_extension(args.profile)

@@ -7,23 +7,36 @@ the metrics recorded for the production model.
 
 from __future__ import annotations
 
+from nbops.monitor._alerts import EVENTS, SIGNATURE_HEADER, Delivery, send_alert, sign
+from nbops.monitor._compare import Comparison, bootstrap_p, mcnemar_p
+from nbops.monitor._config import Feedback, MonitorConfig, MonitorConfigError
 from nbops.monitor._drift import drift
 from nbops.monitor._errors import DriftInputError
-from nbops.monitor._loop import MonitorConfigError, MonitorResult, monitor
+from nbops.monitor._loop import MonitorResult, monitor
 from nbops.monitor._model_drift import ModelDriftReport, WindowMetric, model_drift
 from nbops.monitor._report import ColumnDrift, DriftReport, DriftThresholds, Overlay
 
 __all__ = [
+    "EVENTS",
+    "SIGNATURE_HEADER",
     "ColumnDrift",
+    "Comparison",
+    "Delivery",
     "DriftInputError",
     "DriftReport",
     "DriftThresholds",
+    "Feedback",
     "ModelDriftReport",
+    "MonitorConfig",
     "MonitorConfigError",
     "MonitorResult",
     "Overlay",
     "WindowMetric",
+    "bootstrap_p",
     "drift",
+    "mcnemar_p",
     "model_drift",
     "monitor",
+    "send_alert",
+    "sign",
 ]

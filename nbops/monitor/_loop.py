@@ -1,185 +1,64 @@
 """``nbops monitor``: drift check, retraining, challenger vs production, promotion, card.
 
-Reads the ``monitor:`` section of ``nbops.yaml``::
-
-    monitor:
-      model: digits-forest          # watched as MODEL@alias
-      alias: production
-      reference: digits-train       # a dataset in the production model's lineage
-      current: data/current.parquet # the new data
-      holdout: data/holdout.parquet # both models are scored on it
-      target: target                # label column (left out of the drift check)
-      metric: accuracy              # accuracy, f1, precision, recall, error_rate, mae, rmse, r2
-      min_improvement: 0.0          # the challenger must beat production by more than this
-      thresholds: {share: 0.3}      # drift thresholds (see nbops.drift)
-      retrain: {stages: [], params: {prepare: {source: data/current.parquet}}}
-      webhook: https://hooks.example.org/nbops   # optional; POSTed a JSON alert on drift
+One pass: compare the current data with the production model's training data (and, when
+configured, its metric on labelled feedback); on drift retrain in an isolated workspace, score
+challenger and production on the holdout, move the alias only on significant evidence, write the
+card of what the alias points at, and send one alert for the decision. ``--dry-run`` stops after
+the checks, sends nothing and writes nothing but its own run record.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+import tempfile
+import time
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
 
-from nbops.errors import NbopsError
+from nbops.monitor._alerts import Delivery, send_alert
+from nbops.monitor._config import MonitorConfig, MonitorConfigError, load_monitor_config
+from nbops.monitor._result import MonitorPass, MonitorResult, Report
+from nbops.monitor._retrain import retrain_and_decide
 
 logger = logging.getLogger(__name__)
-Report = Callable[[str], None]
-MONITOR_KEYS = (
-    "model",
-    "alias",
-    "reference",
-    "current",
-    "holdout",
-    "target",
-    "metric",
-    "min_improvement",
-    "thresholds",
-    "columns",
-    "retrain",
-    "webhook",
-)
 
-
-class MonitorConfigError(NbopsError):
-    """The ``monitor:`` section of ``nbops.yaml`` is missing or invalid."""
-
-
-@dataclass(frozen=True)
-class MonitorConfig:
-    """The validated ``monitor:`` section."""
-
-    model: str
-    current: str
-    holdout: str
-    target: str
-    alias: str = "production"
-    reference: str | None = None
-    metric: str = "accuracy"
-    min_improvement: float = 0.0
-    thresholds: Mapping[str, Any] = field(default_factory=dict)
-    columns: tuple[str, ...] = ()
-    retrain_stages: tuple[str, ...] = ()
-    retrain_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    webhook: str | None = None
-
-
-@dataclass(frozen=True)
-class MonitorResult:
-    """What one ``nbops monitor`` pass found and did.
-
-    ``action``: ``none`` (no drift), ``would-retrain`` (dry run), ``promoted``, ``kept``
-    (the challenger did not win), or ``retrain-failed`` (a stage or gate failed).
-    """
-
-    drifted: bool
-    share: float
-    drifted_columns: tuple[str, ...]
-    action: str
-    production: str
-    challenger: str | None = None
-    production_score: float | None = None
-    challenger_score: float | None = None
-    run_id: str | None = None
-    message: str = ""
-
-
-def load_monitor_config(root: Path) -> MonitorConfig:
-    """Read and check ``monitor:``; every problem in one :class:`MonitorConfigError`."""
-    import yaml
-
-    path = root / "nbops.yaml"
-    try:
-        raw = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("monitor")
-    except (OSError, yaml.YAMLError) as exc:
-        raise MonitorConfigError(f"cannot read {path}: {exc}") from None
-    if not isinstance(raw, Mapping):
-        raise MonitorConfigError(f"{path} has no monitor: section; see `nbops monitor --help`")
-    problems = [f"unknown key {k!r}" for k in raw if k not in MONITOR_KEYS]
-    problems += [
-        f"{k} is required"
-        for k in ("model", "current", "holdout", "target")
-        if not isinstance(raw.get(k), str)
-    ]
-    webhook = raw.get("webhook")
-    if webhook is not None and not str(webhook).startswith(("http://", "https://")):
-        problems.append("webhook must be an http:// or https:// URL")
-    for key in ("current", "holdout"):
-        if isinstance(raw.get(key), str) and not (root / raw[key]).is_file():
-            problems.append(f"{key}: {raw[key]} does not exist")
-    retrain = raw.get("retrain") or {}
-    if not isinstance(retrain, Mapping):
-        problems.append("retrain must be a mapping with stages and/or params")
-        retrain = {}
-    if problems:
-        raise MonitorConfigError(f"monitor: section of {path}: " + "; ".join(problems))
-    return MonitorConfig(
-        model=raw["model"],
-        current=raw["current"],
-        holdout=raw["holdout"],
-        target=raw["target"],
-        alias=str(raw.get("alias") or "production"),
-        reference=raw.get("reference"),
-        metric=str(raw.get("metric") or "accuracy"),
-        min_improvement=float(raw.get("min_improvement") or 0.0),
-        thresholds=dict(raw.get("thresholds") or {}),
-        columns=tuple(raw.get("columns") or ()),
-        retrain_stages=tuple(retrain.get("stages") or ()),
-        retrain_params={k: dict(v) for k, v in (retrain.get("params") or {}).items()},
-        webhook=raw.get("webhook"),
-    )
-
-
-def send_alert(url: str, payload: Mapping[str, Any], timeout: float = 5.0) -> str | None:
-    """POST ``payload`` as JSON; return None on success, else what went wrong (never raises)."""
-    import http.client
-    import urllib.request
-
-    if not url.startswith(("http://", "https://")):
-        return f"not an http(s) URL: {url}"
-    request = urllib.request.Request(  # noqa: S310 - scheme checked above
-        url,
-        data=json.dumps(payload, default=str).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "nbops-monitor"},
-    )
-    try:
-        # the URL is checked to be http(s) when the config is read
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return None if response.status < 300 else f"HTTP {response.status}"
-    except (OSError, http.client.HTTPException, ValueError) as exc:  # URLError is an OSError
-        return f"{type(exc).__name__}: {exc}"
-
-
-def _score(model: Any, metric: Callable[[Any, Any], float], features: Any, labels: Any) -> float:
-    return float(metric(labels.to_numpy(), model.predict(features)))
+__all__ = ["MonitorConfigError", "MonitorResult", "load_monitor_config", "monitor"]
 
 
 def monitor(
     root: str | os.PathLike[str] | None = None, *, dry_run: bool = False, report: Report = print
 ) -> MonitorResult:
     """Check drift of the current data against the production model's training data, and when
-    it drifted, retrain with the pipeline, score challenger and production on the holdout, and
-    move the alias to the challenger only if it wins (and passed the pipeline's gates)."""
-    import nbops
-    from nbops.config import find_project_root, store_path
-    from nbops.data import get_dataset, load_dataset
-    from nbops.data._profile import read_table
-    from nbops.monitor._drift import drift
-    from nbops.monitor._model_drift import _resolve_metric
-    from nbops.pipeline import PipelineFailed, run_pipeline
-    from nbops.registry import get_model, load_model, model_versions, set_alias
-    from nbops.store import open_store
+    it drifted (or the model's metric on labelled feedback dropped), retrain in an isolated
+    workspace, score challenger and production on the holdout, and move the alias only if the
+    challenger wins significantly and passed the pipeline's gates."""
+    from nbops.config import find_project_root
 
     base = Path(root) if root is not None else find_project_root()
-    cfg = load_monitor_config(base)
-    store = open_store(store_path(base))
-    metric_name, metric_fn, higher = _resolve_metric(cfg.metric, None)
+    ctx = _open(base, load_monitor_config(base), dry_run, report)
+    try:
+        outcome = _check(ctx, dry_run)
+        if outcome.action == "retrain":
+            outcome = retrain_and_decide(ctx, outcome)
+            _refresh_card(ctx)
+            outcome = _alert(ctx, outcome)
+        return _done(ctx, outcome)
+    except BaseException:
+        ctx.run.finish("failed")
+        raise
+
+
+def _open(root: Path, cfg: MonitorConfig, dry_run: bool, report: Report) -> MonitorPass:
+    import nbops
+    from nbops.config import store_path
+    from nbops.data import get_dataset, load_dataset
+    from nbops.monitor._model_drift import _resolve_metric
+    from nbops.registry import get_model
+    from nbops.store import open_store
+
+    store = open_store(store_path(root))
+    metric = _resolve_metric(cfg.metric, None)
     production = get_model(f"{cfg.model}@{cfg.alias}", store=store)
     datasets = list(production.lineage.get("datasets") or [])
     chosen = [d for d in datasets if cfg.reference in (None, d.get("name"))]
@@ -188,12 +67,8 @@ def monitor(
             f"{production.ref} has no dataset {cfg.reference or ''} in its lineage to compare "
             "with; log the training data with nbops.log_dataset in the run that registers it"
         )
-    ref = chosen[0]
-    reference = load_dataset(
-        get_dataset(f"{ref['name']}@{ref['hash']}", store=store).ref, store=store
-    )
-    current = read_table(base / cfg.current)
-    columns = list(cfg.columns) or [c for c in reference.columns if c != cfg.target]
+    name = f"{chosen[0]['name']}@{chosen[0]['hash']}"
+    reference = load_dataset(get_dataset(name, store=store).ref, store=store)
     run = nbops.init(
         store=store,
         name="monitor",
@@ -201,141 +76,197 @@ def monitor(
         activate=False,
         config={
             "model": production.ref,
-            "reference": f"{ref['name']}@{ref['hash']}",
+            "reference": name,
             "current": cfg.current,
             "dry_run": dry_run,
         },
     )
-    try:
-        found = drift(reference[columns], current[columns], thresholds=dict(cfg.thresholds))
-        run.log({"drift_share": found.share, "drifted_columns": len(found.drifted_columns)})
-        run.set_metadata("drift", found.to_dict())
-        report(
-            f"drift: {found.share:.0%} of {len(columns)} columns drifted "
-            f"({'DRIFT' if found.drifted else 'no drift'} at share "
-            f"{found.thresholds.share:g})"
-        )
-        outcome = MonitorResult(
-            drifted=found.drifted,
-            share=found.share,
-            drifted_columns=tuple(found.drifted_columns),
-            action="none",
-            production=production.ref,
-            run_id=run.id,
-        )
-        if found.drifted:
-            alert = {
-                "event": "drift",
-                "model": production.ref,
-                "share": found.share,
-                "drifted_columns": list(found.drifted_columns),
-                "run": run.id,
-            }
-            problem = send_alert(cfg.webhook, alert) if cfg.webhook else None
-            run.set_metadata("alert", {**alert, "webhook": bool(cfg.webhook), "error": problem})
-            if problem:
-                report(f"alert webhook failed: {problem}")
-        if not found.drifted:
-            return _done(
-                run,
-                replace(outcome, action="none", message="no drift; nothing to do"),
-                report,
-            )
-        if dry_run:
-            stages = ", ".join(cfg.retrain_stages) or "the whole pipeline"
-            return _done(
-                run,
-                replace(
-                    outcome,
-                    action="would-retrain",
-                    message=f"would re-run {stages} with {dict(cfg.retrain_params)}, score the "
-                    f"challenger against {production.ref} on {cfg.holdout} by {metric_name}, and "
-                    f"move {cfg.model}@{cfg.alias} only if it wins",
-                ),
-                report,
-            )
-        try:
-            run_pipeline(
-                base,
-                cfg.retrain_stages,
-                force=True,
-                overrides=cfg.retrain_params,
-                report=lambda line: report(f"  retrain: {line}"),
-            )
-        except PipelineFailed as exc:
-            return _done(
-                run,
-                replace(
-                    outcome,
-                    action="retrain-failed",
-                    message=f"retraining failed, nothing promoted: {exc}",
-                ),
-                report,
-                status="failed",
-            )
-        challenger = model_versions(cfg.model, store=store)[-1]
-        if challenger.version == production.version:
-            raise NbopsError(f"the retraining pipeline registered no new version of {cfg.model}")
-        holdout = read_table(base / cfg.holdout)
-        features, labels = holdout.drop(columns=[cfg.target]), holdout[cfg.target]
-        old = _score(load_model(production.ref, store=store), metric_fn, features, labels)
-        new = _score(load_model(challenger.ref, store=store), metric_fn, features, labels)
-        run.log({f"production_{metric_name}": old, f"challenger_{metric_name}": new})
-        gain = (new - old) if higher else (old - new)
-        scores: dict[str, Any] = {
-            "challenger": challenger.ref,
-            "production_score": old,
-            "challenger_score": new,
-        }
-        if gain <= cfg.min_improvement:
-            return _done(
-                run,
-                replace(
-                    outcome,
-                    **scores,
-                    action="kept",
-                    message=f"{challenger.ref} {metric_name} {new:.4g} does not beat "
-                    f"{production.ref} {old:.4g}; {cfg.model}@{cfg.alias} stays",
-                ),
-                report,
-            )
-        set_alias(
-            store=store,
-            name=cfg.model,
-            version=challenger.version,
-            alias=cfg.alias,
-            reason=f"nbops monitor run {run.id}: drift share {found.share:.2f}; "
-            f"{metric_name} {new:.4g} vs {old:.4g}",
-        )
-        _refresh_card(base, f"{cfg.model}@{cfg.alias}", store, report)
-        return _done(
-            run,
-            replace(
-                outcome,
-                **scores,
-                action="promoted",
-                message=f"promoted {challenger.ref} to {cfg.model}@{cfg.alias}: {metric_name} "
-                f"{new:.4g} vs {old:.4g}",
-            ),
-            report,
-        )
-    except BaseException:
-        run.finish("failed")
-        raise
+    return MonitorPass(root, cfg, store, production, name, reference, run, report, metric)
 
 
-def _refresh_card(root: Path, ref: str, store: Any, report: Report) -> None:
+def _check(ctx: MonitorPass, dry_run: bool) -> MonitorResult:
+    """The drift (and performance) checks; ``action`` ``retrain`` when the loop goes on."""
+    from nbops.data import read_table
+    from nbops.monitor._drift import drift
+
+    cfg, run = ctx.cfg, ctx.run
+    current = read_table(ctx.root / cfg.current)
+    columns = list(cfg.columns) or [c for c in ctx.reference.columns if c != cfg.target]
+    found = drift(ctx.reference[columns], current[columns], thresholds=dict(cfg.thresholds))
+    run.log({"drift_share": found.share, "drifted_columns": len(found.drifted_columns)})
+    run.set_metadata("drift", found.to_dict())
+    with tempfile.TemporaryDirectory(prefix="nbops-drift-") as tmp:
+        page = found.save_html(Path(tmp) / "drift_report.html", title=f"Drift: {cfg.current}")
+        run.log_artifact(page, name="drift_report.html", type="drift-report")
+    ctx.facts["drift"] = {
+        "share": found.share,
+        "drifted_columns": list(found.drifted_columns),
+        "thresholds": found.thresholds.to_dict(),
+    }
+    ctx.report(
+        f"drift: {found.share:.0%} of {len(columns)} columns drifted "
+        f"({'DRIFT' if found.drifted else 'no drift'} at share {found.thresholds.share:g})"
+    )
+    performance = _performance(ctx)
+    outcome = MonitorResult(
+        drifted=found.drifted,
+        share=found.share,
+        drifted_columns=tuple(found.drifted_columns),
+        action="retrain",
+        production=ctx.production.ref,
+        run_id=run.id,
+        performance_drifted=performance,
+    )
+    if not (found.drifted or performance):
+        return replace(outcome, action="none", message="no drift; nothing to do")
+    if dry_run:
+        stages = ", ".join(cfg.retrain_stages) or "the whole pipeline"
+        return replace(
+            outcome,
+            action="would-retrain",
+            message=f"would re-run {stages} with {dict(cfg.retrain_params)} in an isolated "
+            f"workspace, score the challenger against {ctx.production.ref} on {cfg.holdout} by "
+            f"{ctx.metric[0]}, and move {cfg.model}@{cfg.alias} only if it wins; dry run: "
+            "no alert sent, nothing written",
+        )
+    return outcome
+
+
+def _performance(ctx: MonitorPass) -> bool:
+    """Whether the model's metric on labelled feedback dropped below tolerance."""
+    feedback = ctx.cfg.feedback
+    if feedback is None:
+        return False
+    from nbops.data import read_table
+    from nbops.monitor._model_drift import model_drift
+
+    table = read_table(ctx.root / feedback.path)
+    missing = [
+        c for c in (feedback.prediction, feedback.label, feedback.time) if c not in table.columns
+    ]
+    if missing:
+        raise MonitorConfigError(f"feedback {feedback.path} has no column {', '.join(missing)}")
+    found = model_drift(
+        table[feedback.prediction],
+        table[feedback.label],
+        table[feedback.time],
+        window=feedback.window,
+        metric=ctx.cfg.metric,
+        reference=_recorded(ctx),
+        tolerance=feedback.tolerance,
+    )
+    ctx.run.set_metadata("performance", found.to_dict())
+    ctx.facts["performance"] = {"drifted": found.drifted, "tolerance": feedback.tolerance}
+    ctx.report(f"performance on feedback: {'DROPPED' if found.drifted else 'within tolerance'}")
+    return bool(found.drifted)
+
+
+def _recorded(ctx: MonitorPass) -> dict[str, float]:
+    metrics = ctx.production.lineage.get("metrics") or {}
+    name = ctx.metric[0]
+    if name not in metrics:
+        raise MonitorConfigError(
+            f"{ctx.production.ref} recorded no {name} to compare the feedback with"
+        )
+    return {name: float(metrics[name])}
+
+
+def _refresh_card(ctx: MonitorPass) -> None:
+    """Write the card of what ``MODEL@ALIAS`` points at now, when it does not describe it yet."""
     from nbops.cards import write_pipeline_card
+    from nbops.registry import get_model
 
-    written = write_pipeline_card(root, ref, store=store)
+    ref = f"{ctx.cfg.model}@{ctx.cfg.alias}"
+    current = get_model(ref, store=ctx.store)
+    target = _card_path(ctx.root)
+    heading = f"# Model card: {current.name} (version {current.version})"
+    if target is not None and target.is_file() and heading in target.read_text(encoding="utf-8"):
+        return
+    written = write_pipeline_card(ctx.root, ref, store=ctx.store)
     if written is not None:
-        report(f"model card of {ref} written to {written[0].name}")
+        ctx.report(f"model card of {current.ref} ({ref}) written to {written[0].name}")
 
 
-def _done(
-    run: Any, result: MonitorResult, report: Report, status: str = "finished"
-) -> MonitorResult:
-    run.set_metadata("monitor", asdict(result))
-    run.finish(status)
-    report(result.message)
+def _card_path(root: Path) -> Path | None:
+    import yaml
+
+    spec = yaml.safe_load((root / "nbops.yaml").read_text(encoding="utf-8")) or {}
+    options = (spec.get("pipeline") or {}).get("card") or {}
+    return root / str(options.get("output") or "model_card.md") if options else None
+
+
+def _alert(ctx: MonitorPass, outcome: MonitorResult) -> MonitorResult:
+    """Send the one event of this decision (when a webhook is configured)."""
+    cfg = ctx.cfg
+    event = {
+        "promoted": "promoted",
+        "kept": "kept",
+        "retrain-failed": "retrain_failed",
+    }.get(outcome.action, "performance" if outcome.performance_drifted else "drift")
+    payload = {
+        "event": event,
+        "timestamp": time.time(),
+        "model": cfg.model,
+        "alias": cfg.alias,
+        "production": outcome.production,
+        "challenger": outcome.challenger,
+        "thresholds": {
+            "drift": ctx.facts.get("drift", {}).get("thresholds"),
+            "min_improvement": cfg.min_improvement,
+            "significance": cfg.significance,
+        },
+        "metrics": {
+            "drift_share": outcome.share,
+            "drifted_columns": list(outcome.drifted_columns),
+            "comparison": dict(outcome.comparison or {}),
+        },
+        "decision": outcome.message,
+        "run": {"id": ctx.run.id, "show": f"nbops runs show {ctx.run.id}"},
+    }
+    delivery: Delivery | None = None
+    if cfg.webhook:
+        secret = os.environ.get(cfg.webhook_secret_env) or None
+        delivery = send_alert(cfg.webhook, payload, secret=secret, retries=cfg.alert_retries)
+        if delivery.error:
+            ctx.report(
+                f"alert webhook failed after {delivery.attempts} attempt(s): {delivery.error}"
+            )
+    record = {
+        "event": event,
+        "webhook": bool(cfg.webhook),
+        "signed": bool(cfg.webhook and os.environ.get(cfg.webhook_secret_env)),
+        "attempts": delivery.attempts if delivery else 0,
+        "error": delivery.error if delivery else None,
+    }
+    ctx.run.set_metadata("alert", {**payload, **record})
+    return replace(outcome, alert=record)
+
+
+def _done(ctx: MonitorPass, result: MonitorResult) -> MonitorResult:
+    status = "failed" if result.action == "retrain-failed" else "finished"
+    ctx.run.set_metadata("monitor", asdict(result))
+    # what `nbops runs show` prints for a monitor run: decision, alert, drift summary
+    drift = ctx.facts.get("drift") or {}
+    summary = {
+        "decision": f"{result.action}: {result.message}",
+        "production": result.production,
+        "challenger": result.challenger or "-",
+        "drift": f"{result.share:.0%} of columns drifted"
+        + (f" ({', '.join(drift.get('drifted_columns') or [])})" if result.drifted else ""),
+        "alert": _alert_line(result),
+    }
+    for key, value in summary.items():
+        ctx.run.summary[key] = value
+    ctx.run.finish(status)
+    ctx.report(result.message)
     return result
+
+
+def _alert_line(result: MonitorResult) -> str:
+    alert = result.alert
+    if not alert:
+        return "none (dry run or nothing decided)"
+    if not alert.get("webhook"):
+        return f"{alert['event']} (no webhook configured)"
+    sent = "delivered" if alert.get("error") is None else f"failed: {alert['error']}"
+    return f"{alert['event']} {sent} after {alert['attempts']} attempt(s)"

@@ -7,12 +7,14 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbops.errors import ModelIntegrityError, NotFoundError
+from nbops.errors import InvalidValueError, ModelIntegrityError, NotFoundError
 from nbops.names import check_name
 from nbops.registry._catalog import (
+    STATUSES,
     AliasMove,
     ModelCatalog,
     ModelVersion,
@@ -20,6 +22,7 @@ from nbops.registry._catalog import (
     parse_model_ref,
 )
 from nbops.registry._formats import class_path, deserialize, serialize, task_of
+from nbops.registry._signature import infer_signature
 from nbops.store import RunStore, open_store
 
 if TYPE_CHECKING:
@@ -71,17 +74,36 @@ def log_model(
     *,
     run: Run | None = None,
     allow_pickle: bool = False,
+    status: str | None = None,
+    input_example: Any = None,
+    evaluation: Mapping[str, Any] | None = None,
+    training_run: str | None = None,
 ) -> ModelVersion:
     """Save ``model`` and register it as the next version of ``name``, with its lineage.
 
-    scikit-learn models are saved with skops (loading them runs no arbitrary code); any other
-    object needs ``allow_pickle=True`` and is saved with pickle, with a warning. The lineage
+    scikit-learn models are saved with skops (loading them runs no arbitrary code), XGBoost and
+    LightGBM models in their native formats; any other object needs ``allow_pickle=True`` and is
+    saved with pickle, with a warning. The file is loaded back once before it is registered, so
+    a model that could never be loaded (a lambda in a pipeline) is refused here. The lineage
     (run id, dataset versions, parameters, last metric values, git commit, notebook) comes from
     ``run``, by default the active run; with no run the version has no lineage.
+
+    ``status`` is ``candidate`` by default inside a pipeline stage (its gates decide later) and
+    ``validated`` elsewhere; only validated versions are what a bare name resolves to. The input
+    signature (columns, dtypes) comes from ``input_example`` or from the model's feature names
+    typed by a dataset in the lineage; the output kind from the model.
+
+    ``evaluation`` says which metrics are evaluation results and on what data, e.g.
+    ``{"dataset": "digits-test", "split": "test", "metrics": ["accuracy", "f1_macro"]}`` (values
+    taken from the run's last logged values) or ``"metrics": {"accuracy": 0.93}``; only these
+    reach the card's ``model-index``. ``training_run`` names the run that trained the model when
+    it is not the registering run (an evaluate notebook registering what a train stage fit).
     """
     from nbops.tracking import active_run
 
     check_name(name, "model name")
+    if status is not None and status not in STATUSES:
+        raise InvalidValueError(f"invalid status {status!r}: use one of {', '.join(STATUSES)}")
     source = run if run is not None else active_run()
     store = source.store if source is not None else open_store()
     blob = serialize(model, allow_pickle=allow_pickle)
@@ -91,7 +113,16 @@ def log_model(
         source.wait_background()
         source.flush()
         lineage = run_lineage(store, source.id)
+    if status is None:
+        in_stage = source is not None and store.get_run(source.id).job_type == "stage"
+        status = "candidate" if in_stage else "validated"
+    signature = infer_signature(model, input_example, _schemas(store, lineage))
+    evaluated = _evaluation(evaluation, lineage)
+    if training_run is not None:
+        lineage["training_run"] = store.get_run(training_run).id
     catalog = _catalog(store)
+    user = current_user()
+    now = time.time()
     version = catalog.add(
         {
             "name": name,
@@ -102,9 +133,15 @@ def log_model(
             "model_class": class_path(model),
             "task": task_of(model),
             "run_id": source.id if source is not None else None,
-            "created_at": time.time(),
-            "created_by": current_user(),
+            "created_at": now,
+            "created_by": user,
             "lineage": lineage,
+            "status": status,
+            "signature": signature.to_dict() if signature else None,
+            "evaluation": evaluated,
+            "events": [
+                {"action": f"registered as {status}", "by": user, "at": now, "reason": None}
+            ],
         }
     )
     if source is not None and not source.finished:
@@ -112,6 +149,54 @@ def log_model(
             current = list(store.get_metadata(source.id).get(MODELS_KEY) or [])
             source.set_metadata(MODELS_KEY, [*current, {"name": name, "version": version}])
     return catalog.get(parse_model_ref(f"{name}:{version}"))
+
+
+def _evaluation(
+    evaluation: Mapping[str, Any] | None, lineage: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """Check ``log_model(evaluation=...)`` and fill in values and the dataset's hash."""
+    if evaluation is None:
+        return None
+    if not isinstance(evaluation, Mapping) or not evaluation.get("metrics"):
+        raise InvalidValueError(
+            "evaluation must be a mapping with metrics (a list of logged metric names or "
+            '{name: value}) and a dataset, e.g. {"dataset": "test", "metrics": ["accuracy"]}'
+        )
+    logged = lineage.get("metrics") or {}
+    wanted = evaluation["metrics"]
+    if isinstance(wanted, Mapping):
+        values = {str(k): float(v) for k, v in wanted.items()}
+    else:
+        missing = [m for m in wanted if m not in logged]
+        if missing:
+            raise InvalidValueError(
+                f"evaluation metric(s) {', '.join(missing)} were not logged by the run "
+                f"(logged: {', '.join(sorted(logged)) or 'nothing'})"
+            )
+        values = {str(m): float(logged[m]) for m in wanted}
+    name = evaluation.get("dataset")
+    entry = next((d for d in lineage.get("datasets") or [] if d.get("name") == name), None)
+    return {
+        "dataset": name,
+        "hash": entry.get("hash") if entry else evaluation.get("revision"),
+        "split": str(evaluation.get("split") or "test"),
+        "metrics": values,
+    }
+
+
+def _schemas(store: RunStore, lineage: dict[str, Any]) -> list[dict[str, Any]]:
+    """The schemas of the lineage's datasets, last logged first (training data usually)."""
+    from nbops.data import get_dataset
+    from nbops.errors import NbopsError
+
+    found = []
+    for entry in reversed(lineage.get("datasets") or []):
+        try:
+            version = get_dataset(f"{entry['name']}@{entry['hash']}", store=store)
+        except (NbopsError, KeyError):
+            continue
+        found.append({"name": entry["name"], "schema": version.schema or {}})
+    return found
 
 
 def get_model(ref: str, *, store: StoreArg = None) -> ModelVersion:
@@ -124,13 +209,23 @@ def model_path(version: ModelVersion, *, store: StoreArg = None) -> Path:
     return open_store(store).blobs.path_of(version.digest)
 
 
-def load_model(ref: str, *, allow_pickle: bool = False, store: StoreArg = None) -> Any:
+def load_model(
+    ref: str,
+    *,
+    trusted: Iterable[str] = (),
+    allow_pickle: bool = False,
+    store: StoreArg = None,
+) -> Any:
     """Load a registered model, after checking its file still has the recorded sha256.
+
+    A skops file may only construct skops' default-trusted types and the types of the libraries
+    nbops supports (scikit-learn, NumPy, SciPy, XGBoost, LightGBM); name anything else in
+    ``trusted`` once you have checked where the model came from.
 
     Raises:
         ModelIntegrityError: The stored file was modified since registration.
-        UnsafeModelError: The file needs types not recorded at save time, or it is a pickle
-            and ``allow_pickle`` is False.
+        UnsafeModelError: The file needs types outside the allow-list and ``trusted`` (the
+            message lists them), or it is a pickle and ``allow_pickle`` is False.
     """
     target = open_store(store)
     version = get_model(ref, store=target)
@@ -145,7 +240,12 @@ def load_model(ref: str, *, allow_pickle: bool = False, store: StoreArg = None) 
     if actual != version.digest:
         raise ModelIntegrityError(version.ref, str(path), version.digest, actual)
     return deserialize(
-        data, version.format, version.trusted_types, ref=version.ref, allow_pickle=allow_pickle
+        data,
+        version.format,
+        ref=version.ref,
+        model_class=version.model_class,
+        allow_pickle=allow_pickle,
+        trusted=trusted,
     )
 
 
@@ -165,13 +265,34 @@ def model_aliases(name: str, *, store: StoreArg = None) -> dict[str, int]:
 
 
 def set_alias(
-    name: str, version: int, alias: str, *, reason: str | None = None, store: StoreArg = None
+    name: str,
+    version: int,
+    alias: str,
+    *,
+    reason: str | None = None,
+    force: bool = False,
+    store: StoreArg = None,
 ) -> AliasMove:
-    """Point ``name@alias`` at ``version``, recording who moved it, when and why."""
+    """Point ``name@alias`` at ``version``, recording who moved it, when and why.
+
+    Only a validated version can get an alias, unless ``force=True`` with a ``reason``.
+    """
     check_name(name, "model name")
-    return _catalog(open_store(store)).move_alias(
-        name, check_alias(alias), int(version), current_user(), reason
-    )
+    catalog = _catalog(open_store(store))
+    target = catalog.get(parse_model_ref(f"{name}:{int(version)}"))
+    if target.status != "validated" or target.archived:
+        state = "archived" if target.archived else target.status
+        if not force:
+            raise InvalidValueError(
+                f"model {target.ref} is {state}: only a validated version can get an alias; "
+                "pass force=True (--force) with a reason to point it there anyway"
+            )
+        if not reason:
+            raise InvalidValueError(
+                f"forcing alias {alias!r} onto {state} version {target.ref} needs a reason"
+            )
+        reason = f"forced onto a {state} version: {reason}"
+    return catalog.move_alias(name, check_alias(alias), int(version), current_user(), reason)
 
 
 def alias_history(

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from html import escape
 from typing import Any
 
 from nbops.errors import InvalidValueError, NotFoundError
 from nbops.names import check_name
+from nbops.registry._signature import Signature
 from nbops.store import RunStore
 
 _REF = re.compile(r"(?P<name>[^:@]*)(?::(?P<version>[^:@]*)|@(?P<alias>[^:@]*))?")
 #: Alias names with a meaning of their own.
 RESERVED_ALIASES = ("latest",)
+#: A version's status: ``candidate`` until its gates pass, then ``validated``; ``rejected`` when
+#: a gate failed or a challenger lost. Only validated versions are "latest" and get aliases.
+STATUSES = ("candidate", "validated", "rejected")
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,22 @@ class AliasMove:
     moved_at: float
     reason: str | None
 
+    @property
+    def removed(self) -> bool:
+        """The alias was removed (recorded as a move to version 0)."""
+        return self.version == 0
+
+
+@dataclass(frozen=True)
+class VersionEvent:
+    """One change of a version's status, tags or archive state: who, when, why."""
+
+    action: str
+    by: str
+    at: float
+    reason: str | None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
 
 @dataclass(frozen=True)
 class ModelVersion:
@@ -86,8 +106,8 @@ class ModelVersion:
     version: int
     digest: str
     size: int
-    format: str  # "skops" or "pickle"
-    trusted_types: tuple[str, ...]
+    format: str  # "skops", "xgboost", "lightgbm" or "pickle"
+    trusted_types: tuple[str, ...]  # types its file needs beyond skops' default-trusted ones
     model_class: str
     task: str | None
     run_id: str | None
@@ -95,10 +115,24 @@ class ModelVersion:
     created_by: str
     lineage: Mapping[str, Any] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    status: str = "validated"
+    archived: bool = False
+    deleted: bool = False
+    tags: Mapping[str, str] = field(default_factory=dict)
+    signature: Signature | None = None
+    events: tuple[VersionEvent, ...] = ()
+    evaluation: Mapping[str, Any] | None = None
 
     @property
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
+
+    @property
+    def untrusted_types(self) -> tuple[str, ...]:
+        """The needed types outside nbops' allow-list: ``load_model`` needs them in ``trusted``."""
+        from nbops.registry._trust import untrusted
+
+        return tuple(untrusted(self.trusted_types))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -109,12 +143,20 @@ class ModelVersion:
             "size": self.size,
             "format": self.format,
             "trusted_types": list(self.trusted_types),
+            "untrusted_types": list(self.untrusted_types),
             "model_class": self.model_class,
             "task": self.task,
             "run_id": self.run_id,
             "created_at": self.created_at,
             "created_by": self.created_by,
             "aliases": list(self.aliases),
+            "status": self.status,
+            "archived": self.archived,
+            "deleted": self.deleted,
+            "tags": dict(self.tags),
+            "signature": self.signature.to_dict() if self.signature else None,
+            "events": [asdict(e) for e in self.events],
+            "evaluation": dict(self.evaluation) if self.evaluation else None,
             "lineage": dict(self.lineage),
         }
 
@@ -123,6 +165,7 @@ class ModelVersion:
         rows = [
             ("model", self.ref),
             ("class", self.model_class),
+            ("status", self.status + (" (archived)" if self.archived else "")),
             ("aliases", ", ".join(self.aliases) or "-"),
             ("format", self.format),
             ("sha256", self.digest),
@@ -155,13 +198,46 @@ class ModelCatalog:
                     f"`nbops models alias {ref.name} VERSION {ref.alias}`"
                 )
             version = found
+        if version is None:
+            return self._latest_usable(ref.name)
         doc = self._models.get_version(ref.name, version)
         if doc is None:
-            what = f"model {ref.name!r}" + (f" version {version}" if version is not None else "")
             raise NotFoundError(
-                f"no {what} in the store at {self.store.url}; list models with `nbops models list`"
+                f"no model {ref.name!r} version {version} in the store at {self.store.url}; "
+                "list models with `nbops models list`"
             )
-        return self._version(doc)
+        resolved = self._version(doc)
+        if resolved.deleted:
+            last = resolved.events[-1] if resolved.events else None
+            why = f" by {last.by}: {last.reason}" if last and last.reason else ""
+            raise NotFoundError(f"model {resolved.ref} was deleted{why}")
+        return resolved
+
+    def _latest_usable(self, name: str) -> ModelVersion:
+        """The latest validated version that is not archived (what a bare name means)."""
+        versions = self.versions(name)
+        if not versions:
+            raise NotFoundError(
+                f"no model {name!r} in the store at {self.store.url}; list models with "
+                "`nbops models list`"
+            )
+        for version in reversed(versions):
+            if version.status == "validated" and not version.archived and not version.deleted:
+                return version
+        counts: dict[str, int] = {}
+        for version in versions:
+            state = (
+                "deleted"
+                if version.deleted
+                else ("archived" if version.archived else version.status)
+            )
+            counts[state] = counts.get(state, 0) + 1
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        raise NotFoundError(
+            f"model {name!r} has no validated version ({summary}); a version is validated when "
+            f"its pipeline gates pass, or with `nbops models status {name} VERSION validated "
+            f"--reason ...`; load a specific one with {name}:VERSION"
+        )
 
     def versions(self, name: str) -> list[ModelVersion]:
         """Every version of ``name``, oldest first."""
@@ -181,6 +257,23 @@ class ModelCatalog:
     ) -> AliasMove:
         """Point ``alias`` at ``version`` and record the move, in one transaction."""
         return AliasMove(**self._models.move_alias(name, alias, version, moved_by, reason))
+
+    def remove_alias(self, name: str, alias: str, moved_by: str, reason: str | None) -> AliasMove:
+        """Remove ``alias``, recording who removed it, when and why."""
+        try:
+            return AliasMove(**self._models.remove_alias(name, alias, moved_by, reason))
+        except NotFoundError:
+            raise NotFoundError(
+                f"model {name!r} has no alias {alias!r}; its aliases: "
+                f"{', '.join(self._models.aliases(name)) or 'none'}"
+            ) from None
+
+    def record(self, version: ModelVersion, event: VersionEvent, **fields: Any) -> None:
+        """Merge ``fields`` into a version and append ``event`` to its history."""
+        history = [asdict(e) for e in version.events]
+        self._models.update_version(
+            version.name, version.version, {**fields, "events": [*history, asdict(event)]}
+        )
 
     def alias_moves(self, name: str, alias: str | None = None) -> list[AliasMove]:
         """The history of alias moves of one model (optionally one alias), oldest first."""
@@ -205,4 +298,11 @@ class ModelCatalog:
             created_by=doc["created_by"],
             lineage=doc["lineage"],
             aliases=tuple(a for a, v in aliases.items() if v == int(doc["version"])),
+            status=str(doc.get("status") or "validated"),  # versions from before statuses
+            archived=bool(doc.get("archived")),
+            deleted=bool(doc.get("deleted")),
+            tags=dict(doc.get("tags") or {}),
+            signature=Signature.from_dict(doc["signature"]) if doc.get("signature") else None,
+            events=tuple(VersionEvent(**e) for e in doc.get("events") or []),
+            evaluation=doc.get("evaluation"),
         )

@@ -111,6 +111,31 @@ class MemoryModelStore(ModelStore):
             self._moves.append(move)
             return dict(move)
 
+    def remove_alias(
+        self,
+        name: str,
+        alias: str,
+        moved_by: str,
+        reason: str | None,
+        *,
+        moved_at: float | None = None,
+    ) -> dict[str, Any]:
+        with self._lock:
+            aliases = self._aliases.get(name, {})
+            if alias not in aliases:
+                raise NotFoundError(f"model {name!r} has no alias {alias!r}")
+            move = {
+                "name": name,
+                "alias": alias,
+                "version": 0,
+                "previous": aliases.pop(alias),
+                "moved_by": moved_by,
+                "moved_at": time.time() if moved_at is None else moved_at,
+                "reason": reason,
+            }
+            self._moves.append(move)
+            return dict(move)
+
     def alias_moves(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
             found = [

@@ -73,7 +73,8 @@ class ModelStore(abc.ABC):
       and :meth:`update_version` of a missing version raise :class:`NotFoundError`.
     * **Extension fields.** Keys of a version beyond :data:`MODEL_FIELDS` (JSON values) are
       stored and returned as given; :meth:`update_version` merges such keys.
-    * **History.** Alias moves are never deleted: the alias table is the last move of each alias.
+    * **History.** Alias moves are never deleted: the alias table is the last move of each alias;
+      a removed alias is recorded as a move to version ``0`` (versions are numbered from 1).
     * Validation of names belongs to the caller (the registry).
     """
 
@@ -117,6 +118,21 @@ class ModelStore(abc.ABC):
         moved_at: float | None = None,
     ) -> dict[str, Any]:
         """Point ``alias`` at ``version`` and record the move in one transaction; return it."""
+
+    @abc.abstractmethod
+    def remove_alias(
+        self,
+        name: str,
+        alias: str,
+        moved_by: str,
+        reason: str | None,
+        *,
+        moved_at: float | None = None,
+    ) -> dict[str, Any]:
+        """Remove ``alias`` and record it as a move to version ``0`` in one transaction.
+
+        Raises :class:`NotFoundError` when the model has no such alias.
+        """
 
     @abc.abstractmethod
     def alias_moves(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:

@@ -153,6 +153,38 @@ class PostgresModelStore(ModelStore):
             )
         return dict(zip(ALIAS_MOVE_FIELDS, values, strict=True))
 
+    def remove_alias(
+        self,
+        name: str,
+        alias: str,
+        moved_by: str,
+        reason: str | None,
+        *,
+        moved_at: float | None = None,
+    ) -> dict[str, Any]:
+        with self._db.transaction() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"nbops.model:{name}",))
+            cur.execute(
+                "SELECT version FROM model_aliases WHERE name = %s AND alias = %s", (name, alias)
+            )
+            row = cur.fetchone()
+            if row is None:
+                raise NotFoundError(f"model {name!r} has no alias {alias!r}")
+            values = (
+                name,
+                alias,
+                0,
+                int(row[0]),
+                moved_by,
+                time.time() if moved_at is None else moved_at,
+                reason,
+            )
+            cur.execute("DELETE FROM model_aliases WHERE name = %s AND alias = %s", (name, alias))
+            cur.execute(
+                f"INSERT INTO model_alias_moves ({_MOVE_COLUMNS}) VALUES ({_marks(7)})", values
+            )
+        return dict(zip(ALIAS_MOVE_FIELDS, values, strict=True))
+
     def alias_moves(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
         sql = f"SELECT {_MOVE_COLUMNS} FROM model_alias_moves WHERE name = %s"
         args: tuple[Any, ...] = (name,)

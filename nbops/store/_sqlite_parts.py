@@ -184,6 +184,38 @@ class SQLiteModelStore(ModelStore):
             )
         return dict(zip(ALIAS_MOVE_FIELDS, values, strict=True))
 
+    def remove_alias(
+        self,
+        name: str,
+        alias: str,
+        moved_by: str,
+        reason: str | None,
+        *,
+        moved_at: float | None = None,
+    ) -> dict[str, Any]:
+        with self._db.write() as con:
+            row = con.execute(
+                "SELECT version FROM model_aliases WHERE name = ? AND alias = ?", (name, alias)
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"model {name!r} has no alias {alias!r}")
+            values = (
+                name,
+                alias,
+                0,
+                int(row[0]),
+                moved_by,
+                time.time() if moved_at is None else moved_at,
+                reason,
+            )
+            con.execute("DELETE FROM model_aliases WHERE name = ? AND alias = ?", (name, alias))
+            con.execute(
+                f"INSERT INTO model_alias_moves ({', '.join(ALIAS_MOVE_FIELDS)}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+        return dict(zip(ALIAS_MOVE_FIELDS, values, strict=True))
+
     def alias_moves(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
         sql = f"SELECT {', '.join(ALIAS_MOVE_FIELDS)} FROM model_alias_moves WHERE name = ?"
         args: tuple[Any, ...] = (name,)

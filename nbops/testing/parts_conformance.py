@@ -165,6 +165,20 @@ class ModelConformance(_Parts):
         ]
         assert [m["reason"] for m in models.alias_moves("m", "prod")] == ["first", None]
 
+    def test_removing_an_alias_is_a_recorded_move(self, store: RunStore) -> None:
+        models = store.models
+        models.add_version(model_fields())
+        models.move_alias("m", "prod", 1, "ann", "first", moved_at=10.0)
+        removed = models.remove_alias("m", "prod", "bob", "retired", moved_at=20.0)
+        assert (removed["version"], removed["previous"], removed["reason"]) == (0, 1, "retired")
+        assert models.aliases("m") == {}
+        assert [(m["version"], m["moved_by"]) for m in models.alias_moves("m", "prod")] == [
+            (1, "ann"),
+            (0, "bob"),
+        ]
+        with pytest.raises(NotFoundError):
+            models.remove_alias("m", "prod", "bob", None)
+
     def test_concurrent_registrations_get_distinct_numbers(self, store: RunStore) -> None:
         numbers: list[int] = []
         lock = threading.Lock()

@@ -12,6 +12,7 @@ import pytest
 
 from nbops.execute import (
     CellError,
+    ExecutionError,
     ExecutionTimeoutError,
     KernelDiedError,
     KernelNotFoundError,
@@ -151,3 +152,59 @@ def test_cell_error_dead_kernel_timeout_and_missing_kernel(
         execute_notebook(err, tmp_path / "o4.ipynb", kernel_name="no-such-kernel")
     assert list(sockets.iterdir()) == []  # every kernel's socket folder was removed
     sockets.rmdir()
+
+
+@pytest.mark.kernel
+def test_kill_kernel_kills_the_processes_the_notebook_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+
+    import nbops.execute._papermill as papermill_module
+    from nbops.execute import kill_kernel, start_kernel
+    from nbops.process import pid_alive
+
+    # no graceful shutdown afterwards: kill_kernel alone must take the children down
+    kept: list[object] = []
+    monkeypatch.setattr(papermill_module, "_shutdown_later", kept.append)
+    pidfile = tmp_path / "child.pid"
+    spawner = write_notebook(
+        tmp_path / "spawn.ipynb",
+        "",
+        "import subprocess, time\n"
+        "child = subprocess.Popen(['sleep', '300'])\n"
+        f"open({str(pidfile)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(300)",
+    )
+    manager = start_kernel("python3", cwd=tmp_path)
+    errors: list[BaseException] = []
+
+    def execute() -> None:
+        try:
+            execute_notebook(
+                spawner, tmp_path / "out.ipynb", kernel=manager, wait_for_shutdown=False
+            )
+        except ExecutionError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=execute)
+    worker.start()
+    child = 0
+    try:
+        deadline = time.monotonic() + 60
+        while not pidfile.is_file() or not pidfile.read_text():
+            assert time.monotonic() < deadline, "the notebook never started its child"
+            time.sleep(0.1)
+        child = int(pidfile.read_text())
+        kill_kernel(manager)
+        worker.join(timeout=60)
+        assert errors and isinstance(errors[0], KernelDiedError)
+        deadline = time.monotonic() + 20
+        while pid_alive(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not pid_alive(child), "the notebook's child process outlived its killed kernel"
+    finally:
+        if child and pid_alive(child):
+            os.kill(child, signal.SIGKILL)
+        papermill_module._shutdown(manager)

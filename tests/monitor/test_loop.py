@@ -1,10 +1,13 @@
-"""The closed loop on the example pipeline: drift -> retrain -> promote only a better model."""
+"""The closed loop on the example pipeline: drift -> retrain in isolation -> promote on evidence."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import http.server
 import json
 import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,25 +18,30 @@ import pytest
 import yaml
 
 import nbops
-from nbops.monitor import MonitorConfigError, monitor
+from nbops.monitor import SIGNATURE_HEADER, MonitorConfigError, monitor
 from nbops.pipeline import run_pipeline
 from nbops.registry import alias_history, get_model, model_versions, set_alias
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
+SECRET = "s3cret-for-the-test"
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
+    received: list[tuple[dict[str, str], bytes]] = []
 
     def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
-        _Hook.received.append(json.loads(self.rfile.read(length)))
+        _Hook.received.append((dict(self.headers.items()), self.rfile.read(length)))
         self.send_response(204)
         self.end_headers()
 
     def log_message(self, *args: Any) -> None:
         pass
+
+
+def _events() -> list[str]:
+    return [json.loads(body)["event"] for _, body in _Hook.received]
 
 
 @pytest.fixture
@@ -59,9 +67,30 @@ def _digits(rows: range | None, seed: int) -> Any:
     return frame
 
 
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=root, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def _commit(root: Path, message: str) -> None:
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "--allow-empty", "-m", message)
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    """sha256 of every file of the user's checkout (the store and git aside)."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not {".nbops", ".git"} & set(p.relative_to(root).parts)
+    }
+
+
 @pytest.fixture
-def project(isolated_env: Path, webhook: str) -> Path:
+def project(isolated_env: Path, webhook: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = isolated_env
+    monkeypatch.setenv("NBOPS_WEBHOOK_SECRET", SECRET)
     shutil.copytree(
         REPO / "notebooks",
         root / "notebooks",
@@ -77,6 +106,8 @@ def project(isolated_env: Path, webhook: str) -> Path:
         "holdout": "data/holdout.parquet",
         "target": "target",
         "metric": "accuracy",
+        "min_improvement": 0.01,
+        "significance": 0.05,
         "thresholds": {"share": 0.1},
         "webhook": webhook,
         "retrain": {
@@ -87,9 +118,15 @@ def project(isolated_env: Path, webhook: str) -> Path:
         },
     }
     (root / "nbops.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    (root / ".gitignore").write_text(".nbops/\nwandb/\n")
+    _git(root, "init", "-q")
+    _git(root, "config", "user.email", "t@example.org")
+    _git(root, "config", "user.name", "t")
+    _commit(root, "the project")
     run_pipeline(root, report=lambda _line: None)
     set_alias("digits-forest", 1, "production", reason="first model")
     (root / "data").mkdir(exist_ok=True)
+    _commit(root, "first model")
     return root
 
 
@@ -99,60 +136,102 @@ def _write_current(root: Path, rows: range | None) -> None:
     frame.drop(frame.sample(frac=0.7, random_state=0).index).to_parquet(
         root / "data" / "holdout.parquet"
     )
+    _commit(root, "new data")
 
 
-def test_loop_promotes_a_better_challenger_and_keeps_a_worse_one(
-    project: Path, webhook: str
-) -> None:
+def _card_version(root: Path) -> str:
+    return (root / "model_card.md").read_text().split("# Model card: ", 1)[1].split("\n", 1)[0]
+
+
+def test_the_loop_never_touches_the_users_checkout(project: Path, webhook: str, cli: Any) -> None:
     root = project
     _write_current(root, None)
     calm = monitor(root, report=lambda _line: None)
     assert calm.action == "none" and not calm.drifted
     assert len(model_versions("digits-forest")) == 1
 
+    # a dry run decides nothing, sends nothing and writes nothing in the checkout
     _write_current(root, range(2, 6))
-    lines: list[str] = []
-    dry = monitor(root, dry_run=True, report=lines.append)
+    before = _snapshot(root)
+    dry = monitor(root, dry_run=True, report=lambda _line: None)
     assert dry.action == "would-retrain" and dry.drifted
     assert len(model_versions("digits-forest")) == 1
+    assert _Hook.received == []
+    assert _snapshot(root) == before and _git(root, "status", "--porcelain") == ""
 
+    # promoted: only the card changes in the checkout, and it describes the new production
+    lines: list[str] = []
     better = monitor(root, report=lines.append)
     assert better.action == "promoted", better.message
+    assert any("isolated workspace" in line for line in lines)
     assert better.challenger == "digits-forest:2"
-    assert better.challenger_score is not None and better.production_score is not None
-    assert better.challenger_score > better.production_score
+    assert better.comparison is not None and better.comparison["test"] == "mcnemar"
+    assert better.comparison["p_value"] < 0.05
     assert get_model("digits-forest@production").version == 2
     move = alias_history("digits-forest", "production")[-1]
     assert move.version == 2 and move.previous == 1 and "nbops monitor run" in (move.reason or "")
-    assert "digits-forest:2" in (root / "model_card.md").read_text()
-    assert [h["event"] for h in _Hook.received] == ["drift", "drift"]  # dry run alerts too
-    assert _Hook.received[-1]["model"] == "digits-forest:1"
+    changed = {line[3:] for line in _git(root, "status", "--porcelain").splitlines()}
+    assert {"model_card.md", "model_card.html"} <= changed
+    assert all(path.startswith("model_card") for path in changed), changed  # the card only
+    assert _card_version(root) == "digits-forest (version 2)"
+    assert {k: v for k, v in _snapshot(root).items() if not k.startswith("model_card")} == {
+        k: v for k, v in before.items() if not k.startswith("model_card")
+    }
+    _commit(root, "card of model 2")
 
-    # new drift (relative to model 2's training data); a worse challenger is not promoted
+    # kept: a worse challenger changes nothing in the checkout; the card still names 2
     _write_current(root, range(0, 2))
     spec = yaml.safe_load((root / "nbops.yaml").read_text())
     spec["monitor"]["retrain"]["params"]["train"] = {"n_estimators": 4, "max_depth": 4}
     (root / "nbops.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    _commit(root, "weaker retrain")
+    before = _snapshot(root)
     worse = monitor(root, report=lambda _line: None)
     assert worse.action == "kept", worse.message
     assert worse.challenger == "digits-forest:3"
     assert get_model("digits-forest@production").version == 2
+    assert _git(root, "status", "--porcelain") == "" and _snapshot(root) == before
+    assert _card_version(root) == "digits-forest (version 2)"
 
-    # a challenger that fails the pipeline's gate is not even compared
+    # failed: a challenger failing the pipeline's gate is not compared; nothing changes
     spec["monitor"]["retrain"]["params"]["train"] = {"n_estimators": 1, "max_depth": 1}
     (root / "nbops.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    _commit(root, "broken retrain")
+    before = _snapshot(root)
     failed = monitor(root, report=lambda _line: None)
     assert failed.action == "retrain-failed"
     assert "evaluate: accuracy" in failed.message and "(gate >= 0.3)" in failed.message
     assert get_model("digits-forest@production").version == 2
+    assert _git(root, "status", "--porcelain") == "" and _snapshot(root) == before
+    assert _card_version(root) == "digits-forest (version 2)"
+
+    # one signed event per decision, never the secret itself
+    assert _events() == ["promoted", "kept", "retrain_failed"]
+    for headers, body in _Hook.received:
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert headers[SIGNATURE_HEADER] == expected
+        assert SECRET.encode() not in body
+    promoted = json.loads(_Hook.received[0][1])
+    assert promoted["production"] == "digits-forest:1"
+    assert promoted["challenger"] == "digits-forest:2"
+    assert promoted["run"]["id"] == better.run_id and promoted["timestamp"] > 0
+    assert promoted["thresholds"]["significance"] == 0.05
+    assert promoted["metrics"]["comparison"]["challenger"] > 0.5
 
     runs = nbops.runs()
     monitors = runs[runs["job_type"] == "monitor"]
     assert list(monitors["status"]) == ["finished"] * 4 + ["failed"]
     stored = nbops.get_run(better.run_id or "")
     assert stored.metadata["alert"]["error"] is None
+    assert SECRET not in json.dumps(stored.metadata)
     assert stored.metadata["monitor"]["action"] == "promoted"
     assert "pixel_3_3" in stored.metadata["drift"]["drifted_columns"]
+    assert "drift_report.html" in stored.artifacts
+    shown = cli("runs", "show", better.run_id or "").output
+    assert "decision = promoted: promoted digits-forest:2" in shown
+    assert "alert = promoted delivered after 1 attempt(s)" in shown
+    assert "drift = " in shown and "pixel_3_3" in shown
+    assert "artifact drift_report.html (drift-report" in shown
 
 
 def test_monitor_config_errors_are_clear(isolated_env: Path) -> None:
@@ -168,6 +247,8 @@ def test_monitor_config_errors_are_clear(isolated_env: Path) -> None:
                     "holdout": "h.csv",
                     "webhook": "file:///x",
                     "colour": 1,
+                    "significance": 2,
+                    "test": "t",
                 }
             }
         )
@@ -180,6 +261,8 @@ def test_monitor_config_errors_are_clear(isolated_env: Path) -> None:
         "target is required",
         "current: nope.csv does not exist",
         "webhook must be an http",
+        "significance must be between 0 and 1",
+        "test must be one of auto, mcnemar, bootstrap",
     ):
         assert part in text
 

@@ -113,12 +113,12 @@ def test_a_tampered_model_file_is_refused(iris: tuple[Any, Any]) -> None:
         load_model("iris-rf:1")
 
 
-def test_a_file_needing_unrecorded_types_is_refused(iris: tuple[Any, Any]) -> None:
+def test_trust_comes_from_the_allow_list_not_from_the_record(iris: tuple[Any, Any]) -> None:
     _train(iris)
+    assert get_model("iris-rf").trusted_types == ("sklearn.tree._tree.Tree",)
     with sqlite3.connect(Path(os.environ["NBOPS_HOME"]) / "runs.db") as con:
-        con.execute("UPDATE model_versions SET trusted_types = '[]'")
-    with pytest.raises(UnsafeModelError, match=r"sklearn\.tree\._tree\.Tree"):
-        load_model("iris-rf")
+        con.execute("UPDATE model_versions SET trusted_types = '[\"posix.system\"]'")
+    assert load_model("iris-rf").n_estimators == 5
 
 
 def test_other_objects_need_pickle_opt_in(iris: tuple[Any, Any]) -> None:
