@@ -108,6 +108,8 @@ class WandbMirror:
         self._given = 0
         self._skipped = 0
         self._code: dict[str, Any] = {}
+        self._go = threading.Event()  # cleared by hold(): the worker pauses between rows
+        self._go.set()
         self._abandoned = False  # the process exits without waiting for the worker any longer
         if resolved == "disabled":
             self._state = MirrorState(
@@ -168,6 +170,14 @@ class WandbMirror:
         """
         self._put("artifact", (str(path), name, type, file_name))
 
+    def hold(self) -> None:
+        """Pause the worker between rows (the run's final store writes go first, unhindered)."""
+        self._go.clear()
+
+    def release(self) -> None:
+        """Let the worker go on after :meth:`hold`."""
+        self._go.set()
+
     def finish(self, exit_code: int = 0, timeout: float | None = None) -> bool:
         """Finish the wandb run, waiting at most ``timeout`` seconds.
 
@@ -182,6 +192,7 @@ class WandbMirror:
             going in the background (``nbops sync --offline`` completes the copy from the
             store if the process ends first). Never raises.
         """
+        self.release()
         if timeout is None:
             timeout = EXIT_TIMEOUT if interpreter_exiting() else FINISH_TIMEOUT
         with self._lock:
@@ -401,6 +412,8 @@ class WandbMirror:
     def _log_rows(self, run: Any, rows: list[tuple[int, float, dict[str, float]]]) -> None:
         written = skipped = 0
         for step, timestamp, metrics in rows:
+            if not self._go.is_set():
+                self._go.wait()
             if self._last_step is not None and step < self._last_step:
                 if not self._warned_step:
                     self._warned_step = True
