@@ -348,6 +348,19 @@ class Run:
             self.flush()
             forget(self)
             return
+        if self._mirror is not None:  # the store first: the mirror pauses until the status is in
+            self._mirror.hold()
+        try:
+            self._finish_in_store(status)
+        finally:
+            if self._mirror is not None:
+                self._mirror.release()
+        if self._mirror is not None:  # bounded; records the copy's state in the store
+            self._mirror.update_summary(redact(dict(self.summary)))
+            self._mirror.finish(exit_code=0 if status == "finished" else 1)
+        forget(self)
+
+    def _finish_in_store(self, status: str) -> None:
         self.wait_background()
         for hook in self._finish_hooks:
             try:
@@ -366,10 +379,6 @@ class Run:
             flusher().register(self)
             raise
         self._store.set_status(self.id, status, time.time())
-        if self._mirror is not None:  # bounded; records the copy's state in the store
-            self._mirror.update_summary(redact(dict(self.summary)))
-            self._mirror.finish(exit_code=0 if status == "finished" else 1)
-        forget(self)
 
     def __enter__(self) -> Run:
         return self
