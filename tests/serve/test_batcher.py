@@ -17,6 +17,15 @@ from nbops.serve._codec import decode_request, model_input
 from nbops.serve._schema import Column, Schema
 
 
+def _run(coro: Any) -> Any:
+    """Run ``coro`` on a fresh event loop in its own thread: a test earlier in the session may
+    have left a loop running in this one (nest_asyncio, IPython), where asyncio.run refuses."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def _model(calls: list[int], delay: float = 0.02) -> Any:
     def predict(X: Any, outputs: frozenset[str]) -> dict[str, Any]:
         calls.append(len(X))
@@ -39,7 +48,7 @@ def test_concurrent_requests_share_calls_and_get_their_own_rows() -> None:
         await batcher.drain()
         return out
 
-    results = asyncio.run(main())
+    results = _run(main())
     for i, result in enumerate(results):
         assert result["predict"].tolist() == [i * 10.0, i * 10 + 5.0]
     assert sum(calls) == 40 and len(calls) < 20 and max(calls) <= 8
@@ -57,7 +66,7 @@ def test_a_failing_request_does_not_fail_its_batch() -> None:
         rest = [batcher.submit(r, 1) for r in rows]
         return await asyncio.gather(first, *rest, return_exceptions=True)
 
-    results = asyncio.run(main())
+    results = _run(main())
     assert results[1]["predict"].tolist() == [20.0]
     assert isinstance(results[2], ValueError)
     assert results[3]["predict"].tolist() == [30.0]
@@ -71,7 +80,7 @@ def test_a_lone_request_is_not_held_for_the_batch_window() -> None:
             await batcher.submit(np.array([[1.0]]), 1)
         return time.perf_counter() - start
 
-    assert asyncio.run(main()) < 4.0  # hang guard: never waits the 5 s window
+    assert _run(main()) < 4.0  # hang guard: never waits the 5 s window
 
 
 SCHEMA = Schema((Column("a"), Column("b")), named=True, output="class")
