@@ -12,8 +12,10 @@ from nbops.tracking._active import (
     suspended,
 )
 from nbops.tracking._api import finish, init, log, log_artifact, log_params
+from nbops.tracking._ids import new_run_id
 from nbops.tracking._query import Artifact, StoredRun, get_run, runs
-from nbops.tracking._run import Run, Summary, new_run_id
+from nbops.tracking._run import Run
+from nbops.tracking._summary import Summary
 from nbops.tracking._tables import is_table
 
 __all__ = [

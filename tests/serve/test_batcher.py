@@ -153,21 +153,13 @@ def test_tensor_and_columns_become_a_frame_with_the_model_names() -> None:
 
 
 def test_schema_prefers_the_recorded_signature() -> None:
-    """The adapter reads ``version.signature`` (lifecycle's Signature) when a version has one."""
+    """The adapter reads ``version.signature`` when a version has one, else the model."""
     from dataclasses import dataclass
 
+    import pandas as pd
+
+    from nbops.registry import ColumnSpec, Signature
     from nbops.serve._schema import schema_of, validate
-
-    @dataclass(frozen=True)
-    class Col:
-        name: str
-        dtype: str
-        shape: tuple[int, ...] = ()
-
-    @dataclass(frozen=True)
-    class Signature:
-        inputs: tuple[Col, ...]
-        output: str
 
     @dataclass(frozen=True)
     class Version:
@@ -178,14 +170,31 @@ def test_schema_prefers_the_recorded_signature() -> None:
         feature_names_in_ = np.array(["ignored"])
         classes_ = np.array(["cat", "dog"])
 
-    signed = schema_of(
-        Version(Signature((Col("age", "int64"), Col("city", "object")), "classification")),
-        Model(),
-    )
+    sig = Signature((ColumnSpec("age", "int64"), ColumnSpec("city", "object")), 2, "class")
+    signed = schema_of(Version(sig), Model())
     assert [(c.name, c.datatype) for c in signed.columns] == [("age", "INT64"), ("city", "BYTES")]
     assert signed.output == "class" and signed.output_datatype == "BYTES"
     with pytest.raises(RequestError) as err:
         validate(signed, {"age": np.array(["x"], dtype=object), "city": np.array(["a"])}, 1)
     assert err.value.field == "age"
+    decoded = decode_request(
+        json.dumps(
+            {
+                "parameters": {"content_type": "pd"},
+                "inputs": [
+                    {"name": "age", "shape": [1], "datatype": "INT64", "data": [3]},
+                    {"name": "city", "shape": [1], "datatype": "BYTES", "data": ["Oslo"]},
+                ],
+            }
+        ).encode(),
+        None,
+    )
+    X, _ = model_input(signed, decoded.inputs)
+    assert isinstance(X, pd.DataFrame) and list(X.columns) == ["age", "city"]
+    unnamed = schema_of(Version(Signature((), 3, "number")), Model())
+    assert not unnamed.named and len(unnamed.columns) == 3 and unnamed.output == "value"
+    with pytest.raises(RequestError) as err:
+        model_input(unnamed, [("input-0", np.zeros((1, 2)))])
+    assert err.value.field == "input-0"
     old = schema_of(Version(None), Model())
-    assert old.names == ["ignored"] and old.named
+    assert old.names == ["ignored"] and old.named and old.signature is None
