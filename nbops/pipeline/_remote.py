@@ -296,8 +296,7 @@ class FsspecRemote(Remote):
     stores), where a reader may briefly see no object but never half of one."""
 
     def __init__(self, url: str) -> None:
-        import fsspec
-
+        fsspec = require("fsspec", feature=f"the remote {url}")
         self.url = url
         self._fs, self.base = fsspec.core.url_to_fs(url)
 
