@@ -25,6 +25,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "optuna": ("optuna", "sweeps"),
     "ipywidgets": ("ipywidgets", "sweeps"),
     "cloudpickle": ("cloudpickle", "sweeps"),
+    "jupyter_ui_poll": ("jupyter-ui-poll", "sweeps"),
     "psycopg2": ("psycopg2-binary", "postgres"),
     "jinja2": ("jinja2", "cards"),
     "mistune": ("mistune", "cards"),
@@ -33,6 +34,10 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "scipy": ("scipy", "monitor"),
     "pyarrow": ("pyarrow", "monitor"),
     "matplotlib": ("matplotlib", "demo"),
+    "paramiko": ("paramiko", "remote"),
+    "starlette": ("starlette", "serve"),
+    "uvicorn": ("uvicorn", "serve"),
+    "prometheus_client": ("prometheus-client", "serve"),
 }
 
 

@@ -6,7 +6,7 @@ from nbops.pipeline._gc import GcResult, gc
 from nbops.pipeline._graph import StageGraph, render
 from nbops.pipeline._lock import LOCK_FILE, LockEntry, LockError, read_lock, write_lock
 from nbops.pipeline._metrics import MetricChange, RevisionError, metrics_diff
-from nbops.pipeline._outputs import OutputError
+from nbops.pipeline._outputs import OutputError, missing_blobs, restore_outs
 from nbops.pipeline._remote import DirectoryRemote, FsspecRemote, Remote, RemoteError, open_remote
 from nbops.pipeline._remotes import (
     RemoteConfig,
@@ -61,6 +61,7 @@ __all__ = [
     "list_remotes",
     "load_spec",
     "metrics_diff",
+    "missing_blobs",
     "open_configured",
     "open_remote",
     "parse_overrides",
@@ -71,6 +72,7 @@ __all__ = [
     "read_lock",
     "remove_remote",
     "render",
+    "restore_outs",
     "run_pipeline",
     "validate",
     "write_lock",

@@ -4,13 +4,12 @@ exactly from there."""
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from nbops.errors import NbopsError
+from nbops.fileio import staged_dir, staged_file
 from nbops.hashing import manifest_bytes
 from nbops.pipeline._hashing import HashCache, tree_files
 from nbops.store import BlobStore
@@ -74,21 +73,14 @@ def missing_blobs(outs: Mapping[str, str], blobs: BlobStore) -> list[str]:
 
 
 def _verified_copy(blob: Path, digest: str, target: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        sha = hashlib.sha256()
-        with open(blob, "rb") as src, os.fdopen(fd, "wb") as dst:
-            while chunk := src.read(1 << 20):
-                sha.update(chunk)
-                dst.write(chunk)
+    sha = hashlib.sha256()
+    with staged_file(target.parent, prefix=f".{target.name}.") as staged, open(blob, "rb") as src:
+        while chunk := src.read(1 << 20):
+            sha.update(chunk)
+            staged.write(chunk)
         if sha.hexdigest() != digest:
             raise OutputError(f"cached object {digest[:12]} is corrupt; delete {blob} and re-run")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        staged.commit(target, mode=0o644)
 
 
 def restore_outs(root: Path, outs: Mapping[str, str], blobs: BlobStore) -> None:
@@ -105,14 +97,8 @@ def restore_outs(root: Path, outs: Mapping[str, str], blobs: BlobStore) -> None:
                 remove_path(path)
             _verified_copy(blobs.path_of(digest), digest, path)
             continue
-        staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.restore-"))
-        try:
+        with staged_dir(path) as staging:
             for rel, blob in blobs.read_manifest(digest[4:]).items():
                 target = staging / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _verified_copy(blobs.path_of(blob), blob, target)
-            remove_path(path)
-            os.replace(staging, path)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import tempfile
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from typing import IO, Any, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
 from nbops.errors import NbopsError
+from nbops.fileio import staged_file
 
 #: ``progress(bytes_done, bytes_total)`` while one file moves
 Progress = Callable[[int, int], None]
@@ -138,18 +138,9 @@ class DirectoryRemote(Remote):
     def write(self, name: str, source: Readable, progress: Progress | None, total: int) -> None:
         target = self._path(name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                copy_stream(source, fh, progress, total)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o444 if name.startswith("objects/") else 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with staged_file(target.parent, prefix=f".{target.name}.") as staged:
+            copy_stream(source, staged.file, progress, total)
+            staged.commit(target, mode=0o444 if name.startswith("objects/") else 0o644)
 
     def delete(self, name: str) -> None:
         try:

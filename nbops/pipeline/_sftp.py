@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 from urllib.parse import unquote, urlsplit
 
+from nbops.deps import require
 from nbops.pipeline._remote import Progress, Readable, Remote, RemoteError, copy_stream
 
 
@@ -23,10 +24,7 @@ class SFTPRemote(Remote):
     """
 
     def __init__(self, url: str) -> None:
-        try:
-            import paramiko
-        except ImportError:
-            raise RemoteError(f"{url}: ssh remotes need paramiko; install nbops[remote]") from None
+        paramiko = require("paramiko", feature="ssh remotes")
         parts = urlsplit(url)
         if not parts.hostname:
             raise RemoteError(f"{url}: write ssh://[user@]host[:port]/path/to/remote")

@@ -47,6 +47,9 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "SweepPanel":  # imports ipywidgets
+        from nbops.deps import require
+
+        require("ipywidgets", feature="the sweep panel")
         from nbops.sweeps._panel import SweepPanel
 
         return SweepPanel

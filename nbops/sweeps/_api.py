@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from nbops.deps import available, require
+from nbops.shell import in_jupyter
 from nbops.sweeps import _optuna
 from nbops.sweeps._claim import set_budget
 from nbops.sweeps._config import Objective, SweepConfig
@@ -21,10 +23,10 @@ from nbops.sweeps._spec import SPEC_ATTR, SweepSpec, callable_target, dumps_call
 from nbops.sweeps._storage import (
     MEMORY,
     STOP_ATTR,
-    check_name,
     open_storage,
     redact_url,
     resolve_url,
+    sweep_name,
 )
 from nbops.sweeps._sweep import Sweep
 
@@ -135,7 +137,10 @@ def sweep(
 
     Raises:
         SweepError: The sweep is ill-defined (checked before any study or trial exists).
+        MissingDependencyError: Optuna is not installed (``pip install "nbops[sweeps]"``).
     """
+
+    require("optuna", feature="nbops.sweep")
     given = {k: v for k, v in (("objective", objective), ("space", space)) if v is not None}
     cfg = SweepConfig.build(config, **given, **options)
     cfg.validate(exhaustive=_exhaustive(cfg))
@@ -168,7 +173,7 @@ def _start(cfg: SweepConfig, panel: bool | None) -> Sweep:
         stem = Path(target).stem if kind == "notebook" and target else None
         stem = stem or str(getattr(fn, "__name__", "sweep"))
         study_name = f"{''.join(c if c.isalnum() else '-' for c in stem).strip('-')}-{new_run_id()}"
-    check_name(study_name)
+    sweep_name(study_name)
     url = resolve_url(url_hint, study_name)
     if url == MEMORY and (processes or kind == "notebook"):
         raise SweepError(
@@ -312,27 +317,20 @@ def _wait_interruptibly(result: Sweep, panel: Any = None) -> None:
         result.stop(now=True)
         result.wait()
         raise
+    finally:
+        if panel is not None:
+            panel.refresh(force=True)  # the cell ends showing the final state
     result.wait()
 
 
 def _in_jupyter() -> bool:
-    import sys
-
-    if "ipykernel" not in sys.modules:
-        return False
-    try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-        import ipywidgets  # noqa: F401
-    except ImportError:
-        return False
-    return shell is not None and getattr(shell, "kernel", None) is not None
+    return in_jupyter() and available("ipywidgets")
 
 
 def load_sweep(name: str, storage: Any = None) -> Sweep:
     """Open an existing sweep (to inspect it, show its panel, or stop its workers)."""
-    import optuna
+
+    optuna = require("optuna", feature="nbops.load_sweep")
 
     url, store = _existing_storage(name, storage)
     try:
@@ -362,7 +360,7 @@ def load_sweep(name: str, storage: Any = None) -> Sweep:
 
 def _existing_storage(name: str, storage: Any) -> tuple[str, Any]:
     """The URL and opened storage of an existing sweep; creates nothing when there is none."""
-    check_name(name)
+    sweep_name(name)
     url = resolve_url(storage, name)
     if url.startswith("journal:") and not Path(url[len("journal:") :]).exists():
         where = storage if storage is not None else Path(url[len("journal:") :]).parent

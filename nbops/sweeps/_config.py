@@ -117,6 +117,10 @@ class SweepConfig:
         """
         if self.objective is None:
             raise SweepError("give the objective: a function, a notebook path or module:function")
+        if self.study_name is not None:
+            from nbops.sweeps._storage import sweep_name
+
+            sweep_name(self.study_name)
         if self.n_trials is None and self.timeout is None and not exhaustive:
             raise SweepError("give n_trials=... or timeout=... (or both) to bound the sweep")
         directions = _as_tuple(self.direction)

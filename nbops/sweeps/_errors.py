@@ -17,6 +17,14 @@ class SweepStorageError(SweepError):
     """The study storage cannot be opened or reached."""
 
 
+class SweepNameError(SweepStorageError, InvalidValueError):
+    """A sweep name breaks the naming rule (it names files)."""
+
+    def __init__(self, message: str, name: object) -> None:
+        super().__init__(message)
+        self.name = name
+
+
 class SweepInterrupted(KeyboardInterrupt):
     """Raised inside a worker when the sweep is stopped (Stop button, ``Sweep.stop()``, Ctrl-C)."""
 

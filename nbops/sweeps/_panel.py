@@ -8,6 +8,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from nbops.deps import require
 from nbops.sweeps._panel_controller import (
     PanelController,
     PanelState,
@@ -52,6 +53,8 @@ class SweepPanel(widgets.VBox):  # type: ignore[misc]
         )
         self.stop_button.on_click(self._on_stop)
         self.stop_now_button.on_click(self._on_stop_now)
+        for button in (self.stop_button, self.stop_now_button):
+            _clicks_on_subshells(button)
         self._shown_errors = 0
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
@@ -91,10 +94,22 @@ class SweepPanel(widgets.VBox):  # type: ignore[misc]
             self.stop_now_button.disabled = False
 
     def wait_processing_ui(self, sweep: Any, poll: float = 0.1) -> None:
-        """Block until ``sweep`` is done while processing widget messages (the Stop clicks),
-        which a busy cell otherwise only sees after it ends."""
-        from jupyter_ui_poll import ui_events
+        """Block until ``sweep`` is done while the buttons keep working.
 
+        A busy cell's kernel handles widget messages only when they arrive on a subshell
+        (ipykernel 7 with JupyterLab 4.4+ sends comms there by default) or when the cell
+        polls for them: with kernels that still offer ``do_one_iteration`` (ipykernel 6),
+        ``jupyter-ui-poll`` does that here.
+        """
+        from IPython import get_ipython
+
+        kernel = getattr(get_ipython(), "kernel", None)
+        if kernel is None or not hasattr(kernel, "do_one_iteration"):
+            while not sweep.done:
+                sweep.wait(poll)
+            return
+
+        ui_events = require("jupyter_ui_poll", feature="the sweep panel's Stop").ui_events
         with ui_events() as process:
             while not sweep.done:
                 process(20)
@@ -148,6 +163,20 @@ class SweepPanel(widgets.VBox):  # type: ignore[misc]
     def close(self) -> None:
         self._closed.set()
         super().close()
+
+
+def _clicks_on_subshells(button: Any) -> None:
+    """Let a button's clicks reach the kernel while a cell is busy (ipykernel 7).
+
+    JupyterLab 4.4+ sends widget messages on a kernel subshell, which ipykernel 7 serves on
+    its own thread even while the main one runs a cell; but ipykernel routes every message
+    of a comm to the shell that last published on it, which for a panel shown by a busy
+    cell is that busy main shell. The Stop buttons expect no reply, so their clicks may go
+    where the frontend sent them.
+    """
+    comm = getattr(button, "comm", None)
+    if comm is not None and hasattr(comm, "_reply_subshell_for"):
+        comm._reply_subshell_for = lambda data, default: default
 
 
 def _html(text: str) -> Any:

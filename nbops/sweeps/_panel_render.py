@@ -154,7 +154,8 @@ def parallel_svg(state: PanelState, width: int = 420, height: int = 160) -> str:
     ticks = "".join(
         f"<line x1='{_PAD + i * step:.1f}' y1='{_PAD}' x2='{_PAD + i * step:.1f}' "
         f"y2='{height - 20}' stroke='{_AXIS}'/>"
-        f"<text x='{_PAD + i * step:.1f}' y='{height - 6}' font-size='9' text-anchor='middle'>"
+        f"<text x='{_PAD + i * step:.1f}' y='{height - 6}' font-size='9' "
+        f"text-anchor='{'start' if i == 0 else 'end' if i == len(axes) - 1 else 'middle'}'>"
         f"{escape(a[:14])}</text>"
         for i, a in enumerate(axes)
     )
