@@ -59,8 +59,8 @@ class Remote(ABC):
         """Whether the file ``name`` is there."""
 
     @abstractmethod
-    def open_read(self, name: str) -> IO[bytes]:
-        """A binary stream of ``name``."""
+    def open_read(self, name: str, offset: int = 0) -> IO[bytes]:
+        """A binary stream of ``name``, from byte ``offset`` on (resumed downloads)."""
 
     @abstractmethod
     def size(self, name: str) -> int:
@@ -126,11 +126,13 @@ class DirectoryRemote(Remote):
     def exists(self, name: str) -> bool:
         return self._path(name).is_file()
 
-    def open_read(self, name: str) -> IO[bytes]:
+    def open_read(self, name: str, offset: int = 0) -> IO[bytes]:
         try:
-            return open(self._path(name), "rb")
+            fh = open(self._path(name), "rb")  # noqa: SIM115 (the caller closes it)
         except FileNotFoundError:
             raise RemoteError(f"{name} is not in the remote {self.url}") from None
+        fh.seek(offset)
+        return fh
 
     def size(self, name: str) -> int:
         return self._path(name).stat().st_size
@@ -181,11 +183,13 @@ class FsspecRemote(Remote):
     def exists(self, name: str) -> bool:
         return bool(self._fs.exists(self._path(name)))
 
-    def open_read(self, name: str) -> IO[bytes]:
+    def open_read(self, name: str, offset: int = 0) -> IO[bytes]:
         try:
-            return cast("IO[bytes]", self._fs.open(self._path(name), "rb"))
+            fh = cast("IO[bytes]", self._fs.open(self._path(name), "rb"))
         except FileNotFoundError:
             raise RemoteError(f"{name} is not in the remote {self.url}") from None
+        fh.seek(offset)
+        return fh
 
     def size(self, name: str) -> int:
         return int(self._fs.size(self._path(name)))

@@ -92,12 +92,13 @@ class SFTPRemote(Remote):
             return False
         return True
 
-    def open_read(self, name: str) -> IO[bytes]:
+    def open_read(self, name: str, offset: int = 0) -> IO[bytes]:
         try:
             handle = self._sftp.open(self._path(name), "rb")
         except FileNotFoundError:
             raise RemoteError(f"{name} is not in the remote {self.url}") from None
-        handle.prefetch()
+        handle.seek(offset)
+        handle.prefetch()  # pipelined reads from the offset on
         return cast("IO[bytes]", handle)
 
     def size(self, name: str) -> int:

@@ -208,9 +208,7 @@ def _fetch_one(remote: Remote, digest: str, blobs: BlobStore, report: Report) ->
         if done:
             report(f"  {digest[:12]}: resuming at {done / 2**20:,.0f} of {size / 2**20:,.0f} MiB")
         progress = _progress(report, digest[:12], size)
-        with remote.open_read(name) as src:
-            if done:
-                src.seek(done)
+        with remote.open_read(name, done) as src:
             while chunk := src.read(1 << 20):
                 fh.write(chunk)
                 sha.update(chunk)

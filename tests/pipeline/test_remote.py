@@ -296,14 +296,11 @@ def test_an_interrupted_pull_of_a_large_object_resumes(
     class Counting(DirectoryRemote):
         read = 0
 
-        def open_read(self, name: str) -> Any:
-            inner = super().open_read(name)
+        def open_read(self, name: str, offset: int = 0) -> Any:
+            inner = super().open_read(name, offset)
             outer = self
 
             class Stream:
-                def seek(self, offset: int) -> None:
-                    inner.seek(offset)
-
                 def read(self, size: int = -1) -> bytes:
                     chunk = inner.read(size)
                     outer.read += len(chunk)
@@ -335,3 +332,30 @@ def test_an_interrupted_pull_of_a_large_object_resumes(
     with pytest.raises(RemoteError, match="corrupt"):
         sync.fetch_objects(remote, [digest2], store.blobs, quiet)
     assert sync.fetch_objects(remote, [digest2], store.blobs, quiet)[0] == 1  # starts over
+
+
+def test_a_pull_over_ssh_resumes_from_its_partial_file(
+    isolated_env: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sshd: dict[str, str],
+) -> None:
+    import hashlib
+
+    import nbops.pipeline._sync as sync
+    from nbops.pipeline import open_remote
+
+    monkeypatch.setattr(sync, "RESUMABLE", 1 << 20)
+    monkeypatch.setenv("NBOPS_SSH_CONFIG", sshd["config"])
+    data = os.urandom(3 << 20)
+    digest = hashlib.sha256(data).hexdigest()
+    remote_dir = tmp_path / "ssh-remote"
+    (remote_dir / "objects" / digest[:2]).mkdir(parents=True)
+    (remote_dir / "objects" / digest[:2] / digest[2:]).write_bytes(data)
+    sync._partial_file(digest).write_bytes(data[: (2 << 20) + 123])
+    lines: list[str] = []
+    store = open_store(isolated_env / ".nbops")
+    with open_remote(f"ssh://127.0.0.1:{sshd['port']}{remote_dir}") as remote:
+        assert sync.fetch_objects(remote, [digest], store.blobs, lines.append)[0] == 1
+    assert store.blobs.path_of(digest).read_bytes() == data
+    assert any("resuming at 2 of 3 MiB" in line for line in lines)
