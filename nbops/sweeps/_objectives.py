@@ -44,6 +44,8 @@ class TrialScope:
     ) -> Run:
         from nbops.tracking import init
 
+        if run_id is None:  # the id the trial was claimed with (one storage write fewer)
+            run_id = self.trial.user_attrs.get("nbops.run_id")
         self.run = init(
             project=self.spec.project,
             name=f"{self.spec.study_name}-{self.trial.number}",
