@@ -322,18 +322,10 @@ def _wait_interruptibly(result: Sweep, panel: Any = None) -> None:
 
 
 def _in_jupyter() -> bool:
-    import sys
+    from nbops.deps import available
+    from nbops.shell import in_jupyter
 
-    if "ipykernel" not in sys.modules:
-        return False
-    try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-        import ipywidgets  # noqa: F401
-    except ImportError:
-        return False
-    return shell is not None and getattr(shell, "kernel", None) is not None
+    return in_jupyter() and available("ipywidgets")
 
 
 def load_sweep(name: str, storage: Any = None) -> Sweep:

@@ -100,9 +100,9 @@ class SweepPanel(widgets.VBox):  # type: ignore[misc]
         polls for them: with kernels that still offer ``do_one_iteration`` (ipykernel 6),
         ``jupyter-ui-poll`` does that here.
         """
-        from IPython import get_ipython
+        from nbops.shell import current_shell
 
-        kernel = getattr(get_ipython(), "kernel", None)
+        kernel = getattr(current_shell(), "kernel", None)
         if kernel is None or not hasattr(kernel, "do_one_iteration"):
             while not sweep.done:
                 sweep.wait(poll)
