@@ -236,6 +236,9 @@ class NotebookObjective:
                 )
             finally:
                 run.sync_from_store()
+        except KeyboardInterrupt:  # Stop now, Ctrl-C: the kernel and what it started go too
+            stop_kernel(kernel.manager)
+            raise
         except CellError as exc:
             if exc.ename == "TrialPruned":
                 raise optuna.TrialPruned(exc.evalue) from None
