@@ -34,6 +34,10 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "scipy": ("scipy", "monitor"),
     "pyarrow": ("pyarrow", "monitor"),
     "matplotlib": ("matplotlib", "demo"),
+    "paramiko": ("paramiko", "remote"),
+    "starlette": ("starlette", "serve"),
+    "uvicorn": ("uvicorn", "serve"),
+    "prometheus_client": ("prometheus-client", "serve"),
 }
 
 

@@ -79,6 +79,25 @@ def staged_file(
             os.unlink(tmp)
 
 
+@contextmanager
+def staged_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Fill a temporary folder next to ``target``; it takes ``target``'s place when the block
+    ends without error (what was there is removed first), and is removed otherwise."""
+    dest = Path(target)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
+    try:
+        yield staging
+        if dest.is_symlink() or dest.is_file():
+            dest.unlink()
+        elif dest.is_dir():
+            shutil.rmtree(dest)
+        os.replace(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def write_atomic(
     path: str | os.PathLike[str], data: str | bytes, *, mode: int | None = None
 ) -> Path:

@@ -208,5 +208,6 @@ def test_every_json_option_uses_the_shared_writer() -> None:
         source = module.read_text()
         if '"--json"' not in source:
             continue
-        assert "print_json(" in source, f"{module.name} has --json but not print_json"
-        assert not re.search(r"print\(\s*json\.dumps|\.to_json\(\)", source), module.name
+        assert re.search(r"\b(print|dumps)_json\(", source), f"{module.name}: --json, no writer"
+        pattern = r"print\(\s*json\.dumps|json\.dumps\([^)]*(indent|allow_nan)|\.to_json\(\)"
+        assert not re.search(pattern, source), module.name

@@ -112,7 +112,7 @@ def message(call):
 import pandas as pd
 
 frame = pd.DataFrame({{"x": [1.0, 2.0, 3.0]}})
-print(message(lambda: nbops.sweep(lambda trial: 1.0, {{"x": [1, 2]}}, n_trials=1, panel=False)))
+print(message(lambda: nbops.sweep(lambda t: 1.0, n_trials=1, direction="maximize", panel=False)))
 print(message(lambda: nbops.load_sweep("s")))
 print(message(lambda: nbops.drift(frame, frame)))
 print(message(lambda: nbops.card("model:1").markdown))

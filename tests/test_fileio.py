@@ -85,3 +85,24 @@ def test_an_uncommitted_staged_file_leaves_nothing(tmp_path: Path) -> None:
     with staged_file(folder) as staged:
         staged.write(b"never committed")
     assert list(folder.iterdir()) == []
+
+
+def test_a_staged_folder_replaces_the_target_only_when_complete(tmp_path: Path) -> None:
+    from nbops.fileio import staged_dir
+
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+
+    def fill(fail: bool) -> None:
+        with staged_dir(target) as staging:
+            (staging / "new.txt").write_text("new")
+            if fail:
+                raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        fill(fail=True)
+    assert [p.name for p in target.iterdir()] == ["old.txt"]
+    fill(fail=False)
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "project"]

@@ -23,7 +23,9 @@ def test_bad_names_are_refused_everywhere(name: str) -> None:
 def test_a_sweep_name_with_a_trailing_newline_is_refused() -> None:
     # The sweeps' own validator matched with `$`, which accepts a trailing newline.
     with pytest.raises(InvalidValueError, match="invalid sweep name"):
-        nbops.sweep(lambda trial: 0.0, n_trials=1, study_name="abc\n", panel=False)
+        nbops.sweep(
+            lambda t: 0.0, n_trials=1, direction="maximize", study_name="abc\n", panel=False
+        )
 
 
 def test_good_names_pass_and_stage_names_have_no_dots() -> None:

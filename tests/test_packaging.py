@@ -15,6 +15,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - mypy brings tomli on 3.10
     import tomli as tomllib
 
+#: conda-forge names of packages PyPI names differently.
+_CONDA_NAMES = {"psycopg2": "psycopg2-binary"}
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?\s*(.*?)\s*$")
 
 
@@ -60,6 +62,8 @@ def _environment_requirements() -> dict[str, str]:
             if requirement.startswith("-e") or requirement.split(">")[0] in {"python", "pip"}:
                 continue
             name, _, spec = _parse(requirement)
+            if not isinstance(entry, dict):
+                name = _CONDA_NAMES.get(name, name)
             assert name not in listed, f"environment.yml lists {name} twice"
             listed[name] = spec
     return listed

@@ -100,7 +100,7 @@ def card(
     version = get_model(model_ref, store=target)
     folder = project_root(root) or find_project_root()
     settings = config if config is not None else load_card_config(folder)
-    return ModelCard(version, gather(version, target, settings), folder)
+    return ModelCard(version, gather(version, target, settings, folder), folder)
 
 
 def write_pipeline_card(

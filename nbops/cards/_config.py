@@ -33,6 +33,11 @@ class CardConfig:
           tags: [teaching]
           task: {type: tabular-classification, name: Iris species}
           evaluation_dataset: iris-test   # the dataset the metrics were measured on
+          evaluation_metrics: [accuracy]  # which logged metrics are evaluation results
+          evaluation_split: test
+          hub_datasets: {iris-train: scikit-learn/iris}   # nbops datasets that are Hub datasets
+
+    Evaluation results recorded with ``log_model(..., evaluation=...)`` take precedence.
     """
 
     description: str | None = None
@@ -47,6 +52,9 @@ class CardConfig:
     task_name: str | None = None
     evaluation_dataset: str | None = None
     library_name: str | None = None
+    evaluation_metrics: tuple[str, ...] = ()
+    evaluation_split: str | None = None
+    hub_datasets: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -59,6 +67,7 @@ _TEXT = (
     "ethical_considerations",
     "evaluation_dataset",
     "library_name",
+    "evaluation_split",
 )
 
 
@@ -94,7 +103,14 @@ def parse_card_config(section: Any, source: str = CONFIG_FILE) -> CardConfig:
         raise InvalidValueError(f"card.task in {source} must be a string or {{type, name}}")
     values["owners"] = _strings(section.get("owners"), "owners")
     values["tags"] = _strings(section.get("tags"), "tags")
-    known = {*_TEXT, "task", "owners", "tags"}
+    values["evaluation_metrics"] = _strings(section.get("evaluation_metrics"), "evaluation_metrics")
+    hub = section.get("hub_datasets") or {}
+    if not isinstance(hub, dict) or not all(isinstance(v, str) for v in hub.values()):
+        raise InvalidValueError(
+            f"card.hub_datasets in {source} must map nbops dataset names to Hub dataset ids"
+        )
+    values["hub_datasets"] = {str(k): v for k, v in hub.items()}
+    known = {*_TEXT, "task", "owners", "tags", "evaluation_metrics", "hub_datasets"}
     values["extra"] = {k: v for k, v in section.items() if k not in known}
     if values["extra"]:
         logger.warning(

@@ -7,12 +7,22 @@ import logging
 import math
 from dataclasses import asdict
 from datetime import datetime, timezone
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from nbops.cards._config import CardConfig
+from nbops.cards._hub import license_fields, metric_id, plain, rounded
+from nbops.cards._sections import (
+    evaluation,
+    fold,
+    load_snippets,
+    lock_rows,
+    relative,
+    run_summary,
+    training_run_id,
+)
 from nbops.errors import NbopsError
-from nbops.registry import ModelVersion, run_lineage
+from nbops.registry import ModelVersion, library_of, run_lineage
 from nbops.store import RunStore
 
 logger = logging.getLogger(__name__)
@@ -131,7 +141,9 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def gather(version: ModelVersion, store: RunStore, config: CardConfig) -> dict[str, Any]:
+def gather(
+    version: ModelVersion, store: RunStore, config: CardConfig, root: Path | None = None
+) -> dict[str, Any]:
     """Return the card's context: every value the templates render.
 
     The run's records are read from the store as they are now (metrics and plots logged after
@@ -170,7 +182,12 @@ def gather(version: ModelVersion, store: RunStore, config: CardConfig) -> dict[s
     if run_doc is None and lineage.get("run"):
         run_doc = dict(lineage["run"])
     metrics = {k: v for k, v in (lineage.get("metrics") or {}).items() if _number(v)}
-    datasets = _datasets(store, list(lineage.get("datasets") or []))
+    datasets = [fold(d) for d in _datasets(store, list(lineage.get("datasets") or []))]
+    evaluated = evaluation(version, metrics, datasets, config)
+    evaluation_names = {evaluated["dataset"]} if evaluated and evaluated.get("dataset") else set()
+    trainer = training_run_id(version, metadata, store)
+    training_run = run_summary(store, trainer) if trainer else None
+    registering = run_summary(store, version.run_id) if version.run_id else None
     task_type = config.task_type or version.task
     notebook = metadata.get("notebook") or {}
     wandb = metadata.get("wandb") or {}
@@ -180,9 +197,26 @@ def gather(version: ModelVersion, store: RunStore, config: CardConfig) -> dict[s
             **{k: v for k, v in asdict(version).items() if k != "lineage"},
             "ref": version.ref,
             "registered": _iso(version.created_at),
-            "library": "scikit-learn" if version.format == "skops" else None,
+            "library": library_of(version.model_class, version.format),
             "untrusted_types": list(version.untrusted_types),
+            "status": version.status,
+            "signature": version.signature.to_dict() if version.signature else None,
         },
+        "evaluation": evaluated,
+        "evaluation_metrics": {
+            k: rounded(v) for k, v in ((evaluated or {}).get("metrics") or {}).items()
+        },
+        "other_metrics": {
+            k: rounded(v)
+            for k, v in sorted(metrics.items())
+            if k not in ((evaluated or {}).get("metrics") or {}) and math.isfinite(v)
+        },
+        "training_datasets": [d for d in datasets if d["name"] not in evaluation_names],
+        "evaluation_datasets": [d for d in datasets if d["name"] in evaluation_names],
+        "training_run": training_run,
+        "registering_run": registering,
+        "lock_rows": lock_rows(lineage.get("pipeline")),
+        "load_snippets": load_snippets(version),
         "card": asdict(config),
         "task": {
             "type": task_type,
@@ -192,16 +226,16 @@ def gather(version: ModelVersion, store: RunStore, config: CardConfig) -> dict[s
         "params": dict(sorted((lineage.get("params") or {}).items())),
         "metrics": dict(sorted(metrics.items())),
         "datasets": datasets,
-        "evaluation_dataset": _evaluation_dataset(datasets, config),
+        "evaluation_dataset": next((d for d in datasets if d["name"] in evaluation_names), None),
         "images": images,
         "environment": _environment(metadata, version.format),
         "git": lineage.get("git"),
         "notebook": {
-            "path": notebook.get("path") or lineage.get("notebook"),
+            "path": relative(notebook.get("path") or lineage.get("notebook"), root),
             "source": notebook.get("source"),
         },
         "papermill": {
-            "input": papermill.get("input_path"),
+            "input": relative(papermill.get("input_path"), root),
             "parameters": papermill.get("parameters"),
         }
         if papermill
@@ -217,46 +251,37 @@ def gather(version: ModelVersion, store: RunStore, config: CardConfig) -> dict[s
     }
 
 
-def _evaluation_dataset(
-    datasets: list[dict[str, Any]], config: CardConfig
-) -> dict[str, Any] | None:
-    if config.evaluation_dataset:
-        for dataset in datasets:
-            if dataset["name"] == config.evaluation_dataset:
-                return dataset
-        raise NbopsError(
-            f"card.evaluation_dataset is {config.evaluation_dataset!r}, but the run logged no "
-            f"dataset of that name (it logged: {', '.join(d['name'] for d in datasets) or 'none'})"
-        )
-    return datasets[-1] if datasets else None
-
-
 def front_matter(context: dict[str, Any]) -> dict[str, Any]:
-    """The Hugging Face model-card metadata (YAML front matter) of a card's context."""
+    """The Hugging Face model-card metadata (YAML front matter) of a card's context.
+
+    ``model-index`` holds only the evaluation results (with their dataset and split); the
+    license is a Hub id (or ``other`` with ``license_name``); ``datasets`` lists only Hub
+    datasets (``card.hub_datasets``); no value carries raw HTML.
+    """
     card = context["card"]
-    meta: dict[str, Any] = {}
-    if card["license"]:
-        meta["license"] = card["license"]
-    library = card["library_name"] or ("sklearn" if context["model"]["format"] == "skops" else None)
+    meta: dict[str, Any] = dict(license_fields(card["license"]))
+    library = card["library_name"] or context["model"]["library"]
     if library:
         meta["library_name"] = library
     tags = ["nbops"]
-    if context["model"]["format"] == "skops":
-        tags.append("skops")
+    if context["model"]["format"] in ("skops", "xgboost", "lightgbm"):
+        tags.append(context["model"]["format"])
     if context["task"]["type"]:
         tags.append(context["task"]["type"])
     meta["tags"] = list(dict.fromkeys([*tags, *card["tags"]]))
-    if context["datasets"]:
-        meta["datasets"] = list(dict.fromkeys(d["name"] for d in context["datasets"]))
-    finite = {k: v for k, v in context["metrics"].items() if math.isfinite(v)}
+    hub = card.get("hub_datasets") or {}
+    hub_ids = [hub[d["name"]] for d in context["datasets"] if d["name"] in hub]
+    if hub_ids:
+        meta["datasets"] = list(dict.fromkeys(hub_ids))
+    evaluated = context["evaluation"]
+    finite = {k: v for k, v in ((evaluated or {}).get("metrics") or {}).items() if math.isfinite(v)}
     if finite:
-        meta["metrics"] = list(finite)
-        evaluation = context["evaluation_dataset"]
-        dataset = (
-            {"type": evaluation["name"], "name": evaluation["name"], "revision": evaluation["hash"]}
-            if evaluation
-            else {"type": "unspecified", "name": "unspecified"}
-        )
+        meta["metrics"] = list(dict.fromkeys(metric_id(k) for k in finite))
+        name = evaluated.get("dataset") or "unspecified"
+        dataset: dict[str, Any] = {"type": hub.get(name, name), "name": name}
+        dataset["split"] = evaluated.get("split") or "test"
+        if evaluated.get("hash"):
+            dataset["revision"] = evaluated["hash"]
         meta["model-index"] = [
             {
                 "name": context["model"]["name"],
@@ -267,9 +292,13 @@ def front_matter(context: dict[str, Any]) -> dict[str, Any]:
                             "name": context["task"]["name"] or "Other",
                         },
                         "dataset": dataset,
-                        "metrics": [{"type": k, "value": v, "name": k} for k, v in finite.items()],
+                        "metrics": [
+                            {"type": metric_id(k), "value": float(f"{v:.6g}"), "name": k}
+                            for k, v in finite.items()
+                        ],
                     }
                 ],
             }
         ]
-    return meta
+    cleaned: dict[str, Any] = plain(meta)
+    return cleaned

@@ -31,6 +31,7 @@ COMMAND_GROUPS = [
     "_sweep",
     "_serve",
     "_reproduce",
+    "_store",
 ]
 
 

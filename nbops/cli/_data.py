@@ -65,7 +65,7 @@ def cmd_data_get(args: argparse.Namespace) -> int:
     from nbops.data import get_dataset, restore_dataset
 
     version = get_dataset(args.ref)
-    out = restore_dataset(f"{version.name}@{version.hash}", args.output)
+    out = restore_dataset(f"{version.name}@{version.hash}", args.output, force=args.force)
     print(f"Wrote {version.ref} ({version.kind}) to {out}")
     return 0
 
@@ -84,4 +84,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = actions.add_parser("get", help="write a dataset version out of the store")
     p.add_argument("ref", metavar="NAME@HASH", help="dataset name and a hash prefix")
     p.add_argument("-o", "--output", required=True, metavar="PATH", help="where to write it")
+    p.add_argument(
+        "--force", action="store_true", help="replace a non-empty folder at PATH (never merged)"
+    )
     p.set_defaults(func=cmd_data_get)

@@ -10,7 +10,7 @@ from pathlib import Path
 def cmd_sync(args: argparse.Namespace) -> int:
     """Complete every incomplete W&B copy from the store, then (unless --offline) upload."""
     from nbops.cli._output import NbopsUsageError
-    from nbops.config import find_project_root
+    from nbops.config import find_project_root, store_path
     from nbops.errors import MirrorError
     from nbops.mirror import complete_offline_copies, sync
     from nbops.store import open_store
@@ -18,7 +18,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         raise NbopsUsageError(f"--timeout must be a positive number of seconds, not {args.timeout}")
     directory = Path(args.dir or os.environ.get("WANDB_DIR") or find_project_root())
-    results = complete_offline_copies(open_store(), directory)
+    # No store yet (a folder nbops never tracked in): nothing to complete, and none is created.
+    has_store = bool(os.environ.get("NBOPS_STORE")) or store_path().exists()
+    results = complete_offline_copies(open_store(), directory) if has_store else []
     folders = {directory}
     for result in results:
         if result.action == "rebuilt":
@@ -42,7 +44,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_install_extension(args: argparse.Namespace) -> int:
-    from nbops.notebook._install import install_extension, uninstall_extension
+    from nbops.notebook import install_extension, uninstall_extension
 
     if args.uninstall:
         path = uninstall_extension(args.profile)

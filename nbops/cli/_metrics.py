@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from nbops.cli._output import fmt, table
+from nbops.cli._output import fmt, print_json, table
 
 
 def cmd_metrics_diff(args: argparse.Namespace) -> int:
@@ -13,7 +12,7 @@ def cmd_metrics_diff(args: argparse.Namespace) -> int:
 
     changes = metrics_diff(None, args.rev_a, args.rev_b)
     if args.json:
-        print(json.dumps([c.to_dict() for c in changes], indent=2, allow_nan=False))
+        print_json([c.to_dict() for c in changes])
         return 0
     if not changes:
         print("No metrics in nbops.lock at either revision")

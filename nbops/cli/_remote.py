@@ -6,8 +6,12 @@ import argparse
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nbops.cli._output import table
+
+if TYPE_CHECKING:
+    from nbops.store import RunStore
 
 
 def _project() -> tuple[Path, Path]:
@@ -15,6 +19,13 @@ def _project() -> tuple[Path, Path]:
 
     root = find_project_root()
     return root, store_path(root)
+
+
+def _store(root: Path) -> RunStore:
+    from nbops.config import store_url
+    from nbops.store import open_store
+
+    return open_store(store_url(root))
 
 
 def _printer() -> Callable[[str], None]:
@@ -69,7 +80,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     root, store = _project()
     report = _printer()
     with open_configured(root, store, args.remote) as remote:
-        result = push(root, store, remote, args.stages, report)
+        result = push(root, _store(root), remote, args.stages, report)
     report(
         f"pushed {result.objects} object(s) ({result.bytes / 2**20:,.1f} MiB) and "
         f"{result.records} run cache record(s); {result.present} object(s) were already there"
@@ -83,13 +94,35 @@ def cmd_pull(args: argparse.Namespace) -> int:
     root, store = _project()
     report = _printer()
     with open_configured(root, store, args.remote) as remote:
-        result = pull(root, store, remote, args.stages, report)
+        result = pull(root, _store(root), remote, args.stages, report)
     report(
         f"pulled {result.objects} object(s) ({result.bytes / 2**20:,.1f} MiB) and "
         f"{result.records} run cache record(s); restored {len(result.restored)} out(s)"
     )
     for line in result.restored:
         print(f"  restored {line}")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from nbops.pipeline import gc, open_configured
+
+    root, store_dir = _project()
+    with contextlib.ExitStack() as held:
+        remote = None
+        if args.remote is not None:
+            remote = held.enter_context(open_configured(root, store_dir, args.remote or None))
+        gc(
+            root,
+            _store(root),
+            store_dir,
+            keep=args.keep,
+            remote=remote,
+            dry_run=args.dry_run,
+            report=print,
+        )
     return 0
 
 
@@ -120,3 +153,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         q.add_argument("stages", nargs="*", metavar="STAGE", help="only these (default: all)")
         q.add_argument("--remote", "-r", metavar="NAME", help="not the default remote")
         q.set_defaults(func=func)
+    q = sub.add_parser(
+        "gc",
+        help="remove run cache records, executed notebooks and remote objects no longer needed",
+        description="Keep what nbops.lock refers to and each stage's --keep most recent run "
+        "cache records; remove the rest here and, with --remote, on the remote.",
+    )
+    q.add_argument("--keep", type=int, default=5, help="records kept per stage (default 5)")
+    q.add_argument(
+        "--remote",
+        "-r",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help="also clean a remote (default: the default remote)",
+    )
+    q.add_argument("--dry-run", action="store_true", help="say what would be removed")
+    q.set_defaults(func=cmd_gc)

@@ -57,8 +57,24 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from nbops.reproduce import export_bundle, write_environment
+
+    if args.env:
+        written = write_environment(args.run, args.env)
+        print(f"wrote {written} (the packages run {args.run} recorded)")
+    if args.output:
+        bundle = export_bundle(args.run, args.output, data=not args.no_data)
+        size = bundle.stat().st_size
+        print(f"wrote {bundle} ({size / 1e6:.1f} MB); reproduce it with `nbops reproduce {bundle}`")
+    if not args.env and not args.output:
+        print("Error: give -o BUNDLE.zip and/or --env FILE", file=sys.stderr)
+        return 2
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``nbops reproduce``."""
+    """Add ``nbops reproduce`` and ``nbops export``."""
     p = sub.add_parser(
         "reproduce",
         help="re-run a tracked run from its record and say what differs",
@@ -67,7 +83,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "versions, then compare metrics, artifacts and outputs. Exit 0 reproduced, 1 differs, "
         "2 failed.",
     )
-    p.add_argument("run", metavar="RUN", help="run id, unique prefix, or 'latest'")
+    p.add_argument("run", metavar="RUN", help="run id, unique prefix, 'latest', or a bundle .zip")
     p.add_argument(
         "--tolerance",
         action="append",
@@ -78,3 +94,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--keep", action="store_true", help="keep the scratch project")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_reproduce)
+    p = sub.add_parser(
+        "export",
+        help="pack what reproducing a run needs into a portable bundle",
+        description="Write a zip with the run's notebook, parameters, dataset versions, package "
+        "lock, git commit and diff, verified by hash when read back by `nbops reproduce`.",
+    )
+    p.add_argument("run", metavar="RUN", help="run id or unique prefix")
+    p.add_argument("-o", "--output", metavar="BUNDLE.zip", help="the bundle to write")
+    p.add_argument(
+        "--no-data", action="store_true", help="bundle only the hashes of datasets and inputs"
+    )
+    p.add_argument(
+        "--env",
+        metavar="FILE",
+        help="also write requirements.txt (or environment.yml) pinned to the recorded packages",
+    )
+    p.set_defaults(func=cmd_export)

@@ -42,7 +42,14 @@ def _run_document(store: Any, run_id: str) -> dict[str, Any]:
         "summary": store.get_summary(run_id),
         "metrics": store.last_metrics([run_id])[run_id],
         "artifacts": [
-            {"name": a.name, "type": a.type, "digest": a.digest, "size": a.size, "kind": a.kind}
+            {
+                "name": a.name,
+                "version": a.version,
+                "type": a.type,
+                "digest": a.digest,
+                "size": a.size,
+                "kind": a.kind,
+            }
             for a in store.list_artifacts(run_id)
         ],
         "git": metadata.get("git"),
@@ -52,7 +59,21 @@ def _run_document(store: Any, run_id: str) -> dict[str, Any]:
         "wandb": metadata.get("wandb"),
         "datasets": metadata.get("datasets") or [],
         "models": metadata.get("models") or [],
+        "reproduces": metadata.get("reproduces"),
+        "reproductions": _reproductions(store, run_id),
     }
+
+
+def _reproductions(store: Any, run_id: str) -> list[dict[str, Any]]:
+    """The reproductions of a run (``nbops reproduce``), oldest first, with their verdicts."""
+    found = []
+    for record in store.list_runs():
+        if record.job_type != "reproduction":
+            continue
+        link = store.get_metadata(record.id).get("reproduces") or {}
+        if link.get("run") == run_id:
+            found.append({"id": record.id, "verdict": link.get("verdict"), "status": record.status})
+    return found
 
 
 def cmd_runs_list(args: argparse.Namespace) -> int:
@@ -122,7 +143,8 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
                 print(f"    {key} = {fmt(value)}")
     for artifact in doc["artifacts"]:
         print(
-            f"  artifact {artifact['name']} ({artifact['type']}, {artifact['size']} bytes, "
+            f"  artifact {artifact['name']}:v{artifact['version']} ({artifact['type']}, "
+            f"{artifact['size']} bytes, "
             f"sha256 {artifact['digest'][:12]})"
         )
     for dataset in doc["datasets"]:
@@ -132,6 +154,11 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         )
     for model in doc["models"]:
         print(f"  model {model.get('name')}:{model.get('version')}")
+    if doc["reproduces"]:
+        link = doc["reproduces"]
+        print(f"  reproduces run {link.get('run')}: {link.get('verdict') or 'in progress'}")
+    for rep in doc["reproductions"]:
+        print(f"  reproduced by {rep['id']}: {rep['verdict'] or rep['status']}")
     if doc["git"]:
         git = doc["git"]
         print(

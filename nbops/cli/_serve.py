@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from nbops.cli._output import NbopsUsageError, table, when
+from nbops.cli._output import NbopsUsageError, print_json, table, when
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -60,7 +59,7 @@ def cmd_rollout_status(args: argparse.Namespace) -> int:
             "aliases": aliases,
             "history": [_event(e) for e in history],
         }
-        print(json.dumps(doc, indent=2, default=str))
+        print_json(doc)
         return 0
     if state is None:
         print(f"{args.model}: no routes set (a server sends all traffic to the reference it got)")

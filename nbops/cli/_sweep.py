@@ -16,11 +16,10 @@ TARGET is a notebook or ``module:function``. Exit codes: 0 done, 1 error, 2 usag
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from typing import Any
 
-from nbops.cli._output import NbopsUsageError, fmt, table
+from nbops.cli._output import NbopsUsageError, fmt, print_json, table
 
 ACTIONS = ("run", "status", "worker")
 
@@ -146,7 +145,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = sweep(config=base, panel=False, **{k: v for k, v in flags.items() if v is not None})
     doc = _summary(result)
     if args.json:
-        print(json.dumps(doc, indent=2, default=str))
+        print_json(doc)
     else:
         _print_summary(doc)
     if result.stopped:  # stopped from elsewhere (another terminal, the panel)
@@ -160,14 +159,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.name is None:
         names = list_sweeps(args.storage)
         if args.json:
-            print(json.dumps({"sweeps": names}))
+            print_json({"sweeps": names})
         else:
             where = args.storage or ".nbops/sweeps"
             print("\n".join(names) if names else f"no sweeps in {where}")
         return 0
     doc = _summary(load_sweep(args.name, storage=args.storage))
     if args.json:
-        print(json.dumps(doc, indent=2, default=str))
+        print_json(doc)
     else:
         _print_summary(doc)
     return 0

@@ -11,12 +11,14 @@ from nbops.data._api import (
     log_dataset,
     restore_dataset,
 )
+from nbops.data._files import DatasetPathError
 from nbops.data._profile import TableReadError, read_table
 from nbops.data._versions import DatasetIndex, DatasetVersion, parse_ref
 
 __all__ = [
     "DATASETS_KEY",
     "DatasetIndex",
+    "DatasetPathError",
     "DatasetVersion",
     "TableReadError",
     "dataset_versions",

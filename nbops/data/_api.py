@@ -9,6 +9,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from nbops.data._files import (
+    DatasetPathError,
+    check_tree,
+    clear_destination,
+    put_file_once,
+    put_tree_once,
+)
 from nbops.data._profile import frame_hash, profile_file, profile_frame, read_table
 from nbops.data._versions import DatasetIndex, DatasetVersion, parse_ref
 from nbops.deps import require
@@ -59,7 +66,7 @@ def log_dataset(
     Returns:
         The version, as recorded (``version.hash`` is its content hash).
     """
-    from nbops.tracking._active import require_active
+    from nbops.tracking import require_active
 
     target = run if run is not None else require_active("log a dataset")
     objects = target.store.blobs
@@ -94,13 +101,14 @@ def log_dataset(
             raise NbopsError(f"cannot log dataset: {path} does not exist")
         name = check_name(name, "dataset name") if name is not None else slug(path.name, "dataset")
         if path.is_dir():
-            digest, size = objects.put_tree(path)
+            check_tree(path)
+            digest, size = put_tree_once(objects, path)
             files = len(objects.read_manifest(digest))
             version = DatasetVersion(
                 name, digest, "dir", digest, size, str(path.resolve()), now, files=files
             )
         else:
-            digest, size = objects.put_file(path)
+            digest, size = put_file_once(objects, path)
             profile = profile_file(path) or {}
             version = DatasetVersion(
                 name, digest, "file", digest, size, str(path.resolve()), now, **profile
@@ -186,10 +194,15 @@ def restore_dataset(
     ref: str,
     dest: str | os.PathLike[str],
     *,
+    force: bool = False,
     store: RunStore | str | os.PathLike[str] | None = None,
 ) -> Path:
     """Write a dataset version to ``dest``: the file or folder byte for byte; a DataFrame as
-    Parquet (or CSV when ``dest`` ends in ``.csv``). Every blob is checked against its hash."""
+    Parquet (or CSV when ``dest`` ends in ``.csv``). Every blob is checked against its hash.
+
+    A folder version written into an existing non-empty folder is refused unless ``force``,
+    which replaces the folder (once every blob is verified), so it holds exactly the version.
+    """
     target = open_store(store)
     version = get_dataset(ref, store=target)
     objects = target.blobs
@@ -198,7 +211,14 @@ def restore_dataset(
         _verified(objects, version.object, version.ref)
         for blob in objects.read_manifest(version.object).values():
             _verified(objects, blob, version.ref)
+        clear_destination(out, "dir", force=force)
         return objects.restore(version.object, "dir", out)
+    if out.is_dir():
+        raise DatasetPathError(
+            f"{out} is a folder; dataset {version.ref} is a single {version.kind}: give a file "
+            "path such as " + str(out / (Path(version.source).name or "data.parquet")),
+            (str(out),),
+        )
     _verified(objects, version.object, version.ref)
     if version.kind == "dataframe" and out.suffix.lower() == ".csv":
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,8 +69,11 @@ def column_stats(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
         if types.is_bool_dtype(col.dtype):
             entry["true_fraction"] = _number(col.mean()) if len(col) else None
         elif types.is_numeric_dtype(col.dtype):
-            described = col.agg(["min", "max", "mean", "std"])
-            entry.update({k: _number(described[k]) for k in ("min", "max", "mean", "std")})
+            # min and max separately: aggregated with the mean they would turn into floats
+            entry["min"] = _number(col.min())
+            entry["max"] = _number(col.max())
+            entry["mean"] = _number(col.mean())
+            entry["std"] = _number(col.std())
         elif types.is_datetime64_any_dtype(col.dtype):
             low, high = col.min(), col.max()
             entry["min"] = None if pd.isna(low) else str(low)
@@ -122,9 +126,38 @@ def read_table(path: str | Path) -> pd.DataFrame:
     try:
         if kind == "parquet":
             return pd.read_parquet(file)
-        return pd.read_csv(file, sep="\t" if kind == "tsv" else ",", low_memory=False)
+        frame = pd.read_csv(file, sep="\t" if kind == "tsv" else ",", low_memory=False)
+        return parse_dates(frame)
+    except ImportError as exc:
+        raise TableReadError(
+            f"reading {path} needs pyarrow: pip install 'nbops[monitor]' ({exc})"
+        ) from exc
     except (ValueError, OSError) as exc:  # pandas parser errors are ValueErrors
         raise TableReadError(f"cannot read {path}: {exc}") from exc
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?")
+
+
+def parse_dates(frame: pd.DataFrame) -> pd.DataFrame:
+    """Turn text columns whose every value is an ISO date or timestamp into datetimes."""
+    import pandas as pd
+    from pandas.api import types
+
+    for name in frame.columns:
+        col = frame[name]
+        if types.is_numeric_dtype(col.dtype) or types.is_bool_dtype(col.dtype):
+            continue
+        values = col.dropna()
+        if values.empty or not values.map(lambda v: isinstance(v, str)).all():
+            continue
+        if not values.str.fullmatch(_ISO_DATE.pattern).all():
+            continue
+        try:
+            frame[name] = pd.to_datetime(col, format="ISO8601")
+        except (ValueError, TypeError):
+            continue  # mixed time zones or out-of-range dates: keep the text
+    return frame
 
 
 def profile_file(path: Path) -> dict[str, Any] | None:

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from nbops.errors import MirrorError
+from nbops.fileio import write_atomic
 from nbops.mirror._code import code_files, git_info, write_code_files
 from nbops.mirror._offline_file import exit_record_written
 from nbops.mirror._state import COMPLETE, METADATA_KEY, MirrorState
 from nbops.mirror._wandb import _ARTIFACT_NAME_BAD, _B36
 from nbops.mirror._wandb_process import go_offline_process_wide, scrub_run_dir
 from nbops.redact import redact, scrub_text
-from nbops.store import ObjectStore, RunStore
+from nbops.store import RunStore
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def rebuild_offline_copy(
     record = store.get_run(run_id)
     metadata = store.get_metadata(run_id)
     old_dir = Path(previous.run_dir) if previous and previous.run_dir else None
-    parent = old_dir.parent.parent if old_dir is not None else Path(directory)
+    parent = old_dir.parent.parent if old_dir is not None else Path(directory).absolute()
     commit, remote = git_info(metadata)
     settings = wandb.Settings(
         silent=True,
@@ -147,7 +148,7 @@ def rebuild_offline_copy(
     with tempfile.TemporaryDirectory(prefix="nbops-wandb-") as scratch:
         rows = _write(run, store, run_id, metadata, Path(scratch))
         run.finish(exit_code=0 if record.status == "finished" else 1)
-    run_dir = Path(run.dir).parent
+    run_dir = Path(run.dir).parent.absolute()
     if not _wait_written(run_dir):
         raise MirrorError(f"wandb did not finish writing {run_dir}; run `nbops sync` again")
     scrub_run_dir(run_dir)
@@ -180,7 +181,7 @@ def _write(run: Any, store: RunStore, run_id: str, metadata: dict[str, Any], scr
         run.log({**values, "_timestamp": timestamp}, step=step)
     run.summary.update(redact(store.get_summary(run_id)))
     write_code_files(run, code_files(metadata))
-    objects = ObjectStore(store.path / "objects")
+    objects = store.blobs
     for i, artifact in enumerate(store.list_artifacts(run_id)):
         name = _ARTIFACT_NAME_BAD.sub("-", artifact.name).strip("-") or "artifact"
         copy = wandb.Artifact(name, artifact.type)
@@ -188,7 +189,11 @@ def _write(run: Any, store: RunStore, run_id: str, metadata: dict[str, Any], scr
             copy.add_dir(str(objects.restore(artifact.digest, "dir", scratch / str(i))))
         else:
             source = Path(artifact.source).name or artifact.name
-            copy.add_file(str(objects.path_of(artifact.digest)), name=source)
+            path = objects.path_of(artifact.digest)
+            if not path.is_file():  # a remote blob store: fetch the bytes first
+                path = scratch / str(i)
+                write_atomic(path, objects.read_bytes(artifact.digest))
+            copy.add_file(str(path), name=source)
         run.log_artifact(copy)
     return len(rows)
 

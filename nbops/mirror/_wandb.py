@@ -37,7 +37,7 @@ _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 FINISH_TIMEOUT = 60.0
 #: Seconds ``finish()`` waits while the interpreter exits (Jupyter kills a kernel ~5 s after
 #: asking it to shut down); what is not written by then is completed by ``nbops sync``.
-EXIT_TIMEOUT = 3.0
+EXIT_TIMEOUT = 2.0
 #: Seconds between progress records written to the store while the mirror drains.
 PROGRESS_EVERY = 1.0
 
@@ -96,7 +96,7 @@ class WandbMirror:
             "job_type": job_type,
             "tags": [scrub_text(t) for t in tags],
             "config": redact(dict(config)),
-            "dir": str(directory or os.environ.get("WANDB_DIR") or os.getcwd()),
+            "dir": str(Path(directory or os.environ.get("WANDB_DIR") or os.getcwd()).absolute()),
         }
         self._init_timeout = init_timeout
         self._lock = threading.Lock()

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from nbops.notebook._install import install_extension, uninstall_extension
 from nbops.notebook._provenance import ProvenanceReport, analyse
 
-__all__ = ["ProvenanceReport", "analyse", "load_extension", "session_for", "unload_extension"]
+__all__ = [
+    "ProvenanceReport",
+    "analyse",
+    "install_extension",
+    "load_extension",
+    "session_for",
+    "uninstall_extension",
+    "unload_extension",
+]
 
 _sessions: dict[int, Any] = {}
 _loaded: set[int] = set()

@@ -75,6 +75,17 @@ def _parser() -> MagicArgumentParser:
     sweep.add_argument("--direction", choices=("maximize", "minimize"), default="maximize")
     sweep.add_argument("--storage", help="storage URL (default: a journal under .nbops/)")
     sweep.add_argument("--study", help="sweep name")
+    reproduce = sub.add_parser(
+        "reproduce",
+        help="re-run a tracked run top to bottom in a fresh kernel and compare",
+        description="Re-execute RUN's recorded notebook in a scratch copy of the project at its "
+        "recorded commit and data, compare metrics, artifacts and outputs, and show the verdict.",
+    )
+    reproduce.add_argument("run", help="run id, unique prefix, 'latest', or a bundle .zip")
+    reproduce.add_argument(
+        "--tolerance", action="append", metavar="KEY=REL", help="relative tolerance of a metric"
+    )
+    reproduce.add_argument("--timeout", type=float, help="seconds the notebook may run")
     return parser
 
 
@@ -97,7 +108,7 @@ class NbopsMagics(Magics):
         self.session = session
 
     @line_magic
-    def nbops(self, line: str) -> None:
+    def nbops(self, line: str) -> Any:
         try:
             argv = shlex.split(line)
         except ValueError as exc:  # an unclosed quote
@@ -105,10 +116,10 @@ class NbopsMagics(Magics):
         args = PARSER.parse_args(argv)
         if args.command is None:
             raise UsageError(
-                "%nbops needs a command: track, log, status, stop or sweep (see %nbops?)"
+                "%nbops needs a command: track, log, status, stop, sweep or reproduce (see %nbops?)"
             )
         try:
-            getattr(self, f"_{args.command}")(args)
+            return getattr(self, f"_{args.command}")(args)
         except NbopsError as exc:
             raise UsageError(str(exc)) from None
 
@@ -211,6 +222,14 @@ class NbopsMagics(Magics):
         if self.shell is not None:
             self.shell.user_ns["nbops_sweep"] = result
         print(f"nbops: sweep {result.name} started; it is in `nbops_sweep` (.wait(), .stop())")
+
+    def _reproduce(self, args: argparse.Namespace) -> Any:
+        """Return the :class:`~nbops.reproduce.Reproduction`: the cell shows it as a table."""
+        from nbops.reproduce import parse_tolerances, reproduce
+
+        return reproduce(
+            args.run, tolerances=parse_tolerances(args.tolerance or []), timeout=args.timeout
+        )
 
     def _stop(self, args: argparse.Namespace) -> None:
         run = self.session.run

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from nbops.pipeline._gc import GcResult, gc
 from nbops.pipeline._graph import StageGraph, render
 from nbops.pipeline._lock import LOCK_FILE, LockEntry, LockError, read_lock, write_lock
 from nbops.pipeline._metrics import MetricChange, RevisionError, metrics_diff
-from nbops.pipeline._outputs import OutputError
+from nbops.pipeline._outputs import OutputError, missing_blobs, restore_outs
 from nbops.pipeline._remote import DirectoryRemote, Remote, RemoteError, SFTPRemote, open_remote
 from nbops.pipeline._remotes import (
     RemoteConfig,
@@ -15,7 +16,6 @@ from nbops.pipeline._remotes import (
     list_remotes,
     remove_remote,
 )
-from nbops.pipeline._runcache import RunCache
 from nbops.pipeline._runlock import PipelineBusyError, RunLock
 from nbops.pipeline._runner import PipelineFailed, PipelineResult, parse_overrides, run_pipeline
 from nbops.pipeline._spec import SPEC_FILE, Gate, PipelineSpec, SpecError, Stage, load_spec
@@ -31,6 +31,7 @@ __all__ = [
     "DirectoryRemote",
     "DuplicateKeyError",
     "Gate",
+    "GcResult",
     "LockEntry",
     "LockError",
     "MetricChange",
@@ -44,7 +45,6 @@ __all__ = [
     "RemoteConfigError",
     "RemoteError",
     "RevisionError",
-    "RunCache",
     "RunLock",
     "SFTPRemote",
     "SpecError",
@@ -54,10 +54,12 @@ __all__ = [
     "StageStatus",
     "TransferResult",
     "add_remote",
+    "gc",
     "get_remote",
     "list_remotes",
     "load_spec",
     "metrics_diff",
+    "missing_blobs",
     "open_configured",
     "open_remote",
     "parse_overrides",
@@ -68,6 +70,7 @@ __all__ = [
     "read_lock",
     "remove_remote",
     "render",
+    "restore_outs",
     "run_pipeline",
     "validate",
     "write_lock",

@@ -14,6 +14,7 @@ import threading
 from contextlib import closing
 from pathlib import Path
 
+from nbops.errors import NbopsError
 from nbops.hashing import hash_file, manifest_bytes
 from nbops.pipeline._ignore import IgnoreRules
 
@@ -81,7 +82,7 @@ class HashCache:
             pass
 
 
-class SymlinkLoopError(OSError):
+class SymlinkLoopError(NbopsError):
     """A symlinked folder inside a dep or out points back at one of its parents."""
 
 
@@ -91,13 +92,21 @@ def tree_files(path: Path, ignore: IgnoreRules) -> list[tuple[str, Path]]:
     at = ignore.relative(path)
     outer = "" if at in (None, ".") else f"{at}/"
     found: list[tuple[str, Path]] = []
-    seen: set[str] = set()
+    # the real folders on the way down to each walked folder: a link to one of them loops
+    chains: dict[str, tuple[str, ...]] = {os.fspath(path): (os.path.realpath(path),)}
     for root, dirs, files in os.walk(path, followlinks=True):
-        real = os.path.realpath(root)
-        if real in seen:
-            raise SymlinkLoopError(f"{root} links back to a folder already inside {path}")
-        seen.add(real)
         base = Path(root)
+        chain = chains.pop(root, (os.path.realpath(root),))
+        for d in dirs:
+            target = os.path.realpath(base / d)
+            chains[os.path.join(root, d)] = (*chain, target)
+            if (base / d).is_symlink() and any(
+                c == target or c.startswith(target + os.sep) for c in chain
+            ):
+                raise SymlinkLoopError(
+                    f"{base / d} is a symlink back to a folder already inside {path}; "
+                    "remove the link or list it in .nbopsignore"
+                )
         rel_root = base.relative_to(path).as_posix()
         prefix = "" if rel_root == "." else rel_root + "/"
         dirs[:] = sorted(d for d in dirs if not ignore.ignored(outer + prefix + d, is_dir=True))
@@ -119,7 +128,8 @@ def folder_manifest(path: Path, cache: HashCache) -> dict[str, str]:
 
 
 def path_hash(path: Path, cache: HashCache) -> str | None:
-    """Hash a file, or a folder (``dir:`` + its manifest's sha256); None if missing."""
+    """Hash a file, or a folder (``dir:`` + the sha256 of its manifest, as
+    :func:`nbops.hashing.tree_hash`, less ignored files); None if missing."""
     if path.is_file():
         return cache.file_hash(path)
     if not path.is_dir():

@@ -4,16 +4,15 @@ exactly from there."""
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from nbops.errors import NbopsError
+from nbops.fileio import staged_dir, staged_file
 from nbops.hashing import manifest_bytes
 from nbops.pipeline._hashing import HashCache, tree_files
-from nbops.store import ObjectStore
+from nbops.store import BlobStore
 
 
 class OutputError(NbopsError):
@@ -35,7 +34,7 @@ def clear_outs(root: Path, outs: Iterable[str]) -> None:
         remove_path(root / out)
 
 
-def save_outs(root: Path, outs: Mapping[str, str], blobs: ObjectStore, cache: HashCache) -> None:
+def save_outs(root: Path, outs: Mapping[str, str], blobs: BlobStore, cache: HashCache) -> None:
     """Copy each out into ``blobs`` under the hash recorded for it (``dir:`` outs as a manifest
     plus their files). Raise :class:`OutputError` when an out changed since it was hashed."""
     for out, digest in outs.items():
@@ -51,17 +50,17 @@ def save_outs(root: Path, outs: Mapping[str, str], blobs: ObjectStore, cache: Ha
             raise OutputError(f"out {out} changed while it was being stored; run the stage again")
 
 
-def _blob_digests(digest: str, blobs: ObjectStore) -> list[str] | None:
+def _blob_digests(digest: str, blobs: BlobStore) -> list[str] | None:
     """Every blob an out needs, or None when its manifest is not here."""
     if not digest.startswith("dir:"):
         return [digest]
     manifest = digest[4:]
-    if not blobs.path_of(manifest).is_file():
+    if not blobs.exists(manifest):
         return None
     return [manifest, *blobs.read_manifest(manifest).values()]
 
 
-def missing_blobs(outs: Mapping[str, str], blobs: ObjectStore) -> list[str]:
+def missing_blobs(outs: Mapping[str, str], blobs: BlobStore) -> list[str]:
     """Digests of the blobs (or manifests) needed to restore ``outs`` that ``blobs`` lacks."""
     missing: list[str] = []
     for digest in outs.values():
@@ -69,29 +68,22 @@ def missing_blobs(outs: Mapping[str, str], blobs: ObjectStore) -> list[str]:
         if needed is None:
             missing.append(digest[4:])
             continue
-        missing += [d for d in needed if not blobs.path_of(d).is_file()]
+        missing += [d for d in needed if not blobs.exists(d)]
     return missing
 
 
 def _verified_copy(blob: Path, digest: str, target: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        sha = hashlib.sha256()
-        with open(blob, "rb") as src, os.fdopen(fd, "wb") as dst:
-            while chunk := src.read(1 << 20):
-                sha.update(chunk)
-                dst.write(chunk)
+    sha = hashlib.sha256()
+    with staged_file(target.parent, prefix=f".{target.name}.") as staged, open(blob, "rb") as src:
+        while chunk := src.read(1 << 20):
+            sha.update(chunk)
+            staged.write(chunk)
         if sha.hexdigest() != digest:
             raise OutputError(f"cached object {digest[:12]} is corrupt; delete {blob} and re-run")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        staged.commit(target, mode=0o644)
 
 
-def restore_outs(root: Path, outs: Mapping[str, str], blobs: ObjectStore) -> None:
+def restore_outs(root: Path, outs: Mapping[str, str], blobs: BlobStore) -> None:
     """Replace each out with exactly what was recorded: a folder out gets its recorded files
     and nothing else. Every blob is checked against its hash on the way out."""
     missing = missing_blobs(outs, blobs)
@@ -105,14 +97,8 @@ def restore_outs(root: Path, outs: Mapping[str, str], blobs: ObjectStore) -> Non
                 remove_path(path)
             _verified_copy(blobs.path_of(digest), digest, path)
             continue
-        staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.restore-"))
-        try:
+        with staged_dir(path) as staging:
             for rel, blob in blobs.read_manifest(digest[4:]).items():
                 target = staging / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _verified_copy(blobs.path_of(blob), blob, target)
-            remove_path(path)
-            os.replace(staging, path)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise

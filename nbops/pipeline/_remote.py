@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
-import tempfile
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -25,7 +24,9 @@ from types import TracebackType
 from typing import IO, Any, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
+from nbops.deps import require
 from nbops.errors import NbopsError
+from nbops.fileio import staged_file
 
 #: ``progress(bytes_done, bytes_total)`` while one file moves
 Progress = Callable[[int, int], None]
@@ -48,6 +49,8 @@ class Remote(ABC):
     """A place holding ``objects/`` and ``runcache/`` (relative names use ``/``)."""
 
     url: str
+    #: transfers that may run at once on threads (1: one at a time)
+    concurrency: int = 1
 
     @abstractmethod
     def list(self, folder: str) -> Iterator[str]:
@@ -98,7 +101,9 @@ def _copy(source: Readable, target: Any, progress: Progress | None, total: int) 
 
 
 class DirectoryRemote(Remote):
-    """A local or mounted folder."""
+    """A local or mounted folder (thread-safe: transfers run 8 at a time)."""
+
+    concurrency = 8
 
     def __init__(self, path: str | os.PathLike[str], url: str | None = None) -> None:
         self.root = Path(path)
@@ -134,18 +139,9 @@ class DirectoryRemote(Remote):
     def write(self, name: str, source: Readable, progress: Progress | None, total: int) -> None:
         target = self._path(name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                _copy(source, fh, progress, total)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o444 if name.startswith("objects/") else 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with staged_file(target.parent, prefix=f".{target.name}.") as staged:
+            _copy(source, staged.file, progress, total)
+            staged.commit(target, mode=0o444 if name.startswith("objects/") else 0o644)
 
     def delete(self, name: str) -> None:
         try:
@@ -164,10 +160,7 @@ class SFTPRemote(Remote):
     """
 
     def __init__(self, url: str) -> None:
-        try:
-            import paramiko
-        except ImportError:
-            raise RemoteError(f"{url}: ssh remotes need paramiko; install nbops[remote]") from None
+        paramiko = require("paramiko", feature="ssh remotes")
         parts = urlsplit(url)
         if not parts.hostname:
             raise RemoteError(f"{url}: write ssh://[user@]host[:port]/path/to/remote")
@@ -296,15 +289,83 @@ class SFTPRemote(Remote):
         self._client.close()
 
 
+class FsspecRemote(Remote):
+    """Any other URL an installed fsspec implementation handles (``s3://``, ``gs://``,
+    ``memory://``...): writes go to a temporary name and are moved into place, which is a
+    rename where the filesystem has one and a copy then delete where it does not (object
+    stores), where a reader may briefly see no object but never half of one."""
+
+    def __init__(self, url: str) -> None:
+        import fsspec
+
+        self.url = url
+        self._fs, self.base = fsspec.core.url_to_fs(url)
+
+    def _path(self, name: str) -> str:
+        if name.startswith("/") or ".." in name.split("/"):
+            raise RemoteError(f"refusing remote name {name!r}: it would escape {self.url}")
+        return f"{self.base.rstrip('/')}/{name}"
+
+    def list(self, folder: str) -> Iterator[str]:
+        base = self.base.rstrip("/") + "/"
+        try:
+            found = self._fs.find(self._path(folder))
+        except FileNotFoundError:
+            return
+        for path in found:
+            rel = str(path)[len(base) :] if str(path).startswith(base) else str(path)
+            rel = rel.lstrip("/")
+            if not posixpath.basename(rel).startswith("."):
+                yield rel
+
+    def exists(self, name: str) -> bool:
+        return bool(self._fs.exists(self._path(name)))
+
+    def open_read(self, name: str) -> IO[bytes]:
+        try:
+            return cast("IO[bytes]", self._fs.open(self._path(name), "rb"))
+        except FileNotFoundError:
+            raise RemoteError(f"{name} is not in the remote {self.url}") from None
+
+    def size(self, name: str) -> int:
+        return int(self._fs.size(self._path(name)))
+
+    def write(self, name: str, source: Readable, progress: Progress | None, total: int) -> None:
+        target = self._path(name)
+        tmp = f"{posixpath.dirname(target)}/.{posixpath.basename(target)}.{uuid.uuid4().hex}.part"
+        self._fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        try:
+            with self._fs.open(tmp, "wb") as fh:
+                _copy(source, fh, progress, total)
+            self._fs.mv(tmp, target)
+        except BaseException:
+            if self._fs.exists(tmp):
+                self._fs.rm(tmp)
+            raise
+
+    def delete(self, name: str) -> None:
+        if self._fs.exists(self._path(name)):
+            self._fs.rm(self._path(name))
+
+
 _SCHEMES = ("", "file", "ssh", "sftp")
+
+
+def _fsspec_knows(scheme: str) -> bool:
+    try:
+        from fsspec.registry import known_implementations
+    except ImportError:
+        return False
+    return scheme in known_implementations
 
 
 def check_url(url: str) -> None:
     """Raise :class:`RemoteError` unless ``url`` names a kind of remote nbops supports."""
     scheme = urlsplit(url).scheme.lower()
-    if not url or (scheme not in _SCHEMES and len(scheme) > 1):
+    if not url or (scheme not in _SCHEMES and len(scheme) > 1 and not _fsspec_knows(scheme)):
         raise RemoteError(
-            f"remote URL {url!r} is not supported; use a folder, file://, ssh:// or sftp://"
+            f"remote URL {url!r} is not supported; use a folder, file://, ssh:// or sftp://, "
+            "or install fsspec (and its package for that scheme) for other URLs"
         )
 
 
@@ -317,6 +378,11 @@ def open_remote(url: str, root: Path | None = None) -> Remote:
     if scheme == "file":
         return DirectoryRemote(unquote(urlsplit(url).path), url)
     check_url(url)
+    if scheme and len(scheme) > 1:
+        try:
+            return FsspecRemote(url)
+        except ImportError as exc:
+            raise RemoteError(f"{url}: {exc}; install the fsspec package for {scheme}://") from None
     path = Path(url).expanduser()
     return DirectoryRemote(path if path.is_absolute() or root is None else root / path, url)
 

@@ -11,13 +11,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from nbops.config import default_project, store_path
+from nbops.config import default_project, store_path, store_url
 from nbops.errors import NbopsError
 from nbops.pipeline._hashing import HashCache
 from nbops.pipeline._ignore import IgnoreRules
 from nbops.pipeline._lock import LockEntry, read_lock, update_lock
 from nbops.pipeline._outputs import missing_blobs, restore_outs
-from nbops.pipeline._runcache import RunCache
 from nbops.pipeline._runlock import RunLock
 from nbops.pipeline._secrets import Sealer
 from nbops.pipeline._spec import Stage, load_spec
@@ -26,7 +25,7 @@ from nbops.pipeline._status import Fingerprint, fingerprint, input_reasons, out_
 from nbops.pipeline._sync import fetch_outs, fetch_records, open_configured
 from nbops.pipeline._sync import push as push_outputs
 from nbops.pipeline._validate import validate
-from nbops.store import ObjectStore
+from nbops.store import open_store
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +125,7 @@ def run_pipeline(
     spec = load_spec(base, strict=False)
     overrides = dict(overrides or {})
     graph = validate(spec, overrides, kernels=True)
+    targets = _expand_targets(spec.stages, targets)
     unknown = [t for t in targets if t not in spec.stages]
     if unknown:
         raise NbopsError(f"no stage named {', '.join(unknown)}; stages: {', '.join(spec.stages)}")
@@ -143,6 +143,7 @@ def run_pipeline(
     else:
         selected = graph.closure(targets) if targets else set(spec.stages)
     order = graph.topological(selected)
+    store = open_store(store_url(base))
     with contextlib.ExitStack() as held:
         if not dry_run:
             held.enter_context(RunLock(base, store_dir, wait=wait))
@@ -159,8 +160,9 @@ def run_pipeline(
             lock=dict(read_lock(base)),  # read under the run lock: no other run changes it
             store_dir=store_dir,
             project=str(spec.raw.get("project") or default_project(base)),
-            blobs=ObjectStore(store_dir / "objects"),
-            runcache=RunCache(store_dir / "runcache"),
+            store=store,
+            blobs=store.blobs,
+            runcache=store.run_cache,
             sealer=Sealer.for_store(store_dir),
             remote=shared if pull else None,
         )
@@ -174,13 +176,24 @@ def run_pipeline(
         result = PipelineResult(ctx.pipeline_id, tuple(results[name] for name in order))
         if push and shared is not None and result.ok and not dry_run:
             in_lock = [n for n in order if n in read_lock(base)]
-            sent = push_outputs(base, store_dir, shared, in_lock, report)
+            sent = push_outputs(base, store, shared, in_lock, report)
             report(f"pushed {sent.objects} object(s) and {sent.records} record(s) to {shared.url}")
     if not result.ok:
         raise PipelineFailed(result)
     if not dry_run and not targets and any(s.outcome == "ran" for s in result.stages):
         _write_card(ctx)
     return result
+
+
+def _expand_targets(stages: Mapping[str, Stage], targets: Sequence[str]) -> list[str]:
+    """Stage names as given, a foreach/matrix group (``train``) as all of its stages."""
+    from nbops.pipeline._matrix import group_of
+
+    out: list[str] = []
+    for target in targets:
+        members = [s for s in stages if "@" in s and group_of(s) == target]
+        out += members if target not in stages and members else [target]
+    return list(dict.fromkeys(out))
 
 
 def _write_card(ctx: RunContext) -> None:

@@ -14,7 +14,19 @@ from nbops.errors import InvalidValueError, NbopsError
 from nbops.names import check_name
 
 SPEC_FILE = "nbops.yaml"
-STAGE_KEYS = ("notebook", "params", "deps", "outs", "gates", "after", "timeout", "kernel", "sweep")
+STAGE_KEYS = (
+    "notebook",
+    "params",
+    "deps",
+    "outs",
+    "gates",
+    "after",
+    "timeout",
+    "kernel",
+    "sweep",
+    "foreach",
+    "matrix",
+)
 #: Top-level sections other parts of nbops read from the same file.
 TOP_LEVEL_KEYS = ("stages", "card", "monitor", "project", "pipeline", "remotes")
 GATE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*([-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*$")
@@ -195,12 +207,14 @@ def _params_from_file(
     located = _paths(name, "params file", file, problems)
     if not located:
         return {}
+    import yaml
+
     try:
         data = _read_params_file(root / located[0])
     except FileNotFoundError:
         problems.append(f"stage {name!r}: params file {file} does not exist")
         return {}
-    except Exception as exc:  # noqa: BLE001 - OSError, or the YAML/JSON/TOML parser's own error
+    except (OSError, ValueError, ImportError, yaml.YAMLError) as exc:  # JSON/TOML: ValueError
         problems.append(f"stage {name!r}: cannot read params file {file}: {exc}")
         return {}
     params: dict[str, Any] = {}
@@ -224,7 +238,7 @@ def _params_from_file(
 
 def _stage(name: str, body: Any, problems: list[str], root: Path | None = None) -> Stage | None:
     try:
-        check_name(name, "stage name", dots=False)
+        check_name(name.split("@", 1)[0], "stage name", dots=False)
     except InvalidValueError as exc:
         problems.append(str(exc))
         return None
@@ -320,10 +334,16 @@ def parse_spec(
         if key not in TOP_LEVEL_KEYS:
             problems.append(f"unknown top-level key {key!r}{_suggest(str(key), TOP_LEVEL_KEYS)}")
     stages: dict[str, Stage] = {}
-    for name, body in raw["stages"].items():
-        stage = _stage(name, body, problems, root)
-        if stage is not None:
-            stages[stage.name] = stage
+    from nbops.pipeline._matrix import expand
+
+    for group, group_body in raw["stages"].items():
+        if "@" in str(group):
+            problems.append(f"stage name {group!r}: '@' is reserved for foreach/matrix stages")
+            continue
+        for name, body in expand(str(group), group_body, problems):
+            stage = _stage(name, body, problems, root)
+            if stage is not None:
+                stages[stage.name] = stage
     _pipeline_options(raw.get("pipeline"), problems)
     if not stages and not problems:
         problems.append("'stages:' is empty; add at least one stage with a notebook")

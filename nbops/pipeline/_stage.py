@@ -18,11 +18,10 @@ from nbops.pipeline._hashing import HashCache, path_hash
 from nbops.pipeline._lock import LockEntry, plain_value, update_lock
 from nbops.pipeline._outputs import clear_outs, save_outs
 from nbops.pipeline._remote import Remote
-from nbops.pipeline._runcache import RunCache
 from nbops.pipeline._secrets import Sealer
 from nbops.pipeline._spec import PipelineSpec, Stage
 from nbops.pipeline._status import Fingerprint
-from nbops.store import ObjectStore
+from nbops.store import BlobStore, RunCache, RunStore
 
 Report = Callable[[str], None]
 logger = logging.getLogger(__name__)
@@ -55,7 +54,8 @@ class RunContext:
     lock: dict[str, LockEntry]
     store_dir: Path
     project: str
-    blobs: ObjectStore
+    store: RunStore
+    blobs: BlobStore
     runcache: RunCache
     sealer: Sealer
     #: where outs missing locally may be fetched from (``run --pull``)
@@ -130,9 +130,7 @@ def execute_stage(
     Every error after the run is opened (the notebook's, or nbops' own bookkeeping: scrubbing,
     hashing, storing, the lock) finishes the run as failed and names it in the message.
     """
-    from nbops.store import open_store
-
-    attempt = _Attempt(ctx, stage, fp, reasons, open_store(ctx.store_dir))
+    attempt = _Attempt(ctx, stage, fp, reasons, ctx.store)
     try:
         return attempt.perform()
     except Exception as exc:
@@ -334,6 +332,7 @@ class _Attempt:
             {
                 "stage": self.stage.name,
                 "run": self.run.id,
+                "created": time.time(),
                 "executed": notebook_blob,
                 "entry": plain_value(asdict(entry)),
             },

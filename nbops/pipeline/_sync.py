@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,7 @@ from nbops.errors import NbopsError
 from nbops.pipeline._lock import LockEntry, read_lock
 from nbops.pipeline._outputs import missing_blobs, restore_outs
 from nbops.pipeline._remote import Progress, Readable, Remote, RemoteError, open_remote
-from nbops.pipeline._runcache import RunCache
-from nbops.store import ObjectStore
+from nbops.store import BlobStore, RunCache, RunStore
 
 Report = Callable[[str], None]
 #: files at least this large report their progress
@@ -66,13 +66,13 @@ def _progress(report: Report, label: str, total: int) -> Progress | None:
     return step
 
 
-def _out_blobs(outs: Mapping[str, str], blobs: ObjectStore) -> list[str]:
+def _out_blobs(outs: Mapping[str, str], blobs: BlobStore) -> list[str]:
     """The blobs of ``outs`` that are here (a folder's manifest and its files)."""
     found: list[str] = []
     for digest in outs.values():
         if digest.startswith("dir:"):
             manifest = digest[4:]
-            if blobs.path_of(manifest).is_file():
+            if blobs.exists(manifest):
                 found += [manifest, *blobs.read_manifest(manifest).values()]
         else:
             found.append(digest)
@@ -91,24 +91,19 @@ def _selected(lock: Mapping[str, LockEntry], stages: Sequence[str]) -> dict[str,
 
 def _records(runcache: RunCache, stages: Iterable[str]) -> dict[str, dict[str, Any]]:
     wanted = set(stages)
-    found = {}
-    for key in runcache.all_keys():
-        record = runcache.get(key)
-        if record is not None and record.get("stage") in wanted:
-            found[key] = record
-    return found
+    return {k: r for k, r in runcache.list().items() if r.get("stage") in wanted}
 
 
 def push(
     root: Path,
-    store_dir: Path,
+    store: RunStore,
     remote: Remote,
     stages: Sequence[str] = (),
     report: Report = print,
 ) -> TransferResult:
     """Copy the selected stages' outs (as the lock records them), the executed notebooks and
     run cache records of their executions to ``remote``; only what it lacks moves."""
-    blobs, runcache = ObjectStore(store_dir / "objects"), RunCache(store_dir / "runcache")
+    blobs, runcache = store.blobs, store.run_cache
     entries = _selected(read_lock(root), stages)
     records = _records(runcache, entries)
     wanted: list[str] = []
@@ -121,7 +116,7 @@ def push(
         wanted += _out_blobs((record.get("entry") or {}).get("outs") or {}, blobs)
         if record.get("executed"):
             wanted.append(str(record["executed"]))
-    local = [d for d in dict.fromkeys(wanted) if blobs.path_of(d).is_file()]
+    local = [d for d in dict.fromkeys(wanted) if blobs.exists(d)]
     there = set(remote.list("objects"))
     todo = [d for d in local if _object_name(d) not in there]
     total = sum(blobs.path_of(d).stat().st_size for d in todo)
@@ -129,25 +124,33 @@ def push(
         f"pushing {len(todo)} object(s) ({total / 2**20:,.1f} MiB) to {remote.url}; "
         f"{len(local) - len(todo)} already there"
     )
-    for digest in todo:
-        path = blobs.path_of(digest)
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            source = _Hashing(fh)
-            remote.write(_object_name(digest), source, _progress(report, digest[:12], size), size)
-        if source.sha.hexdigest() != digest:  # the local object rotted: do not spread it
-            remote.delete(_object_name(digest))
-            raise RemoteError(f"local object {digest[:12]} is corrupt ({path}); delete it")
+    if remote.concurrency > 1 and len(todo) > 1:
+        with ThreadPoolExecutor(remote.concurrency, thread_name_prefix="nbops-push") as pool:
+            list(pool.map(lambda d: _push_one(remote, d, blobs, report), todo))
+    else:
+        for digest in todo:
+            _push_one(remote, digest, blobs, report)
     have_records = set(remote.list("runcache"))
     pushed = 0
-    for key in records:
+    for key, record in records.items():
         name = f"runcache/{key}.json"
         if name in have_records:
             continue
-        data = runcache.file_of(key).read_bytes()
+        data = json.dumps(record, sort_keys=True, indent=1).encode()
         remote.write(name, _BytesSource(data), None, len(data))
         pushed += 1
     return TransferResult(len(todo), total, pushed, len(local) - len(todo))
+
+
+def _push_one(remote: Remote, digest: str, blobs: BlobStore, report: Report) -> None:
+    path = blobs.path_of(digest)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        source = _Hashing(fh)
+        remote.write(_object_name(digest), source, _progress(report, digest[:12], size), size)
+    if source.sha.hexdigest() != digest:  # the local object rotted: do not spread it
+        remote.delete(_object_name(digest))
+        raise RemoteError(f"local object {digest[:12]} is corrupt ({path}); delete it")
 
 
 class _BytesSource:
@@ -160,45 +163,46 @@ class _BytesSource:
         return chunk
 
 
+def _fetch_one(remote: Remote, digest: str, blobs: BlobStore, report: Report) -> int:
+    name = _object_name(digest)
+    size = remote.size(name)
+    fd, tmp = tempfile.mkstemp(prefix="nbops-pull-")
+    try:
+        with remote.open_read(name) as src, os.fdopen(fd, "wb") as dst:
+            source = _Hashing(src)
+            progress = _progress(report, digest[:12], size)
+            done = 0
+            while chunk := source.read(1 << 20):
+                dst.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, size)
+        if source.sha.hexdigest() != digest:
+            raise RemoteError(f"object {digest[:12]} in {remote.url} is corrupt; not used")
+        stored, _ = blobs.put_file(tmp)
+        if stored != digest:  # changed on local disk between the check and the copy
+            raise RemoteError(f"object {digest[:12]} changed while it was stored; pull again")
+    finally:
+        os.unlink(tmp)
+    return size
+
+
 def fetch_objects(
-    remote: Remote, digests: Iterable[str], blobs: ObjectStore, report: Report = print
+    remote: Remote, digests: Iterable[str], blobs: BlobStore, report: Report = print
 ) -> tuple[int, int]:
-    """Download the objects ``blobs`` lacks, each verified against its hash before it lands;
-    return ``(objects, bytes)`` moved."""
-    moved = size_moved = 0
-    for digest in dict.fromkeys(digests):
-        final = blobs.path_of(digest)
-        if final.is_file():
-            continue
-        final.parent.mkdir(parents=True, exist_ok=True)
-        name = _object_name(digest)
-        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".incoming-")
-        try:
-            size = remote.size(name)
-            with remote.open_read(name) as src, os.fdopen(fd, "wb") as dst:
-                source = _Hashing(src)
-                progress = _progress(report, digest[:12], size)
-                done = 0
-                while chunk := source.read(1 << 20):
-                    dst.write(chunk)
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(done, size)
-            if source.sha.hexdigest() != digest:
-                raise RemoteError(f"object {digest[:12]} in {remote.url} is corrupt; not used")
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, final)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        moved += 1
-        size_moved += size
-    return moved, size_moved
+    """Download the objects ``blobs`` lacks, each verified against its hash before it is put
+    in (several at once where the remote allows); return ``(objects, bytes)`` moved."""
+    todo = [d for d in dict.fromkeys(digests) if not blobs.exists(d)]
+    if remote.concurrency > 1 and len(todo) > 1:
+        with ThreadPoolExecutor(remote.concurrency, thread_name_prefix="nbops-pull") as pool:
+            sizes = list(pool.map(lambda d: _fetch_one(remote, d, blobs, report), todo))
+    else:
+        sizes = [_fetch_one(remote, d, blobs, report) for d in todo]
+    return len(todo), sum(sizes)
 
 
 def fetch_outs(
-    remote: Remote, outs: Mapping[str, str], blobs: ObjectStore, report: Report = print
+    remote: Remote, outs: Mapping[str, str], blobs: BlobStore, report: Report = print
 ) -> tuple[int, int]:
     """Download what restoring ``outs`` needs: folder manifests first, then their files."""
     manifests = [d[4:] for d in outs.values() if d.startswith("dir:")]
@@ -212,7 +216,7 @@ def fetch_outs(
 def fetch_records(remote: Remote, runcache: RunCache) -> int:
     """Download the run cache records this checkout lacks; return how many."""
     fetched = 0
-    have = set(runcache.all_keys())
+    have = set(runcache.list())
     for name in remote.list("runcache"):
         key = Path(name).stem
         if key in have or not name.endswith(".json"):
@@ -230,7 +234,7 @@ def fetch_records(remote: Remote, runcache: RunCache) -> int:
 
 def pull(
     root: Path,
-    store_dir: Path,
+    store: RunStore,
     remote: Remote,
     stages: Sequence[str] = (),
     report: Report = print,
@@ -238,7 +242,7 @@ def pull(
     """Fetch the run cache and the selected stages' outs as ``nbops.lock`` records them (and
     their executed notebooks), then restore outs that are missing from the workspace. Outs that
     exist but differ are left as they are (``nbops status`` shows them)."""
-    blobs, runcache = ObjectStore(store_dir / "objects"), RunCache(store_dir / "runcache")
+    blobs, runcache = store.blobs, store.run_cache
     entries = _selected(read_lock(root), stages)
     records = fetch_records(remote, runcache)
     objects = size = 0

@@ -23,7 +23,7 @@ from nbops.registry._catalog import (
     VersionEvent,
     parse_model_ref,
 )
-from nbops.registry._formats import ModelRoundTripError, PickleWarning
+from nbops.registry._formats import ModelRoundTripError, PickleWarning, library_of
 from nbops.registry._lifecycle import (
     archive_version,
     delete_version,
@@ -62,6 +62,7 @@ __all__ = [
     "get_model",
     "infer_signature",
     "is_trusted_type",
+    "library_of",
     "list_models",
     "load_model",
     "log_model",

@@ -7,7 +7,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +76,8 @@ def log_model(
     allow_pickle: bool = False,
     status: str | None = None,
     input_example: Any = None,
+    evaluation: Mapping[str, Any] | None = None,
+    training_run: str | None = None,
 ) -> ModelVersion:
     """Save ``model`` and register it as the next version of ``name``, with its lineage.
 
@@ -90,6 +92,12 @@ def log_model(
     ``validated`` elsewhere; only validated versions are what a bare name resolves to. The input
     signature (columns, dtypes) comes from ``input_example`` or from the model's feature names
     typed by a dataset in the lineage; the output kind from the model.
+
+    ``evaluation`` says which metrics are evaluation results and on what data, e.g.
+    ``{"dataset": "digits-test", "split": "test", "metrics": ["accuracy", "f1_macro"]}`` (values
+    taken from the run's last logged values) or ``"metrics": {"accuracy": 0.93}``; only these
+    reach the card's ``model-index``. ``training_run`` names the run that trained the model when
+    it is not the registering run (an evaluate notebook registering what a train stage fit).
     """
     from nbops.tracking import active_run
 
@@ -109,6 +117,9 @@ def log_model(
         in_stage = source is not None and store.get_run(source.id).job_type == "stage"
         status = "candidate" if in_stage else "validated"
     signature = infer_signature(model, input_example, _schemas(store, lineage))
+    evaluated = _evaluation(evaluation, lineage)
+    if training_run is not None:
+        lineage["training_run"] = store.get_run(training_run).id
     catalog = _catalog(store)
     user = current_user()
     now = time.time()
@@ -127,6 +138,7 @@ def log_model(
             "lineage": lineage,
             "status": status,
             "signature": signature.to_dict() if signature else None,
+            "evaluation": evaluated,
             "events": [
                 {"action": f"registered as {status}", "by": user, "at": now, "reason": None}
             ],
@@ -137,6 +149,39 @@ def log_model(
             current = list(store.get_metadata(source.id).get(MODELS_KEY) or [])
             source.set_metadata(MODELS_KEY, [*current, {"name": name, "version": version}])
     return catalog.get(parse_model_ref(f"{name}:{version}"))
+
+
+def _evaluation(
+    evaluation: Mapping[str, Any] | None, lineage: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """Check ``log_model(evaluation=...)`` and fill in values and the dataset's hash."""
+    if evaluation is None:
+        return None
+    if not isinstance(evaluation, Mapping) or not evaluation.get("metrics"):
+        raise InvalidValueError(
+            "evaluation must be a mapping with metrics (a list of logged metric names or "
+            '{name: value}) and a dataset, e.g. {"dataset": "test", "metrics": ["accuracy"]}'
+        )
+    logged = lineage.get("metrics") or {}
+    wanted = evaluation["metrics"]
+    if isinstance(wanted, Mapping):
+        values = {str(k): float(v) for k, v in wanted.items()}
+    else:
+        missing = [m for m in wanted if m not in logged]
+        if missing:
+            raise InvalidValueError(
+                f"evaluation metric(s) {', '.join(missing)} were not logged by the run "
+                f"(logged: {', '.join(sorted(logged)) or 'nothing'})"
+            )
+        values = {str(m): float(logged[m]) for m in wanted}
+    name = evaluation.get("dataset")
+    entry = next((d for d in lineage.get("datasets") or [] if d.get("name") == name), None)
+    return {
+        "dataset": name,
+        "hash": entry.get("hash") if entry else evaluation.get("revision"),
+        "split": str(evaluation.get("split") or "test"),
+        "metrics": values,
+    }
 
 
 def _schemas(store: RunStore, lineage: dict[str, Any]) -> list[dict[str, Any]]:

@@ -121,6 +121,7 @@ class ModelVersion:
     tags: Mapping[str, str] = field(default_factory=dict)
     signature: Signature | None = None
     events: tuple[VersionEvent, ...] = ()
+    evaluation: Mapping[str, Any] | None = None
 
     @property
     def ref(self) -> str:
@@ -155,6 +156,7 @@ class ModelVersion:
             "tags": dict(self.tags),
             "signature": self.signature.to_dict() if self.signature else None,
             "events": [asdict(e) for e in self.events],
+            "evaluation": dict(self.evaluation) if self.evaluation else None,
             "lineage": dict(self.lineage),
         }
 
@@ -302,4 +304,5 @@ class ModelCatalog:
             tags=dict(doc.get("tags") or {}),
             signature=Signature.from_dict(doc["signature"]) if doc.get("signature") else None,
             events=tuple(VersionEvent(**e) for e in doc.get("events") or []),
+            evaluation=doc.get("evaluation"),
         )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbops.reproduce._bundle import import_bundle
 from nbops.reproduce._compare import (
     ArtifactDiff,
     MetricDiff,
@@ -104,7 +106,8 @@ def reproduce(
     more to tell nondeterminism from a real difference.
 
     Args:
-        run: The run id (or unique prefix, or ``latest``).
+        run: The run id (or unique prefix, or ``latest``), or the path of a bundle written by
+            :func:`export_bundle` (its commit is looked up in the working directory's checkout).
         tolerances: Relative tolerance per metric key (default: exact for integers, 1e-9 for
             floats).
         keep: Keep the scratch project (its path is in ``workspace``).
@@ -117,19 +120,25 @@ def reproduce(
     from nbops.store import open_store
 
     target = open_store(store)
-    run_id = _resolve(target, run)
-    recipe = read_recipe(run_id, target)
+    bundle = Path(run) if run.endswith(".zip") or Path(run).is_file() else None
+    if bundle is not None:
+        recipe = import_bundle(bundle, store=target, root=_project_root())
+        run_id = recipe.run_id
+    else:
+        run_id = _resolve(target, run)
+        recipe = read_recipe(run_id, target)
     kernel = _kernel_of(recipe)
-    checks = tuple(preflight(recipe, kernel=kernel))
+    checks = tuple(preflight(recipe, kernel=kernel, store=target))
     blocking = [c for c in checks if c.blocking and not c.ok]
     if blocking:
         raise ReproduceError(
             f"cannot reproduce run {run_id}: "
             + "; ".join(f"{c.name}: {c.detail}" for c in blocking)
         )
-    workspace = build_workspace(recipe, keep=keep)
+    workspace = build_workspace(recipe, keep=keep, store=target)
     try:
-        first = _execute(recipe, workspace, target, kernel, timeout)
+        source = {"run": run_id, **({"bundle": str(bundle)} if bundle else {})}
+        first = _execute(recipe, workspace, target, kernel, timeout, source)
         if first.error is not None:
             return Reproduction(
                 run_id,
@@ -159,7 +168,7 @@ def reproduce(
         within = all(m.within for m in metrics) and all(a.same for a in artifacts)
         second = None
         if not within:
-            second = _execute(recipe, workspace, target, kernel, timeout)
+            second = _execute(recipe, workspace, target, kernel, timeout, source)
         # Outputs are compared like nbval, but the logged metrics are the result: differing
         # outputs only downgrade an exact match (or decide when nothing was logged).
         if not within or (outputs is not None and not metrics):
@@ -171,9 +180,7 @@ def reproduce(
         reasons = _reasons(recipe, checks, metrics, artifacts, outputs, first, second)
         for result in (first, second):
             if result is not None:
-                target.set_metadata(
-                    result.run_id, REPRODUCES_KEY, {"run": run_id, "verdict": verdict}
-                )
+                target.set_metadata(result.run_id, REPRODUCES_KEY, {**source, "verdict": verdict})
         return Reproduction(
             run_id,
             first.run_id,
@@ -189,6 +196,23 @@ def reproduce(
     finally:
         if not keep:
             shutil.rmtree(workspace.parent, ignore_errors=True)
+
+
+def _project_root() -> str:
+    """The git root of the working directory (a bundle's commit is looked up there), or it."""
+    import subprocess
+
+    try:
+        found = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return os.getcwd()
+    return found.stdout.strip() if found.returncode == 0 else os.getcwd()
 
 
 def _resolve(store: Any, run: str) -> str:
@@ -222,7 +246,12 @@ class _Rerun:
 
 
 def _execute(
-    recipe: Recipe, workspace: Path, store: Any, kernel: str, timeout: float | None
+    recipe: Recipe,
+    workspace: Path,
+    store: Any,
+    kernel: str,
+    timeout: float | None,
+    source: Mapping[str, str],
 ) -> _Rerun:
     import nbops
     from nbops.capture import NOTEBOOK_PATH_ENV
@@ -245,7 +274,7 @@ def _execute(
         activate=False,
         wandb="disabled",
     )
-    run.set_metadata(REPRODUCES_KEY, {"run": recipe.run_id})
+    run.set_metadata(REPRODUCES_KEY, dict(source))
     executed = workspace.parent / f"executed-{run.id}.ipynb"
     env = {
         RUN_ID_ENV: run.id,
@@ -261,7 +290,7 @@ def _execute(
             dict(recipe.parameters),
             kernel_name=kernel,
             timeout=timeout,
-            cwd=notebook.parent,
+            cwd=workspace if recipe.stage else notebook.parent,  # as the pipeline runs stages
             env=env,
         )
     except NbopsError as exc:

@@ -49,6 +49,8 @@ class Recipe:
         provenance: The run's cell provenance report, when it had one.
         executed_text: The original executed notebook (outputs included), when it can be found.
         stage: The pipeline stage the run executed, or None.
+        inputs: For a stage, its deps as recorded (relative path to content hash).
+        secret_parameters: Parameters recorded only as redacted (the notebook's default runs).
     """
 
     run_id: str
@@ -71,6 +73,8 @@ class Recipe:
     provenance: Mapping[str, Any] | None = None
     executed_text: str | None = None
     stage: str | None = None
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    secret_parameters: tuple[str, ...] = ()
 
 
 def _read(path: str | None) -> str | None:
@@ -109,13 +113,22 @@ def read_recipe(run_id: str, store: Any) -> Recipe:
         rel = os.path.basename(path)
     pipeline = meta.get("pipeline") or {}
     papermill = meta.get("papermill") or {}
+    lock = pipeline.get("lock") or {}
     if pipeline:
-        parameters = dict(((pipeline.get("lock") or {}).get("params")) or {})
-        executed = pipeline.get("lock", {}).get("executed")
+        # the run's parameters are the stage's, sweep results included (the lock seals secrets)
+        declared = set(lock.get("params") or {}) | set(
+            (lock.get("sweep") or {}).get("best_params") or {}
+        )
+        parameters = {
+            k: v for k, v in store.get_params(run_id).items() if k in declared or not declared
+        }
+        executed = pipeline.get("executed") or lock.get("executed")
         executed_path = os.path.join(root, executed) if executed else None
     else:
         parameters = dict(papermill.get("parameters") or {})
         executed_path = papermill.get("output_path")
+    secret = tuple(sorted(k for k, v in parameters.items() if v == "[redacted]"))
+    parameters = {k: v for k, v in parameters.items() if k not in secret}
     if executed_path and not os.path.isabs(executed_path):
         executed_path = os.path.join(root, executed_path)
     executed_text = _read(executed_path)
@@ -160,4 +173,6 @@ def read_recipe(run_id: str, store: Any) -> Recipe:
         provenance=meta.get("provenance"),
         executed_text=executed_text,
         stage=pipeline.get("stage"),
+        inputs=dict(lock.get("deps") or {}),
+        secret_parameters=secret,
     )

@@ -66,7 +66,7 @@ def package_changes(recorded: dict[str, str] | Any) -> list[PackageChange]:
     ]
 
 
-def preflight(recipe: Recipe, *, kernel: str) -> list[Check]:
+def preflight(recipe: Recipe, *, kernel: str, store: Any) -> list[Check]:
     """Check every piece the reproduction needs; blocking checks that fail stop it."""
     checks: list[Check] = []
     if recipe.commit:
@@ -123,7 +123,17 @@ def preflight(recipe: Recipe, *, kernel: str) -> list[Check]:
                 "the run was not in a git repository; its folder is copied as it is now",
             )
         )
-    checks.extend(_dataset_checks(recipe))
+    checks.extend(_dataset_checks(recipe, store))
+    checks.extend(_input_checks(recipe, store))
+    if recipe.secret_parameters:
+        checks.append(
+            Check(
+                "parameters",
+                False,
+                "recorded only as redacted, so the notebook's defaults run: "
+                + ", ".join(recipe.secret_parameters),
+            )
+        )
     changes = package_changes(dict(recipe.packages)) if recipe.packages else []
     checks.append(
         Check(
@@ -152,13 +162,13 @@ def preflight(recipe: Recipe, *, kernel: str) -> list[Check]:
     return checks
 
 
-def _dataset_checks(recipe: Recipe) -> list[Check]:
+def _dataset_checks(recipe: Recipe, store: Any) -> list[Check]:
     from nbops.data import get_dataset
 
     checks = []
     for pin in recipe.datasets:
         try:
-            get_dataset(f"{pin.name}@{pin.hash}")
+            get_dataset(f"{pin.name}@{pin.hash}", store=store)
         except NbopsError as exc:  # not in this store, or its hash does not match
             checks.append(
                 Check(
@@ -171,6 +181,25 @@ def _dataset_checks(recipe: Recipe) -> list[Check]:
             )
             continue
         checks.append(Check(f"dataset {pin.name}", True, f"version {pin.hash[:12]} available"))
+    return checks
+
+
+def _input_checks(recipe: Recipe, store: Any) -> list[Check]:
+    from nbops.pipeline import missing_blobs
+
+    checks = []
+    for rel, digest in sorted(recipe.inputs.items()):
+        if missing_blobs({rel: digest}, store.blobs):
+            checks.append(
+                Check(
+                    f"input {rel}",
+                    False,
+                    f"version {digest.removeprefix('dir:')[:12]} is not in the store; the "
+                    "committed file is used (`nbops pull` fetches a stage's outs from a remote)",
+                )
+            )
+        else:
+            checks.append(Check(f"input {rel}", True, f"version {digest[:16]} restored by hash"))
     return checks
 
 
@@ -189,7 +218,7 @@ def _kernel_check(kernel: str) -> Check:
     )
 
 
-def build_workspace(recipe: Recipe, *, keep: bool) -> Path:
+def build_workspace(recipe: Recipe, *, keep: bool, store: Any) -> Path:
     """Make the scratch project: the recorded commit with its diff, or a copy of the folder.
 
     Returns the scratch project root. The user's checkout is only read.
@@ -202,7 +231,8 @@ def build_workspace(recipe: Recipe, *, keep: bool) -> Path:
             _export_commit(recipe, root)
         else:
             _copy_folder(Path(recipe.root), root)
-        _restore_datasets(recipe, root)
+        _restore_datasets(recipe, root, store)
+        _restore_inputs(recipe, root, store)
     except BaseException:
         if not keep:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -257,7 +287,7 @@ def _copy_folder(source: Path, root: Path) -> None:
     shutil.copytree(source, root, dirs_exist_ok=True, ignore=_ignore, symlinks=True)
 
 
-def _restore_datasets(recipe: Recipe, root: Path) -> None:
+def _restore_datasets(recipe: Recipe, root: Path, store: Any) -> None:
     from nbops.data import restore_dataset
 
     for pin in recipe.datasets:
@@ -269,7 +299,15 @@ def _restore_datasets(recipe: Recipe, root: Path) -> None:
         elif target.exists():
             target.unlink()
         target.parent.mkdir(parents=True, exist_ok=True)
-        restore_dataset(f"{pin.name}@{pin.hash}", target)
+        restore_dataset(f"{pin.name}@{pin.hash}", target, store=store)
+
+
+def _restore_inputs(recipe: Recipe, root: Path, store: Any) -> None:
+    from nbops.pipeline import missing_blobs, restore_outs
+
+    for rel, digest in recipe.inputs.items():
+        if not missing_blobs({rel: digest}, store.blobs):
+            restore_outs(root, {rel: digest}, store.blobs)
 
 
 def datasets_changed_on_disk(recipe: Recipe) -> list[str]:

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from nbops._version import __version__
+from nbops.deps import require
 from nbops.serve._codec import decode_request, encode_output, model_input
 from nbops.serve._config import ServeConfig
 from nbops.serve._errors import RequestError, ServeError
@@ -56,6 +57,7 @@ class _State:
 
 def create_app(config: ServeConfig) -> Any:
     """The ASGI application serving ``config``'s models."""
+    require("starlette", feature="nbops serve")
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response

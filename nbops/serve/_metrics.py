@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from nbops.deps import require
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
@@ -17,6 +19,7 @@ class Metrics:
     """The server's metrics, in a registry of their own (single process) or shared files."""
 
     def __init__(self) -> None:
+        require("prometheus_client", feature="the server's /metrics")
         from prometheus_client import (
             CollectorRegistry,
             Counter,

@@ -20,7 +20,7 @@ from typing import Any
 from nbops.serve._batcher import Batcher
 from nbops.serve._config import ServeConfig
 from nbops.serve._metrics import Metrics
-from nbops.serve._rollout import Route, read_rollout, rollout_dir, set_rollout
+from nbops.serve._rollout import Rollout, Route, read_rollout, rollout_dir, set_rollout
 from nbops.serve._schema import Schema, schema_of
 
 logger = logging.getLogger(__name__)
@@ -118,8 +118,6 @@ class Pool:
             served = ServedModel(spec.name, spec.routes, spec.shadow)
             if spec.given_routes:  # routes from the command line win until the rollout changes
                 served.rollout_mtime = await asyncio.to_thread(self._rollout_mtime, spec.name)
-            else:
-                await asyncio.to_thread(self._apply_rollout, served)
             self.models[spec.name] = served
         await self.refresh()
         self.ready = True
@@ -130,40 +128,47 @@ class Pool:
         except FileNotFoundError:
             return None
 
-    def _apply_rollout(self, served: ServedModel) -> bool:
+    def _changed_rollout(self, served: ServedModel) -> tuple[int, Rollout] | None:
+        """The recorded rollout when it changed since ``served`` last applied it."""
         mtime = self._rollout_mtime(served.name)
         if mtime is None or mtime == served.rollout_mtime:
-            return False
+            return None
         state = read_rollout(served.name, self.config.store)
-        served.rollout_mtime = mtime
-        if state is None:
-            return False
-        served.set_routes(state.routes, state.shadow)
-        logger.info("model %s: routes %s", served.name, ", ".join(map(str, state.routes)))
-        return True
+        return None if state is None else (mtime, state)
 
     async def refresh(self) -> None:
-        """Re-read rollouts and aliases; load new versions, then switch, then retire old ones."""
+        """Re-read rollouts and aliases; load new versions, then switch, then retire old ones.
+
+        Routes and versions switch together once everything they need is loaded, so a request
+        never picks a target that has no loaded version.
+        """
         async with self._lock:
             for spec in self.config.models:
                 served = self.models[spec.name]
-                await asyncio.to_thread(self._apply_rollout, served)
-                targets = [r.target for r in served.routes]
-                if served.shadow:
-                    targets.append(served.shadow)
-                resolved = dict(served.resolved)
+                change = await asyncio.to_thread(self._changed_rollout, served)
+                routes, shadow = (
+                    (change[1].routes, change[1].shadow)
+                    if change
+                    else (served.routes, served.shadow)
+                )
+                targets = [r.target for r in routes] + ([shadow] if shadow else [])
+                entries = dict(served.entries)
+                resolved: dict[str, int] = {}
                 for target in targets:
                     version = await asyncio.to_thread(self._resolve, served.name, target)
-                    if version not in served.entries:
-                        served.entries = {
-                            **served.entries,
-                            version: await asyncio.to_thread(self._load, served.name, version),
-                        }
+                    if version not in entries:
+                        entries[version] = await asyncio.to_thread(self._load, served.name, version)
                     resolved[target] = version
-                served.resolved = {t: resolved[t] for t in targets}
-                live = set(served.resolved.values())
-                for version in [v for v in served.entries if v not in live]:
-                    old = served.entries[version]
+                # the switch: no await from here on
+                served.entries = entries
+                served.resolved = resolved
+                if change:
+                    served.rollout_mtime = change[0]
+                    served.set_routes(routes, shadow)
+                    logger.info("model %s: routes %s", served.name, ", ".join(map(str, routes)))
+                live = set(resolved.values())
+                for version in [v for v in entries if v not in live]:
+                    old = entries[version]
                     served.entries = {v: e for v, e in served.entries.items() if v != version}
                     logger.info("model %s: retiring version %d", served.name, version)
                     asyncio.get_running_loop().create_task(old.batcher.drain())

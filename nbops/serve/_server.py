@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from nbops.deps import require
 from nbops.serve._config import CONFIG_ENV, PARENT_ENV, ServeConfig, check_models, model_specs
 from nbops.serve._errors import ServeError
 
@@ -31,7 +32,7 @@ def app_from_env() -> Any:
 
 def run(config: ServeConfig) -> None:
     """Serve in this process until interrupted (uvicorn, one or more worker processes)."""
-    import uvicorn
+    uvicorn = require("uvicorn", feature="nbops serve")
 
     if config.host not in _LOOPBACK:
         logger.warning("serving on %s: reachable from other machines", config.host)

@@ -33,6 +33,7 @@ from nbops.store._base import (
 )
 from nbops.store._blobs import BlobStore
 from nbops.store._memory import MemoryStore
+from nbops.store._migrate import CopyReport, copy_store, run_digest
 from nbops.store._objects import ObjectStore
 from nbops.store._parts import (
     ALIAS_MOVE_FIELDS,
@@ -54,6 +55,7 @@ __all__ = [
     "ArtifactRecord",
     "BlobStore",
     "Condition",
+    "CopyReport",
     "DatasetStore",
     "MemoryStore",
     "MetricPoint",
@@ -66,6 +68,7 @@ __all__ = [
     "RunStore",
     "SQLiteStore",
     "backend_schemes",
+    "copy_store",
     "hash_file",
     "make_query",
     "open_blobs",
@@ -73,6 +76,7 @@ __all__ = [
     "parse_condition",
     "register_backend",
     "register_blob_store",
+    "run_digest",
 ]
 
 _open: dict[str, RunStore] = {}

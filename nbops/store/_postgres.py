@@ -8,6 +8,7 @@ server's clock and timezone-aware times, so hosts in other zones or with other c
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import socket
@@ -35,7 +36,7 @@ from nbops.store._postgres_parts import PostgresDatasetStore, PostgresModelStore
 from nbops.store._postgres_query import param_columns, run_query_sql
 from nbops.store._postgres_schema import setup
 from nbops.store._query import RunQuery
-from nbops.store._sqlite import dumps, last_points
+from nbops.store._values import ScalarMemo, dumps, last_points
 
 _RUN_COLUMNS = (
     "runs.id, runs.project, runs.name, runs.grp, runs.job_type, runs.status, runs.tags, "
@@ -146,11 +147,7 @@ class PostgresStore(RunStore):
         with self._db.transaction() as cur:
             self._require(cur, run_id)
             if points:
-                self._db.execute_values(
-                    cur,
-                    "INSERT INTO metrics (run_id, key, step, value, ts) VALUES %s",
-                    [(run_id, *p) for p in points],
-                )
+                _copy_metrics(cur, run_id, points)
                 self._db.execute_values(
                     cur,
                     "INSERT INTO last_metrics AS l (run_id, key, step, value, ts) VALUES %s "
@@ -269,15 +266,9 @@ class PostgresStore(RunStore):
             records = [_record(r) for r in cur.fetchall()]
             params: dict[str, dict[str, Any]] = {r.id: {} for r in records}
             cur.execute(f"SELECT run_id, key, value FROM params WHERE run_id IN ({ids})", args)
-            memo: dict[str, Any] = {}
+            loads = ScalarMemo()
             for rid, key, value in cur.fetchall():
-                if value not in memo:
-                    parsed = json.loads(value)
-                    if isinstance(parsed, (list, dict)):
-                        params[rid][key] = parsed
-                        continue
-                    memo[value] = parsed
-                params[rid][key] = memo[value]
+                params[rid][key] = loads(value)
             metrics: dict[str, dict[str, float]] = {r.id: {} for r in records}
             cur.execute(
                 f"SELECT run_id, key, value FROM last_metrics WHERE run_id IN ({ids})", args
@@ -360,6 +351,28 @@ class PostgresStore(RunStore):
                 (dead, self.stale_after),
             )
             return [r[0] for r in cur.fetchall()]
+
+
+def _copy_text(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _copy_metrics(cur: Any, run_id: str, points: Sequence[MetricPoint]) -> None:
+    """Append metric points with ``COPY`` (several times faster than INSERTs for big batches).
+
+    Floats are written with ``repr`` (exact round trip; PostgreSQL reads ``nan`` and ``inf``).
+    """
+    rid = _copy_text(run_id)
+    keys: dict[str, str] = {}
+    lines = []
+    for key, step, value, ts in points:
+        k = keys.get(key)
+        if k is None:
+            k = keys[key] = _copy_text(key)
+        lines.append(f"{rid}\t{k}\t{int(step)}\t{float(value)!r}\t{float(ts)!r}\n")
+    cur.copy_expert(
+        "COPY metrics (run_id, key, step, value, ts) FROM STDIN", io.StringIO("".join(lines))
+    )
 
 
 def _record(row: Sequence[Any]) -> RunRecord:

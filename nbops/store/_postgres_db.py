@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from nbops.deps import require
 from nbops.errors import StoreError
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -36,14 +37,9 @@ def split_url(url: str) -> tuple[str, str | None]:
 
 
 def _psycopg2() -> Any:
-    try:
-        import psycopg2
-        import psycopg2.extras
-    except ImportError as exc:
-        raise StoreError(
-            "the PostgreSQL store needs psycopg2: pip install 'nbops[postgres]'"
-        ) from exc
-    return psycopg2
+
+    require("psycopg2.extras", feature="a PostgreSQL store")
+    return require("psycopg2", feature="a PostgreSQL store")
 
 
 class PostgresDatabase:

@@ -7,7 +7,7 @@ from typing import Any
 from nbops.errors import StoreError
 
 #: The layout this nbops writes; the table ``nbops_schema`` holds a database's version.
-PG_SCHEMA_VERSION = 1
+PG_SCHEMA_VERSION = 2
 
 _V1 = """
 CREATE TABLE nbops_schema (version INTEGER NOT NULL);
@@ -75,8 +75,12 @@ CREATE TABLE run_cache (
 );
 """
 
+# Version 2: the metric history keeps its insertion order without a primary-key index (one
+# index less to update per point; reads go through metrics_run).
+_V2 = "ALTER TABLE metrics DROP CONSTRAINT IF EXISTS metrics_pkey"
+
 #: ``{version: script}`` bringing a database from ``version`` to ``version + 1``.
-_MIGRATIONS: dict[int, str] = {}
+_MIGRATIONS: dict[int, str] = {1: _V2}
 #: A fixed advisory lock id: one process at a time creates or migrates the tables.
 _SETUP_LOCK = 0x6E626F7073
 

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from nbops.deps import available, require
+from nbops.shell import in_jupyter
 from nbops.sweeps import _optuna
 from nbops.sweeps._claim import set_budget
 from nbops.sweeps._config import Objective, SweepConfig
@@ -135,8 +137,8 @@ def sweep(
 
     Raises:
         SweepError: The sweep is ill-defined (checked before any study or trial exists).
+        MissingDependencyError: Optuna is not installed (``pip install "nbops[sweeps]"``).
     """
-    from nbops.deps import require
 
     require("optuna", feature="nbops.sweep")
     given = {k: v for k, v in (("objective", objective), ("space", space)) if v is not None}
@@ -322,7 +324,4 @@ def _wait_interruptibly(result: Sweep, panel: Any = None) -> None:
 
 
 def _in_jupyter() -> bool:
-    from nbops.deps import available
-    from nbops.shell import in_jupyter
-
     return in_jupyter() and available("ipywidgets")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nbops.deps import require
 from nbops.sweeps._errors import SweepError
 from nbops.sweeps._spec import SPEC_ATTR, SweepSpec
 from nbops.sweeps._storage import STOP_ATTR, open_storage, redact_url, resolve_url, sweep_name
@@ -12,9 +13,12 @@ from nbops.sweeps._sweep import Sweep
 
 
 def load_sweep(name: str, storage: Any = None) -> Sweep:
-    """Open an existing sweep (to inspect it, show its panel, or stop its workers)."""
-    from nbops.deps import require
+    """Open an existing sweep (to inspect it, show its panel, or stop its workers).
 
+    Raises:
+        SweepError: No such sweep.
+        MissingDependencyError: Optuna is not installed (``pip install "nbops[sweeps]"``).
+    """
     optuna = require("optuna", feature="nbops.load_sweep")
 
     url, store = _existing_storage(name, storage)

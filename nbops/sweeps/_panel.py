@@ -8,6 +8,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from nbops.deps import require
 from nbops.sweeps._panel_controller import (
     PanelController,
     PanelState,
@@ -107,7 +108,6 @@ class SweepPanel(widgets.VBox):  # type: ignore[misc]
             while not sweep.done:
                 sweep.wait(poll)
             return
-        from nbops.deps import require
 
         ui_events = require("jupyter_ui_poll", feature="the sweep panel's Stop").ui_events
         with ui_events() as process:

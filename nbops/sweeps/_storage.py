@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops.config import store_path
+from nbops.deps import require
 from nbops.sweeps._errors import SweepNameError, SweepStorageError
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def open_storage(
     RDB storages get heartbeats: a trial whose worker stops beating for ``grace_period``
     seconds is failed by the next worker that looks and re-queued with the same parameters.
     """
-    import optuna
+    optuna = require("optuna", feature="sweep storages")
 
     if url == MEMORY:
         return optuna.storages.InMemoryStorage()
@@ -126,7 +127,7 @@ def open_storage(
     except ImportError as exc:
         raise SweepStorageError(
             f"the driver for {redact_url(url)} is not installed ({exc}); for PostgreSQL "
-            "install psycopg2-binary (pip install 'nbops[sweeps]')"
+            "install psycopg2-binary (pip install 'nbops[postgres]')"
         ) from None
     except Exception as exc:  # noqa: BLE001 - sqlalchemy.exc.OperationalError and friends
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -143,7 +144,8 @@ def with_driver(url: str) -> str:
         return url
     import importlib.util
 
-    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+    if importlib.util.find_spec("psycopg") is None:
+        require("psycopg2", feature="a PostgreSQL sweep storage")
         return f"postgresql+psycopg2{sep}{rest}"
     return url
 

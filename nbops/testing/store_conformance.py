@@ -119,6 +119,13 @@ class StoreConformance:
         assert math.isnan(got[3])
         assert got[4:] == values[4:]
 
+    def test_metric_keys_with_control_characters(self, store: RunStore) -> None:
+        store.create_run(_record("r"))
+        keys = ["tab\tkey", "back\\slash", "new\nline", "ünï 🙂", "\\N"]
+        store.write_progress("r", [MetricPoint(k, i, float(i), 1.0) for i, k in enumerate(keys)])
+        assert [p.key for p in store.get_metrics("r")] == keys
+        assert set(store.last_metrics(["r"])["r"]) == set(keys)
+
     def test_metrics_order_and_filter(self, store: RunStore) -> None:
         store.create_run(_record("r"))
         store.write_progress("r", [MetricPoint("b", 2, 2.0, 1.0), MetricPoint("a", 1, 1.0, 2.0)])

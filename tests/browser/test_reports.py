@@ -99,7 +99,9 @@ def _registered_model(project: Path) -> dict[str, float]:
         plt.savefig("confusion.png", dpi=60)
         plt.close("all")
         run.log_artifact("confusion.png", type="plot")
-        nbops.log_model(model, "iris-clf")
+        nbops.log_model(
+            model, "iris-clf", evaluation={"dataset": "iris-test", "metrics": ["accuracy"]}
+        )
     return metrics
 
 

@@ -30,6 +30,8 @@ card:
   limitations: Trained on 120 flowers.
   tags: [teaching]
   evaluation_dataset: iris-test
+  evaluation_metrics: [accuracy, f1_macro]
+  hub_datasets: {iris-train: scikit-learn/iris}
 """
 
 
@@ -62,6 +64,7 @@ def tracked(isolated_env: Path) -> dict[str, Any]:
         }
         run.log({"accuracy": 0.1, "f1_macro": 0.1})
         run.log(metrics)
+        run.log({"train_accuracy": 1.0, "epoch": 3, "fit_seconds": 0.25})
         ConfusionMatrixDisplay.from_predictions(test.target, pred)
         plt.savefig("confusion.png", dpi=60)
         plt.close("all")
@@ -104,19 +107,26 @@ def test_card_holds_exactly_the_tracked_evidence(tracked: dict[str, Any]) -> Non
     assert meta == card.metadata
     assert meta["license"] == "apache-2.0" and meta["library_name"] == "sklearn"
     assert meta["tags"] == ["nbops", "skops", "tabular-classification", "teaching"]
-    assert meta["datasets"] == ["iris-train", "iris-test"]
-    assert meta["metrics"] == ["accuracy", "f1_macro"]
+    assert meta["datasets"] == ["scikit-learn/iris"]  # only Hub datasets
+    assert meta["metrics"] == ["accuracy", "f1"]
     (result,) = meta["model-index"][0]["results"]
     assert result["task"] == {"type": "tabular-classification", "name": "Tabular Classification"}
     assert result["dataset"] == {
         "type": "iris-test",
         "name": "iris-test",
+        "split": "test",
         "revision": tracked["datasets"]["iris-test"],
     }
-    assert {m["type"]: m["value"] for m in result["metrics"]} == tracked["metrics"]
+    # only the evaluation metrics, never train_accuracy, epoch or fit_seconds
+    assert {m["name"]: m["value"] for m in result["metrics"]} == pytest.approx(tracked["metrics"])
+    assert [m["type"] for m in result["metrics"]] == ["accuracy", "f1"]
 
-    metrics = _table(_section(md, "Evaluation results"), "| Metric | Value |")
-    assert {k.replace("\\_", "_"): float(v) for k, v in metrics.items()} == tracked["metrics"]
+    evaluation = _section(md, "Evaluation results")
+    metrics = _table(evaluation, "| Metric | Value |")
+    assert {k.replace("\\_", "_"): float(v) for k, v in metrics.items()} == pytest.approx(
+        tracked["metrics"], abs=1e-4
+    )
+    assert "not evaluation results): epoch 3" in evaluation
     params = _table(_section(md, "Training procedure and hyperparameters"), "| Parameter | Value |")
     assert params == {
         "C": "0.5",
@@ -125,13 +135,16 @@ def test_card_holds_exactly_the_tracked_evidence(tracked: dict[str, Any]) -> Non
         "features": '\\["a\\|b", "c"\\]',
     }
     data = _section(md, "Training data")
-    for name, digest in tracked["datasets"].items():
-        assert f"### {name}\n" in data and f"| Version (hash) | {digest} |" in data
+    digest = tracked["datasets"]["iris-train"]
+    assert "### iris-train\n" in data and f"| Version (hash) | {digest} |" in data
+    assert "iris-test" not in data
+    assert "### iris-test\n" in _section(md, "Evaluation data")
     assert "| sepal length (cm) | float64 | 0 | min " in data
     run = tracked["run"]
     lineage = _section(md, "Lineage")
-    assert f"| Run | {run.id} |" in lineage and "not run by a pipeline" in lineage
+    assert f"| Training run | {run.id} |" in lineage and "not run by a pipeline" in lineage
     assert "| Python | " in _section(md, "Environment") and "| scikit-learn | " in md
+    assert 'nbops.load_model("iris-clf:1")' in md
     assert 'nbops.load_model("iris-clf@production")' in md
     assert (
         "Not for *production* &lt;b&gt;use&lt;/b&gt;." in md
@@ -155,7 +168,10 @@ def test_front_matter_parses_as_hugging_face_metadata(
     assert hf.data.license == "apache-2.0" and hf.data.library_name == "sklearn"
     results = hf.data.eval_results
     assert results is not None
-    assert {r.metric_type: r.metric_value for r in results} == tracked["metrics"]
+    # only the evaluation metrics (train_accuracy, epoch, fit_seconds were logged too)
+    assert {r.metric_name: r.metric_value for r in results} == pytest.approx(tracked["metrics"])
+    assert [r.metric_type for r in results] == ["accuracy", "f1"]
+    assert {r.dataset_split for r in results} == {"test"}
     assert {r.dataset_revision for r in results} == {tracked["datasets"]["iris-test"]}
     assert {r.task_type for r in results} == {"tabular-classification"}
 
@@ -203,9 +219,9 @@ def test_missing_human_parts_say_what_to_add(tracked: dict[str, Any], isolated_e
     card = nbops.card("iris-clf")
     assert "license" not in card.metadata
     assert "add `card.intended_use` to nbops.yaml" in card.markdown
-    # without card.evaluation_dataset, the last dataset the run logged is the evaluation one
-    result = card.metadata["model-index"][0]["results"][0]
-    assert result["dataset"]["name"] == "iris-test"
+    # nothing says which metrics are evaluation results: no model-index rather than a guess
+    assert "model-index" not in card.metadata and "metrics" not in card.metadata
+    assert "No evaluation results recorded" in card.markdown
 
 
 def test_packaged_template_matches_the_repository_copy() -> None:
@@ -269,8 +285,7 @@ def test_card_lists_the_types_a_version_needs(isolated_env: Path) -> None:
 
     from sklearn.preprocessing import FunctionTransformer
 
-    spec = CARD_YAML.replace("  evaluation_dataset: iris-test\n", "")
-    (isolated_env / "nbops.yaml").write_text(spec)
+    (isolated_env / "nbops.yaml").write_text("card: {license: mit}\n")
     with pytest.warns(UserWarning, match="allow-list"):
         nbops.log_model(FunctionTransformer(functools.partial(os.system)), "evil")
     card = nbops.card("evil")
@@ -279,3 +294,42 @@ def test_card_lists_the_types_a_version_needs(isolated_env: Path) -> None:
     assert "without running arbitrary code" not in details["Format"]
     assert details["Types needed"] == "functools.partial, posix.system"
     assert 'trusted=["functools.partial", "posix.system"]' in card.markdown
+
+
+def test_evaluation_recorded_by_log_model_and_front_matter_rules(
+    isolated_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from huggingface_hub import ModelCard
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    (isolated_env / "nbops.yaml").write_text(
+        "card: {license: 'Acme <b>Internal</b> v2', description: x}\n"
+    )
+    frame = load_iris(as_frame=True).frame
+    with nbops.init(project="ev") as run:
+        nbops.log_dataset(frame.iloc[:100], name="train-part")
+        nbops.log_dataset(frame.iloc[100:], name="holdout")
+        model = LogisticRegression(max_iter=300).fit(frame.iloc[:100, :4], frame.target[:100])
+        run.log({"train_accuracy": 1.0, "accuracy": 0.8123456789, "epoch": 7})
+        nbops.log_model(
+            model,
+            "ev",
+            evaluation={"dataset": "holdout", "split": "validation", "metrics": ["accuracy"]},
+        )
+        with pytest.raises(nbops.NbopsError, match="were not logged by the run"):
+            nbops.log_model(model, "ev", evaluation={"dataset": "holdout", "metrics": ["auc"]})
+    card = nbops.card("ev")
+    meta = card.metadata
+    assert meta["license"] == "other" and meta["license_name"] == "acme-internal-v2"
+    assert "datasets" not in meta  # local datasets are not Hub ids
+    assert "<" not in yaml.safe_dump(meta)
+    (result,) = meta["model-index"][0]["results"]
+    assert result["dataset"]["split"] == "validation" and result["dataset"]["name"] == "holdout"
+    assert result["metrics"] == [{"type": "accuracy", "value": 0.812346, "name": "accuracy"}]
+    assert "| accuracy | 0.8123 |" in card.markdown  # rounded for reading
+    path = card.save(tmp_path / "README.md")
+    hf = ModelCard.load(path, ignore_metadata_errors=False)
+    assert hf.data.license == "other" and hf.data.eval_results is not None
+    assert [r.metric_name for r in hf.data.eval_results] == ["accuracy"]

@@ -12,6 +12,7 @@ import pytest
 
 from nbops.execute import (
     CellError,
+    ExecutionError,
     ExecutionTimeoutError,
     KernelDiedError,
     KernelNotFoundError,
@@ -184,7 +185,7 @@ def test_kill_kernel_kills_the_processes_the_notebook_started(
             execute_notebook(
                 spawner, tmp_path / "out.ipynb", kernel=manager, wait_for_shutdown=False
             )
-        except BaseException as exc:  # noqa: BLE001 - the test inspects whatever was raised
+        except ExecutionError as exc:
             errors.append(exc)
 
     worker = threading.Thread(target=execute)

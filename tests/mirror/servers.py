@@ -10,6 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 #: The failure modes, as ids for parametrised tests.
 FAILURES = ("refuse", "silent", "http401", "http500", "hang-post")
+#: Answers nbops' viewer probe, then fails every other request with HTTP 500.
+PROBE_ONLY = "probe-only"
 
 
 def closed_port() -> int:
@@ -46,7 +48,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
+        body = self.rfile.read(length)
+        if self.server.status == -1:  # probe-only
+            viewer = b"query Viewer { viewer { id } }" in body
+            body = b'{"data": {"viewer": {"id": "u"}}}'
+            self.send_response(200 if viewer else 500)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if self.server.status == 0:  # hang: answer nothing until the test ends
             self.server.release.wait(120)
             return
@@ -59,7 +70,7 @@ def failing_server(kind: str) -> Iterator[str]:
 
     ``refuse``: nothing listens. ``silent``: the port accepts connections (kernel backlog) but
     nothing ever answers. ``http401`` / ``http500``: every request gets that status.
-    ``hang-post``: GET answers 200, POST never answers.
+    ``hang-post``: GET answers 200, POST never answers. ``probe-only``: see :data:`PROBE_ONLY`.
     """
     if kind == "refuse":
         yield f"http://127.0.0.1:{closed_port()}"
@@ -71,7 +82,7 @@ def failing_server(kind: str) -> Iterator[str]:
             yield f"http://127.0.0.1:{sock.getsockname()[1]}"
         return
     server = _Server(("127.0.0.1", 0), _Handler)
-    server.status = {"http401": 401, "http500": 500, "hang-post": 0}[kind]
+    server.status = {"http401": 401, "http500": 500, "hang-post": 0, PROBE_ONLY: -1}[kind]
     server.release = threading.Event()
     thread = threading.Thread(target=server.serve_forever, name=f"test-{kind}", daemon=True)
     thread.start()

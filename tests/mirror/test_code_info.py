@@ -79,6 +79,10 @@ def _check_files(run_dir: Path, metadata: dict[str, Any]) -> None:
 def test_live_and_rebuilt_copies_carry_git_diff_packages_and_notebook(repo: Path) -> None:
     run = nbops.init(project="code", wandb="offline", notebook=repo / "train.ipynb")
     run.log({"loss": 0.5})
+    (repo / "model").mkdir()
+    (repo / "model" / "weights.bin").write_bytes(b"w")
+    run.log_artifact(repo / "model", name="model-dir", type="model")
+    run.log_artifact(repo / "train.py", name="script", type="code")
     run.finish()
     store = open_store()
     metadata = store.get_metadata(run.id)
@@ -87,11 +91,16 @@ def test_live_and_rebuilt_copies_carry_git_diff_packages_and_notebook(repo: Path
     (live_dir,) = find_offline_runs(repo)
     _check_files(live_dir, metadata)
 
+    live_dir = live_dir.rename(repo / "kept-live-copy")  # keep it to compare with
     result = rebuild_offline_copy(store, run.id, repo)
     rebuilt = Path(result.detail)
     assert find_offline_runs(repo) == [rebuilt]
+    assert rebuilt.parent == repo / "wandb"
     _check_files(rebuilt, metadata)
     copy = read_offline_run(rebuilt)
     assert copy.git_commit == metadata["git"]["commit"]  # in the run record, as wandb puts it
     assert copy.git_remote == metadata["git"]["remote"]
     assert copy.history[0]["loss"] == 0.5
+    names = [(a.name, a.type) for a in copy.artifacts]
+    assert names == [(a.name, a.type) for a in read_offline_run(live_dir).artifacts]
+    assert names == [("model-dir", "model"), ("script", "code")]

@@ -182,14 +182,14 @@ def test_summary_secret_never_reaches_wandb(isolated_env: Path, monkeypatch: Any
     run.summary["api_token"] = SECRET
     run.summary["db_password"] = {"nested": SECRET}
     run.finish()
-    store = open_store()
-    assert store.get_metadata(run.id)["wandb"]["copy"] == "complete"
+    assert no_secret_under(isolated_env / "wandb") == []
     (run_dir,) = find_offline_runs(isolated_env)
     copy = read_offline_run(run_dir)
     assert copy.summary["api_token"] == "[redacted]"
     assert copy.summary["db_password"] == "[redacted]"
-    assert no_secret_under(isolated_env / "wandb") == []
+    store = open_store()
     assert store.get_summary(run.id)["api_token"] == "[redacted]"
+    assert store.get_metadata(run.id)["wandb"]["copy"] == "complete"
 
 
 def test_non_string_metric_names_match_in_store_and_wandb(

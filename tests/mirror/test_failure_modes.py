@@ -32,14 +32,20 @@ SCRIPT = f"""
 import json, sys, time
 import nbops
 
+begun = time.perf_counter()
 run = nbops.init(project="fm", name="failing-server", config={{"lr": 0.1}}, capture=False)
 for i in range({STEPS}):
     run.log({{"loss": 1.0 / (i + 1), "acc": i / {STEPS}}})
 run.summary["api_token"] = {SECRET!r}
+# the run's own work usually outlasts the mirror's start (server check, then wandb.init)
+deadline = time.monotonic() + 60
+while run.mirror.state.status == "starting" and time.monotonic() < deadline:
+    time.sleep(0.05)
+startup = time.perf_counter() - begun
 started = time.perf_counter()
 run.finish()
 took = time.perf_counter() - started
-print(json.dumps({{"id": run.id, "finish": took, "end": time.time()}}))
+print(json.dumps({{"id": run.id, "startup": startup, "finish": took, "end": time.time()}}))
 """
 
 
@@ -69,7 +75,9 @@ def test_failing_server_gets_a_complete_offline_copy_quickly(
     with failing_server(kind) as url:
         result, stderr, ended = _run_script(tmp_path, url)
 
-    assert float(result["finish"]) <= 5.0, result  # loose: 2 s expected, the machine is shared
+    # loose bounds: they catch wandb's 30-100 s waits, not speed (the machine is shared)
+    assert float(result["startup"]) <= 20.0, result
+    assert float(result["finish"]) <= 5.0, result
     assert ended - float(result["end"]) <= 10.0, "something kept the process alive after finish"
     messages = [line for line in stderr.splitlines() if "offline instead" in line]
     assert len(messages) == 1, stderr
@@ -78,6 +86,7 @@ def test_failing_server_gets_a_complete_offline_copy_quickly(
     else:
         assert "could not be reached" in messages[0]
     assert "not mirrored" not in stderr and "is in use" not in stderr
+    assert "Failed to export" not in stderr  # wandb's telemetry exporter is off
     assert FAKE_KEY not in stderr
 
     store = open_store()

@@ -112,6 +112,9 @@ def test_stop_and_status(ipython: Any, capsys: pytest.CaptureFixture[str]) -> No
     run(ipython, "%nbops status")
     assert "no active run" in capsys.readouterr().out
     run(ipython, "%nbops track")
+    current = nbops.active_run()
+    assert current is not None
+    current.wait_background()  # the capture is done (see the capture-in-progress test)
     run(ipython, "%nbops status")
     out = capsys.readouterr().out
     assert "Cell provenance" in out and "notebook: not found" in out
@@ -383,3 +386,13 @@ def test_an_executed_kernel_attaches_before_its_first_cell(
     assert {event: list(cbs) for event, cbs in ipython.events.callbacks.items()} == before
     attached.finish()
     owner.finish()
+
+
+def test_a_run_started_before_loading_the_extension_gets_provenance(ipython: Any) -> None:
+    started = nbops.init(project="early")
+    run(ipython, "x = 1")
+    run(ipython, "%load_ext nbops")
+    run(ipython, "%nbops stop")
+    stored = nbops.get_run(started.id)
+    assert stored.status == "finished" and "provenance" in stored.metadata
+    assert [c["n"] for c in stored.metadata["cells"]][:2] == [1, 2]  # backfilled from history

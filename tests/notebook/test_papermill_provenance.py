@@ -54,8 +54,9 @@ def test_run_all_with_duplicates_status_and_a_cell_after_stop_is_clean(
             "total = 0",
             "total += n",  # the same code twice: each copy matched in turn
             "total += n",
+            "import nbops\nnbops.active_run().wait_background()  # the capture is done",
             "%nbops status",
-            "nbops_total = total\nimport nbops\nnbops.log({'total': total})",
+            "nbops.log({'total': total})",
             "%nbops stop",
             "after = 'a cell after the stop'",
         ],
@@ -70,12 +71,12 @@ def test_run_all_with_duplicates_status_and_a_cell_after_stop_is_clean(
     assert provenance["reproducible"] is True, provenance
     assert provenance["out_of_order"] == [] and provenance["not_executed"] == []
     assert provenance["not_in_notebook"] == [] and provenance["edited_after_run"] == []
-    assert provenance["not_reached"] == ["cell 9"]  # after the stop cell: neutral
+    assert provenance["not_reached"] == ["cell 10"]  # after the stop cell: neutral
 
-    status = _output_of(project / "out.ipynb", 5)
+    status = _output_of(project / "out.ipynb", 6)
     assert "no hidden-state problems found" in status, status
     assert "never ran" not in status and "out of order" not in status
-    assert "not run yet: cell 7, cell 8, cell 9" in status
+    assert "not run yet: cell 8, cell 9, cell 10" in status
     assert "notebook: " + str(notebook) in status
 
 

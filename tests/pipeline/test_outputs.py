@@ -185,3 +185,37 @@ def test_the_hash_cache_rereads_and_rewrites_only_what_changed(
     rows = db.execute("SELECT digest FROM hashes WHERE path = ?", (str(data / "7.txt"),))
     assert rows.fetchone()[0] == hashlib.sha256(b"seven").hexdigest()
     assert db.execute("SELECT count(*) FROM hashes").fetchone()[0] == 300
+
+
+def test_symlinked_folders_in_deps_are_followed_and_loops_refused(isolated_env: Path) -> None:
+    from nbops.pipeline._hashing import SymlinkLoopError
+
+    real = isolated_env / "real"
+    real.mkdir()
+    (real / "x.csv").write_text("1")
+    data = isolated_env / "data"
+    data.mkdir()
+    (data / "linked").symlink_to(real, target_is_directory=True)
+    cache = HashCache(isolated_env / "hc.sqlite")
+    before = path_hash(data, cache)
+    (real / "x.csv").write_text("2")  # a change behind the link changes the dep
+    assert path_hash(data, cache) != before
+    (real / "loop").symlink_to(data, target_is_directory=True)
+    with pytest.raises(SymlinkLoopError, match="symlink back"):
+        path_hash(data, cache)
+
+
+def test_two_links_to_one_folder_are_not_a_loop(isolated_env: Path) -> None:
+    real = isolated_env / "real"
+    real.mkdir()
+    (real / "x.csv").write_text("1")
+    data = isolated_env / "data"
+    data.mkdir()
+    (data / "a").symlink_to(real, target_is_directory=True)
+    (data / "b").symlink_to(real, target_is_directory=True)
+    from nbops.pipeline._hashing import tree_files
+
+    assert [rel for rel, _ in tree_files(data, HashCache(isolated_env / "h").ignore)] == [
+        "a/x.csv",
+        "b/x.csv",
+    ]

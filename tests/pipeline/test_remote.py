@@ -25,6 +25,7 @@ from nbops.pipeline import (
     read_lock,
     run_pipeline,
 )
+from nbops.store import open_store
 from tests.pipeline.conftest import STAMP, executions, write_notebook, write_spec
 
 pytestmark = pytest.mark.kernel
@@ -125,12 +126,14 @@ def _clone(source: Path, target: Path) -> Path:
     return target
 
 
-@pytest.fixture(params=["directory", "ssh"])
+@pytest.fixture(params=["directory", "ssh", "fsspec-memory"])
 def remote_url(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> str:
     if request.param == "directory":
         return str(tmp_path / "shared-remote")
+    if request.param == "fsspec-memory":  # any fsspec filesystem, here its in-memory one
+        return f"memory://nbops-{tmp_path.name}/remote"
     server: dict[str, str] = request.getfixturevalue("sshd")
     monkeypatch.setenv("NBOPS_SSH_CONFIG", server["config"])
     return f"ssh://127.0.0.1:{server['port']}{tmp_path / 'ssh-remote'}"
@@ -152,10 +155,10 @@ def test_push_then_a_fresh_clone_pulls_and_runs_nothing(
     assert get_remote(origin, origin / ".nbops").name == "team"
     lines: list[str] = []
     with open_configured(origin, origin / ".nbops") as remote:
-        first = push(origin, origin / ".nbops", remote, report=lines.append)
+        first = push(origin, open_store(origin / ".nbops"), remote, report=lines.append)
         # 3 folder files + the manifest + a.txt + b.txt + 2 executed notebooks
         assert (first.objects, first.records) == (8, 2)
-        again = push(origin, origin / ".nbops", remote, report=quiet)
+        again = push(origin, open_store(origin / ".nbops"), remote, report=quiet)
         assert (again.objects, again.records, again.present) == (0, 0, 8)
         assert not [n for n in remote.list("objects") if ".part" in n]
 
@@ -163,7 +166,7 @@ def test_push_then_a_fresh_clone_pulls_and_runs_nothing(
     clone = _clone(origin, tmp_path / "clone")
     store = _use_store(monkeypatch, clone)
     with open_configured(clone, store) as remote:
-        pulled = pull(clone, store, remote, report=quiet)
+        pulled = pull(clone, open_store(store), remote, report=quiet)
     assert sorted(pulled.restored) == ["make: a.txt", "make: out", "use: b.txt"]
     assert (clone / "a.txt").read_text() == "4\n4\n"
     assert sorted(p.name for p in (clone / "out").iterdir()) == ["0.txt", "1.txt", "2.txt"]
@@ -191,7 +194,7 @@ def test_pulled_objects_are_verified(
     shared = tmp_path / "shared"
     add_remote(origin, origin / ".nbops", "team", str(shared), default=True)
     with open_configured(origin, origin / ".nbops") as remote:
-        push(origin, origin / ".nbops", remote, report=quiet)
+        push(origin, open_store(origin / ".nbops"), remote, report=quiet)
     digest = read_lock(origin)["make"].outs["a.txt"]
     blob = shared / "objects" / digest[:2] / digest[2:]
     blob.chmod(0o644)
@@ -199,10 +202,10 @@ def test_pulled_objects_are_verified(
     clone = _clone(origin, tmp_path / "clone")
     store = _use_store(monkeypatch, clone)
     with open_configured(clone, store) as remote, pytest.raises(RemoteError, match="corrupt"):
-        pull(clone, store, remote, report=quiet)
-    assert not (store / "objects" / digest[:2] / digest[2:]).exists()
+        pull(clone, open_store(store), remote, report=quiet)
+    assert not open_store(store).blobs.exists(digest)
     assert not (clone / "a.txt").exists()
-    assert not [p for p in (store / "objects").rglob("*") if p.name.startswith(".incoming")]
+    assert not [p for p in store.rglob("*") if p.name.startswith((".incoming", "nbops-pull"))]
 
 
 def test_remote_cli(cli: Callable[..., object], isolated_env: Path, tmp_path: Path) -> None:
@@ -213,7 +216,7 @@ def test_remote_cli(cli: Callable[..., object], isolated_env: Path, tmp_path: Pa
     assert added.exit_code == 0, added.stderr  # type: ignore[attr-defined]
     assert cli("remote", "default").output.strip() == "team"  # type: ignore[attr-defined]
     assert "team" in cli("remote", "list").output  # type: ignore[attr-defined]
-    bad = cli("remote", "add", "x", "s3://bucket/path")
+    bad = cli("remote", "add", "x", "nosuch://bucket/path")
     assert bad.exit_code == 1 and "not supported" in bad.stderr  # type: ignore[attr-defined]
     ran = cli("run", "--push")
     assert ran.exit_code == 0, ran.stderr  # type: ignore[attr-defined]
@@ -222,3 +225,53 @@ def test_remote_cli(cli: Callable[..., object], isolated_env: Path, tmp_path: Pa
     assert "pushed 0 object(s)" in pushed.output  # type: ignore[attr-defined]
     missing = cli("pull", "nope")
     assert missing.exit_code == 1 and "no entry in nbops.lock for nope" in missing.stderr  # type: ignore[attr-defined]
+
+
+def test_gc_keeps_the_lock_and_recent_records_here_and_on_the_remote(
+    isolated_env: Path, tmp_path: Path
+) -> None:
+    from nbops.pipeline import gc
+
+    root = isolated_env
+    write_notebook(
+        root / "emit.ipynb",
+        "tag = 'a'",
+        STAMP.format(name="emit"),
+        "Path('tag.txt').write_text(tag * 100)",
+    )
+    write_spec(
+        root,
+        {
+            "stages": {
+                "emit": {"notebook": "emit.ipynb", "params": {"tag": "a"}, "outs": ["tag.txt"]}
+            }
+        },
+    )
+    for tag in ("a", "b", "c"):
+        run_pipeline(root, overrides={"emit": {"tag": tag}}, report=quiet)
+        time.sleep(0.05)
+    store = open_store(root / ".nbops")
+    add_remote(root, root / ".nbops", "team", str(tmp_path / "shared"), default=True)
+    with open_configured(root, root / ".nbops") as remote:
+        for tag in ("a", "b"):  # push every execution's record and objects
+            run_pipeline(root, overrides={"emit": {"tag": tag}}, report=quiet)
+            push(root, store, remote, report=quiet)
+        run_pipeline(root, overrides={"emit": {"tag": "c"}}, report=quiet)
+        push(root, store, remote, report=quiet)
+        assert len(list(remote.list("runcache"))) == 3
+        before = sorted(remote.list("objects"))
+        dry = gc(root, store, root / ".nbops", keep=1, remote=remote, dry_run=True, report=quiet)
+        assert (dry.records, dry.remote_records, dry.remote_objects) == (2, 2, 4)
+        assert sorted(remote.list("objects")) == before and len(store.run_cache.list()) == 3
+        done = gc(root, store, root / ".nbops", keep=1, remote=remote, report=quiet)
+        assert (done.records, done.notebooks, done.remote_records) == (2, 2, 2)
+        assert len(list(remote.list("objects"))) == 2  # c's out and executed notebook
+        assert len(list((root / ".nbops" / "executed").iterdir())) == 1
+    assert executions(root) == {"emit": 3}
+    again = run_pipeline(root, overrides={"emit": {"tag": "c"}}, report=quiet)
+    assert again["emit"].outcome == "cached"
+    (root / "tag.txt").unlink()
+    restored = run_pipeline(root, overrides={"emit": {"tag": "c"}}, report=quiet)
+    assert restored["emit"].outcome == "cached" and (root / "tag.txt").read_text() == "c" * 100
+    rerun = run_pipeline(root, overrides={"emit": {"tag": "a"}}, report=quiet)
+    assert rerun["emit"].outcome == "ran"  # its record was collected

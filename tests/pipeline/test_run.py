@@ -188,7 +188,7 @@ def test_timeout_and_dead_kernel_fail_without_hanging(isolated_env: Path) -> Non
     started = time.monotonic()
     with pytest.raises(PipelineFailed) as info:
         run_pipeline(root, jobs=2, report=quiet([]))
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 55  # stopped at the timeout, not after the 60 s sleep
     result = info.value.result
     assert "did not finish within 3.0 s" in (result["slow"].message or "")
     assert "died" in (result["dies"].message or "")

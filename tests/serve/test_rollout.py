@@ -3,6 +3,7 @@ alias moves with no failed request, automatic rollback, and ``nbops rollout``.""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -148,19 +149,36 @@ def test_automatic_rollback_of_a_failing_canary(models: Store) -> None:
     assert event.evidence["requests"] >= 10
 
 
-def test_route_changes_reach_a_running_server(models: Store) -> None:
-    with serve("iris@production", store=models.path, poll_interval=0.2) as server:
+def test_route_changes_reach_a_running_server_under_load(models: Store) -> None:
+    body = pd_request(models.X.iloc[:2])
+    results: list[tuple[int, Any]] = []
+    stop = threading.Event()
+    with serve("iris@production", store=models.path, poll_interval=0.1) as server:
         url = f"{server.url}/v2/models/iris/infer"
-        body = pd_request(models.X.iloc[:1])
-        assert call(url, body)[1]["model_version"] == "1"
-        set_rollout(
-            "iris", "production=0,candidate=100", reason="all to candidate", store=models.path
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and call(url, body)[1]["model_version"] != "2":
-            time.sleep(0.1)
-        assert call(url, body)[1]["model_version"] == "2"
-        set_rollout("iris", "production=100", reason="back", store=models.path)
+
+        def load() -> None:
+            while not stop.is_set():
+                status, out, _ = call(url, body)
+                results.append((status, out.get("model_version") if status == 200 else out))
+
+        workers = [threading.Thread(target=load) for _ in range(4)]
+        for w in workers:
+            w.start()
+        try:
+            time.sleep(0.5)
+            # version 2 is not loaded yet: traffic moves only once it is
+            set_rollout("iris", "production=0,2=100", reason="all to v2", store=models.path)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not any(v == "2" for _, v in results[-10:]):
+                time.sleep(0.05)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for w in workers:
+                w.join(30)
+            set_rollout("iris", "production=100", reason="back", store=models.path)
+    assert all(status == 200 for status, _ in results), [r for r in results if r[0] != 200][:3]
+    assert results[-1][1] == "2" and "1" in {v for _, v in results}
 
 
 def test_rollout_cli_records_who_when_why(cli: Any) -> None:
@@ -199,6 +217,10 @@ def test_rollout_cli_records_who_when_why(cli: Any) -> None:
     for action in ("set", "rollback", "promote"):
         assert action in status.output
     assert "canary 10%" in status.output
+    doc = json.loads(cli("rollout", "status", "flowers", "--json").output)
+    assert doc["aliases"] == {"candidate": 2, "production": 1}
+    assert doc["rollout"]["routes"] == [{"target": "production", "weight": 100.0}]
+    assert [e["action"] for e in doc["history"]][-1] == "rollback"
     events = rollout_history("flowers")
     assert [e.action for e in events] == ["set", "rollback", "promote", "rollback"]
     assert all(e.by and e.at for e in events)

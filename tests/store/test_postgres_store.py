@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 
+import nbops
 from nbops.errors import StoreError
 from nbops.store import MetricPoint, RunRecord, RunStore, open_store
 from nbops.store._backends import open_backend
 from nbops.store._postgres import PostgresStore
 from nbops.testing import DurableBackendConformance
+from tests.conftest import subprocess_env
 
 pytestmark = pytest.mark.postgres
 
@@ -104,3 +110,62 @@ def test_blobs_live_in_nbops_blobs(
     store = PostgresStore(postgres_store_url)
     digest = store.blobs.put_bytes(b"weights")
     assert (tmp_path / "shared" / digest[:2] / digest[2:]).read_bytes() == b"weights"
+
+
+def test_version_1_schema_is_migrated_on_open(postgres_store_url: str) -> None:
+    store = PostgresStore(postgres_store_url)
+    store.create_run(RunRecord(id="old", project="p", name="o", start_time=1.0, host="x"))
+    store.write_progress("old", [MetricPoint("m", 0, 1.0, 1.0)])
+    with store._db.transaction() as cur:  # back to the layout nbops wrote first
+        cur.execute("ALTER TABLE metrics ADD PRIMARY KEY (seq)")
+        cur.execute("UPDATE nbops_schema SET version = 1")
+    store.close()
+    again = PostgresStore(postgres_store_url)
+    with again._db.transaction() as cur:
+        cur.execute("SELECT version FROM nbops_schema")
+        assert cur.fetchone()[0] == 2
+        cur.execute(
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'metrics_pkey' "
+            "AND connamespace = current_schema()::regnamespace"
+        )
+        assert cur.fetchone()[0] == 0
+    assert [p.value for p in again.get_metrics("old")] == [1.0]
+
+
+_TEAMMATE = """
+import nbops
+run = nbops.init(project="team", name="{name}", config={{"lr": {lr}}}, wandb="disabled",
+                 capture=False)
+for step in range(50):
+    run.log({{"acc": {lr} * step}})
+run.finish()
+print(run.id)
+"""
+
+
+def test_teammates_share_one_store(
+    postgres_store_url: str, cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = []
+    for name, lr in (("ann", 0.01), ("bob", 0.02)):
+        home = tmp_path / name  # each teammate has a project folder of their own
+        home.mkdir()
+        done = subprocess.run(
+            [sys.executable, "-c", _TEAMMATE.format(name=name, lr=lr)],
+            env=subprocess_env(NBOPS_STORE=postgres_store_url, NBOPS_HOME=str(home / ".nbops")),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        ids.append(done.stdout.split()[-1])
+    monkeypatch.setenv("NBOPS_STORE", postgres_store_url)
+    out = cli("runs", "list", "--json", "--sort=-metrics.acc")
+    assert out.exit_code == 0, out.stderr
+    listed = json.loads(out.output)
+    assert [r["name"] for r in listed] == ["bob", "ann"]
+    assert [r["status"] for r in listed] == ["finished", "finished"]
+    frame = nbops.runs(filters="params.lr=0.01")
+    assert list(frame["id"]) == [ids[0]]
+    assert len(nbops.get_run(ids[1]).history()) == 50

@@ -195,8 +195,9 @@ def test_a_stored_sweep_shows_its_own_elapsed_time_and_one_running_elsewhere_sta
     seen = nbops.load_sweep("elsewhere")
     assert not seen.done  # running in other processes: the panel keeps refreshing
     running.wait(timeout=120)
-    time.sleep(1.0)
-    stored = nbops.load_sweep("elsewhere")
+    deadline = time.monotonic() + 60  # the workers' last writes land a moment after wait()
+    while not (stored := nbops.load_sweep("elsewhere")).done and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert stored.done
     state = PanelController(stored).snapshot(force=True)
     assert 1.0 <= state.elapsed < time.time() - running.started  # its trials' span, not 0

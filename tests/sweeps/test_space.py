@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import nbops
+from nbops.errors import InvalidValueError
 from nbops.sweeps import SpaceError, SweepError, SweepStorageError, load_space
 
 GOOD = {
@@ -61,7 +62,7 @@ def test_bad_arguments() -> None:
         nbops.sweep(lambda t: 0.0)
     with pytest.raises(SweepError, match="direction"):
         nbops.sweep(lambda t: 0.0, n_trials=1, direction="up")
-    with pytest.raises(SweepStorageError, match="invalid sweep name"):
+    with pytest.raises(InvalidValueError, match="invalid sweep name"):
         nbops.sweep(lambda t: 0.0, n_trials=1, study_name="../escape", direction="maximize")
 
 
@@ -80,6 +81,6 @@ def test_unreachable_storage_fails_fast() -> None:
             storage=f"postgresql://me:hunter2@127.0.0.1:{port}/db",
             direction="maximize",
         )
-    assert time.perf_counter() - started < 10
+    assert time.perf_counter() - started < 30  # the connect timeout bounds it (hang bound)
     assert "hunter2" not in str(info.value)
     assert "me:***@" in str(info.value)
