@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import IO, Any, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
+from nbops.deps import require
 from nbops.errors import NbopsError
 from nbops.fileio import staged_file
 

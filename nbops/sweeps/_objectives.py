@@ -44,6 +44,8 @@ class TrialScope:
     ) -> Run:
         from nbops.tracking import init
 
+        if run_id is None:  # the id the trial was claimed with (one storage write fewer)
+            run_id = self.trial.user_attrs.get("nbops.run_id")
         self.run = init(
             project=self.spec.project,
             name=f"{self.spec.study_name}-{self.trial.number}",
@@ -234,6 +236,9 @@ class NotebookObjective:
                 )
             finally:
                 run.sync_from_store()
+        except KeyboardInterrupt:  # Stop now, Ctrl-C: the kernel and what it started go too
+            stop_kernel(kernel.manager)
+            raise
         except CellError as exc:
             if exc.ename == "TrialPruned":
                 raise optuna.TrialPruned(exc.evalue) from None

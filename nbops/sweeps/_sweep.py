@@ -168,7 +168,7 @@ class Sweep:
             return self.started, self.finished_at
         trials = self.trials() if trials is None else trials
         starts = [t.user_attrs["nbops.started"] for t in trials if "nbops.started" in t.user_attrs]
-        ends = [t.user_attrs["nbops.ended"] for t in trials if "nbops.ended" in t.user_attrs]
+        ends = [t.datetime_complete.timestamp() for t in trials if t.datetime_complete]
         return (min(starts) if starts else self.started), (max(ends) if ends else None)
 
     @property
