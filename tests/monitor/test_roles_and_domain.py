@@ -65,3 +65,14 @@ def test_the_domain_classifier_sees_a_joint_shift_the_columns_do_not() -> None:
         ref, ref.sample(frac=1.0, random_state=1).reset_index(drop=True), domain=True
     )
     assert calm.domain is not None and calm.domain["auc"] < 0.6
+
+
+def test_the_html_report_shows_roles_domain_and_warnings() -> None:
+    ref, cur = _frame(3000, 1), _frame(3000, 2, shift=1.0)
+    ref["note"] = "<script>x</script>"
+    cur["note"] = "<script>x</script>"
+    page = nbops.drift(ref, cur, roles={"target": "target"}, domain=True).to_html()
+    assert "Left out (IDs, timestamps): user_id, at." in page
+    assert "Target target did not drift." in page
+    assert "Domain classifier: a model can tell current from reference rows" in page
+    assert "<script>x</script>" not in page
