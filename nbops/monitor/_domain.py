@@ -40,7 +40,7 @@ def domain_check(
     current: Any,
     columns: list[Any],
     *,
-    rows: int = 5000,
+    rows: int = 2000,
     threshold: float = DOMAIN_AUC,
     seed: int = 0,
 ) -> DomainCheck | None:
@@ -69,7 +69,7 @@ def domain_check(
         else:
             encoded[str(key)] = pd.to_numeric(col, errors="coerce").astype(float)
     labels = np.r_[np.zeros(len(ref)), np.ones(len(cur))]
-    model = HistGradientBoostingClassifier(max_iter=60, random_state=seed)
+    model = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=15, random_state=seed)
     scores = cross_val_predict(model, encoded, labels, cv=3, method="predict_proba")[:, 1]
     auc = float(roc_auc_score(labels, scores))
     return DomainCheck(auc, threshold, len(labels))
