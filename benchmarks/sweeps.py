@@ -85,7 +85,9 @@ def bench_notebooks(root: Path) -> list[tuple[str, float, str]]:
         )
     plain = time.perf_counter() - started
     started = time.perf_counter()
-    sweep = nbops.sweep(notebook, space=SPACE, metric="score", n_trials=NOTEBOOK_TRIALS)
+    sweep = nbops.sweep(
+        notebook, space=SPACE, metric="score", n_trials=NOTEBOOK_TRIALS, direction="maximize"
+    )
     ours = time.perf_counter() - started
     assert len(sweep.trials()) == NOTEBOOK_TRIALS and not sweep.errors, sweep.errors
     return [
@@ -104,7 +106,11 @@ def bench_jobs() -> list[tuple[str, float, str]]:
     for jobs in (1, 2):
         started = time.perf_counter()
         sweep = nbops.sweep(
-            "sweeps_bench:cpu_objective", space=SPACE, n_trials=CPU_TRIALS, jobs=jobs
+            "sweeps_bench:cpu_objective",
+            space=SPACE,
+            n_trials=CPU_TRIALS,
+            jobs=jobs,
+            direction="maximize",
         )
         times[jobs] = time.perf_counter() - started
         assert len(sweep.trials()) == CPU_TRIALS and not sweep.errors, sweep.errors
@@ -132,7 +138,13 @@ def bench_overhead(root: Path) -> list[tuple[str, float, str]]:
     study.optimize(raw_objective, n_trials=TRIVIAL_TRIALS)
     raw = (time.perf_counter() - started) / TRIVIAL_TRIALS
     started = time.perf_counter()
-    nbops.sweep(trivial, space=SPACE, n_trials=TRIVIAL_TRIALS, storage=root / "ours.journal")
+    nbops.sweep(
+        trivial,
+        space=SPACE,
+        n_trials=TRIVIAL_TRIALS,
+        storage=root / "ours.journal",
+        direction="maximize",
+    )
     ours = (time.perf_counter() - started) / TRIVIAL_TRIALS
     return [
         (f"raw Optuna, journal file, {TRIVIAL_TRIALS} trivial trials, per trial", raw * 1e3, "ms"),

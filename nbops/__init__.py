@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from nbops.registry import load_model as load_model
     from nbops.registry import log_model as log_model
     from nbops.registry import predict as predict
+    from nbops.serve import predictions as predictions
+    from nbops.serve import serve as serve
     from nbops.sweeps import Sweep as Sweep
     from nbops.sweeps import SweepPanel as SweepPanel
     from nbops.sweeps import load_sweep as load_sweep
@@ -77,6 +79,8 @@ _LAZY = {
     "log_artifact": "nbops.tracking",
     "log_params": "nbops.tracking",
     "runs": "nbops.tracking",
+    "predictions": "nbops.serve",
+    "serve": "nbops.serve",
     "Sweep": "nbops.sweeps",
     "SweepPanel": "nbops.sweeps",
     "load_sweep": "nbops.sweeps",

@@ -91,3 +91,27 @@ class UnsafeModelError(NbopsError):
 
 class DataIntegrityError(NbopsError):
     """A stored dataset blob no longer has the hash recorded when it was logged."""
+
+
+class MissingDependencyError(NbopsError, ImportError):
+    """An optional package a feature needs is not installed; says which extra brings it."""
+
+    def __init__(self, module: str, package: str, extra: str, feature: str | None = None) -> None:
+        self.module = module
+        self.package = package
+        self.extra = extra
+        self.feature = feature
+        needed_by = f" ({feature} needs it)" if feature else ""
+        super().__init__(
+            f'{package} is not installed{needed_by}; install it with: pip install "nbops[{extra}]"',
+            name=module,
+        )
+
+
+class MetricValueError(InvalidValueError):
+    """A logged metric value is not a number nbops can store (text, an object, too large)."""
+
+    def __init__(self, key: str, value_type: str, message: str) -> None:
+        self.key = key
+        self.value_type = value_type
+        super().__init__(message)

@@ -6,11 +6,16 @@ import os
 import sys
 
 
-def pid_alive(pid: object) -> bool:
+def pid_alive(pid: object, *, zombie_is_alive: bool = False) -> bool:
     """True when a process with ``pid`` runs on this machine.
 
-    A zombie (killed, not yet reaped by its parent) counts as dead. On Windows, where
-    ``os.kill(pid, 0)`` would end the process, every valid pid counts as alive.
+    Args:
+        pid: The process id; anything but a positive int counts as dead.
+        zombie_is_alive: Count a zombie (exited, not yet reaped by its parent) as alive. By
+            default it is dead: it will never write again. Sweeps count their killed workers
+            as alive until reaped, leaving their trials to the storage's heartbeat.
+
+    On Windows, where ``os.kill(pid, 0)`` would end the process, every valid pid counts as alive.
     """
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
@@ -24,6 +29,8 @@ def pid_alive(pid: object) -> bool:
         return True
     except OSError:
         return False
+    if zombie_is_alive:
+        return True
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"

@@ -1,9 +1,23 @@
-"""Shared fixtures: a private store and W&B directories per test, an IPython shell, the CLI."""
+"""Shared fixtures: a private store and W&B directories per test, an IPython shell, the CLI,
+and a real PostgreSQL server.
+
+The server (Debian's postgresql package, any major version under /usr/lib/postgresql) runs as
+the ``postgres`` system user (postgres refuses root) from a temporary data directory, on a free
+loopback port, and is always stopped at teardown. A missing PostgreSQL fails the tests that need
+it; it does not skip them.
+"""
 
 from __future__ import annotations
 
+import glob
 import io
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -84,3 +98,101 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.update(extra)
     return env
+
+
+def postgres_bin() -> Path:
+    """The bin folder of the newest PostgreSQL installed (``$NBOPS_PG_BIN`` overrides)."""
+    if os.environ.get("NBOPS_PG_BIN"):
+        return Path(os.environ["NBOPS_PG_BIN"])
+    found = sorted(
+        (Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")),
+        key=lambda bin_dir: int(bin_dir.parent.name) if bin_dir.parent.name.isdigit() else 0,
+    )
+    if not found:
+        pytest.fail(
+            "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): "
+            "apt-get install postgresql (or set NBOPS_PG_BIN to its bin folder)"
+        )
+    return found[-1]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _as_postgres(*cmd: str) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else list(cmd)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """``postgresql://postgres@127.0.0.1:PORT`` of a private server with the databases
+    ``nbops_sweeps`` and ``nbops_store``."""
+    bin_dir = postgres_bin()
+    initdb, pg_ctl = bin_dir / "initdb", bin_dir / "pg_ctl"
+    psql = str(bin_dir / "psql") if (bin_dir / "psql").exists() else "psql"
+    root = Path(tempfile.mkdtemp(prefix="nbops-pg-"))
+    data, sock = root / "data", root / "sock"
+    sock.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(sock, "postgres")
+    port = _free_port()
+    subprocess.run(
+        _as_postgres(str(initdb), "-D", str(data), "-A", "trust", "-U", "postgres"),
+        check=True,
+        capture_output=True,
+    )
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c max_connections=200"
+    subprocess.run(
+        _as_postgres(
+            str(pg_ctl), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"
+        ),
+        check=True,
+        capture_output=True,
+    )
+    try:
+        for database in ("nbops_sweeps", "nbops_store"):
+            deadline = time.time() + 20
+            while True:
+                done = subprocess.run(
+                    _as_postgres(
+                        psql,
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                        "-U",
+                        "postgres",
+                        "-c",
+                        f"CREATE DATABASE {database}",
+                    ),
+                    capture_output=True,
+                    text=True,
+                )
+                if done.returncode == 0:
+                    break
+                if time.time() > deadline:
+                    pytest.fail(f"could not create the test database: {done.stderr}")
+                time.sleep(0.2)
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            _as_postgres(str(pg_ctl), "-D", str(data), "-m", "immediate", "-w", "stop"),
+            capture_output=True,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: str) -> str:
+    """URL of a database on the private server (the sweeps' Optuna storage)."""
+    return f"{postgres_server}/nbops_sweeps"
+
+
+@pytest.fixture
+def postgres_store_url(postgres_server: str) -> str:
+    """URL of a fresh, empty nbops store: its own schema in the ``nbops_store`` database."""
+    return f"{postgres_server}/nbops_store?schema=t_{uuid.uuid4().hex[:16]}"

@@ -143,3 +143,71 @@ def test_python_dash_m_nbops() -> None:
         check=True,
     )
     assert done.stdout.startswith("nbops ")
+
+
+def _strict_loads(text: str) -> Any:
+    def refuse(constant: str) -> Any:
+        raise AssertionError(f"non-standard JSON constant {constant} in --json output")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_output_is_strict_for_nan_and_infinity(cli: Any) -> None:
+    with nbops.init(project="cli", name="odd", config={"scale": float("inf")}) as run:
+        run.log({"loss": float("nan"), "gain": float("inf"), "drop": float("-inf"), "ok": 1.0})
+        run.summary["best"] = float("nan")
+    listed = _strict_loads(cli("runs", "list", "--json").output)
+    assert listed[0]["metrics"] == {"loss": None, "gain": None, "drop": None, "ok": 1.0}
+    shown = _strict_loads(cli("runs", "show", run.id, "--json").output)
+    assert shown["metrics"]["gain"] is None and shown["metrics"]["ok"] == 1.0
+    with nbops.init(project="cli", name="plain") as other:
+        other.log({"loss": 0.5})
+    compared = _strict_loads(cli("runs", "compare", run.id, other.id, "--json").output)
+    loss = next(r for r in compared["rows"] if r["key"] == "loss")
+    assert loss["values"] == [None, 0.5]
+
+
+def test_the_json_writer_converts_what_commands_hold() -> None:
+    import datetime as dt
+    import io
+
+    import numpy as np
+
+    from nbops.cli._output import print_json, strict_json
+
+    doc = {
+        1: np.float64("nan"),
+        "arr": np.array([1.0, np.inf]),
+        "i": np.int64(3),
+        "when": dt.datetime(2026, 1, 2, 3, 4, 5),
+        "path": Path("/x/y"),
+        "set": {2, 1},
+        "tuple": (float("-inf"), "a"),
+    }
+    assert strict_json(doc) == {
+        "1": None,
+        "arr": [1.0, None],
+        "i": 3,
+        "when": "2026-01-02T03:04:05",
+        "path": "/x/y",
+        "set": [1, 2],
+        "tuple": [None, "a"],
+    }
+    out = io.StringIO()
+    print_json({"x": float("nan")}, file=out)
+    assert _strict_loads(out.getvalue()) == {"x": None}
+
+
+def test_every_json_option_uses_the_shared_writer() -> None:
+    import re
+
+    import nbops.cli as cli_package
+
+    folder = Path(cli_package.__file__).parent
+    for module in folder.glob("_*.py"):
+        source = module.read_text()
+        if '"--json"' not in source:
+            continue
+        assert re.search(r"\b(print|dumps)_json\(", source), f"{module.name}: --json, no writer"
+        pattern = r"print\(\s*json\.dumps|json\.dumps\([^)]*(indent|allow_nan)|\.to_json\(\)"
+        assert not re.search(pattern, source), module.name

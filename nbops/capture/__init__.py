@@ -12,7 +12,6 @@ from nbops.capture._git import git_state, strip_credentials
 from nbops.capture._notebook import (
     NOTEBOOK_PATH_ENV,
     NotebookLocation,
-    code_hash,
     find_notebook,
     snapshot_notebook,
 )
@@ -20,7 +19,6 @@ from nbops.capture._notebook import (
 __all__ = [
     "NOTEBOOK_PATH_ENV",
     "NotebookLocation",
-    "code_hash",
     "environment",
     "find_notebook",
     "git_state",

@@ -28,7 +28,8 @@ def kernel_id() -> tuple[str | None, str]:
         from ipykernel.connect import get_connection_file
 
         name = os.path.basename(get_connection_file())
-    except Exception as exc:  # no running kernel app, or an ipykernel without this API
+    except (ImportError, AttributeError, RuntimeError, OSError, ValueError) as exc:
+        # no running kernel app, or an ipykernel without this API
         return None, f"the kernel connection file is unknown ({exc})"
     if not (name.startswith("kernel-") and name.endswith(".json")):
         return None, f"connection file {name!r} does not carry a kernel id"
@@ -47,7 +48,9 @@ def runtime_dir(environ: Mapping[str, str]) -> str | None:
     return jupyter_runtime_dir()
 
 
-def server_infos(environ: Mapping[str, str], prefer_pids: tuple[int, ...] = ()) -> list[dict]:
+def server_infos(
+    environ: Mapping[str, str], prefer_pids: tuple[int, ...] = ()
+) -> list[dict[str, Any]]:
     """Return the ``jpserver-*.json`` records of live servers, those in ``prefer_pids`` first."""
     where = runtime_dir(environ)
     if not where:
@@ -65,7 +68,7 @@ def server_infos(environ: Mapping[str, str], prefer_pids: tuple[int, ...] = ()) 
     return infos[:MAX_SERVERS]
 
 
-def server_for_pids(environ: Mapping[str, str], pids: tuple[int, ...]) -> dict | None:
+def server_for_pids(environ: Mapping[str, str], pids: tuple[int, ...]) -> dict[str, Any] | None:
     """Return the record of the server whose process is one of ``pids`` (kernel ancestors)."""
     for info in server_infos(environ, pids):
         if info.get("pid") in pids:

@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,9 @@ from nbops.capture._papermill import (
     find_papermill_parent,
     read_papermill_metadata,
 )
+from nbops.hashing import code_hash
 from nbops.redact import redact, scrub_text, secret_values
+from nbops.shell import current_shell
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def _find(shell: object | None, env: Mapping[str, str]) -> NotebookLocation:
         return NotebookLocation(command.input_path, "papermill", detail, papermill)
     reasons.append(why)
 
-    shell = _current_shell() if shell is None else shell
+    shell = current_shell() if shell is None else shell
     user_ns = getattr(shell, "user_ns", None)
     vsc = user_ns.get("__vsc_ipynb_file__") if isinstance(user_ns, Mapping) else None
     if isinstance(vsc, str) and vsc:
@@ -148,30 +149,15 @@ def _from_session_name(session: str, env: Mapping[str, str]) -> NotebookLocation
     return NotebookLocation(os.path.abspath(session), "jupyter-server", detail)
 
 
-def _current_shell() -> object | None:
-    """Return the running IPython shell without importing IPython when it is not loaded."""
-    ipython = sys.modules.get("IPython")
-    get_ipython = getattr(ipython, "get_ipython", None)
-    return get_ipython() if callable(get_ipython) else None
-
-
-def code_hash(source: str) -> str:
-    """Return the sha256 hex of a cell's source; trailing whitespace at the end is ignored.
-
-    Used both for saved cells (:func:`snapshot_notebook`) and executed cells, so the two compare.
-    """
-    return hashlib.sha256(source.rstrip().encode("utf-8")).hexdigest()
-
-
 def snapshot_notebook(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Return the saved contents of a notebook file. Never raises.
 
     Returns:
         A dict with ``path`` (absolute), ``sha256`` and ``size`` of the file bytes, ``text`` (the
         file with secret values scrubbed), ``code_cells`` (``id`` or None, ``index`` in the
-        notebook's cell list, ``source`` scrubbed, ``sha256`` = :func:`code_hash` of the original
-        source) and ``error`` (None, or why the file could not be read or parsed; the fields
-        that could be filled still are).
+        notebook's cell list, ``source`` scrubbed, ``sha256`` = ``code_hash([source])`` of the
+        original source) and ``error`` (None, or why the file could not be read or parsed;
+        the fields that could be filled still are).
     """
     full = os.path.abspath(os.fspath(path))
     snap: dict[str, Any] = {
@@ -217,7 +203,7 @@ def snapshot_notebook(path: str | os.PathLike[str]) -> dict[str, Any]:
                 "id": cell_id if isinstance(cell_id, str) else None,
                 "index": index,
                 "source": scrub_text(source, secrets),
-                "sha256": code_hash(source),
+                "sha256": code_hash([source]),
             }
         )
     return snap

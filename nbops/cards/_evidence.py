@@ -185,7 +185,7 @@ def gather(
     datasets = [fold(d) for d in _datasets(store, list(lineage.get("datasets") or []))]
     evaluated = evaluation(version, metrics, datasets, config)
     evaluation_names = {evaluated["dataset"]} if evaluated and evaluated.get("dataset") else set()
-    trainer = training_run_id(version, metadata, root)
+    trainer = training_run_id(version, metadata, store)
     training_run = run_summary(store, trainer) if trainer else None
     registering = run_summary(store, version.run_id) if version.run_id else None
     task_type = config.task_type or version.task

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbops.config import find_project_root
+from nbops.deps import require
 
 if TYPE_CHECKING:  # jinja2, markupsafe and yaml load when a card is rendered
     import jinja2
@@ -89,14 +90,14 @@ def _loader(root: Path) -> jinja2.BaseLoader:
 @functools.lru_cache(maxsize=8)
 def environments(root: Path) -> tuple[jinja2.Environment, jinja2.Environment]:
     """The Markdown and HTML environments; ``<root>/templates/`` overrides packaged templates."""
-    import jinja2
+    jinja2 = require("jinja2", feature="model cards")
 
     common: dict[str, Any] = {
         "loader": _loader(root),
         "undefined": jinja2.StrictUndefined,
         "keep_trailing_newline": True,
     }
-    markdown = jinja2.Environment(autoescape=False, finalize=_md_finalize, **common)  # noqa: S701 - escaped by finalize
+    markdown = jinja2.Environment(autoescape=False, finalize=_md_finalize, **common)
     markdown.filters.update(cell=md_cell, num=number, value=as_text, stats=stats_text)
     page = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True, **common)
     page.filters.update(

@@ -91,31 +91,30 @@ def run_summary(store: RunStore, run_id: str) -> dict[str, Any] | None:
 
 
 def training_run_id(
-    version: ModelVersion, metadata: Mapping[str, Any], root: Path | None
+    version: ModelVersion, metadata: Mapping[str, Any], store: Any, *, recent: int = 500
 ) -> str | None:
     """The run that trained the model: recorded at registration, else (in a pipeline) the
-    latest upstream stage whose outs this stage read, else the registering run."""
+    latest upstream stage run whose outs this stage read, else the registering run.
+
+    Stage runs record their lock entry in their metadata (``pipeline``); the ``recent`` newest
+    stage runs of the store are searched.
+    """
     recorded = version.lineage.get("training_run")
     if recorded:
         return str(recorded)
     pipeline = metadata.get("pipeline") or {}
     deps = ((pipeline.get("lock") or {}).get("deps")) or {}
-    if deps and root is not None:
-        from nbops.pipeline import LockError, read_lock
-
-        try:
-            lock = read_lock(root)
-        except (LockError, OSError):
-            lock = {}
-        producers = [
-            entry.run
-            for name, entry in lock.items()
-            if name != pipeline.get("stage")
-            and entry.run
-            and any(deps.get(path) == digest for path, digest in entry.outs.items())
-        ]
-        if producers:
-            return str(producers[-1])
+    if deps:
+        stages = [r for r in store.list_runs() if r.job_type == "stage" and r.id != version.run_id]
+        for record in reversed(stages[-recent:]):
+            if record.status != "finished":
+                continue
+            found = store.get_metadata(record.id).get("pipeline") or {}
+            if found.get("stage") == pipeline.get("stage"):
+                continue
+            outs = (found.get("lock") or {}).get("outs") or {}
+            if any(deps.get(path) == digest for path, digest in outs.items()):
+                return str(record.id)
     return version.run_id
 
 

@@ -18,6 +18,8 @@ from nbops.errors import NbopsError
 #: Modules under ``nbops.cli`` that each add one or more commands, in help order.
 COMMAND_GROUPS = [
     "_pipeline",
+    "_metrics",
+    "_remote",
     "_runs",
     "_data",
     "_models",
@@ -27,6 +29,9 @@ COMMAND_GROUPS = [
     "_drift",
     "_monitor",
     "_sweep",
+    "_serve",
+    "_reproduce",
+    "_store",
 ]
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from nbops.cli._output import fmt, table, when
+from nbops.cli._output import fmt, print_json, table, when
 
 
 def cmd_data_list(args: argparse.Namespace) -> int:
@@ -14,7 +13,7 @@ def cmd_data_list(args: argparse.Namespace) -> int:
     entries = list_datasets()
     if args.json:
         doc = [{**v.to_dict(stats=False), "versions": n} for v, n in entries]
-        print(json.dumps(doc, indent=2))
+        print_json(doc)
         return 0
     if not entries:
         print("No datasets yet; log one with nbops.log_dataset(path_or_dataframe)")
@@ -35,7 +34,7 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     if args.json:
         doc = version.to_dict()
         doc["versions"] = [{"hash": v.hash, "created_at": v.created_at} for v in others]
-        print(json.dumps(doc, indent=2))
+        print_json(doc)
         return 0
     print(f"Dataset {version.name}@{version.hash}")
     print(

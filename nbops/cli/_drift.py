@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nbops.cli._output import NbopsUsageError, table
+from nbops.cli._output import NbopsUsageError, print_json, table
 
 #: Exit code of ``nbops drift --fail-on-drift`` when the dataset drifted.
 EXIT_DRIFT = 3
@@ -57,7 +57,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     if args.html:
         report.save_html(args.html, title=f"Data drift: {Path(args.current).name}")
     if args.json:
-        print(report.to_json())
+        print_json(report.to_dict())
     else:
         _print_summary(report)
         if args.html:

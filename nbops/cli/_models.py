@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from nbops.cli._output import NbopsUsageError, fmt, table, when
+from nbops.cli._output import NbopsUsageError, fmt, print_json, table, when
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
@@ -26,7 +25,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
             }
             for v, n in entries
         ]
-        print(json.dumps(doc, indent=2))
+        print_json(doc)
         return 0
     if not entries:
         print("No models yet; register one with nbops.log_model(model, name)")
@@ -58,7 +57,7 @@ def cmd_models_show(args: argparse.Namespace) -> int:
         doc["path"] = str(model_path(version))
         doc["versions"] = [v.version for v in model_versions(version.name)]
         doc["alias_history"] = [m.__dict__ for m in moves]
-        print(json.dumps(doc, indent=2, default=str))
+        print_json(doc)
         return 0
     lineage = version.lineage
     print(f"Model {version.ref}" + (f"  ({', '.join(version.aliases)})" if version.aliases else ""))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict
+
+from nbops.cli._output import print_json
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
@@ -12,7 +13,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
     result = monitor(dry_run=args.dry_run, report=(lambda _line: None) if args.json else print)
     if args.json:
-        print(json.dumps(asdict(result), indent=2))
+        print_json(asdict(result))
     return 1 if result.action == "retrain-failed" else 0
 
 

@@ -3,21 +3,50 @@
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 import time
 from collections.abc import Callable
 
-from nbops.cli._output import table
+from nbops.cli._output import dumps_json, table
+from nbops.errors import NbopsError
+
+
+def _stdout_closed() -> None:
+    """The reader of our output went away (``nbops status | head``): drop further output
+    instead of dying with ``BrokenPipeError``, as Python's own docs recommend."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _out(text: str) -> None:
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        _stdout_closed()
 
 
 def _printer() -> Callable[[str], None]:
     start = time.perf_counter()
 
     def report(line: str) -> None:
-        print(f"[{time.perf_counter() - start:6.1f}s] {line}", flush=True)
+        _out(f"[{time.perf_counter() - start:6.1f}s] {line}")
 
     return report
+
+
+def _wait_seconds(value: str | None) -> float | None:
+    if value is None:
+        return None
+    if value == "forever":
+        return float("inf")
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise NbopsError(
+            f"--wait {value!r}: give seconds, or no value to wait as long as it takes"
+        ) from None
+    return seconds
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -31,8 +60,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             overrides=overrides,
             jobs=args.jobs,
             dry_run=args.dry_run,
+            wait=_wait_seconds(args.wait),
+            downstream=args.downstream,
+            single=args.single,
+            pull=args.pull,
+            push=args.push,
+            remote=args.remote,
             report=_printer(),
-        )  # type: ignore[arg-type]
+        )
     except PipelineFailed as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
@@ -42,42 +77,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     for stage in result.stages:
         counts[stage.outcome] = counts.get(stage.outcome, 0) + 1
-    print("Pipeline " + result.id + ": " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    _out("Pipeline " + result.id + ": " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from nbops.config import find_project_root, store_path
-    from nbops.pipeline import load_spec, pipeline_status, read_lock, validate
-    from nbops.pipeline._hashing import HashCache
+    from nbops.pipeline import project_status
 
-    root = find_project_root()
-    spec = load_spec(root)
-    graph = validate(spec)
-    cache = HashCache(store_path(root) / "hashcache.json")
-    statuses = pipeline_status(spec, graph, read_lock(root), {}, cache)
-    cache.save()
-    if args.json:
-        print(json.dumps([s.to_dict() for s in statuses], indent=2))
-        return 0
-    for status in statuses:
-        if not status.stale:
-            print(f"{status.name:<14} up to date")
-            continue
-        print(f"{status.name:<14} stale")
-        for reason in status.reasons:
-            print(f"{'':<16}- {reason}")
+    statuses = project_status()
     stale = sum(s.stale for s in statuses)
-    print(f"{stale} of {len(statuses)} stage(s) stale" if stale else "Everything is up to date")
-    return 0
+    code = 1 if args.exit_code and stale else 0
+    if args.json:
+        _out(dumps_json([s.to_dict() for s in statuses]))
+        return code
+    lines: list[str] = []
+    for status in statuses:
+        lines.append(f"{status.name:<14} {'stale' if status.stale else 'up to date'}")
+        lines += [f"{'':<16}- {reason}" for reason in status.reasons]
+    lines.append(
+        f"{stale} of {len(statuses)} stage(s) stale" if stale else "Everything is up to date"
+    )
+    _out("\n".join(lines))
+    return code
 
 
 def cmd_dag(args: argparse.Namespace) -> int:
     from nbops.config import find_project_root
     from nbops.pipeline import load_spec, render, validate
 
-    spec = load_spec(find_project_root())
-    print(render(validate(spec), spec.stages, args.format))
+    spec = load_spec(find_project_root(), strict=False)
+    _out(render(validate(spec), spec.stages, args.format))
     return 0
 
 
@@ -86,7 +115,13 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     from nbops.pipeline._scaffold import scaffold
 
-    written = scaffold(Path(args.directory), ci=args.ci, force=args.force)
+    written = scaffold(
+        Path(args.directory),
+        ci=args.ci,
+        force=args.force,
+        nbops_from=args.nbops_from,
+        commit_outs=args.commit_outs,
+    )
     print(table(["WROTE"], [[str(p)] for p in written]))
     print("Next: `nbops run` executes the pipeline; `nbops dag` shows it.")
     return 0
@@ -103,6 +138,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("stages", nargs="*", metavar="STAGE", help="only these stages and their needs")
     p.add_argument("--force", action="store_true", help="run even when nothing changed")
     p.add_argument(
+        "--downstream",
+        action="store_true",
+        help="run the named stages and every stage after them, not what they need",
+    )
+    p.add_argument(
+        "--single",
+        action="store_true",
+        help="force exactly the named stages, without their upstream stages",
+    )
+    p.add_argument(
         "-p",
         "--param",
         action="append",
@@ -110,10 +155,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="override a parameter (YAML value), e.g. -p train.max_depth=6",
     )
     p.add_argument("--jobs", "-j", type=int, default=1, help="stages run at once (default 1)")
+    p.add_argument(
+        "--pull",
+        action="store_true",
+        help="fetch the remote's run cache first, and the outs of stages restored from it",
+    )
+    p.add_argument("--push", action="store_true", help="push outs and the run cache after success")
+    p.add_argument("--remote", "-r", metavar="NAME", help="the remote (default: the default one)")
     p.add_argument("--dry-run", action="store_true", help="say what would run and why")
+    p.add_argument(
+        "--wait",
+        nargs="?",
+        const="forever",
+        metavar="SECONDS",
+        help="when another `nbops run` holds the project, wait for it (at most SECONDS)",
+    )
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("status", help="which stages are stale and why")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--exit-code", action="store_true", help="exit 1 when any stage is stale (for CI)"
+    )
     p.set_defaults(func=cmd_status)
     p = sub.add_parser("dag", help="draw the stage graph")
     p.add_argument("--format", choices=("text", "mermaid", "dot"), default="text")
@@ -127,4 +189,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="CI workflow to add (default: github)",
     )
     p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.add_argument(
+        "--nbops-from",
+        metavar="REQUIREMENT",
+        help="where CI installs nbops from, as a requirements line: a version pin (default: "
+        "this version), a wheel path, or 'nbops @ git+URL'",
+    )
+    p.add_argument(
+        "--commit-outs",
+        action="store_true",
+        help="commit the pipeline's outs (by default .gitignore leaves them out)",
+    )
     p.set_defaults(func=cmd_init)

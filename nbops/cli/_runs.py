@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from nbops.cli._output import NbopsUsageError, fmt, table, when
+from nbops.cli._output import NbopsUsageError, fmt, print_json, table, when
 from nbops.errors import NbopsError
 
 
@@ -20,7 +20,7 @@ def _resolve(store: Any, run_id: str) -> str:
     if run_id == "latest":
         runs = store.list_runs()
         if not runs:
-            raise NbopsError(f"the store at {store.path} has no runs yet")
+            raise NbopsError(f"the store at {store.location} has no runs yet")
         return str(runs[-1].id)
     return str(store.resolve_id(run_id))
 
@@ -42,23 +42,48 @@ def _run_document(store: Any, run_id: str) -> dict[str, Any]:
         "summary": store.get_summary(run_id),
         "metrics": store.last_metrics([run_id])[run_id],
         "artifacts": [
-            {"name": a.name, "type": a.type, "digest": a.digest, "size": a.size, "kind": a.kind}
+            {
+                "name": a.name,
+                "version": a.version,
+                "type": a.type,
+                "digest": a.digest,
+                "size": a.size,
+                "kind": a.kind,
+            }
             for a in store.list_artifacts(run_id)
         ],
         "git": metadata.get("git"),
         "notebook": {k: v for k, v in (metadata.get("notebook") or {}).items() if k != "snapshot"},
         "provenance": metadata.get("provenance"),
+        "error": metadata.get("error"),
         "wandb": metadata.get("wandb"),
         "datasets": metadata.get("datasets") or [],
         "models": metadata.get("models") or [],
+        "reproduces": metadata.get("reproduces"),
+        "reproductions": _reproductions(store, run_id),
     }
+
+
+def _reproductions(store: Any, run_id: str) -> list[dict[str, Any]]:
+    """The reproductions of a run (``nbops reproduce``), oldest first, with their verdicts."""
+    found = []
+    for record in store.list_runs():
+        if record.job_type != "reproduction":
+            continue
+        link = store.get_metadata(record.id).get("reproduces") or {}
+        if link.get("run") == run_id:
+            found.append({"id": record.id, "verdict": link.get("verdict"), "status": record.status})
+    return found
 
 
 def cmd_runs_list(args: argparse.Namespace) -> int:
     from nbops.store import make_query
 
+    sort = args.sort
+    if args.desc:
+        sort = "-" + (sort or "start_time").lstrip("-")
     query = make_query(
-        status=args.status, tags=args.tag, where=args.filter, sort=args.sort, limit=args.limit
+        status=args.status, tags=args.tag, where=args.filter, sort=sort, limit=args.limit
     )
     store = _store()
     rows = store.list_run_rows(args.project, query=query)
@@ -81,13 +106,11 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
             }
             for r, row in zip(records, rows, strict=True)
         ]
-        # one run per line: json's C encoder (indent= would fall back to pure Python)
-        lines = ",\n  ".join(json.dumps(doc, default=str) for doc in docs)
-        print(f"[\n  {lines}\n]" if docs else "[]")
+        print_json(docs, one_per_line=True)  # one run per line: json's fast C encoder
         return 0
     if not records:
         selected = args.project or args.status or args.tag or args.filter
-        print(f"No runs in {store.url}" + (" match" if selected else ""))
+        print(f"No runs in {store.location}" + (" match" if selected else ""))
         return 0
     rows = [
         [
@@ -108,10 +131,14 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
     store = _store()
     doc = _run_document(store, _resolve(store, args.run_id))
     if args.json:
-        print(json.dumps(doc, indent=2, default=str))
+        print_json(doc)
         return 0
     print(f"Run {doc['id']} ({doc['name']})  project {doc['project']}  {doc['status']}")
     print(f"  started {when(doc['start_time'])}  ended {when(doc['end_time']) or '-'}")
+    if doc["error"]:
+        err = doc["error"]
+        cell = f"cell {err['cell']}" if err.get("cell") else f"In [{err.get('execution_count')}]"
+        print(f"  failed in {cell}: {err.get('error')}")
     for title in ("params", "metrics", "summary"):
         if doc[title]:
             print(f"  {title}:")
@@ -119,7 +146,8 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
                 print(f"    {key} = {fmt(value)}")
     for artifact in doc["artifacts"]:
         print(
-            f"  artifact {artifact['name']} ({artifact['type']}, {artifact['size']} bytes, "
+            f"  artifact {artifact['name']}:v{artifact['version']} ({artifact['type']}, "
+            f"{artifact['size']} bytes, "
             f"sha256 {artifact['digest'][:12]})"
         )
     for dataset in doc["datasets"]:
@@ -129,19 +157,18 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         )
     for model in doc["models"]:
         print(f"  model {model.get('name')}:{model.get('version')}")
+    if doc["reproduces"]:
+        link = doc["reproduces"]
+        print(f"  reproduces run {link.get('run')}: {link.get('verdict') or 'in progress'}")
+    for rep in doc["reproductions"]:
+        print(f"  reproduced by {rep['id']}: {rep['verdict'] or rep['status']}")
     if doc["git"]:
         git = doc["git"]
         print(
             f"  git {git.get('commit') or '(no commit)'} on {git.get('branch')}"
             + (" (dirty)" if git.get("dirty") else "")
         )
-    if doc["wandb"]:
-        wb = doc["wandb"]
-        where = wb.get("url") or wb.get("run_dir") or ""
-        print(
-            f"  W&B {wb.get('mode')} ({wb.get('status')}) {where}".rstrip()
-            + (f"; error: {wb['error']}" if wb.get("error") else "")
-        )
+    print(f"  {_wandb_copy_line(store, doc)}")
     if doc["notebook"].get("path"):
         print(f"  notebook {doc['notebook']['path']}")
     if doc["provenance"]:
@@ -151,6 +178,20 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         )
         print(f"  cell provenance: {prov.get('executions')} executions, {verdict}")
     return 0
+
+
+def _wandb_copy_line(store: Any, doc: dict[str, Any]) -> str:
+    """The state of the run's W&B copy: complete / N of M rows / not mirrored, and why."""
+    from nbops.mirror import COMPLETE, describe_copy
+
+    wb = doc["wandb"]
+    rows = None
+    if isinstance(wb, dict) and wb.get("copy") != COMPLETE:
+        rows = len({p.step for p in store.get_metrics(doc["id"])})
+    line = describe_copy(wb, rows)
+    if isinstance(wb, dict) and wb.get("error"):
+        line += f"; last error: {wb['error']}"
+    return line
 
 
 def cmd_runs_compare(args: argparse.Namespace) -> int:
@@ -166,9 +207,7 @@ def cmd_runs_compare(args: argparse.Namespace) -> int:
             differs = len({json.dumps(v, sort_keys=True, default=str) for v in values}) > 1
             compared.append({"section": section, "key": key, "values": values, "differs": differs})
     if args.json:
-        print(
-            json.dumps({"runs": [d["id"] for d in docs], "rows": compared}, indent=2, default=str)
-        )
+        print_json({"runs": [d["id"] for d in docs], "rows": compared})
         return 0
     header = ["", "KEY", *[d["id"] for d in docs]]
     rows = [
@@ -204,6 +243,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="start_time (default), end_time, name, status, params.KEY or metrics.KEY; "
         "--sort=-KEY sorts descending",
     )
+    p.add_argument("--desc", action="store_true", help="sort descending (as --sort=-KEY does)")
     p.add_argument("--limit", type=int, help="at most N runs (no --sort: the N most recent)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_runs_list)

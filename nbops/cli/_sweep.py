@@ -2,10 +2,12 @@
 
 Forms::
 
-    nbops sweep run TARGET --space FILE --metric M [--direction D] --n-trials N [--jobs J]
+    nbops sweep run TARGET --space FILE --metric M --direction D --n-trials N [--jobs J]
                     [--storage URL] [--study NAME] [--timeout S]
+                    [--sampler tpe|random|grid|... --seed N --pruner median|hyperband|none]
+    nbops sweep run sweep.yaml [flags]  (a W&B-style sweep file; flags override it)
     nbops sweep TARGET ...            (shorthand for ``run``)
-    nbops sweep status NAME [--storage URL] [--json]
+    nbops sweep status [NAME] [--storage URL] [--json]
     nbops sweep worker --study NAME --storage URL
 
 TARGET is a notebook or ``module:function``. Exit codes: 0 done, 1 error, 2 usage, 130 stopped.
@@ -14,29 +16,31 @@ TARGET is a notebook or ``module:function``. Exit codes: 0 done, 1 error, 2 usag
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from typing import Any
 
-from nbops.cli._output import NbopsUsageError, fmt, table
+from nbops.cli._output import NbopsUsageError, fmt, print_json, table
 
 ACTIONS = ("run", "status", "worker")
 
 
 def _run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nbops sweep run", description="Run an Optuna sweep.")
-    p.add_argument("target", help="a notebook (.ipynb) or module:function")
+    p.add_argument("target", help="a notebook (.ipynb), module:function, or a sweep file (.yaml)")
     p.add_argument("--space", help="YAML file of the search space (needed for notebooks)")
     p.add_argument("--metric", action="append", help="metric to optimise (repeat: multi-objective)")
     p.add_argument(
         "--direction",
         action="append",
         choices=("maximize", "minimize"),
-        help="direction per metric (default maximize)",
+        help="direction per metric (required: maximize or minimize)",
     )
+    p.add_argument("--sampler", help="tpe, random, grid, cmaes, gp, qmc, nsgaii or bruteforce")
+    p.add_argument("--seed", type=int, help="seed of the sampler (reproducible sweeps)")
+    p.add_argument("--pruner", help="median, hyperband, successive-halving, percentile or none")
     p.add_argument("--n-trials", type=int, help="trials in total, across workers")
     p.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--jobs", type=int, help="worker processes (default 1)")
     p.add_argument("--storage", help="journal path, sqlite:///FILE or postgresql://... URL")
     p.add_argument("--study", help="sweep name (resumes when it exists)")
     p.add_argument("--project", help="project of the trial runs")
@@ -105,65 +109,73 @@ def _print_summary(doc: dict[str, Any]) -> None:
         print(f"error in trial {error['trial']}: {error['error']}")
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from nbops.sweeps import sweep
+def _is_sweep_file(target: str) -> bool:
+    return target.endswith((".yaml", ".yml"))
 
-    if args.n_trials is None and args.timeout is None:
-        raise NbopsUsageError("give --n-trials N or --timeout S")
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from nbops.sweeps import SweepConfig, load_sweep_file, sweep
+
     target = args.target
-    if target.endswith(".ipynb") and not os.path.isfile(target):
-        raise NbopsUsageError(f"no such notebook: {target}")
-    result = sweep(
-        target,
-        space=args.space,
-        n_trials=args.n_trials,
-        timeout=args.timeout,
-        metric=args.metric,
-        direction=args.direction or "maximize",
-        storage=args.storage,
-        study_name=args.study,
-        jobs=args.jobs,
-        panel=False,
-        project=args.project,
-        trial_timeout=args.trial_timeout,
-    )
+    if _is_sweep_file(target):
+        if not os.path.isfile(target):
+            raise NbopsUsageError(f"no such sweep file: {target}")
+        base = load_sweep_file(target)
+    else:
+        if target.endswith(".ipynb") and not os.path.isfile(target):
+            raise NbopsUsageError(f"no such notebook: {target}")
+        if args.n_trials is None and args.timeout is None and args.sampler != "grid":
+            raise NbopsUsageError("give --n-trials N or --timeout S")
+        base = SweepConfig(objective=target)
+    flags = {
+        "space": args.space,
+        "n_trials": args.n_trials,
+        "timeout": args.timeout,
+        "metric": args.metric,
+        "direction": args.direction,
+        "storage": args.storage,
+        "study_name": args.study,
+        "jobs": args.jobs,
+        "project": args.project,
+        "trial_timeout": args.trial_timeout,
+        "sampler": args.sampler,
+        "seed": args.seed,
+        "pruner": args.pruner,
+    }
+    result = sweep(config=base, panel=False, **{k: v for k, v in flags.items() if v is not None})
     doc = _summary(result)
     if args.json:
-        print(json.dumps(doc, indent=2, default=str))
+        print_json(doc)
     else:
         _print_summary(doc)
+    if result.stopped:  # stopped from elsewhere (another terminal, the panel)
+        return 130
     return 0 if "best" in doc or "pareto_front" in doc else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from nbops.sweeps import load_sweep
-    from nbops.sweeps._storage import sweeps_dir
+    from nbops.sweeps import list_sweeps, load_sweep
 
     if args.name is None:
-        names = sorted(p.stem for p in sweeps_dir().glob("*.journal"))
+        names = list_sweeps(args.storage)
         if args.json:
-            print(json.dumps({"sweeps": names}))
+            print_json({"sweeps": names})
         else:
-            print("\n".join(names) if names else f"no sweeps under {sweeps_dir()}")
+            where = args.storage or ".nbops/sweeps"
+            print("\n".join(names) if names else f"no sweeps in {where}")
         return 0
     doc = _summary(load_sweep(args.name, storage=args.storage))
     if args.json:
-        print(json.dumps(doc, indent=2, default=str))
+        print_json(doc)
     else:
         _print_summary(doc)
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from nbops.sweeps._spec import SPEC_ATTR, SweepSpec
-    from nbops.sweeps._storage import check_name, open_storage, resolve_url
-    from nbops.sweeps._worker import load_study, run_worker
+    from nbops.sweeps import join_sweep
 
-    check_name(args.study)
-    url = resolve_url(args.storage, args.study)
-    probe = load_study(SweepSpec(args.study, url, "trial"), open_storage(url))
-    spec = SweepSpec.from_attrs(probe.user_attrs.get(SPEC_ATTR) or {}, args.study, url)
-    count = run_worker(spec)
+    count = join_sweep(args.study, args.storage)
     print(f"nbops: worker {os.getpid()} ran {count} trial(s) of sweep {args.study}")
     return 0
 

@@ -18,10 +18,12 @@ from nbops.data._files import (
 )
 from nbops.data._profile import frame_hash, profile_file, profile_frame, read_table
 from nbops.data._versions import DatasetIndex, DatasetVersion, parse_ref
+from nbops.deps import require
 from nbops.errors import DataIntegrityError, InvalidValueError, NbopsError
 from nbops.fileio import write_atomic
+from nbops.hashing import hash_file
 from nbops.names import check_name, slug
-from nbops.store import BlobStore, RunStore, hash_file, open_store
+from nbops.store import BlobStore, RunStore, open_store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,7 +66,7 @@ def log_dataset(
     Returns:
         The version, as recorded (``version.hash`` is its content hash).
     """
-    from nbops.tracking._active import require_active
+    from nbops.tracking import require_active
 
     target = run if run is not None else require_active("log a dataset")
     objects = target.store.blobs
@@ -120,6 +122,7 @@ def log_dataset(
 
 
 def _put_parquet(frame: pd.DataFrame, objects: BlobStore) -> tuple[str, int]:
+    require("pyarrow", feature="logging a DataFrame")
     fd, tmp = tempfile.mkstemp(prefix="nbops-frame-", suffix=".parquet")
     os.close(fd)
     try:

@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbops.errors import InvalidValueError
+from nbops.deps import require
+from nbops.errors import InvalidValueError, NbopsError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -120,6 +121,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     kind = _READERS.get(suffixes[-1] if suffixes else "")
     if kind is None:
         raise TableReadError(f"cannot tell the format of {path}: use a .csv, .tsv or .parquet file")
+    if kind == "parquet":
+        require("pyarrow", feature=f"reading {path}")
     try:
         if kind == "parquet":
             return pd.read_parquet(file)
@@ -163,7 +166,8 @@ def profile_file(path: Path) -> dict[str, Any] | None:
         return None
     try:
         return profile_frame(read_table(path))
-    except Exception as exc:  # a file named .csv that is not one is still a valid dataset
+    except (NbopsError, ValueError, TypeError, OSError) as exc:
+        # a file named .csv that is not one is still a valid dataset
         logger.info(
             "nbops could not read %s as a table (%s); recording it without a schema", path, exc
         )

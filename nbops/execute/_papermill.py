@@ -92,9 +92,15 @@ def start_kernel(
     manager = AsyncKernelManager(
         kernel_name=kernel_name, transport="ipc", ip=os.path.join(sockets, "k")
     )
+    # a kernel given a run to log into loads the nbops extension at start-up, which attaches it
+    from nbops.tracking import RUN_ID_ENV
+
+    extensions = ["--ext=nbops"] if RUN_ID_ENV in (env or {}) else []
     try:
         run_sync(manager.start_kernel)(
-            env={**os.environ, **(env or {})}, cwd=os.fspath(cwd) if cwd else os.getcwd()
+            extra_arguments=extensions,
+            env={**os.environ, **(env or {})},
+            cwd=os.fspath(cwd) if cwd else os.getcwd(),
         )
     except NoSuchKernel:
         shutil.rmtree(sockets, ignore_errors=True)
@@ -212,10 +218,32 @@ def execute_notebook(
 
 
 def kill_kernel(manager: Any) -> None:
-    """SIGKILL a kernel started by :func:`start_kernel` (timeouts, Ctrl-C); never raises."""
+    """SIGKILL a kernel started by :func:`start_kernel` and every process it started (timeouts,
+    Ctrl-C); never raises.
+
+    jupyter_client starts each kernel in a session of its own, so the kernel's process group
+    holds the processes its notebook spawned (``subprocess``, ``multiprocessing``); the whole
+    group is killed, as jupyter_client's own provisioner does. A child that left the group
+    (``start_new_session=True``) is out of reach, as it is for jupyter_client.
+    """
     try:
-        os.kill(manager.provisioner.process.pid, signal.SIGKILL)
-    except Exception:
+        provisioner = manager.provisioner
+        pid = provisioner.process.pid
+    except AttributeError:
+        logger.debug("kernel not started", exc_info=True)
+        return
+    pgid = getattr(provisioner, "pgid", None)
+    try:
+        if pgid is None:
+            pgid = os.getpgid(pid)
+    except OSError:
+        pgid = None
+    try:
+        if pgid is not None and hasattr(os, "killpg") and pgid != os.getpgid(0):
+            os.killpg(pgid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    except OSError:
         logger.debug("kernel already gone", exc_info=True)
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import ast
 import difflib
-import hashlib
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from nbops import hashing
 from nbops.errors import NbopsError
 from nbops.redact import is_secret_name
 
@@ -69,13 +69,9 @@ def code_sources(nb: Mapping[str, Any]) -> list[str]:
 
 
 def code_hash(nb: Mapping[str, Any]) -> str:
-    """Hash the code cells only: outputs, metadata, markdown and execution counts do not count."""
-    digest = hashlib.sha256()
-    for source in code_sources(nb):
-        data = source.rstrip().encode()
-        digest.update(len(data).to_bytes(8, "little"))
-        digest.update(data)
-    return digest.hexdigest()
+    """Hash the code cells only (:func:`nbops.hashing.code_hash`): outputs, metadata, markdown
+    and execution counts do not count."""
+    return hashing.code_hash(code_sources(nb))
 
 
 def kernelspec_name(nb: Mapping[str, Any], default: str = "python3") -> str:

@@ -84,23 +84,3 @@ def api_key_configured(environ: Mapping[str, str] | None = None) -> bool:
         logger.warning("cannot read netrc file %s: %s", path, type(exc).__name__)
         return False
     return bool(entry and entry[2])
-
-
-def server_reachable(url: str, timeout: float) -> bool:
-    """Return True when an HTTP(S) request to ``url`` gets any response within ``timeout`` s.
-
-    Honours the ``HTTP(S)_PROXY`` variables like wandb does. Any HTTP status, even an error,
-    counts as reachable: the question is only whether wandb could talk to the server.
-    """
-    import urllib.error
-    import urllib.request
-
-    if urlparse(url).scheme not in ("http", "https"):
-        return False
-    try:
-        with urllib.request.urlopen(url, timeout=max(timeout, 0.1)):  # noqa: S310 (scheme checked)
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except (urllib.error.URLError, OSError, ValueError):
-        return False

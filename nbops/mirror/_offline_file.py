@@ -37,6 +37,9 @@ class OfflineRun:
     ``history`` rows hold ``_step``, ``_timestamp`` (when logged) and the metric values;
     ``summary`` leaves out wandb's internal ``_``-prefixed keys. ``exit_code`` is ``None`` and
     ``complete`` is False when the file ends before the run finished (a killed process).
+    ``files`` lists the run files saved for upload (``requirements.txt``, ``diff.patch``,
+    ``code/...``), relative to the run's ``files/`` folder; ``git_commit`` and ``git_remote``
+    come from the run record.
     """
 
     path: Path
@@ -52,6 +55,9 @@ class OfflineRun:
     artifacts: list[OfflineArtifact] = field(default_factory=list)
     exit_code: int | None = None
     complete: bool = False
+    files: tuple[str, ...] = ()
+    git_commit: str = ""
+    git_remote: str = ""
 
 
 def find_offline_runs(wandb_dir: str | os.PathLike[str]) -> list[Path]:
@@ -89,8 +95,12 @@ def iter_records(path: str | os.PathLike[str]) -> Iterator[bytes]:
     data = Path(path).read_bytes()
     if not data.startswith(_FILE_HEADER[:4]):
         raise MirrorError(f"{path} is not a W&B run file (bad header)")
-    pos = len(_FILE_HEADER)
-    pending: list[bytes] = []
+    yield from _records(data, len(_FILE_HEADER), str(path))
+
+
+def _records(data: bytes, pos: int, name: str, warn: bool = True) -> Iterator[bytes]:
+    """Yield record payloads from ``pos``; chunks continuing a record begun earlier are skipped."""
+    pending: list[bytes] | None = None
     while pos < len(data):
         left_in_block = _BLOCK_SIZE - pos % _BLOCK_SIZE
         if left_in_block < _CHUNK_HEADER.size:
@@ -104,22 +114,55 @@ def iter_records(path: str | os.PathLike[str]) -> Iterator[bytes]:
         if kind == 0 and length == 0:  # zero-filled tail (preallocated or unflushed)
             break
         if len(payload) < length or zlib.crc32(payload, zlib.crc32(bytes([kind]))) != crc:
-            logger.warning(
-                "%s is truncated or damaged at byte %d; read what came before", path, pos
-            )
+            if warn:
+                logger.warning(
+                    "%s is truncated or damaged at byte %d; read what came before", name, pos
+                )
             break
         pos = start + length
         if kind == _FULL:
-            pending = []
+            pending = None
             yield payload
         elif kind == _FIRST:
             pending = [payload]
-        elif kind == _MIDDLE and pending:
+        elif kind == _MIDDLE and pending is not None:
             pending.append(payload)
-        elif kind == _LAST and pending:
+        elif kind == _LAST and pending is not None:
             pending.append(payload)
             yield b"".join(pending)
-            pending = []
+            pending = None
+
+
+def exit_record_written(run_dir_or_wandb_file: str | os.PathLike[str]) -> bool:
+    """Return True when the run's ``.wandb`` file ends with its exit record on disk.
+
+    Reads only the last two 32 KiB blocks, so it is cheap however long the history is.
+    """
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    try:
+        path = wandb_file(run_dir_or_wandb_file)
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            start = max(0, (size // _BLOCK_SIZE - 1) * _BLOCK_SIZE)
+            f.seek(start)
+            data = f.read()
+    except (OSError, MirrorError):
+        return False
+    if start == 0 and not data.startswith(_FILE_HEADER[:4]):
+        return False
+    found = False
+    first = len(_FILE_HEADER) if start == 0 else 0  # ``start`` is block aligned
+    for payload in _records(data, first, str(path), warn=False):
+        record = pb.Record()  # type: ignore[attr-defined]
+        try:
+            record.ParseFromString(payload)
+        except Exception:  # noqa: BLE001 - a torn record at the very end: the exit record is not there yet
+            logger.debug("undecodable record at the end of %s", path)
+            return False
+        if record.WhichOneof("record_type") == "exit":
+            found = True
+    return found
 
 
 def read_offline_run(run_dir_or_wandb_file: str | os.PathLike[str]) -> OfflineRun:
@@ -130,6 +173,7 @@ def read_offline_run(run_dir_or_wandb_file: str | os.PathLike[str]) -> OfflineRu
     Raises:
         MirrorError: No ``.wandb`` file was found, or it is not a W&B file.
     """
+    from google.protobuf.message import DecodeError
     from wandb.proto import wandb_internal_pb2 as pb  # lazy: importing wandb costs ~0.3 s
 
     path = wandb_file(run_dir_or_wandb_file)
@@ -140,11 +184,13 @@ def read_offline_run(run_dir_or_wandb_file: str | os.PathLike[str]) -> OfflineRu
     summary: dict[str, Any] = {}
     artifacts: list[OfflineArtifact] = []
     exit_code: int | None = None
+    files: dict[str, None] = {}
+    git = {"git_commit": "", "git_remote": ""}
     for payload in iter_records(path):
         record = pb.Record()  # type: ignore[attr-defined]
         try:
             record.ParseFromString(payload)
-        except Exception:  # protobuf's DecodeError; stop like a truncated file
+        except DecodeError:  # stop like a truncated file
             logger.warning("%s has an undecodable record; stopped reading there", path)
             break
         kind = record.WhichOneof("record_type")
@@ -158,6 +204,8 @@ def read_offline_run(run_dir_or_wandb_file: str | os.PathLike[str]) -> OfflineRu
                 "job_type": r.job_type,
             }
             tags = tuple(r.tags)
+            if r.git.commit or r.git.remote_url:
+                git = {"git_commit": r.git.commit, "git_remote": r.git.remote_url}
             _apply_items(config, r.config.update)
             _apply_items(summary, r.summary.update)
         elif kind == "config":
@@ -170,6 +218,8 @@ def read_offline_run(run_dir_or_wandb_file: str | os.PathLike[str]) -> OfflineRu
             _remove_items(summary, record.summary.remove)
         elif kind == "artifact":
             artifacts.append(OfflineArtifact(record.artifact.name, record.artifact.type))
+        elif kind == "files":
+            files.update((f.path, None) for f in record.files.files)
         elif kind == "exit":
             exit_code = record.exit.exit_code
     config.pop("_wandb", None)
@@ -182,6 +232,8 @@ def read_offline_run(run_dir_or_wandb_file: str | os.PathLike[str]) -> OfflineRu
         artifacts=artifacts,
         exit_code=exit_code,
         complete=exit_code is not None,
+        files=tuple(files),
+        **git,
         **run,
     )
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nbops.errors import MirrorError
-from nbops.mirror._mode import api_key_configured, base_url, server_reachable
+from nbops.mirror._mode import api_key_configured, base_url
 from nbops.mirror._offline_file import find_offline_runs
+from nbops.mirror._probe import check_server
 from nbops.redact import scrub_text, secret_values
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,27 @@ class ServerUnreachableError(MirrorError):
         super().__init__(
             f"the W&B server {url} could not be reached{extra}; {len(waiting)} offline run(s) "
             f"in {wandb_dir} stay offline; check the network or WANDB_BASE_URL and sync again"
+        )
+
+
+class ServerRejectedError(MirrorError):
+    """The W&B server answered with an error (wrong key, server error); runs stay offline."""
+
+    def __init__(
+        self, url: str, status: int, detail: str, waiting: list[Path], wandb_dir: Path
+    ) -> None:
+        self.url = url
+        self.status = status
+        self.waiting = waiting
+        self.wandb_dir = wandb_dir
+        advice = (
+            "check the key (`wandb login --relogin` or WANDB_API_KEY)"
+            if status in (401, 403)
+            else "try again later"
+        )
+        super().__init__(
+            f"the W&B server {url} answered {detail}; {len(waiting)} offline run(s) in "
+            f"{wandb_dir} stay offline; {advice}, then run `nbops sync` again"
         )
 
 
@@ -79,14 +101,16 @@ def is_synced(run_dir: Path) -> bool:
     return any(run_dir.glob("run-*.wandb.synced"))
 
 
-def sync(wandb_dir: str | os.PathLike[str], *, timeout: float = 300.0) -> SyncReport:
+def sync(wandb_dir: str | os.PathLike[str], *, timeout: float = 60.0) -> SyncReport:
     """Upload the offline runs under ``wandb_dir`` that were not uploaded yet.
 
-    Runs ``python -m wandb sync`` with stdin closed, bounded by ``timeout`` seconds.
+    Asks the server first (bounded by ``timeout``, at most 10 s), then runs
+    ``python -m wandb sync`` with stdin closed, bounded by ``timeout`` seconds.
 
     Raises:
         NoApiKeyError: No key in ``WANDB_API_KEY`` or the netrc file.
-        ServerUnreachableError: The server did not answer, or the upload timed out.
+        ServerUnreachableError: The server gave no answer, or the upload timed out.
+        ServerRejectedError: The server answered with an HTTP error (401, 500, ...).
         SyncFailedError: ``wandb sync`` failed for another reason.
     """
     root = Path(wandb_dir)
@@ -99,8 +123,11 @@ def sync(wandb_dir: str | os.PathLike[str], *, timeout: float = 300.0) -> SyncRe
     if not api_key_configured():
         raise NoApiKeyError(waiting, folder)
     url = base_url()
-    if not server_reachable(url, min(timeout, _PROBE_TIMEOUT)):
-        raise ServerUnreachableError(url, waiting, folder)
+    check = check_server(url, timeout=min(timeout, _PROBE_TIMEOUT))
+    if not check.answered:
+        raise ServerUnreachableError(url, waiting, folder, check.detail)
+    if not check.ok:
+        raise ServerRejectedError(url, check.status or 0, check.detail, waiting, folder)
     command = [sys.executable, "-m", "wandb", "sync", *map(str, waiting)]
     try:
         result = subprocess.run(
@@ -113,7 +140,7 @@ def sync(wandb_dir: str | os.PathLike[str], *, timeout: float = 300.0) -> SyncRe
         )
     except subprocess.TimeoutExpired as exc:
         raise ServerUnreachableError(
-            url, waiting, folder, f"no answer within {timeout:.0f} s"
+            url, waiting, folder, f"the upload did not finish within {timeout:g} s"
         ) from exc
     output = scrub_text(result.stdout + result.stderr, secret_values())
     logger.debug("wandb sync output:\n%s", output)

@@ -5,54 +5,62 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import re
 import threading
 import time
 import warnings
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from nbops.fileio import write_atomic
-from nbops.mirror._mode import base_url, resolve_mode, server_reachable
-from nbops.redact import scrub_text, secret_values
+from nbops.mirror._code import code_files, git_info, write_code_files
+from nbops.mirror._mode import resolve_mode
+from nbops.mirror._probe import PROBE_TIMEOUT, check_server
+from nbops.mirror._state import COMPLETE, NOT_MIRRORED, PARTIAL, MirrorState
+from nbops.mirror._wandb_process import (
+    fresh_id,
+    go_offline_process_wide,
+    interpreter_exiting,
+    log_artifact,
+    scrub_run_dir,
+    silence_wandb_terminal,
+    wait_until_written,
+)
+from nbops.redact import redact, scrub_text
 
 logger = logging.getLogger(__name__)
 
-_ARTIFACT_NAME_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
+
+#: Seconds ``finish()`` waits for the mirror to drain in a running process.
+FINISH_TIMEOUT = 60.0
+#: Seconds ``finish()`` waits while the interpreter exits (Jupyter kills a kernel ~5 s after
+#: asking it to shut down); what is not written by then is completed by ``nbops sync``.
+EXIT_TIMEOUT = 2.0
+#: Seconds between progress records written to the store while the mirror drains.
+PROGRESS_EVERY = 1.0
 
 
 class MirrorWarning(UserWarning):
     """The W&B mirror changed course (went offline, skipped data); the nbops run is unaffected."""
 
 
-@dataclass(frozen=True)
-class MirrorState:
-    """Where a :class:`WandbMirror` stands.
-
-    Attributes:
-        mode: ``"online"``, ``"offline"`` or ``"disabled"``; becomes ``"offline"`` after a
-            fallback from an unreachable server.
-        status: ``"starting"``, ``"running"``, ``"finished"``, ``"failed"`` or ``"disabled"``.
-        error: The last wandb error, if any (the mirror keeps going where it can).
-        run_dir: The wandb run directory once known.
-        url: The run's page for online runs.
-    """
-
-    mode: str
-    status: str
-    error: str | None = None
-    run_dir: str | None = None
-    url: str | None = None
-
-
 class WandbMirror:
     """Mirror one nbops run to a W&B run with the same id, name, config, history and summary.
 
-    Every method returns at once: calls are queued and a daemon worker thread talks to wandb.
-    wandb failures never reach the caller; they are logged, kept in :attr:`state` and the mirror
-    carries on (or stops mirroring) while the nbops store keeps the data.
+    Every method returns at once: calls are queued and a daemon worker thread talks to wandb,
+    draining the queue in batches. wandb failures never reach the caller; they are kept in
+    :attr:`state` and the mirror carries on (or stops mirroring) while the nbops store keeps
+    the data. The state is reported, as it changes and at least every :data:`PROGRESS_EVERY`
+    seconds while draining, to the callback given to :meth:`report_to` (the run stores it, so
+    ``nbops sync --offline`` knows which copies to complete).
+
+    Online, the server is asked first (:func:`~nbops.mirror.check_server`, bounded by
+    :data:`~nbops.mirror.PROBE_TIMEOUT`): a server that does not answer, or answers with an
+    error, gets an offline copy instead, announced by one :class:`MirrorWarning`.
+
+    Every value sent to wandb (config, summary, code files) goes through
+    :func:`nbops.redact.redact`, as in the store. Metric names are strings (others are coerced
+    with ``str``, as the store does).
 
     Steps must increase for wandb. A row whose step is lower than one already sent is skipped
     (one warning per mirror); equal steps are merged into one wandb row. The nbops store keeps
@@ -77,15 +85,16 @@ class WandbMirror:
     ) -> None:
         """Start mirroring; raises only :class:`~nbops.errors.InvalidValueError` for a bad mode."""
         resolved = resolve_mode(mode)
+        self._run_id = run_id
         self._init_kwargs: dict[str, Any] = {
             "id": run_id,
-            "name": name,
+            "name": scrub_text(name),
             "project": project,
             "group": group,
             "job_type": job_type,
-            "tags": list(tags),
-            "config": dict(config),
-            "dir": str(directory or os.environ.get("WANDB_DIR") or os.getcwd()),
+            "tags": [scrub_text(t) for t in tags],
+            "config": redact(dict(config)),
+            "dir": str(Path(directory or os.environ.get("WANDB_DIR") or os.getcwd()).absolute()),
         }
         self._init_timeout = init_timeout
         self._lock = threading.Lock()
@@ -94,11 +103,21 @@ class WandbMirror:
         self._finish_requested = False
         self._last_step: int | None = None
         self._warned_step = False
+        self._report: Callable[[MirrorState], None] | None = None
+        self._last_report = 0.0
+        self._given = 0
+        self._skipped = 0
+        self._code: dict[str, Any] = {}
+        self._go = threading.Event()  # cleared by hold(): the worker pauses between rows
+        self._go.set()
+        self._abandoned = False  # the process exits without waiting for the worker any longer
         if resolved == "disabled":
-            self._state = MirrorState(mode="disabled", status="disabled")
+            self._state = MirrorState(
+                mode="disabled", status="disabled", copy=NOT_MIRRORED, reason="mirror disabled"
+            )
             self._done.set()
             return
-        self._state = MirrorState(mode=resolved, status="starting")
+        self._state = MirrorState(mode=resolved, status="starting", wandb_id=run_id)
         self._thread = threading.Thread(
             target=self._work, name=f"nbops-wandb-{run_id}", daemon=True
         )
@@ -110,17 +129,36 @@ class WandbMirror:
         with self._lock:
             return self._state
 
-    def log(self, rows: Sequence[tuple[int, float, Mapping[str, float]]]) -> None:
+    def report_to(self, callback: Callable[[MirrorState], None]) -> None:
+        """Call ``callback(state)`` as the copy progresses (from the worker thread) and now."""
+        self._report = callback
+        self._publish(force=True)
+
+    def log(self, rows: Sequence[tuple[int, float, Mapping[Any, float]]]) -> None:
         """Queue metric rows, each ``(step, unix_timestamp, {name: value})``."""
-        self._put("log", [(int(s), float(t), dict(m)) for s, t, m in rows])
+        batch = [
+            (int(s), float(t), {k if type(k) is str else str(k): v for k, v in m.items()})
+            for s, t, m in rows
+        ]
+        with self._lock:
+            self._given += len(batch)
+        self._put("log", batch)
 
     def update_config(self, params: Mapping[str, Any]) -> None:
-        """Queue a config update (values already redacted by the caller)."""
-        self._put("config", dict(params))
+        """Queue a config update (redacted like the store)."""
+        self._put("config", redact(dict(params)))
 
     def update_summary(self, summary: Mapping[str, Any]) -> None:
-        """Queue a summary update."""
-        self._put("summary", dict(summary))
+        """Queue a summary update (redacted like the store)."""
+        self._put("summary", redact({str(k): v for k, v in summary.items()}))
+
+    def update_code(self, metadata: Mapping[str, Any]) -> None:
+        """Queue the run's code information: store metadata ``git``, ``packages``, ``notebook``.
+
+        They become ``diff.patch``, ``requirements.txt``, ``code/<notebook>`` and
+        ``wandb-metadata.json`` in the W&B run, as wandb writes them for its own runs.
+        """
+        self._put("code", dict(metadata))
 
     def log_artifact(
         self, path: str | os.PathLike[str], name: str, type: str, file_name: str | None = None
@@ -132,34 +170,76 @@ class WandbMirror:
         """
         self._put("artifact", (str(path), name, type, file_name))
 
-    def finish(self, exit_code: int = 0, timeout: float = 60.0) -> bool:
+    def hold(self) -> None:
+        """Pause the worker between rows (the run's final store writes go first, unhindered)."""
+        self._go.clear()
+
+    def release(self) -> None:
+        """Let the worker go on after :meth:`hold`."""
+        self._go.set()
+
+    def finish(self, exit_code: int = 0, timeout: float | None = None) -> bool:
         """Finish the wandb run, waiting at most ``timeout`` seconds.
+
+        Args:
+            exit_code: The run's exit code (0 for success).
+            timeout: Seconds to wait; default :data:`FINISH_TIMEOUT`, or :data:`EXIT_TIMEOUT`
+                while the interpreter exits.
 
         Returns:
             True when the worker drained the queue and finished (see :attr:`state` for the
-            outcome); False on timeout, after logging a warning. Never raises.
+            outcome); False on timeout: the copy is recorded as partial and the worker keeps
+            going in the background (``nbops sync --offline`` completes the copy from the
+            store if the process ends first). Never raises.
         """
+        self.release()
+        if timeout is None:
+            timeout = EXIT_TIMEOUT if interpreter_exiting() else FINISH_TIMEOUT
         with self._lock:
             first = not self._finish_requested
             self._finish_requested = True
         if first and not self._done.is_set():
             self._queue.put(("finish", int(exit_code)))
+            if interpreter_exiting():  # a kernel may be killed while we wait: record it first
+                self._publish_exit_note()
         if self._done.wait(timeout):
             return True
-        logger.warning(
-            "W&B mirror of run %s did not finish within %.0f s; it keeps going in the background",
-            self._init_kwargs["id"],
+        exiting = interpreter_exiting()
+        with self._lock:
+            self._abandoned = exiting
+            if self._state.copy != COMPLETE:
+                self._state = replace(
+                    self._state,
+                    copy=PARTIAL,
+                    total=self._given,
+                    reason=(
+                        "the process ended before the mirror drained"
+                        if exiting
+                        else f"the mirror had not drained {timeout:g} s after the run finished"
+                    ),
+                )
+        self._publish(force=True, final=exiting)
+        logger.info(
+            "W&B mirror of run %s did not finish within %.0f s; the copy is recorded as partial "
+            "(`nbops sync --offline` completes it from the store)",
+            self._run_id,
             timeout,
         )
         return False
 
     # -- caller side helpers -------------------------------------------------------------------
 
+    def _publish_exit_note(self) -> None:
+        with self._lock:
+            if self._state.copy != COMPLETE:
+                self._state = replace(
+                    self._state, reason="the process was ending while the mirror drained"
+                )
+        self._publish(force=True)
+
     def _put(self, op: str, payload: Any) -> None:
         if self._finish_requested:
-            logger.warning(
-                "W&B mirror of run %s is finished; %s ignored", self._init_kwargs["id"], op
-            )
+            logger.warning("W&B mirror of run %s is finished; %s ignored", self._run_id, op)
             return
         if not self._done.is_set():
             self._queue.put((op, payload))
@@ -168,9 +248,32 @@ class WandbMirror:
         with self._lock:
             self._state = replace(self._state, **changes)
 
+    def _publish(self, force: bool = False, final: bool = False) -> None:
+        """Hand the state to the report callback (at most every PROGRESS_EVERY s unless forced).
+
+        Once the exiting process gave up on the worker (``final``), the worker reports no more:
+        wandb is being torn down under it and the recorded partial state is the truth.
+        """
+        callback = self._report
+        now = time.monotonic()
+        if callback is None or (not force and now - self._last_report < PROGRESS_EVERY):
+            return
+        if self._abandoned and not final:
+            return
+        self._last_report = now
+        with self._lock:
+            state = replace(self._state, total=max(self._given, self._state.total))
+        try:
+            callback(state)
+        except Exception:  # the store is the source of truth; losing a progress note is fine
+            logger.debug("could not record W&B mirror progress of %s", self._run_id, exc_info=True)
+
     def _fail(self, what: str, exc: BaseException) -> None:
         message = scrub_text(f"{what}: {type(exc).__name__}: {exc}")
-        logger.warning("W&B mirror of run %s: %s", self._init_kwargs["id"], message)
+        if self._abandoned:  # wandb is torn down at exit; the store records the partial copy
+            logger.debug("W&B mirror of run %s after exit: %s", self._run_id, message)
+            return
+        logger.warning("W&B mirror of run %s: %s", self._run_id, message)
         self._set(error=message)
 
     # -- worker thread -------------------------------------------------------------------------
@@ -179,73 +282,95 @@ class WandbMirror:
         run = None
         try:
             run = self._start()
+            self._publish(force=True)
             while True:
                 op, payload = self._queue.get()
                 if op == "finish":
                     self._end(run, payload)
                     return
-                if run is not None:
+                if run is not None and not self._abandoned:
                     self._apply(run, op, payload)
-        except BaseException as exc:  # never let the worker die silently
+                    self._publish()
+        except BaseException as exc:  # noqa: BLE001 - never let the worker die silently
             self._fail("mirror worker stopped", exc)
-            self._set(status="failed")
+            self._set(status="failed", copy=PARTIAL, reason="the mirror worker stopped")
         finally:
+            self._publish(force=True)  # the store knows the outcome before finish() returns
             self._done.set()
 
     def _start(self) -> Any:
         try:
             import wandb
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a broken wandb install must not stop tracking
             self._fail("cannot import wandb", exc)
-            self._set(status="failed")
+            self._set(status="failed", copy=NOT_MIRRORED, reason="wandb cannot be imported")
             return None
         mode = self.state.mode
-        if mode == "online" and not server_reachable(base_url(), self._init_timeout):
-            self._fall_back(f"the W&B server {base_url()} could not be reached")
-            mode = "offline"
+        if mode == "online":
+            check = check_server(timeout=min(PROBE_TIMEOUT, self._init_timeout))
+            if not check.ok:
+                self._fall_back(wandb, check.describe())
+                mode = "offline"
         try:
-            run = self._init(wandb, mode)
-        except Exception as exc:
+            run = self._init(wandb, mode, self._run_id)
+        except Exception as exc:  # noqa: BLE001 - wandb raises many types; tracking goes on
             if mode != "online":
                 self._fail("wandb.init failed", exc)
-                self._set(status="failed")
+                self._set(status="failed", copy=NOT_MIRRORED, reason="wandb.init failed offline")
                 return None
-            self._fall_back(f"wandb.init failed online ({type(exc).__name__})")
-            try:
-                run = self._init(wandb, "offline")
-            except Exception as exc2:
-                # wandb-core keeps the id of a failed online start reserved, so an offline
-                # retry under the same id can fail; the nbops store still has everything.
-                self._fail(
-                    "wandb.init failed offline too (wandb-core still holds the id of the failed "
-                    "online start); this run is not mirrored, the nbops store keeps it",
-                    exc2,
-                )
-                self._set(status="failed")
-                return None
+            self._fall_back(wandb, f"wandb.init failed online ({type(exc).__name__})")
             mode = "offline"
+            run = self._init_offline_after_failure(wandb)
+            if run is None:
+                return None
         url = run.url if mode == "online" else None  # run.url prints a warning offline
-        self._set(status="running", mode=mode, run_dir=str(Path(run.dir).parent), url=url)
+        self._set(
+            status="running", mode=mode, run_dir=str(Path(run.dir).parent), url=url, wandb_id=run.id
+        )
         return run
 
-    def _fall_back(self, reason: str) -> None:
-        message = (
-            f"{reason}; mirroring run {self._init_kwargs['id']} offline instead. "
-            "Upload it later with nbops.mirror.sync()"
+    def _init_offline_after_failure(self, wandb: Any) -> Any:
+        """Start offline after a failed online start, under a fresh id if wandb kept ours."""
+        try:
+            return self._init(wandb, "offline", self._run_id)
+        except Exception:  # noqa: BLE001 - wandb-core keeps the id of a failed online start reserved
+            fresh = fresh_id(self._run_id)
+        try:
+            run = self._init(wandb, "offline", fresh)
+        except Exception as exc:  # noqa: BLE001 - wandb raises many types; tracking goes on
+            self._fail("wandb.init failed offline too", exc)
+            self._set(
+                status="failed",
+                copy=NOT_MIRRORED,
+                reason="wandb could not start offline; `nbops sync --offline` builds the copy",
+            )
+            return None
+        self._set(
+            reason=f"{self.state.reason}; W&B kept id {self._run_id} reserved, so the "
+            f"offline copy has id {fresh}"
         )
-        logger.warning(message)
-        warnings.warn(message, MirrorWarning, stacklevel=1)
-        self._set(mode="offline")
+        return run
 
-    def _init(self, wandb: Any, mode: str) -> Any:
+    def _fall_back(self, wandb: Any, reason: str) -> None:
+        message = (
+            f"{reason}; mirroring run {self._run_id} offline instead. "
+            "Upload it later with `nbops sync`"
+        )
+        logger.debug(message)
+        warnings.warn(message, MirrorWarning, stacklevel=1)
+        self._set(mode="offline", reason=reason)
+        go_offline_process_wide(wandb)
+
+    def _init(self, wandb: Any, mode: str, run_id: str) -> Any:
         if mode == "online":
-            _silence_wandb_terminal(wandb)
+            silence_wandb_terminal(wandb)
+        commit, remote = self._early_git()
         settings = wandb.Settings(
             silent=True,
             console="off",
             init_timeout=self._init_timeout,
             # Keep secrets out of wandb's files: no command line, environment-derived metadata,
-            # git remote, code or system stats are recorded.
+            # git probing, code or system stats; nbops hands over its own scrubbed captures.
             x_disable_meta=True,
             x_disable_stats=True,
             x_disable_machine_info=True,
@@ -253,8 +378,20 @@ class WandbMirror:
             disable_code=True,
             save_code=False,
             x_save_requirements=False,
+            git_commit=commit,
+            git_remote_url=remote,
         )
-        return wandb.init(mode=mode, reinit="create_new", settings=settings, **self._init_kwargs)
+        kwargs = {**self._init_kwargs, "id": run_id}
+        return wandb.init(mode=mode, reinit="create_new", settings=settings, **kwargs)
+
+    def _early_git(self) -> tuple[str | None, str | None]:
+        """The git commit and remote, when the run's capture queued them before wandb started."""
+        with self._queue.mutex:
+            pending = list(self._queue.queue)
+        for op, payload in pending:
+            if op == "code":
+                return git_info(payload)
+        return None, None
 
     def _apply(self, run: Any, op: str, payload: Any) -> None:
         try:
@@ -264,116 +401,69 @@ class WandbMirror:
                 run.config.update(payload, allow_val_change=True)
             elif op == "summary":
                 run.summary.update(payload)
+            elif op == "code":  # git, packages and notebook arrive one by one
+                self._code.update(payload)
+                write_code_files(run, code_files(self._code))
             elif op == "artifact":
                 self._log_artifact(run, *payload)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one failed upload must not stop the mirror
             self._fail(f"{op} failed", exc)
 
     def _log_rows(self, run: Any, rows: list[tuple[int, float, dict[str, float]]]) -> None:
+        written = skipped = 0
         for step, timestamp, metrics in rows:
+            if not self._go.is_set():
+                self._go.wait()
             if self._last_step is not None and step < self._last_step:
                 if not self._warned_step:
                     self._warned_step = True
                     logger.warning(
                         "W&B mirror of run %s: step %d comes after step %d; wandb needs "
                         "increasing steps, so such rows are not mirrored (nbops keeps them)",
-                        self._init_kwargs["id"],
+                        self._run_id,
                         step,
                         self._last_step,
                     )
+                skipped += 1
                 continue
             self._last_step = step
             run.log({**metrics, "_timestamp": timestamp}, step=step)
+            written += 1
+        with self._lock:
+            self._skipped += skipped
+            self._state = replace(self._state, rows=self._state.rows + written)
 
     def _log_artifact(
         self, run: Any, path: str, name: str, type_: str, file_name: str | None = None
     ) -> None:
-        import wandb
-
-        artifact = wandb.Artifact(_ARTIFACT_NAME_BAD.sub("-", name).strip("-") or "artifact", type_)
-        if Path(path).is_dir():
-            artifact.add_dir(path)
-        else:
-            artifact.add_file(path, name=file_name or Path(path).name)
-        run.log_artifact(artifact)
+        log_artifact(run, path, name, type_, file_name)
 
     def _end(self, run: Any, exit_code: int) -> None:
         if run is None:
             return
         try:
             run.finish(exit_code=exit_code)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - recorded in the mirror state, logged
             self._fail("wandb finish failed", exc)
-            self._set(status="failed")
+            self._set(status="failed", copy=PARTIAL, reason="wandb could not finish the run")
             return
-        run_dir = self.state.run_dir
-        if run_dir:
-            if self.state.mode == "offline" and not _wait_until_written(run_dir):
+        state = self.state
+        on_disk = True
+        if state.run_dir:
+            if state.mode == "offline" and not wait_until_written(state.run_dir):
+                on_disk = False
                 logger.warning(
-                    "W&B offline file of run %s is still incomplete after finish",
-                    self._init_kwargs["id"],
+                    "W&B offline file of run %s is still incomplete after finish", self._run_id
                 )
-            scrub_run_dir(run_dir)
-        self._set(status="finished")
-
-
-def _wait_until_written(run_dir: str, timeout: float = 15.0) -> bool:
-    """Wait until the offline ``.wandb`` file holds the run's exit record.
-
-    ``run.finish()`` can return while wandb-core is still writing the file (seen under load);
-    the offline file is the only copy, so "finished" must mean "on disk".
-    """
-    from nbops.mirror._offline_file import read_offline_run
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if read_offline_run(run_dir).complete:
-                return True
-        except Exception:
-            logger.debug("offline file of %s not readable yet", run_dir, exc_info=True)
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-
-
-def _silence_wandb_terminal(wandb: Any) -> None:
-    """Stop wandb's login from printing "Loaded credentials ..." into the notebook cell.
-
-    wandb's login reads the process-wide setup settings, not the run's, so this makes wandb
-    silent for the whole process (nbops owns wandb's output in a notebook anyway).
-    """
-    try:
-        wandb.setup(settings=wandb.Settings(silent=True))
-    except Exception:  # losing this only costs one line of output
-        logger.debug("could not silence wandb terminal output", exc_info=True)
-
-
-def scrub_run_dir(run_dir: str | os.PathLike[str]) -> list[Path]:
-    """Replace secret environment values in a wandb run directory's text files.
-
-    The binary ``.wandb`` file is only checked (it is CRC-framed); a hit is logged.
-
-    Returns:
-        The files that contained a secret.
-    """
-    secrets = secret_values()
-    if not secrets:
-        return []
-    hits: list[Path] = []
-    for path in Path(run_dir).rglob("*"):
-        if not path.is_file() or path.is_symlink():
-            continue
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        if not any(s.encode() in data for s in secrets):
-            continue
-        hits.append(path)
-        if path.suffix == ".wandb":
-            logger.warning("%s contains a secret environment value; do not sync it", path)
-            continue
-        text = data.decode("utf-8", errors="surrogateescape")
-        write_atomic(path, scrub_text(text, secrets).encode("utf-8", errors="surrogateescape"))
-    return hits
+            scrub_run_dir(state.run_dir)
+        with self._lock:
+            complete = on_disk and self._state.rows + self._skipped >= self._given
+            self._state = replace(
+                self._state,
+                status="finished",
+                total=self._given,
+                copy=COMPLETE if complete else PARTIAL,
+                reason=self._state.reason
+                if complete
+                else "the W&B file ends before the run's last row",
+            )

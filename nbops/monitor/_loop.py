@@ -161,7 +161,7 @@ def _performance(ctx: MonitorPass) -> bool:
         table[feedback.label],
         table[feedback.time],
         window=feedback.window,
-        metric=ctx.cfg.metric,  # type: ignore[arg-type]
+        metric=ctx.cfg.metric,
         reference=_recorded(ctx),
         tolerance=feedback.tolerance,
     )

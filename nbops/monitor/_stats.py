@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
 
+from nbops.deps import require
+
+stats = require("scipy.stats", feature="nbops.drift")
 logger = logging.getLogger(__name__)
 
 #: Floor for a bin's or a category's share in the PSI (an empty bin would make it infinite).

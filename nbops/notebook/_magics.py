@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import numbers
+import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -36,12 +37,16 @@ def _parser() -> MagicArgumentParser:
         "--wandb", choices=WANDB_MODES, help="W&B mirror mode (default: offline without an API key)"
     )
     track.add_argument(
-        "--new", action="store_true", help="finish the current run and start another"
+        "--new",
+        action="store_true",
+        help="finish the current run and start another with the same project, tags, group, "
+        "job type and W&B mode (unless given)",
     )
     log = sub.add_parser(
         "log",
         help="log notebook variables by name",
-        description="Log variables: numbers as metrics, anything else as parameters.",
+        description="Log variables: numbers as metrics, DataFrames and arrays as table "
+        "artifacts, anything else as parameters.",
     )
     log.add_argument("names", nargs="+", metavar="NAME", help="a variable of the notebook")
     log.add_argument("--step", type=int, help="step for the metrics")
@@ -70,6 +75,17 @@ def _parser() -> MagicArgumentParser:
     sweep.add_argument("--direction", choices=("maximize", "minimize"), default="maximize")
     sweep.add_argument("--storage", help="storage URL (default: a journal under .nbops/)")
     sweep.add_argument("--study", help="sweep name")
+    reproduce = sub.add_parser(
+        "reproduce",
+        help="re-run a tracked run top to bottom in a fresh kernel and compare",
+        description="Re-execute RUN's recorded notebook in a scratch copy of the project at its "
+        "recorded commit and data, compare metrics, artifacts and outputs, and show the verdict.",
+    )
+    reproduce.add_argument("run", help="run id, unique prefix, 'latest', or a bundle .zip")
+    reproduce.add_argument(
+        "--tolerance", action="append", metavar="KEY=REL", help="relative tolerance of a metric"
+    )
+    reproduce.add_argument("--timeout", type=float, help="seconds the notebook may run")
     return parser
 
 
@@ -92,18 +108,27 @@ class NbopsMagics(Magics):
         self.session = session
 
     @line_magic
-    def nbops(self, line: str) -> None:
-        args = PARSER.parse_argstring(line)
+    def nbops(self, line: str) -> Any:
+        try:
+            argv = shlex.split(line)
+        except ValueError as exc:  # an unclosed quote
+            raise UsageError(f"%nbops: {exc} in {line!r}; close the quote") from None
+        args = PARSER.parse_args(argv)
         if args.command is None:
             raise UsageError(
-                "%nbops needs a command: track, log, status, stop or sweep (see %nbops?)"
+                "%nbops needs a command: track, log, status, stop, sweep or reproduce (see %nbops?)"
             )
         try:
-            getattr(self, f"_{args.command}")(args)
+            return getattr(self, f"_{args.command}")(args)
         except NbopsError as exc:
             raise UsageError(str(exc)) from None
 
     def _track(self, args: argparse.Namespace) -> None:
+        if args.project is not None and not args.project.strip():
+            raise UsageError(
+                "invalid project name '': give a non-empty --project, or leave it out to use "
+                "the default (the project root's folder name)"
+            )
         run, reattached = self.session.track(
             new=args.new,
             project=args.project,
@@ -117,7 +142,7 @@ class NbopsMagics(Magics):
         verb = "Re-attached to" if reattached else "Tracking"
         print(
             f"nbops: {verb} run {run.id} ({run.name}) in project {run.project!r}; "
-            f"store {run.store.path}; W&B {mirror}"
+            f"store {run.store.location}; W&B {mirror}"
         )
         given = [k for k in ("project", "name", "group", "job_type", "wandb") if getattr(args, k)]
         if reattached and (given or args.tag):
@@ -126,9 +151,11 @@ class NbopsMagics(Magics):
             )
 
     def _log(self, args: argparse.Namespace) -> None:
+        from nbops.tracking import is_table
+
         run = self.session.run
-        if run is None or run.finished:
-            raise UsageError("no run to log to; start one with %nbops track")
+        if run is None:
+            raise UsageError("no run to log to; start one with %nbops track or nbops.init()")
         ns = self.session.shell.user_ns
         missing = [n for n in args.names if n not in ns]
         if missing:
@@ -138,18 +165,25 @@ class NbopsMagics(Magics):
             for n in args.names
             if isinstance(ns[n], numbers.Real) and not isinstance(ns[n], bool)
         }
-        params = {n: ns[n] for n in args.names if n not in metrics}
+        tables = [n for n in args.names if n not in metrics and is_table(ns[n])]
+        params = {n: ns[n] for n in args.names if n not in metrics and n not in tables}
+        for name in tables:
+            run.log_table(name.lstrip("_") or "table", ns[name])
         if metrics:
             run.log(metrics, step=args.step)
         if params:
             run.log_params(params)
-        print(f"nbops: logged {len(metrics)} metric(s) and {len(params)} parameter(s) to {run.id}")
+        print(
+            f"nbops: logged {len(metrics)} metric(s), {len(params)} parameter(s) and "
+            f"{len(tables)} table(s) to {run.id}"
+        )
 
     def _status(self, args: argparse.Namespace) -> None:
         run = self.session.run
-        if run is None or run.finished:
-            print("nbops: no active run; start one with %nbops track")
+        if run is None:
+            print("nbops: no active run; start one with %nbops track or nbops.init()")
             return
+        self.session.wait_for_capture(run)
         run.flush()
         mirror = run.mirror.state if run.mirror is not None else None
         notebook = run.store.get_metadata(run.id).get("notebook") or {}
@@ -157,16 +191,19 @@ class NbopsMagics(Magics):
             f"nbops: run {run.id} ({run.name}) in project {run.project!r}, {run.status}, "
             f"next step {run.step}"
         )
-        print(f"  store: {run.store.path}")
+        print(f"  store: {run.store.location}")
         print(
             f"  W&B: {mirror.mode + ', ' + mirror.status if mirror else 'disabled'}"
             + (f" ({mirror.error})" if mirror and mirror.error else "")
         )
-        print(
-            f"  notebook: {notebook.get('path') or 'not found'}"
-            + (f" ({notebook.get('detail')})" if notebook.get("detail") else "")
-        )
-        print(self.session.provenance())
+        if not notebook and run.capturing:
+            print("  notebook: capture in progress (git, packages and the notebook's location)")
+        else:
+            print(
+                f"  notebook: {notebook.get('path') or 'not found'}"
+                + (f" ({notebook.get('detail')})" if notebook.get("detail") else "")
+            )
+        print(self.session.provenance(run))
 
     def _sweep(self, args: argparse.Namespace) -> None:
         from nbops.sweeps import sweep
@@ -186,14 +223,23 @@ class NbopsMagics(Magics):
             self.shell.user_ns["nbops_sweep"] = result
         print(f"nbops: sweep {result.name} started; it is in `nbops_sweep` (.wait(), .stop())")
 
+    def _reproduce(self, args: argparse.Namespace) -> Any:
+        """Return the :class:`~nbops.reproduce.Reproduction`: the cell shows it as a table."""
+        from nbops.reproduce import parse_tolerances, reproduce
+
+        return reproduce(
+            args.run, tolerances=parse_tolerances(args.tolerance or []), timeout=args.timeout
+        )
+
     def _stop(self, args: argparse.Namespace) -> None:
         run = self.session.run
         report = self.session.stop(args.status)
-        if report is None or run is None:
+        if run is None:
             print("nbops: no active run")
             return
         print(f"nbops: finished run {run.id} ({args.status})")
-        print(report)
+        if report is not None:
+            print(report)
 
 
 NbopsMagics.nbops.__doc__ = _help()

@@ -5,14 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from nbops.capture import code_hash
+from nbops.hashing import code_hash
 
 
 class CellRecorder:
     """IPython ``pre_run_cell``/``post_run_cell`` handlers appending one record per cell.
 
-    Records are plain dicts (``n``, ``id``, ``hash``, ``start``, ``duration``, ``ok``,
-    ``error``) in execution order; the list is shared with the run, which stores it on flush.
+    Records are plain dicts (``n``, ``id``, ``hash``, ``nbops_only``, ``start``, ``duration``,
+    ``ok``, ``error``) in execution order; the list is shared with the run, which stores it on
+    flush.
     """
 
     def __init__(self, shell: Any) -> None:
@@ -27,7 +28,7 @@ class CellRecorder:
         history = getattr(self.shell, "history_manager", None)
         raw = list(getattr(history, "input_hist_raw", None) or [])
         for n, source in enumerate(raw[1:], start=1):
-            self.records.append(_record(n, None, code_hash(source)))
+            self.records.append(_record(n, None, source))
 
     def register(self) -> None:
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
@@ -59,7 +60,7 @@ class CellRecorder:
             self.records.pop()  # the cell that loaded the extension was backfilled
         error = result.error_before_exec or result.error_in_exec
         source = getattr(result.info, "raw_cell", None) or ""
-        record = _record(n, getattr(result.info, "cell_id", None), code_hash(source))
+        record = _record(n, getattr(result.info, "cell_id", None), source)
         if running is not None:
             record.update(id=running[0], start=running[2], duration=round(end - running[3], 6))
         record["ok"] = error is None
@@ -76,7 +77,7 @@ class CellRecorder:
         history = getattr(self.shell, "history_manager", None)
         raw = getattr(history, "input_hist_raw", None) or []
         count = len(raw) - 1 if raw else getattr(self.shell, "execution_count", None)
-        current = _record(count, cell_id, code_hash(source))
+        current = _record(count, cell_id, source)
         current["start"] = start
         records = list(self.records)
         if records and records[-1]["n"] == current["n"] and records[-1]["ok"] is None:
@@ -84,11 +85,26 @@ class CellRecorder:
         return [*records, current]
 
 
-def _record(n: int | None, cell_id: str | None, digest: str) -> dict[str, Any]:
+def nbops_only(source: str) -> bool:
+    """True when a cell holds only ``%nbops`` and ``%load_ext nbops`` lines (and comments).
+
+    Such cells change no variable of the notebook (``%nbops sweep`` does, so it does not count).
+    """
+    lines = [line.strip() for line in source.splitlines() if line.strip()]
+    return bool(lines) and all(
+        line.startswith("#")
+        or (line.split()[0] == "%nbops" and line.split()[1:2] != ["sweep"])
+        or line.split() in (["%load_ext", "nbops"], ["%reload_ext", "nbops"])
+        for line in lines
+    )
+
+
+def _record(n: int | None, cell_id: str | None, source: str) -> dict[str, Any]:
     return {
         "n": n,
         "id": cell_id,
-        "hash": digest,
+        "hash": code_hash([source]),
+        "nbops_only": nbops_only(source),
         "start": None,
         "duration": None,
         "ok": None,

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from nbops.config import default_project, store_path
+from nbops.config import default_project, store_path, store_url
 from nbops.errors import NbopsError
 from nbops.pipeline._hashing import HashCache
-from nbops.pipeline._lock import read_lock
+from nbops.pipeline._ignore import IgnoreRules
+from nbops.pipeline._lock import LockEntry, read_lock, update_lock
+from nbops.pipeline._outputs import missing_blobs, restore_outs
+from nbops.pipeline._runlock import RunLock
+from nbops.pipeline._secrets import Sealer
 from nbops.pipeline._spec import Stage, load_spec
 from nbops.pipeline._stage import Report, RunContext, StageResult, execute_stage
-from nbops.pipeline._status import Fingerprint, fingerprint, stale_reasons
+from nbops.pipeline._status import Fingerprint, fingerprint, input_reasons, out_reasons
+from nbops.pipeline._sync import fetch_outs, fetch_records, open_configured
+from nbops.pipeline._sync import push as push_outputs
 from nbops.pipeline._validate import validate
+from nbops.store import open_store
 
 logger = logging.getLogger(__name__)
 
@@ -54,16 +62,25 @@ class PipelineFailed(NbopsError):
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
     """``["train.n_estimators=200"]`` -> ``{"train": {"n_estimators": 200}}`` (YAML values)."""
-    import yaml
-
     out: dict[str, dict[str, Any]] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         stage, dot, name = key.partition(".")
         if not sep or not dot or not stage or not name:
             raise NbopsError(f"-p {pair!r}: write STAGE.KEY=VALUE, e.g. -p train.max_depth=6")
-        out.setdefault(stage, {})[name] = yaml.safe_load(value) if value else ""
+        out.setdefault(stage, {})[name] = _override_value(pair, value) if value else ""
     return out
+
+
+def _override_value(pair: str, value: str) -> Any:
+    import yaml
+
+    from nbops.pipeline._yaml import yaml_load
+
+    try:
+        return yaml_load(value)
+    except (yaml.YAMLError, ValueError) as exc:
+        raise NbopsError(f"-p {pair!r}: the value is not valid YAML ({exc})") from None
 
 
 def run_pipeline(
@@ -74,11 +91,27 @@ def run_pipeline(
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     jobs: int = 1,
     dry_run: bool = False,
+    wait: float | None = None,
+    downstream: bool = False,
+    single: bool = False,
+    pull: bool = False,
+    push: bool = False,
+    remote: str | None = None,
     report: Report = print,
 ) -> PipelineResult:
     """Run what is stale among ``targets`` (default: all) and what they need.
 
+    ``downstream``: the targets and every stage after them, not what they need (their deps are
+    used as they are on disk). ``single``: exactly the targets, forced, without their upstream.
+    ``pull``: fetch the run cache of the remote (``remote``, default: the default remote) first,
+    and the objects of any stage restored from it; ``push``: push after a successful run.
+
+    One run at a time per project: another ``nbops run`` holding the project's run lock makes
+    this one fail at once with :class:`PipelineBusyError`, or wait up to ``wait`` seconds
+    (``float("inf")``: as long as it takes). A dry run takes no lock.
+
     Raises:
+        PipelineBusyError: another run holds the project's run lock.
         SpecError: ``nbops.yaml`` is invalid (nothing ran).
         PipelineFailed: a stage failed; independent stages still finished, and the lock kept
             the last good entry of each failed stage.
@@ -89,38 +122,78 @@ def run_pipeline(
     from nbops.tracking import new_run_id
 
     base = Path(root) if root is not None else find_project_root()
-    spec = load_spec(base)
+    spec = load_spec(base, strict=False)
     overrides = dict(overrides or {})
-    graph = validate(spec, overrides)
+    graph = validate(spec, overrides, kernels=True)
+    targets = _expand_targets(spec.stages, targets)
     unknown = [t for t in targets if t not in spec.stages]
     if unknown:
         raise NbopsError(f"no stage named {', '.join(unknown)}; stages: {', '.join(spec.stages)}")
     if jobs < 1:
         raise NbopsError("--jobs must be at least 1")
+    if (downstream or single) and not targets:
+        raise NbopsError("--downstream and --single need the stage(s) to start from")
+    if downstream and single:
+        raise NbopsError("--downstream and --single cannot be combined")
     store_dir = store_path(base)
-    ctx = RunContext(
-        spec=spec,
-        graph=graph,
-        overrides=overrides,
-        pipeline_id=new_run_id(),
-        report=report,
-        cache=HashCache(store_dir / "hashcache.json"),
-        lock=dict(read_lock(base)),
-        store_dir=store_dir,
-        project=str(spec.raw.get("project") or default_project(base)),
-    )
-    selected = graph.closure(targets) if targets else set(spec.stages)
+    if single:
+        selected, force = set(targets), True
+    elif downstream:
+        selected = set(targets).union(*(graph.downstream(t) for t in targets))
+    else:
+        selected = graph.closure(targets) if targets else set(spec.stages)
     order = graph.topological(selected)
-    try:
-        results = _schedule(ctx, order, selected, force=force, jobs=jobs, dry_run=dry_run)
-    finally:
-        ctx.cache.save()
-    result = PipelineResult(ctx.pipeline_id, tuple(results[name] for name in order))
+    store = open_store(store_url(base))
+    with contextlib.ExitStack() as held:
+        if not dry_run:
+            held.enter_context(RunLock(base, store_dir, wait=wait))
+        shared = (
+            held.enter_context(open_configured(base, store_dir, remote)) if pull or push else None
+        )
+        ctx = RunContext(
+            spec=spec,
+            graph=graph,
+            overrides=overrides,
+            pipeline_id=new_run_id(),
+            report=report,
+            cache=HashCache(store_dir / "hashcache.sqlite", IgnoreRules.load(base)),
+            lock=dict(read_lock(base)),  # read under the run lock: no other run changes it
+            store_dir=store_dir,
+            project=str(spec.raw.get("project") or default_project(base)),
+            store=store,
+            blobs=store.blobs,
+            runcache=store.run_cache,
+            sealer=Sealer.for_store(store_dir),
+            remote=shared if pull else None,
+        )
+        if pull and shared is not None:
+            fetched = fetch_records(shared, ctx.runcache)
+            report(f"pulled {fetched} run cache record(s) from {shared.url}")
+        try:
+            results = _schedule(ctx, order, selected, force=force, jobs=jobs, dry_run=dry_run)
+        finally:
+            ctx.cache.save()
+        result = PipelineResult(ctx.pipeline_id, tuple(results[name] for name in order))
+        if push and shared is not None and result.ok and not dry_run:
+            in_lock = [n for n in order if n in read_lock(base)]
+            sent = push_outputs(base, store, shared, in_lock, report)
+            report(f"pushed {sent.objects} object(s) and {sent.records} record(s) to {shared.url}")
     if not result.ok:
         raise PipelineFailed(result)
     if not dry_run and not targets and any(s.outcome == "ran" for s in result.stages):
         _write_card(ctx)
     return result
+
+
+def _expand_targets(stages: Mapping[str, Stage], targets: Sequence[str]) -> list[str]:
+    """Stage names as given, a foreach/matrix group (``train``) as all of its stages."""
+    from nbops.pipeline._matrix import group_of
+
+    out: list[str] = []
+    for target in targets:
+        members = [s for s in stages if "@" in s and group_of(s) == target]
+        out += members if target not in stages and members else [target]
+    return list(dict.fromkeys(out))
 
 
 def _write_card(ctx: RunContext) -> None:
@@ -190,27 +263,79 @@ def _decide(
         return StageResult(name, "skipped", message=f"upstream {', '.join(broken)} failed")
     stage = ctx.spec.stages[name]
     fp = fingerprint(ctx.spec, stage, {name: _stage_overrides(ctx, stage)}, ctx.cache)
-    reasons = stale_reasons(ctx.spec, stage, fp, ctx.lock.get(name), ctx.cache)
-    upstream_runs = [u for u in needs if results[u].outcome == "would-run"]
-    reasons += [f"upstream stage {u!r} will re-run" for u in upstream_runs]
+    entry = ctx.lock.get(name)
+    inputs = input_reasons(fp, entry, ctx.sealer)
+    inputs += [
+        f"upstream stage {u!r} will re-run" for u in needs if results[u].outcome == "would-run"
+    ]
+    outs = out_reasons(ctx.spec, stage, entry, ctx.cache)
     if force:
-        reasons.insert(0, "forced")
-    if not reasons:
-        swept = ctx.lock[name].sweep
-        if stage.sweep and swept:
-            ctx.handoff[name] = dict(swept["best_params"])
-        ctx.report(f"{name:<14} cached    (unchanged since run {ctx.lock[name].run})")
-        return StageResult(
-            name,
-            "cached",
-            run_id=ctx.lock[name].run,
-            executed=ctx.lock[name].executed,
-            metrics=ctx.lock[name].metrics,
-        )
+        return fp, ("forced", *inputs, *outs)
+    record = ctx.runcache.get(fp.key(ctx.sealer))
+    if not inputs and not outs:
+        if stage.sweep and entry is not None and entry.sweep:
+            ctx.handoff[name] = dict(entry.sweep["best_params"])
+        run = record["run"] if record else None
+        ctx.report(f"{name:<14} cached    (unchanged{f' since run {run}' if run else ''})")
+        return StageResult(name, "cached", run_id=run, metrics=entry.metrics if entry else {})
+    restored = _restore(ctx, stage, fp, entry if not inputs else None, record, dry_run=dry_run)
+    if restored is not None:
+        return restored
+    reasons = tuple(inputs + outs)
     if dry_run:
         ctx.report(f"{name:<14} would run ({'; '.join(reasons)})")
-        return StageResult(name, "would-run", reasons=tuple(reasons))
-    return fp, tuple(reasons)
+        return StageResult(name, "would-run", reasons=reasons)
+    return fp, reasons
+
+
+def _restore(
+    ctx: RunContext,
+    stage: Stage,
+    fp: Fingerprint,
+    entry: LockEntry | None,
+    record: Mapping[str, Any] | None,
+    *,
+    dry_run: bool,
+) -> StageResult | None:
+    """Restore the stage's outs instead of running it, when nothing it reads changed (``entry``)
+    or the run cache holds an execution with these exact inputs (``record``) and every object
+    needed is in the local object store."""
+    if entry is None and record is not None:
+        try:
+            entry = LockEntry(**record["entry"])
+        except (KeyError, TypeError):
+            entry = None
+        source = f"the run cache (run {record.get('run')})"
+    else:
+        source = "the cache (the inputs are unchanged)"
+    if entry is None:
+        return None
+    if missing_blobs(entry.outs, ctx.blobs) and ctx.remote is not None and not dry_run:
+        try:
+            fetch_outs(ctx.remote, entry.outs, ctx.blobs, ctx.report)
+        except (NbopsError, OSError) as exc:
+            ctx.report(f"{stage.name:<14} cannot pull its outs ({exc}); it will run")
+    if missing_blobs(entry.outs, ctx.blobs):
+        return None
+    run = record.get("run") if record else None
+    if dry_run:
+        ctx.report(f"{stage.name:<14} would restore its outs from {source}")
+        return StageResult(stage.name, "cached", run_id=run, metrics=entry.metrics)
+    restore_outs(ctx.spec.root, entry.outs, ctx.blobs)
+    if stage.sweep and entry.sweep:
+        ctx.handoff[stage.name] = dict(entry.sweep["best_params"])
+    previous = ctx.lock.get(stage.name)
+    # sealed with this machine's key, so a record pulled from elsewhere verifies here
+    fresh = replace(
+        entry, params=ctx.sealer.lockable(fp.params, previous.params if previous else None)
+    )
+    with ctx.lock_mutex:
+        update_lock(ctx.spec.root, {stage.name: fresh}, ctx.spec.stages)
+        ctx.lock[stage.name] = fresh
+    ctx.report(f"{stage.name:<14} restored  ({len(entry.outs)} out(s) from {source})")
+    return StageResult(
+        stage.name, "cached", run_id=run, message=f"restored from {source}", metrics=entry.metrics
+    )
 
 
 def _stage_overrides(ctx: RunContext, stage: Stage) -> dict[str, Any]:
@@ -236,7 +361,7 @@ def _stage_overrides(ctx: RunContext, stage: Stage) -> dict[str, Any]:
 def _finished(ctx: RunContext, name: str, future: Future[StageResult]) -> StageResult:
     try:
         result = future.result()
-    except Exception as exc:  # a bug or an infrastructure failure: report it as the stage's
+    except Exception as exc:  # noqa: BLE001 - a bug or an infrastructure failure: the stage's
         result = StageResult(name, "failed", message=f"{type(exc).__name__}: {exc}")
     if result.outcome == "ran":
         ctx.report(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -74,14 +75,112 @@ def _notebook() -> str:
     )
 
 
-def scaffold(directory: Path, *, ci: str = "github", force: bool = False) -> list[Path]:
-    """Write ``nbops.yaml``, ``notebooks/analysis.ipynb`` and a CI workflow; return the paths.
+#: import name -> distribution name, where they differ or need an nbops extra
+_DISTRIBUTIONS = {
+    "sklearn": "scikit-learn",
+    "skops": "nbops[cards]",
+    "jinja2": "nbops[cards]",
+    "optuna": "nbops[sweeps]",
+    "scipy": "nbops[monitor]",
+    "pyarrow": "nbops[monitor]",
+    "yaml": "pyyaml",
+    "PIL": "pillow",
+    "cv2": "opencv-python",
+}
+#: already installed with nbops itself
+_WITH_NBOPS = {"nbops", "IPython", "ipykernel", "nbformat", "papermill", "pandas", "wandb"}
 
+
+def notebook_requirements(notebook_json: str) -> list[str]:
+    """Distributions a notebook imports, beyond the standard library and what nbops brings."""
+    import ast
+
+    found: set[str] = set()
+    for cell in json.loads(notebook_json).get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module.split(".")[0])
+    third_party = sorted(found - set(sys.stdlib_module_names) - _WITH_NBOPS)
+    return sorted({_DISTRIBUTIONS.get(name, name) for name in third_party})
+
+
+def default_nbops_requirement() -> str:
+    """``nbops==<the running version>``."""
+    from nbops._version import __version__
+
+    return f"nbops=={__version__}"
+
+
+def _requirements(nbops_from: str, notebooks: list[str]) -> str:
+    extras = sorted({r for nb in notebooks for r in notebook_requirements(nb)})
+    extra_names = sorted({r[len("nbops[") : -1] for r in extras if r.startswith("nbops[")})
+    line = nbops_from
+    if extra_names and "[" not in line and not line.endswith(".whl") and "@" not in line:
+        name, sep, version = line.partition("==")
+        line = f"{name}[{','.join(extra_names)}]{sep}{version}"
+    others = [r for r in extras if not r.startswith("nbops[")]
+    return (
+        "# What the pipeline needs (written by `nbops init`); CI installs from this file.\n"
+        "# Where nbops comes from is the next line; change it to what your team uses:\n"
+        "#   a package index:  nbops==X.Y.Z  (with extras: nbops[cards]==X.Y.Z)\n"
+        "#   a wheel:          ./wheels/nbops-X.Y.Z-py3-none-any.whl\n"
+        "#   a git URL:        nbops @ git+https://github.com/OWNER/nbops@vX.Y.Z\n"
+        f"{line}\n" + "".join(f"{r}\n" for r in others)
+    )
+
+
+def _gitignore(outs: list[str], commit_outs: bool) -> str:
+    lines = [
+        "# nbops' local store (runs, cached objects, executed notebooks) and W&B's offline files",
+        ".nbops/",
+        "wandb/",
+        ".ipynb_checkpoints/",
+        "__pycache__/",
+        "# nbops.lock is committed: it records what each stage last ran with",
+    ]
+    if not commit_outs:
+        lines.append("# the pipeline's outs: rebuilt by `nbops run`, or fetched by `nbops pull`")
+        lines += [f"/{out}" for out in outs]
+    return "\n".join(lines) + "\n"
+
+
+def scaffold(
+    directory: Path,
+    *,
+    ci: str = "github",
+    force: bool = False,
+    nbops_from: str | None = None,
+    commit_outs: bool = False,
+) -> list[Path]:
+    """Write ``nbops.yaml``, ``notebooks/analysis.ipynb``, ``requirements.txt``, ``.gitignore``
+    and a CI workflow; return the paths.
+
+    ``nbops_from`` is the requirement line CI installs nbops from (default: this version from
+    a package index). The pipeline's outs go in ``.gitignore`` unless ``commit_outs``.
     Refuses to overwrite existing files (listing them) unless ``force``.
     """
+    from nbops.pipeline._spec import parse_spec
+    from nbops.pipeline._yaml import yaml_load
+
+    spec_text = _template("nbops.yaml")
+    notebook = _notebook()
+    outs = [o for s in parse_spec(yaml_load(spec_text), directory).stages.values() for o in s.outs]
     files: dict[Path, str] = {
-        directory / "nbops.yaml": _template("nbops.yaml"),
-        directory / "notebooks" / "analysis.ipynb": _notebook(),
+        directory / "nbops.yaml": spec_text,
+        directory / "notebooks" / "analysis.ipynb": notebook,
+        directory / "requirements.txt": _requirements(
+            nbops_from or default_nbops_requirement(), [notebook]
+        ),
+        directory / ".gitignore": _gitignore(outs, commit_outs),
     }
     for kind in ("github", "gitlab") if ci == "both" else () if ci == "none" else (ci,):
         template, target = _CI_FILES[kind]

@@ -10,13 +10,25 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from nbops.errors import NbopsError
+from nbops.errors import InvalidValueError, NbopsError
+from nbops.names import check_name
 
 SPEC_FILE = "nbops.yaml"
-STAGE_KEYS = ("notebook", "params", "deps", "outs", "gates", "after", "timeout", "kernel", "sweep")
+STAGE_KEYS = (
+    "notebook",
+    "params",
+    "deps",
+    "outs",
+    "gates",
+    "after",
+    "timeout",
+    "kernel",
+    "sweep",
+    "foreach",
+    "matrix",
+)
 #: Top-level sections other parts of nbops read from the same file.
-TOP_LEVEL_KEYS = ("stages", "card", "monitor", "project", "pipeline")
-STAGE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+TOP_LEVEL_KEYS = ("stages", "card", "monitor", "project", "pipeline", "remotes")
 GATE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*([-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*$")
 
 
@@ -72,6 +84,8 @@ class Stage:
     timeout: float | None = None
     kernel: str | None = None
     sweep: Mapping[str, Any] | None = None
+    #: where ``params`` were read from (``params: {file: ..., keys: [...]}``), if a file
+    params_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,9 @@ class PipelineSpec:
     root: Path
     stages: Mapping[str, Stage]
     raw: Mapping[str, Any] = field(default_factory=dict)
+    #: shape problems found while loading (stages with one are left out of ``stages``);
+    #: :func:`~nbops.pipeline.validate` reports them together with the semantic ones
+    problems: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -159,11 +176,71 @@ def _sweep_options(stage: str, value: Any, problems: list[str]) -> Mapping[str, 
     return dict(value)
 
 
-def _stage(name: str, body: Any, problems: list[str]) -> Stage | None:
-    if not STAGE_NAME.match(str(name)):
+def _read_params_file(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        import json
+
+        return json.loads(text)
+    if path.suffix == ".toml":
+        import tomllib
+
+        return tomllib.loads(text)
+    from nbops.pipeline._yaml import yaml_load
+
+    return yaml_load(text)
+
+
+def _params_from_file(
+    name: str, value: Mapping[str, Any], root: Path, problems: list[str]
+) -> dict[str, Any]:
+    """``params: {file: params.yaml, keys: [train.lr]}`` -> ``{"lr": <value in the file>}``."""
+    file, keys = value.get("file"), value.get("keys")
+    if not isinstance(file, str) or not file:
+        problems.append(f"stage {name!r}: params file: must be a path (YAML, JSON or TOML)")
+        return {}
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
         problems.append(
-            f"stage name {name!r} must start with a letter and use letters, digits, '_' or '-'"
+            f"stage {name!r}: params from {file} need keys: a list such as [train.lr, train.depth]"
         )
+        return {}
+    located = _paths(name, "params file", file, problems)
+    if not located:
+        return {}
+    import yaml
+
+    try:
+        data = _read_params_file(root / located[0])
+    except FileNotFoundError:
+        problems.append(f"stage {name!r}: params file {file} does not exist")
+        return {}
+    except (OSError, ValueError, ImportError, yaml.YAMLError) as exc:  # JSON/TOML: ValueError
+        problems.append(f"stage {name!r}: cannot read params file {file}: {exc}")
+        return {}
+    params: dict[str, Any] = {}
+    for key in keys:
+        node: Any = data
+        for part in key.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                problems.append(f"stage {name!r}: params file {file} has no key {key!r}")
+                break
+            node = node[part]
+        else:
+            short = key.rsplit(".", 1)[-1]
+            if short in params:
+                problems.append(
+                    f"stage {name!r}: two keys of {file} end in {short!r}; a notebook parameter "
+                    "takes one value"
+                )
+            params[short] = node
+    return params
+
+
+def _stage(name: str, body: Any, problems: list[str], root: Path | None = None) -> Stage | None:
+    try:
+        check_name(name.split("@", 1)[0], "stage name", dots=False)
+    except InvalidValueError as exc:
+        problems.append(str(exc))
         return None
     if not isinstance(body, Mapping):
         problems.append(f"stage {name!r}: expected a mapping with at least 'notebook'")
@@ -179,9 +256,13 @@ def _stage(name: str, body: Any, problems: list[str]) -> Stage | None:
         problems.append(f"stage {name!r}: 'notebook' (the path of its .ipynb) is required")
         return None
     params = body.get("params") or {}
+    params_file = None
     if not isinstance(params, Mapping):
         problems.append(f"stage {name!r}: params must be a mapping of parameter names to values")
         params = {}
+    elif "file" in params and set(params) <= {"file", "keys"}:
+        params_file = str(params.get("file"))
+        params = _params_from_file(name, params, root or Path("."), problems)
     timeout = body.get("timeout")
     if timeout is not None and (
         isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
@@ -207,6 +288,7 @@ def _stage(name: str, body: Any, problems: list[str]) -> Stage | None:
         timeout=float(timeout) if timeout else None,
         kernel=kernel,
         sweep=dict(sweep) if sweep else None,
+        params_file=params_file,
     )
 
 
@@ -237,8 +319,14 @@ def _pipeline_options(value: Any, problems: list[str]) -> None:
             problems.append(f"pipeline.card: unknown key {key!r}{_suggest(str(key), CARD_KEYS)}")
 
 
-def parse_spec(raw: Any, root: Path, source: str = SPEC_FILE) -> PipelineSpec:
-    """Build a :class:`PipelineSpec` from parsed YAML, checking its shape (not the notebooks)."""
+def parse_spec(
+    raw: Any, root: Path, source: str = SPEC_FILE, *, strict: bool = True
+) -> PipelineSpec:
+    """Build a :class:`PipelineSpec` from parsed YAML, checking its shape (not the notebooks).
+
+    With ``strict=False`` shape problems are kept in ``problems`` instead of raised, so that
+    :func:`~nbops.pipeline.validate` can report them with every other problem at once.
+    """
     problems: list[str] = []
     if not isinstance(raw, Mapping) or not isinstance(raw.get("stages"), Mapping):
         raise SpecError(source, ["the file needs a 'stages:' mapping of stage names to stages"])
@@ -246,21 +334,30 @@ def parse_spec(raw: Any, root: Path, source: str = SPEC_FILE) -> PipelineSpec:
         if key not in TOP_LEVEL_KEYS:
             problems.append(f"unknown top-level key {key!r}{_suggest(str(key), TOP_LEVEL_KEYS)}")
     stages: dict[str, Stage] = {}
-    for name, body in raw["stages"].items():
-        stage = _stage(name, body, problems)
-        if stage is not None:
-            stages[stage.name] = stage
+    from nbops.pipeline._matrix import expand
+
+    for group, group_body in raw["stages"].items():
+        if "@" in str(group):
+            problems.append(f"stage name {group!r}: '@' is reserved for foreach/matrix stages")
+            continue
+        for name, body in expand(str(group), group_body, problems):
+            stage = _stage(name, body, problems, root)
+            if stage is not None:
+                stages[stage.name] = stage
     _pipeline_options(raw.get("pipeline"), problems)
     if not stages and not problems:
         problems.append("'stages:' is empty; add at least one stage with a notebook")
-    if problems:
+    if problems and (strict or not stages):
         raise SpecError(source, problems)
-    return PipelineSpec(root=root, stages=stages, raw=dict(raw))
+    return PipelineSpec(root=root, stages=stages, raw=dict(raw), problems=tuple(problems))
 
 
-def load_spec(root: str | os.PathLike[str]) -> PipelineSpec:
-    """Read ``<root>/nbops.yaml``; raise :class:`SpecError` when it is missing or malformed."""
+def load_spec(root: str | os.PathLike[str], *, strict: bool = True) -> PipelineSpec:
+    """Read ``<root>/nbops.yaml``; raise :class:`SpecError` when it is missing or malformed
+    (with ``strict=False``, shape problems are left for :func:`~nbops.pipeline.validate`)."""
     import yaml
+
+    from nbops.pipeline._yaml import DuplicateKeyError, yaml_load
 
     path = Path(root) / SPEC_FILE
     try:
@@ -268,7 +365,11 @@ def load_spec(root: str | os.PathLike[str]) -> PipelineSpec:
     except FileNotFoundError:
         raise SpecError(str(path), [f"no {SPEC_FILE} here; create one with `nbops init`"]) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml_load(text)
+    except DuplicateKeyError as exc:
+        raise SpecError(
+            str(path), [f"{exc}: each stage, and each key of a stage, may appear only once"]
+        ) from None
     except yaml.YAMLError as exc:
         raise SpecError(str(path), [f"not valid YAML: {exc}"]) from None
-    return parse_spec(raw, Path(root), str(path))
+    return parse_spec(raw, Path(root), str(path), strict=strict)

@@ -15,9 +15,13 @@ from typing import Any
 from nbops.errors import NbopsError
 from nbops.pipeline._graph import StageGraph
 from nbops.pipeline._hashing import HashCache, path_hash
-from nbops.pipeline._lock import LockEntry, write_lock
+from nbops.pipeline._lock import LockEntry, plain_value, update_lock
+from nbops.pipeline._outputs import clear_outs, save_outs
+from nbops.pipeline._remote import Remote
+from nbops.pipeline._secrets import Sealer
 from nbops.pipeline._spec import PipelineSpec, Stage
-from nbops.pipeline._status import Fingerprint, lockable_params
+from nbops.pipeline._status import Fingerprint
+from nbops.store import BlobStore, RunCache, RunStore
 
 Report = Callable[[str], None]
 logger = logging.getLogger(__name__)
@@ -50,6 +54,12 @@ class RunContext:
     lock: dict[str, LockEntry]
     store_dir: Path
     project: str
+    store: RunStore
+    blobs: BlobStore
+    runcache: RunCache
+    sealer: Sealer
+    #: where outs missing locally may be fetched from (``run --pull``)
+    remote: Remote | None = None
     lock_mutex: threading.Lock = field(default_factory=threading.Lock)
     kernels: dict[str, Any] = field(default_factory=dict)
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -115,126 +125,221 @@ def _numeric(values: Mapping[str, Any]) -> dict[str, float]:
 def execute_stage(
     ctx: RunContext, stage: Stage, fp: Fingerprint, reasons: tuple[str, ...]
 ) -> StageResult:
-    """Run one stage as a tracked run in a fresh kernel; update the lock when it succeeds."""
-    import nbops
-    from nbops.capture import NOTEBOOK_PATH_ENV
-    from nbops.execute import execute_notebook, kill_kernel, start_kernel
-    from nbops.store import open_store
-    from nbops.tracking import RUN_ID_ENV
+    """Run one stage as a tracked run in a fresh kernel; update the lock when it succeeds.
 
-    started = time.perf_counter()
-    root = ctx.spec.root
-    notebook = (root / stage.notebook).resolve()
-    store = open_store(ctx.store_dir)
-    run = nbops.init(
-        project=ctx.project,
-        name=stage.name,
-        config=dict(fp.params),
-        group=f"pipeline-{ctx.pipeline_id}",
-        job_type="stage",
-        notebook=notebook,
-        store=store,
-        activate=False,
-    )
-    executed = ctx.store_dir / "executed" / ctx.pipeline_id / f"{stage.name}.ipynb"
-    shown = os.path.relpath(executed, root)
-    env = {
-        RUN_ID_ENV: run.id,
-        "NBOPS_HOME": str(ctx.store_dir),
-        "NBOPS_WANDB": "disabled",
-        NOTEBOOK_PATH_ENV: str(notebook),
-    }
-    failure: str | None = None
-    params = dict(fp.params)
-    sweep_record: dict[str, Any] | None = None
+    Every error after the run is opened (the notebook's, or nbops' own bookkeeping: scrubbing,
+    hashing, storing, the lock) finishes the run as failed and names it in the message.
+    """
+    attempt = _Attempt(ctx, stage, fp, reasons, ctx.store)
     try:
-        if stage.sweep:
-            best, found = _run_sweep(ctx, stage, notebook)
-            params.update(best)
-            ctx.handoff[stage.name] = best
-            run.log_params(best)
-            sweep_record = {
-                "config": dict(stage.sweep),
-                "best_params": best,
-                "best_value": found.best_value,
-                "study": found.name,
-            }
-        kernel = start_kernel(fp.kernel, env=env, cwd=root)
-        ctx.kernels[stage.name] = kernel
-        if ctx.stopping.is_set():  # Ctrl-C arrived while this kernel was starting
-            kill_kernel(kernel)
-        execute_notebook(
-            notebook,
-            executed,
-            params,
-            kernel_name=fp.kernel,
-            timeout=stage.timeout,
-            kernel=kernel,
-            wait_for_shutdown=False,
+        return attempt.perform()
+    except Exception as exc:
+        logger.warning("stage %s: bookkeeping failed", stage.name, exc_info=True)
+        return attempt.fail(f"{type(exc).__name__}: {exc}")
+    except BaseException:
+        attempt.fail("interrupted")
+        raise
+
+
+class _Attempt:
+    """One execution of one stage, from opening its run to publishing its results."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        stage: Stage,
+        fp: Fingerprint,
+        reasons: tuple[str, ...],
+        store: Any,
+    ) -> None:
+        import nbops
+
+        self.ctx, self.stage, self.fp, self.reasons, self.store = ctx, stage, fp, reasons, store
+        self.started = time.perf_counter()
+        self.notebook = (ctx.spec.root / stage.notebook).resolve()
+        self.executed = ctx.store_dir / "executed" / ctx.pipeline_id / f"{stage.name}.ipynb"
+        self.shown = os.path.relpath(self.executed, ctx.spec.root)
+        self.params = dict(fp.params)
+        self.sweep_record: dict[str, Any] | None = None
+        self.metrics: dict[str, float] = {}
+        self.run = nbops.init(
+            project=ctx.project,
+            name=stage.name,
+            config=dict(fp.params),
+            group=f"pipeline-{ctx.pipeline_id}",
+            job_type="stage",
+            notebook=self.notebook,
+            store=store,
+            activate=False,
         )
-    except NbopsError as exc:  # ExecutionError included: cell, kernel, timeout
-        failure = str(exc)
-    except Exception as exc:  # anything else still fails the stage, never "finished"
-        logger.warning("stage %s failed unexpectedly", stage.name, exc_info=True)
-        failure = f"{type(exc).__name__}: {exc}"
-    finally:
-        ctx.kernels.pop(stage.name, None)
-        _scrub_secrets(executed, params)
-    if ctx.stopping.is_set():
-        failure = "interrupted by Ctrl-C"
-    run.sync_from_store()
-    metrics = {**_numeric(dict(run.summary)), **_numeric(store.last_metrics([run.id])[run.id])}
-    outs: dict[str, str] = {}
-    if failure is None:
+
+    def _result(self, outcome: str, message: str | None) -> StageResult:
+        seconds = time.perf_counter() - self.started
+        return StageResult(
+            self.stage.name,
+            outcome,
+            seconds,
+            self.reasons,
+            self.run.id,
+            self.shown,
+            message,
+            self.metrics,
+        )
+
+    def perform(self) -> StageResult:
+        """Execute, check, record and publish; the stage's failures are results, not raises."""
+        clear_outs(self.ctx.spec.root, self.stage.outs)
+        failure = self._execute()
+        _scrub_secrets(self.executed, self.params)
+        if self.ctx.stopping.is_set():
+            failure = "interrupted by Ctrl-C"
+        self.run.sync_from_store()
+        summary = _numeric(dict(self.run.summary))
+        self.metrics = {**summary, **_numeric(self.store.last_metrics([self.run.id])[self.run.id])}
+        outs: dict[str, str] = {}
+        if failure is None:
+            failure = "; ".join(self._check_gates() + self._hash_outs(outs)) or None
+        entry = self._entry(outs)
+        self._record(entry, failure)
+        _publish_models(self.ctx, self.stage, self.run.id, failure, self.store)
+        if failure is not None:
+            interrupted = self.ctx.stopping.is_set()
+            self.run.finish("killed" if interrupted else "failed")
+            return self._result("interrupted" if interrupted else "failed", failure)
+        self._publish(entry)
+        self.run.finish("finished")
+        return self._result("ran", None)
+
+    def fail(self, error: str) -> StageResult:
+        """Finish the run as failed (killed when stopping) after an error of nbops itself."""
+        message = f"{self.stage.name}: run {self.run.id} failed: {error}"
+        try:
+            self.run.set_metadata("pipeline", self._metadata(None, message))
+        except Exception:  # the store itself may be what failed; the status still matters
+            logger.warning("cannot record the failure of run %s", self.run.id, exc_info=True)
+        interrupted = self.ctx.stopping.is_set() or error == "interrupted"
+        if not interrupted:
+            try:
+                _publish_models(self.ctx, self.stage, self.run.id, message, self.store)
+            except Exception:  # the registry may be what failed; the run's status still matters
+                logger.warning("cannot reject the models of run %s", self.run.id, exc_info=True)
+        self.run.finish("killed" if interrupted else "failed")
+        return self._result("interrupted" if interrupted else "failed", message)
+
+    def _execute(self) -> str | None:
+        """Sweep (if the stage has one), then run the notebook; return why it failed, if so."""
+        from nbops.capture import NOTEBOOK_PATH_ENV
+        from nbops.execute import execute_notebook, kill_kernel, start_kernel
+        from nbops.tracking import RUN_ID_ENV
+
+        ctx, stage = self.ctx, self.stage
+        env = {
+            RUN_ID_ENV: self.run.id,
+            "NBOPS_HOME": str(ctx.store_dir),
+            "NBOPS_WANDB": "disabled",
+            NOTEBOOK_PATH_ENV: str(self.notebook),
+        }
+        try:
+            if stage.sweep:
+                best, found = _run_sweep(ctx, stage, self.notebook)
+                self.params.update(best)
+                ctx.handoff[stage.name] = best
+                self.run.log_params(best)
+                self.sweep_record = {
+                    "config": dict(stage.sweep),
+                    "best_params": best,
+                    "best_value": found.best_value,
+                }
+            kernel = start_kernel(self.fp.kernel, env=env, cwd=ctx.spec.root)
+            ctx.kernels[stage.name] = kernel
+            if ctx.stopping.is_set():  # Ctrl-C arrived while this kernel was starting
+                kill_kernel(kernel)
+            execute_notebook(
+                self.notebook,
+                self.executed,
+                self.params,
+                kernel_name=self.fp.kernel,
+                timeout=stage.timeout,
+                kernel=kernel,
+                wait_for_shutdown=False,
+            )
+        except NbopsError as exc:  # ExecutionError included: cell, kernel, timeout
+            return str(exc)
+        except Exception as exc:  # anything else still fails the stage, never "finished"
+            logger.warning("stage %s failed unexpectedly", stage.name, exc_info=True)
+            return f"{type(exc).__name__}: {exc}"
+        finally:
+            ctx.kernels.pop(stage.name, None)
+        return None
+
+    def _check_gates(self) -> list[str]:
         problems = []
-        for gate in stage.gates:
-            if gate.metric not in metrics:
+        for gate in self.stage.gates:
+            if gate.metric not in self.metrics:
+                logged = ", ".join(sorted(self.metrics)) or "nothing"
                 problems.append(
-                    f"{stage.name}: gate on {gate.metric!r}, but the notebook never "
-                    f"logged it (logged: {', '.join(sorted(metrics)) or 'nothing'})"
+                    f"{self.stage.name}: gate on {gate.metric!r}, but the notebook never "
+                    f"logged it (logged: {logged})"
                 )
-            elif not gate.passes(metrics[gate.metric]):
-                problems.append(gate.describe_failure(stage.name, metrics[gate.metric]))
-        for out in stage.outs:
-            digest = path_hash(root / out, ctx.cache)
+            elif not gate.passes(self.metrics[gate.metric]):
+                problems.append(gate.describe_failure(self.stage.name, self.metrics[gate.metric]))
+        return problems
+
+    def _hash_outs(self, outs: dict[str, str]) -> list[str]:
+        problems = []
+        for out in self.stage.outs:
+            digest = path_hash(self.ctx.spec.root / out, self.ctx.cache)
             if digest is None:
-                problems.append(f"{stage.name}: the notebook did not write its out {out!r}")
+                problems.append(f"stage {self.stage.name} did not write out {out}")
             else:
                 outs[out] = digest
-        failure = "; ".join(problems) or None
-    seconds = time.perf_counter() - started
-    entry = LockEntry(
-        notebook=stage.notebook,
-        code=fp.code,
-        params=lockable_params(fp.params),
-        deps={k: v for k, v in fp.deps.items() if v is not None},
-        outs=outs,
-        metrics=metrics,
-        run=run.id,
-        executed=shown,
-        kernel=fp.kernel,
-        sweep=sweep_record,
-    )
-    run.set_metadata(
-        "pipeline",
-        {
-            "pipeline": ctx.pipeline_id,
-            "stage": stage.name,
-            "reasons": list(reasons),
-            "lock": asdict(entry),
+        return problems
+
+    def _entry(self, outs: dict[str, str]) -> LockEntry:
+        previous = self.ctx.lock.get(self.stage.name)
+        return LockEntry(
+            notebook=self.stage.notebook,
+            code=self.fp.code,
+            params=self.ctx.sealer.lockable(self.fp.params, previous.params if previous else None),
+            deps={k: v for k, v in self.fp.deps.items() if v is not None},
+            outs=outs,
+            metrics=self.metrics,
+            kernel=self.fp.kernel,
+            sweep=self.sweep_record,
+        )
+
+    def _metadata(self, entry: LockEntry | None, failure: str | None) -> dict[str, Any]:
+        return {
+            "pipeline": self.ctx.pipeline_id,
+            "stage": self.stage.name,
+            "reasons": list(self.reasons),
+            "executed": self.shown,
+            "lock": asdict(entry) if entry is not None else None,
             "failure": failure,
-        },
-    )
-    _publish_models(ctx, stage, run.id, failure, store)
-    if failure is not None:
-        run.finish("killed" if ctx.stopping.is_set() else "failed")
-        outcome = "interrupted" if ctx.stopping.is_set() else "failed"
-        return StageResult(stage.name, outcome, seconds, reasons, run.id, shown, failure, metrics)
-    run.finish("finished")
-    with ctx.lock_mutex:
-        ctx.lock[stage.name] = entry
-        write_lock(root, {k: v for k, v in ctx.lock.items() if k in ctx.spec.stages})
-    return StageResult(stage.name, "ran", seconds, reasons, run.id, shown, None, metrics)
+        }
+
+    def _record(self, entry: LockEntry, failure: str | None) -> None:
+        self.run.set_metadata("pipeline", self._metadata(entry, failure))
+
+    def _publish(self, entry: LockEntry) -> None:
+        """Keep the outs and the executed notebook in the object store, remember them in the run
+        cache, and merge the stage's entry into ``nbops.lock``."""
+        ctx = self.ctx
+        save_outs(ctx.spec.root, entry.outs, ctx.blobs, ctx.cache)
+        notebook_blob = ctx.blobs.put_file(self.executed)[0] if self.executed.is_file() else None
+        ctx.runcache.put(
+            self.fp.key(ctx.sealer),
+            {
+                "stage": self.stage.name,
+                "run": self.run.id,
+                "created": time.time(),
+                "executed": notebook_blob,
+                "entry": plain_value(asdict(entry)),
+            },
+        )
+        with ctx.lock_mutex:
+            update_lock(ctx.spec.root, {self.stage.name: entry}, ctx.spec.stages)
+            ctx.lock[self.stage.name] = entry
 
 
 def _publish_models(

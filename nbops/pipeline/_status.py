@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +12,9 @@ from typing import Any
 from nbops.execute import code_hash, kernelspec_name, read_notebook
 from nbops.pipeline._graph import StageGraph
 from nbops.pipeline._hashing import HashCache, path_hash
+from nbops.pipeline._ignore import IgnoreRules
 from nbops.pipeline._lock import LockEntry
+from nbops.pipeline._secrets import Sealer
 from nbops.pipeline._spec import PipelineSpec, Stage
 from nbops.pipeline._validate import effective_params
 from nbops.redact import is_secret_name
@@ -28,6 +31,23 @@ class Fingerprint:
     params: Mapping[str, Any]
     deps: Mapping[str, str | None]
     kernel: str
+    sweep: Mapping[str, Any] | None = None
+
+    def key(self, sealer: Sealer) -> str:
+        """The run cache key: a hash of every input (secret params by a keyed hash)."""
+        params = {
+            k: "secret:" + sealer.keyed(v) if is_secret_name(k) else v
+            for k, v in self.params.items()
+        }
+        doc = {
+            "notebook": self.notebook,
+            "code": self.code,
+            "params": params,
+            "deps": self.deps,
+            "kernel": self.kernel,
+            "sweep": self.sweep,
+        }
+        return hashlib.sha256(_canon(doc).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -55,6 +75,7 @@ def fingerprint(
         params=effective_params(stage, overrides),
         deps={dep: path_hash(spec.root / dep, cache) for dep in stage.deps},
         kernel=kernel,
+        sweep=dict(stage.sweep) if stage.sweep else None,
     )
 
 
@@ -62,23 +83,8 @@ def _canon(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def lockable_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Parameters as the lock keeps them: secret-named values only as a hash.
-
-    The hash still tells when a secret changed; the value never reaches ``nbops.lock``.
-    """
-    return {
-        key: "sha256:" + hashlib.sha256(_canon(value).encode()).hexdigest()
-        if is_secret_name(key)
-        else value
-        for key, value in params.items()
-    }
-
-
-def stale_reasons(
-    spec: PipelineSpec, stage: Stage, fp: Fingerprint, entry: LockEntry | None, cache: HashCache
-) -> list[str]:
-    """Why the stage must run; an empty list means its lock entry still holds."""
+def input_reasons(fp: Fingerprint, entry: LockEntry | None, sealer: Sealer) -> list[str]:
+    """Why the stage's inputs differ from its lock entry (empty: the entry still holds)."""
     if entry is None:
         return ["never ran (no entry in nbops.lock)"]
     reasons: list[str] = []
@@ -86,14 +92,13 @@ def stale_reasons(
         reasons.append(f"notebook changed from {entry.notebook} to {fp.notebook}")
     elif entry.code != fp.code:
         reasons.append(f"code cells of {fp.notebook} changed")
-    params = lockable_params(fp.params)
-    for key in sorted(set(entry.params) | set(params)):
-        old, new = entry.params.get(key, "<unset>"), params.get(key, "<unset>")
-        if _canon(old) == _canon(new):
-            continue
+    for key in sorted(set(entry.params) | set(fp.params)):
+        old, new = entry.params.get(key, "<unset>"), fp.params.get(key, "<unset>")
         if is_secret_name(key):
-            reasons.append(f"param {key} changed (a secret: values not shown)")
-        else:
+            why = sealer.changed(key, old, new)
+            if why:
+                reasons.append(why)
+        elif _canon(old) != _canon(new):
             reasons.append(f"param {key} changed: {old!r} -> {new!r}")
     for dep in sorted(set(entry.deps) | set(fp.deps)):
         if dep not in fp.deps:
@@ -104,12 +109,22 @@ def stale_reasons(
             reasons.append(f"dep {dep} is missing")
         elif fp.deps[dep] != entry.deps[dep]:
             reasons.append(f"dep {dep} changed")
-    if _canon(stage.sweep) != _canon((entry.sweep or {}).get("config")):
+    if _canon(fp.sweep) != _canon((entry.sweep or {}).get("config")):
         reasons.append("sweep settings changed")
     if (entry.kernel or DEFAULT_KERNEL) != fp.kernel:
         reasons.append(f"kernel changed from {entry.kernel} to {fp.kernel}")
+    return reasons
+
+
+def out_reasons(
+    spec: PipelineSpec, stage: Stage, entry: LockEntry | None, cache: HashCache
+) -> list[str]:
+    """Why the stage's outs on disk are not the ones its lock entry recorded."""
+    reasons: list[str] = []
     for out in stage.outs:
         current = path_hash(spec.root / out, cache)
+        if entry is None:
+            continue
         if out not in entry.outs:
             reasons.append(f"out {out} is new")
         elif current is None:
@@ -119,12 +134,25 @@ def stale_reasons(
     return reasons
 
 
+def stale_reasons(
+    spec: PipelineSpec,
+    stage: Stage,
+    fp: Fingerprint,
+    entry: LockEntry | None,
+    cache: HashCache,
+    sealer: Sealer,
+) -> list[str]:
+    """Why the stage must run; an empty list means its lock entry still holds."""
+    return input_reasons(fp, entry, sealer) + out_reasons(spec, stage, entry, cache)
+
+
 def pipeline_status(
     spec: PipelineSpec,
     graph: StageGraph,
     lock: Mapping[str, LockEntry],
     overrides: Mapping[str, Mapping[str, Any]],
     cache: HashCache,
+    sealer: Sealer,
     only: set[str] | None = None,
 ) -> list[StageStatus]:
     """Status of every stage (or ``only`` these) in run order; stale upstream makes stale."""
@@ -132,8 +160,27 @@ def pipeline_status(
     for name in graph.topological(only):
         stage = spec.stages[name]
         fp = fingerprint(spec, stage, overrides, cache)
-        reasons = stale_reasons(spec, stage, fp, lock.get(name), cache)
+        reasons = stale_reasons(spec, stage, fp, lock.get(name), cache, sealer)
         stale_up = [u for u in graph.upstream[name] if u in statuses and statuses[u].stale]
         reasons += [f"upstream stage {u!r} will re-run" for u in stale_up]
         statuses[name] = StageStatus(name, bool(reasons), tuple(reasons), fp)
     return list(statuses.values())
+
+
+def project_status(root: str | os.PathLike[str] | None = None) -> list[StageStatus]:
+    """Status of every stage of the project at ``root`` (default: the current project)."""
+    from pathlib import Path
+
+    from nbops.config import find_project_root, store_path
+    from nbops.pipeline._lock import read_lock
+    from nbops.pipeline._spec import load_spec
+    from nbops.pipeline._validate import validate
+
+    base = Path(root) if root is not None else find_project_root()
+    spec = load_spec(base, strict=False)
+    graph = validate(spec)
+    store_dir = store_path(base)
+    cache = HashCache(store_dir / "hashcache.sqlite", IgnoreRules.load(base))
+    statuses = pipeline_status(spec, graph, read_lock(base), {}, cache, Sealer.for_store(store_dir))
+    cache.save()
+    return statuses

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nbops.execute import NotebookError, ParameterError, check_parameters, declared_parameters
+from nbops.execute import (
+    NotebookError,
+    ParameterError,
+    check_parameters,
+    declared_parameters,
+    kernelspec_name,
+    read_notebook,
+)
 from nbops.pipeline._graph import StageGraph, _covers
 from nbops.pipeline._spec import PipelineSpec, SpecError, Stage
 
@@ -16,16 +23,28 @@ def effective_params(stage: Stage, overrides: Mapping[str, Mapping[str, Any]]) -
 
 
 def validate(
-    spec: PipelineSpec, overrides: Mapping[str, Mapping[str, Any]] | None = None
+    spec: PipelineSpec,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    kernels: bool = False,
 ) -> StageGraph:
-    """Check the whole spec; raise one :class:`SpecError` listing every problem."""
+    """Check the whole spec; raise one :class:`SpecError` listing every problem: its shape
+    (kept by ``load_spec(strict=False)``), notebooks, parameters, the graph, and with
+    ``kernels`` whether every stage's Jupyter kernel is installed."""
     overrides = overrides or {}
-    problems: list[str] = []
+    problems: list[str] = list(spec.problems)
     for name in overrides:
         if name not in spec.stages:
             problems.append(f"-p {name}.…: there is no stage {name!r}")
     outs: dict[str, str] = {}
     for stage in spec.stages.values():
+        for dep in stage.deps:
+            own = [o for o in stage.outs if _covers(o, dep) or _covers(dep, o)]
+            if own:
+                problems.append(
+                    f"stage {stage.name!r}: dep {dep!r} is its own out {own[0]!r}; a stage "
+                    "cannot read what it writes (remove it from deps, or split the stage)"
+                )
         for unknown in [a for a in stage.after if a not in spec.stages]:
             problems.append(f"stage {stage.name!r}: after names unknown stage {unknown!r}")
         for out in stage.outs:
@@ -66,6 +85,45 @@ def validate(
             + " -> ".join(cycle)
             + "; a stage cannot need its own outputs"
         )
+    if kernels:
+        problems += missing_kernels(spec)
     if problems:
         raise SpecError(str(spec.path), problems)
     return graph
+
+
+def _kernel_hint(name: str) -> str:
+    lowered = name.lower()
+    if lowered in ("ir", "r") or lowered.startswith("ir"):
+        return "in R: install.packages('IRkernel'); IRkernel::installspec()"
+    if "julia" in lowered:
+        return 'in Julia: using Pkg; Pkg.add("IJulia")'
+    if "python" in lowered or lowered.startswith("py"):
+        return (
+            "in the environment the notebook needs: python -m pip install ipykernel && "
+            f"python -m ipykernel install --user --name {name}"
+        )
+    return f"install the Jupyter kernel {name!r}, or set the stage's kernel: to an installed one"
+
+
+def missing_kernels(spec: PipelineSpec) -> list[str]:
+    """One problem per stage whose kernel is not installed, each with a hint for that kernel."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from nbops.pipeline._status import DEFAULT_KERNEL
+
+    installed = set(KernelSpecManager().find_kernel_specs())
+    problems = []
+    for stage in spec.stages.values():
+        try:
+            kernel = stage.kernel or kernelspec_name(
+                read_notebook(spec.root / stage.notebook), DEFAULT_KERNEL
+            )
+        except NotebookError:
+            continue  # reported as a notebook problem
+        if kernel not in installed:
+            problems.append(
+                f"stage {stage.name!r}: the Jupyter kernel {kernel!r} is not installed "
+                f"(installed: {', '.join(sorted(installed)) or 'none'}); {_kernel_hint(kernel)}"
+            )
+    return problems

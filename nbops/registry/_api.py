@@ -43,7 +43,7 @@ def current_user() -> str:
     """The user name recorded on registrations and alias moves."""
     try:
         return getpass.getuser()
-    except Exception:  # no login name in some containers
+    except (OSError, KeyError):  # no login name in some containers
         return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
 
 

@@ -124,13 +124,13 @@ def serialize(model: Any, *, allow_pickle: bool) -> Serialized:
 
         try:
             data = sio.dumps(model)
-        except Exception as exc:  # skops refuses objects it cannot represent
+        except Exception as exc:  # noqa: BLE001 - skops refuses objects it cannot represent
             problem = f"skops cannot save this {class_path(model)} ({exc})"
         else:
             needed = tuple(sorted(sio.get_untrusted_types(data=data)))
             try:
                 sio.loads(data, trusted=list(needed))  # our own bytes: trust what they name
-            except Exception as exc:  # any failure means it cannot be loaded
+            except Exception as exc:  # noqa: BLE001 - any failure means it cannot be loaded
                 raise ModelRoundTripError(class_path(model), "skops", str(exc)) from None
             extra = untrusted(needed)
             if extra:
@@ -155,7 +155,7 @@ def serialize(model: Any, *, allow_pickle: bool) -> Serialized:
     data = pickle.dumps(model, protocol=5)
     try:
         pickle.loads(data)  # noqa: S301 - our own bytes, just produced
-    except Exception as exc:  # any failure means it cannot be loaded
+    except Exception as exc:  # noqa: BLE001 - any failure means it cannot be loaded
         raise ModelRoundTripError(class_path(model), "pickle", str(exc)) from None
     return Serialized(data, "pickle", ())
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops.errors import InvalidValueError
+from nbops.fileio import staged_file
 from nbops.registry._api import StoreArg, get_model, load_model
 from nbops.registry._signature import validate_input
 
@@ -83,43 +84,40 @@ def predict_file(
     version = get_model(ref, store=store)
     model = load_model(version.ref, trusted=trusted, store=store)
     total = _rows_of(src)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     writer: Any = None
     done = 0
-    try:
-        for frame in _batches(src, batch_rows):
-            checked = validate_input(version.signature, frame) if version.signature else frame
-            scored = frame.assign(**{column: model.predict(checked)})
-            if dest.suffix.lower() == ".csv":
-                scored.to_csv(tmp, mode="a" if done else "w", header=not done, index=False)
-            else:
-                import pyarrow as pa
-                import pyarrow.parquet as pq
+    with staged_file(dest.parent, prefix=f".{dest.name}.") as staged:
+        tmp = Path(staged.path)  # written by pandas and pyarrow through its path
+        try:
+            for frame in _batches(src, batch_rows):
+                checked = validate_input(version.signature, frame) if version.signature else frame
+                scored = frame.assign(**{column: model.predict(checked)})
+                if dest.suffix.lower() == ".csv":
+                    scored.to_csv(tmp, mode="a" if done else "w", header=not done, index=False)
+                else:
+                    import pyarrow as pa
+                    import pyarrow.parquet as pq
 
-                table = pa.Table.from_pandas(scored, preserve_index=False)
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table)
-            done += len(frame)
-            if progress is not None:
-                progress(done, total)
-        if writer is not None:
-            writer.close()
-            writer = None
-        if done == 0:  # an empty input still gives a readable output
-            empty = pd.DataFrame({column: []})
-            if dest.suffix.lower() == ".csv":
-                empty.to_csv(tmp, index=False)
-            else:
-                empty.to_parquet(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, dest)
-    finally:
-        if writer is not None:
-            writer.close()
-        tmp.unlink(missing_ok=True)
+                    table = pa.Table.from_pandas(scored, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(table)
+                done += len(frame)
+                if progress is not None:
+                    progress(done, total)
+            if writer is not None:
+                writer.close()
+                writer = None
+            if done == 0:  # an empty input still gives a readable output
+                empty = pd.DataFrame({column: []})
+                if dest.suffix.lower() == ".csv":
+                    empty.to_csv(tmp, index=False)
+                else:
+                    empty.to_parquet(tmp)
+        finally:
+            if writer is not None:
+                writer.close()
+        staged.commit(dest)
     return done
 
 

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 from nbops.config import store_url
+from nbops.hashing import hash_file
 from nbops.store._backends import (
     backend_schemes,
     open_backend,
@@ -32,7 +33,8 @@ from nbops.store._base import (
 )
 from nbops.store._blobs import BlobStore
 from nbops.store._memory import MemoryStore
-from nbops.store._objects import ObjectStore, hash_file
+from nbops.store._migrate import CopyReport, copy_store, run_digest
+from nbops.store._objects import ObjectStore
 from nbops.store._parts import (
     ALIAS_MOVE_FIELDS,
     DATASET_FIELDS,
@@ -53,6 +55,7 @@ __all__ = [
     "ArtifactRecord",
     "BlobStore",
     "Condition",
+    "CopyReport",
     "DatasetStore",
     "MemoryStore",
     "MetricPoint",
@@ -65,6 +68,7 @@ __all__ = [
     "RunStore",
     "SQLiteStore",
     "backend_schemes",
+    "copy_store",
     "hash_file",
     "make_query",
     "open_blobs",
@@ -72,6 +76,7 @@ __all__ = [
     "parse_condition",
     "register_backend",
     "register_blob_store",
+    "run_digest",
 ]
 
 _open: dict[str, RunStore] = {}

@@ -128,7 +128,8 @@ def _memory(url: str) -> RunStore:
 def _postgres(url: str) -> RunStore:
     from nbops.store._postgres import PostgresStore
 
-    return PostgresStore(url)
+    store: RunStore = PostgresStore(url)
+    return store
 
 
 register_backend("sqlite", _sqlite)

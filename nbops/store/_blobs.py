@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 
 from nbops.errors import ArtifactError
 from nbops.fileio import copy_atomic
+from nbops.hashing import manifest_bytes, tree_files
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -84,14 +85,11 @@ class BlobStore(abc.ABC):
         root = Path(source)
         manifest: dict[str, str] = {}
         total = 0
-        for path in sorted(root.rglob("*")):
-            if path.is_symlink() or not path.is_file():
-                continue
+        for path in tree_files(root):
             digest, size = self.put_file(path)
             manifest[path.relative_to(root).as_posix()] = digest
             total += size
-        data = json.dumps({"files": manifest}, sort_keys=True).encode()
-        return self.put_bytes(data), total
+        return self.put_bytes(manifest_bytes(manifest)), total
 
     def read_manifest(self, digest: str) -> dict[str, str]:
         """Return ``{relative path: digest}`` of a directory object."""

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from nbops.fileio import staged_file, write_atomic
 from nbops.store._blobs import BlobStore, check_digest
 
 _CHUNK = 1 << 20
-
-
-def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
-    """Return ``(sha256 hex digest, size)`` of a file, read in chunks."""
-    sha = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            sha.update(chunk)
-            size += len(chunk)
-    return sha.hexdigest(), size
 
 
 class ObjectStore(BlobStore):
@@ -55,49 +44,22 @@ class ObjectStore(BlobStore):
                     yield folder.name + blob.name
 
     def put_file(self, source: str | os.PathLike[str]) -> tuple[str, int]:
-        self.root.mkdir(parents=True, exist_ok=True)
         sha = hashlib.sha256()
         size = 0
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
-        try:
-            with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
-                while chunk := src.read(_CHUNK):
-                    sha.update(chunk)
-                    dst.write(chunk)
-                    size += len(chunk)
-                dst.flush()
-                os.fsync(dst.fileno())
+        with staged_file(self.root) as staged, open(source, "rb") as src:
+            while chunk := src.read(_CHUNK):
+                sha.update(chunk)
+                staged.write(chunk)
+                size += len(chunk)
             digest = sha.hexdigest()
-            self._land(tmp, digest)
-            return digest, size
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+            final = self.path_of(digest)
+            if not final.exists():
+                final.parent.mkdir(exist_ok=True)
+                staged.commit(final, mode=0o444)
+        return digest, size
 
     def put_bytes(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
-        if self.exists(digest):
-            return digest
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            self._land(tmp, digest)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        if not self.exists(digest):
+            write_atomic(self.path_of(digest), data, mode=0o444)
         return digest
-
-    def _land(self, tmp: str, digest: str) -> None:
-        final = self.path_of(digest)
-        if final.exists():
-            os.unlink(tmp)
-            return
-        final.parent.mkdir(exist_ok=True)
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, final)

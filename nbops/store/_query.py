@@ -150,11 +150,13 @@ def matches(value: Any, condition: Condition) -> bool:
     b: Any = target
     if isinstance(a, float) and math.isnan(a):
         return condition.op == "!="
-    return {
-        "=": a == b,
-        "!=": a != b,
-        ">": a > b,
-        ">=": a >= b,
-        "<": a < b,
-        "<=": a <= b,
-    }[condition.op]
+    return bool(
+        {
+            "=": a == b,
+            "!=": a != b,
+            ">": a > b,
+            ">=": a >= b,
+            "<": a < b,
+            "<=": a <= b,
+        }[condition.op]
+    )

@@ -31,6 +31,7 @@ from nbops.store._query import RunQuery
 from nbops.store._sqlite_parts import SQLiteDatasetStore, SQLiteModelStore, SQLiteRunCache
 from nbops.store._sqlite_query import run_query_sql
 from nbops.store._sqlite_schema import SCHEMA_VERSION, setup
+from nbops.store._values import NO_TAGS, ScalarMemo, dumps, last_points
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -38,40 +39,6 @@ _RUN_COLUMNS = (
     "runs.id, runs.project, runs.name, runs.grp, runs.job_type, runs.status, runs.tags, "
     "runs.start_time, runs.end_time, runs.heartbeat_time, runs.pid, runs.host"
 )
-
-
-def dumps(value: Any) -> str:
-    """A JSON value as stored (NaN and infinities allowed; unknown objects as their repr)."""
-    return json.dumps(value, default=repr, allow_nan=True, sort_keys=True)
-
-
-def last_points(points: Sequence[MetricPoint]) -> list[MetricPoint]:
-    """The point of each key with the highest (step, time), later ones winning ties."""
-    best: dict[str, MetricPoint] = {}
-    for point in points:
-        seen = best.get(point.key)
-        if seen is None or (point.step, point.timestamp) >= (seen.step, seen.timestamp):
-            best[point.key] = point
-    return list(best.values())
-
-
-class _ScalarMemo:
-    """``json.loads`` remembering scalar results: listings repeat the same values a lot."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, Any] = {}
-
-    def __call__(self, text: str) -> Any:
-        try:
-            return self._seen[text]
-        except KeyError:
-            value = json.loads(text)
-            if not isinstance(value, (list, dict)):  # shared objects must be immutable
-                self._seen[text] = value
-            return value
-
-
-_NO_TAGS: tuple[str, ...] = ()
 
 
 class SQLiteStore(RunStore):
@@ -269,7 +236,7 @@ class SQLiteStore(RunStore):
             raise RunNotFoundError(prefix, str(self._path))
         if len(ids) > 1:
             raise AmbiguousRunIdError(prefix, ids)
-        return ids[0]
+        return str(ids[0])
 
     def get_run(self, run_id: str) -> RunRecord:
         self.reap_crashed()
@@ -298,7 +265,7 @@ class SQLiteStore(RunStore):
             records = [self._record(r) for r in con.execute(sql, args).fetchall()]
             ids = f"SELECT id FROM ({sql.replace(_RUN_COLUMNS, 'runs.id AS id', 1)})"
             params: dict[str, dict[str, Any]] = {r.id: {} for r in records}
-            loads = _ScalarMemo()
+            loads = ScalarMemo()
             for rid, key, value in con.execute(
                 f"SELECT run_id, key, value FROM params WHERE run_id IN ({ids})", args
             ):
@@ -404,7 +371,7 @@ class SQLiteStore(RunStore):
             group=row[3],
             job_type=row[4],
             status=row[5],
-            tags=_NO_TAGS if row[6] == "[]" else tuple(json.loads(row[6])),
+            tags=NO_TAGS if row[6] == "[]" else tuple(json.loads(row[6])),
             start_time=row[7],
             end_time=row[8],
             heartbeat_time=row[9],

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from nbops.sweeps._api import load_sweep, sweep
-from nbops.sweeps._errors import SpaceError, SweepError, SweepStorageError, TrialFailed
+from nbops.sweeps._api import join_sweep, list_sweeps, load_sweep, sweep
+from nbops.sweeps._config import SweepConfig
+from nbops.sweeps._errors import (
+    SpaceError,
+    SweepError,
+    SweepInterrupted,
+    SweepStorageError,
+    TrialFailed,
+)
+from nbops.sweeps._file import load_sweep_file
 from nbops.sweeps._report import report
 from nbops.sweeps._space import load_space, validate_space
 from nbops.sweeps._spec import SweepSpec
@@ -18,13 +26,18 @@ if TYPE_CHECKING:
 __all__ = [
     "SpaceError",
     "Sweep",
+    "SweepConfig",
     "SweepError",
+    "SweepInterrupted",
     "SweepPanel",
     "SweepSpec",
     "SweepStorageError",
     "TrialFailed",
+    "join_sweep",
+    "list_sweeps",
     "load_space",
     "load_sweep",
+    "load_sweep_file",
     "report",
     "run_worker",
     "sweep",
@@ -34,6 +47,9 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "SweepPanel":  # imports ipywidgets
+        from nbops.deps import require
+
+        require("ipywidgets", feature="the sweep panel")
         from nbops.sweeps._panel import SweepPanel
 
         return SweepPanel

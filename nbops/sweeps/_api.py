@@ -3,58 +3,58 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import pickle
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from nbops.deps import available, require
+from nbops.shell import in_jupyter
+from nbops.sweeps import _optuna
+from nbops.sweeps._claim import set_budget
+from nbops.sweeps._config import Objective, SweepConfig
 from nbops.sweeps._errors import SpaceError, SweepError
-from nbops.sweeps._space import example_values, load_space
+from nbops.sweeps._samplers import make_pruner, make_sampler
+from nbops.sweeps._space import example_values, grid_of, is_grid, load_space
 from nbops.sweeps._spec import SPEC_ATTR, SweepSpec, callable_target, dumps_callable, import_target
-from nbops.sweeps._storage import MEMORY, check_name, open_storage, redact_url, resolve_url
-from nbops.sweeps._sweep import BUDGET_ATTR, Sweep
-from nbops.sweeps._worker import STOP_ATTR
+from nbops.sweeps._storage import (
+    MEMORY,
+    STOP_ATTR,
+    open_storage,
+    redact_url,
+    resolve_url,
+    sweep_name,
+)
+from nbops.sweeps._sweep import Sweep
 
 logger = logging.getLogger(__name__)
 
-DIRECTIONS = ("maximize", "minimize")
-Objective = Callable[..., Any] | str | os.PathLike[str]
-
-
-def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    return tuple(str(v) for v in value)
-
 
 def _objective_spec(
-    objective: Objective, space: Any, metrics: tuple[str, ...]
-) -> tuple[str, str | None, bytes | None, dict[str, Any] | None, Callable[..., Any] | None]:
-    """Return kind, target, payload, space and the callable (None for notebooks)."""
-    parsed = load_space(space) if space is not None else None
+    config: SweepConfig, space: dict[str, Any] | None, processes: bool
+) -> tuple[str, str | None, bytes | None, Callable[..., Any] | None]:
+    """Return kind, target, payload (only for worker processes) and the callable."""
+    objective = config.objective
     if isinstance(objective, (str, os.PathLike)):
         text = os.fspath(objective)
         if text.endswith(".ipynb") or Path(text).is_file():
-            return ("notebook", *_notebook_spec(text, parsed, metrics), None)
+            return ("notebook", _notebook_target(text, space, config.metrics), None, None)
         objective = import_target(text)
         target: str | None = text
     else:
-        target = callable_target(objective)
+        target = callable_target(objective) if callable(objective) else None
     if not callable(objective):
         raise SweepError(
             f"objective must be a callable, a notebook path or module:function, not {objective!r}"
         )
-    payload = None if target else dumps_callable(objective)
-    return ("params" if parsed else "trial", target, payload, parsed, objective)
+    payload = dumps_callable(objective) if processes and not target else None
+    return ("params" if space else "trial", target, payload, objective)
 
 
-def _notebook_spec(
-    path: str, space: dict[str, Any] | None, metrics: tuple[str, ...]
-) -> tuple[str, None, dict[str, Any]]:
+def _notebook_target(path: str, space: dict[str, Any] | None, metrics: tuple[str, ...]) -> str:
     from nbops.execute import check_parameters
 
     if space is None:
@@ -62,100 +62,132 @@ def _notebook_spec(
     if not metrics:
         raise SweepError(f"a notebook sweep needs metric=...: the name {path} logs with nbops.log")
     check_parameters(path, example_values(space))  # space keys must be declared (and typed)
-    return str(Path(path).resolve()), None, space
+    return str(Path(path).resolve())
+
+
+def _search(config: SweepConfig, space: dict[str, Any] | None) -> tuple[Any, Any, int, int | None]:
+    """Return the sampler, the pruner, the seed and the grid size (None: not a grid)."""
+    import optuna
+
+    sampler = config.sampler
+    grid = grid_of(space) if space is not None and is_grid(space) else None
+    if isinstance(sampler, str) and sampler.strip().lower() == "grid":
+        if space is None:
+            raise SpaceError("a grid search needs space=...: the values of each parameter")
+        ranges = [n for n, p in space.items() if p["type"] in ("float", "int")]
+        if ranges:
+            raise SpaceError(
+                f"a grid search enumerates values, so {', '.join(ranges)} must be listed: "
+                "give it as {type: grid, values: [...]}"
+            )
+        grid, sampler = grid_of(space), None
+    if isinstance(sampler, str):
+        sampler = make_sampler(sampler, config.seed, config.sampler_options)
+    elif sampler is None and grid is not None:
+        sampler = optuna.samplers.GridSampler(grid, seed=config.seed or 0)
+    elif config.sampler_options:
+        raise SweepError("sampler_options go with a sampler given by name, e.g. sampler='tpe'")
+    pruner = config.pruner
+    if isinstance(pruner, str):
+        pruner = make_pruner(pruner, config.pruner_options)
+    elif config.pruner_options:
+        raise SweepError("pruner_options go with a pruner given by name, e.g. pruner='hyperband'")
+    if sampler is not None and not isinstance(sampler, optuna.samplers.BaseSampler):
+        raise SweepError(f"sampler must be an Optuna sampler or a name, not {sampler!r}")
+    if pruner is not None and not isinstance(pruner, optuna.pruners.BasePruner):
+        raise SweepError(f"pruner must be an Optuna pruner or a name, not {pruner!r}")
+    seed = config.seed
+    if seed is None:
+        seed = (
+            _optuna.seed_of(sampler)
+            if sampler is not None
+            else _optuna.derive_seed(time.time_ns(), os.getpid())
+        )
+    grid = _optuna.grid_of(sampler) if sampler is not None else None
+    size = math.prod(len(v) for v in grid.values()) if grid is not None else None
+    return sampler, pruner, seed, size
 
 
 def sweep(
-    objective: Objective,
+    objective: Objective | None = None,
     space: Mapping[str, Any] | str | os.PathLike[str] | None = None,
-    n_trials: int | None = None,
-    timeout: float | None = None,
-    metric: str | Sequence[str] | None = None,
-    direction: str | Sequence[str] = "maximize",
-    storage: Any = None,
-    study_name: str | None = None,
-    sampler: Any = None,
-    pruner: Any = None,
-    jobs: int = 1,
-    panel: bool | None = None,
     *,
-    project: str | None = None,
-    wandb: str | bool | None = None,
-    kernel_name: str | None = None,
-    trial_timeout: float | None = None,
-    heartbeat_interval: int = 10,
-    grace_period: int | None = None,
+    config: SweepConfig | None = None,
+    panel: bool | None = None,
+    **options: Any,
 ) -> Sweep:
     """Run an Optuna sweep of a function or a notebook; every trial is a tracked run.
 
+    ``nbops.sweep(train, space, n_trials=20, metric="acc", direction="maximize")``. The
+    options are the fields of :class:`~nbops.sweeps.SweepConfig` (objective, space, metric,
+    direction, n_trials, timeout, sampler, seed, pruner, storage, study_name, jobs, project,
+    wandb, kernel_name, trial_timeout, heartbeat_interval, grace_period); ``config`` gives
+    them as one object (a sweep file read by :func:`~nbops.sweeps.load_sweep_file`), the
+    keyword options override it.
+
     Args:
-        objective: ``f(trial)`` (define-by-run), ``f(params)`` with ``space``, a notebook path
-            (each trial executes it with the sampled values injected into its ``parameters``
-            cell; the objective is ``metric`` as it logged with ``nbops.log``), or
-            ``"module:function"``.
-        space: ``{name: {type: float|int|categorical, low, high, log, step, choices}}`` or a
-            YAML file of it. Needed for dict objectives and notebooks.
-        n_trials: Trials to run in total, across all workers (exactly this many).
-        timeout: Stop starting trials after this many seconds.
-        metric: The metric to optimise (a list for multi-objective): logged by a notebook,
-            or picked from a dict (or the run's logged metrics) a function returns.
-        direction: ``"maximize"``/``"minimize"``, or a list matching ``metric``.
-        storage: None (a journal file under ``.nbops/sweeps/``), a ``.journal`` path,
-            ``sqlite:///...``, ``postgresql://...`` (several machines), or ``"memory"``.
-        study_name: The sweep's name (also the group of its trial runs); resumes if it exists.
-        sampler, pruner: Optuna sampler and pruner (default TPE and median pruning).
-        jobs: Worker processes on this machine (not threads); 0 only creates the sweep, for
-            workers started elsewhere with ``nbops sweep worker``.
+        objective: ``f(trial)``, ``f(params)`` with ``space``, a notebook or module:function.
+        space: The search space (a dict or a YAML file), see :func:`nbops.sweeps.load_space`.
+        config: A whole sweep at once.
         panel: True: return at once with a live panel (in a notebook), the trials run in the
             background (``wait()`` blocks, **Stop** or ``stop()`` stops). None: block, with a
-            live panel when running in Jupyter. False: block, no panel.
-        project, wandb: Project of the runs and W&B mirror mode.
-        kernel_name: Kernel for notebook trials (default: the notebook's).
-        trial_timeout: Seconds one notebook trial may run before its kernel is stopped.
-        heartbeat_interval, grace_period: RDB storages: a trial whose worker stops beating for
-            ``grace_period`` s (default 2x the interval) is failed and retried.
-    """
-    import optuna
+            live panel when running in Jupyter (its Stop works while the cell runs). False:
+            block, no panel.
+        **options: Fields of :class:`~nbops.sweeps.SweepConfig`.
 
-    metrics = _as_tuple(metric)
-    directions = _as_tuple(direction)
-    for d in directions:
-        if d not in DIRECTIONS:
-            raise SweepError(f"direction must be 'maximize' or 'minimize', not {d!r}")
-    if len(metrics) > 1 and len(directions) == 1:
-        directions = directions * len(metrics)
-    if metrics and len(metrics) != len(directions):
-        raise SweepError(
-            f"{len(metrics)} metrics but {len(directions)} directions: give one direction each"
-        )
-    if n_trials is None and timeout is None:
-        raise SweepError("give n_trials=... or timeout=... (or both) to bound the sweep")
-    if n_trials is not None and (isinstance(n_trials, bool) or n_trials < 1):
-        raise SweepError(f"n_trials must be a positive integer, not {n_trials!r}")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0:
-        raise SweepError(f"jobs must be a non-negative integer, not {jobs!r}")
-    kind, target, payload, parsed, fn = _objective_spec(objective, space, metrics)
+    Raises:
+        SweepError: The sweep is ill-defined (checked before any study or trial exists).
+        MissingDependencyError: Optuna is not installed (``pip install "nbops[sweeps]"``).
+    """
+
+    require("optuna", feature="nbops.sweep")
+    given = {k: v for k, v in (("objective", objective), ("space", space)) if v is not None}
+    cfg = SweepConfig.build(config, **given, **options)
+    cfg.validate(exhaustive=_exhaustive(cfg))
+    return _start(cfg, panel)
+
+
+def _exhaustive(cfg: SweepConfig) -> bool:
+    """True when the search ends by itself: a grid (by space, name or GridSampler)."""
+    if isinstance(cfg.sampler, str):
+        return cfg.sampler.strip().lower() in ("grid", "bruteforce", "brute-force")
+    if cfg.sampler is not None:
+        return type(cfg.sampler).__name__ in ("GridSampler", "BruteForceSampler")
+    return cfg.space is not None and is_grid(load_space(cfg.space))
+
+
+def _start(cfg: SweepConfig, panel: bool | None) -> Sweep:
+    parsed = load_space(cfg.space) if cfg.space is not None else None
+    background = bool(panel)
+    url_hint = cfg.storage
+    notebook = isinstance(cfg.objective, (str, os.PathLike)) and (
+        os.fspath(cfg.objective).endswith(".ipynb") or Path(os.fspath(cfg.objective)).is_file()
+    )
+    processes = cfg.jobs > 1 or (background and (notebook or isinstance(cfg.objective, str)))
+    kind, target, payload, fn = _objective_spec(cfg, parsed, processes)
+    sampler, pruner, seed, grid_size = _search(cfg, parsed)
+    study_name = cfg.study_name
     if study_name is None:
         from nbops.tracking import new_run_id
 
         stem = Path(target).stem if kind == "notebook" and target else None
         stem = stem or str(getattr(fn, "__name__", "sweep"))
         study_name = f"{''.join(c if c.isalnum() else '-' for c in stem).strip('-')}-{new_run_id()}"
-    check_name(study_name)
-    url = resolve_url(storage, study_name)
-    background = bool(panel)
-    processes = jobs > 1 or (background and (target is not None or kind == "notebook"))
+    sweep_name(study_name)
+    url = resolve_url(url_hint, study_name)
     if url == MEMORY and (processes or kind == "notebook"):
         raise SweepError(
             "an in-memory storage cannot be shared with worker processes or notebook kernels; "
             "use the default (storage=None) or a file/database storage"
         )
-    heartbeat = heartbeat_interval if "://" in url else None
+    heartbeat = cfg.heartbeat_interval if "://" in url else None
     store = (
-        storage
-        if storage is not None and not isinstance(storage, (str, os.PathLike))
-        else open_storage(url, heartbeat_interval=heartbeat, grace_period=grace_period)
+        url_hint
+        if url_hint is not None and not isinstance(url_hint, (str, os.PathLike))
+        else open_storage(url, heartbeat_interval=heartbeat, grace_period=cfg.grace_period)
     )
+    from nbops.mirror import resolve_mode
+
     spec = SweepSpec(
         study_name=study_name,
         storage=url,
@@ -163,39 +195,48 @@ def sweep(
         target=target,
         payload=payload,
         space=parsed,
-        metrics=metrics,
-        directions=directions,
-        project=project,
-        wandb=None if wandb is None else ("disabled" if wandb is False else str(wandb)),
-        kernel_name=kernel_name,
-        trial_timeout=trial_timeout,
+        metrics=cfg.metrics,
+        directions=cfg.directions,
+        project=cfg.project,
+        wandb=resolve_mode(
+            "disabled"
+            if cfg.wandb is False
+            else None
+            if cfg.wandb in (None, True)
+            else str(cfg.wandb)
+        ),
+        kernel_name=cfg.kernel_name,
+        trial_timeout=cfg.trial_timeout,
         heartbeat_interval=heartbeat,
-        grace_period=grace_period if heartbeat else None,
+        grace_period=cfg.grace_period if heartbeat else None,
         sampler=pickle.dumps(sampler) if sampler is not None else None,
         pruner=pickle.dumps(pruner) if pruner is not None else None,
-        budgeted=n_trials is not None,
-        deadline=time.time() + timeout if timeout is not None else None,
+        deadline=time.time() + cfg.timeout if cfg.timeout is not None else None,
+        seed=seed,
+        grid_size=grid_size,
     )
-    study = _create_study(spec, store, sampler, pruner, n_trials)
-    summary = _summary_run(spec, n_trials, jobs) if jobs else None
-    result = Sweep(spec, study, summary_run=summary)
-    show = panel is not False and _in_jupyter()
-    if show:
+    study = _create_study(spec, store, sampler, pruner, cfg.n_trials)
+    summary = _summary_run(spec, cfg.n_trials, cfg.jobs) if cfg.jobs else None
+    result = Sweep(spec, study, summary_run=summary, objective=fn)
+    shown = None
+    if panel is not False and _in_jupyter():
         from nbops.sweeps._panel import SweepPanel
 
-        SweepPanel(result).show()
-    if jobs == 0:  # only create the sweep: workers join with `nbops sweep worker`
+        shown = SweepPanel(result).show()
+    if cfg.jobs == 0:  # only create the sweep: workers join with `nbops sweep worker`
         result._done.set()
     elif processes:
-        result._start_processes(jobs)
+        result._start_processes(cfg.jobs)
         if not background:
-            _wait_interruptibly(result)
+            _wait_interruptibly(result, shown)
     elif background:
         result._start_thread()
+    elif shown is not None:
+        result._start_thread()  # the cell waits below, processing the panel's Stop clicks
+        _wait_interruptibly(result, shown)
     else:
         result._run_inline()
     logger.debug("sweep %s on %s", study_name, redact_url(url))
-    _ = optuna
     return result
 
 
@@ -230,11 +271,7 @@ def _create_study(
         )
     study.set_user_attr(SPEC_ATTR, spec.to_attrs())
     study.set_user_attr(STOP_ATTR, None)
-    if n_trials:
-        budget = study.user_attrs.get(BUDGET_ATTR) or 0
-        study.set_user_attr(BUDGET_ATTR, int(budget) + n_trials)
-        for _ in range(n_trials):
-            study.enqueue_trial({}, user_attrs={"nbops.slot": True})
+    set_budget(study, spec.storage, n_trials)
     return study
 
 
@@ -262,49 +299,46 @@ def _summary_run(spec: SweepSpec, n_trials: int | None, jobs: int) -> Any:
         )
 
 
-def _wait_interruptibly(result: Sweep) -> None:
+def _wandb_mode(value: str | bool | None) -> str | None:
+    if value is False:
+        return "disabled"
+    return None if value is None or value is True else str(value)
+
+
+def _wait_interruptibly(result: Sweep, panel: Any = None) -> None:
+    """Block until the sweep ends; Ctrl-C stops it. With a panel shown, the widget messages
+    (its Stop button) are processed while the cell waits."""
     try:
+        if panel is not None:
+            panel.wait_processing_ui(result)
         while not result.done:
             result.wait(0.2)
     except KeyboardInterrupt:
-        result.stop()
+        result.stop(now=True)
         result.wait()
         raise
+    finally:
+        if panel is not None:
+            panel.refresh(force=True)  # the cell ends showing the final state
     result.wait()
 
 
 def _in_jupyter() -> bool:
-    import sys
-
-    if "ipykernel" not in sys.modules:
-        return False
-    try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-        import ipywidgets  # noqa: F401
-    except ImportError:
-        return False
-    return shell is not None and getattr(shell, "kernel", None) is not None
+    return in_jupyter() and available("ipywidgets")
 
 
 def load_sweep(name: str, storage: Any = None) -> Sweep:
     """Open an existing sweep (to inspect it, show its panel, or stop its workers)."""
-    import optuna
 
-    check_name(name)
-    url = resolve_url(storage, name)
-    if url.startswith("journal:") and not Path(url[len("journal:") :]).exists():
-        raise SweepError(
-            f"no sweep {name!r} under {Path(url[len('journal:') :]).parent}; give storage=... "
-            "for sweeps kept elsewhere"
-        )
-    store = open_storage(url)
+    optuna = require("optuna", feature="nbops.load_sweep")
+
+    url, store = _existing_storage(name, storage)
     try:
         study = optuna.load_study(study_name=name, storage=store)
     except KeyError:
-        raise SweepError(f"no sweep {name!r} in {redact_url(url)}") from None
-    attrs = study.user_attrs.get(SPEC_ATTR) or {}
+        shown = storage if isinstance(storage, str) else redact_url(url)
+        raise SweepError(f"no sweep {name!r} in {redact_url(str(shown))}") from None
+    attrs = dict(study.user_attrs.get(SPEC_ATTR) or {})
     spec = SweepSpec(
         study_name=name,
         storage=url,
@@ -313,9 +347,68 @@ def load_sweep(name: str, storage: Any = None) -> Sweep:
         space=attrs.get("space"),
         metrics=tuple(attrs.get("metrics") or ()),
         directions=tuple(d.name.lower() for d in study.directions),
+        deadline=attrs.get("deadline"),
+        trusted=False,
     )
     loaded = Sweep(spec, study)
+    loaded._loaded = True
     loaded._done.set()
     if study.user_attrs.get(STOP_ATTR) is not None:  # stopped by whoever ran it
         loaded._stop.set()
     return loaded
+
+
+def _existing_storage(name: str, storage: Any) -> tuple[str, Any]:
+    """The URL and opened storage of an existing sweep; creates nothing when there is none."""
+    sweep_name(name)
+    url = resolve_url(storage, name)
+    if url.startswith("journal:") and not Path(url[len("journal:") :]).exists():
+        where = storage if storage is not None else Path(url[len("journal:") :]).parent
+        raise SweepError(
+            f"no sweep {name!r} in {where}; give storage=... (--storage) for sweeps kept "
+            "elsewhere, or list them with `nbops sweep status`"
+        )
+    return url, open_storage(url)
+
+
+def join_sweep(name: str, storage: Any) -> int:
+    """Run trials of an existing sweep in this process, as its creator asked (its stored
+    objective, sampler and seed, pruner, budget, timeout, trial timeout and W&B mode);
+    return how many this worker ran. Ctrl-C and SIGTERM stop it (its trial ends as FAIL).
+
+    Raises:
+        SweepError: No such sweep, or it cannot be joined from here.
+        SweepInterrupted: The worker was stopped.
+    """
+    import signal
+
+    from nbops.sweeps._worker import Interrupter, load_study, run_worker
+
+    url, store = _existing_storage(name, storage)
+    probe = load_study(SweepSpec(name, url, "trial"), store)
+    spec = SweepSpec.from_attrs(probe.user_attrs.get(SPEC_ATTR) or {}, name, url)
+    interrupter = Interrupter()
+    previous = {
+        sig: signal.signal(sig, interrupter.signal_handler)
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        return run_worker(spec, interrupter=interrupter, study=load_study(spec, store))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def list_sweeps(storage: Any = None) -> list[str]:
+    """Names of the sweeps in ``storage`` (default: the journals under ``.nbops/sweeps/``)."""
+    import optuna
+
+    from nbops.sweeps._storage import sweeps_dir
+
+    if storage is None:
+        return sorted(p.stem for p in sweeps_dir().glob("*.journal"))
+    url = resolve_url(storage, "_")
+    if url.startswith("journal:") and not Path(url[len("journal:") :]).exists():
+        return []
+    names = optuna.get_all_study_names(open_storage(url))
+    return sorted(names)

@@ -6,16 +6,18 @@ import logging
 import math
 import os
 import pickle
-from collections.abc import Mapping, Sequence
+import shutil
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from nbops.fileio import write_atomic
-from nbops.sweeps._errors import SweepError, TrialFailed
+from nbops.sweeps import _optuna
+from nbops.sweeps._errors import MetricMissing, SweepError, TrialFailed
 from nbops.sweeps._report import HANDOFF_ENV, TrialReporter, reporting_to
-from nbops.sweeps._space import suggest
+from nbops.sweeps._space import nest, suggest
 from nbops.sweeps._spec import SweepSpec, load_callable
 from nbops.sweeps._storage import sweeps_dir
 
@@ -73,7 +75,7 @@ def values_from(result: Any, spec: SweepSpec, run: Run | None, where: str) -> li
             raise TrialFailed(f"{where} returned a dict; name the metric with metric=...")
         missing = [m for m in spec.metrics if m not in result]
         if missing:
-            raise TrialFailed(
+            raise MetricMissing(
                 f"{where} returned no {', '.join(map(repr, missing))} "
                 f"(it returned: {', '.join(map(str, result)) or 'nothing'})"
             )
@@ -84,7 +86,7 @@ def values_from(result: Any, spec: SweepSpec, run: Run | None, where: str) -> li
         summary = dict(run.summary)
         missing = [m for m in spec.metrics if m not in summary]
         if missing:
-            raise TrialFailed(
+            raise MetricMissing(
                 f"{where} returned None and never logged metric "
                 f"{', '.join(map(repr, missing))} (it logged: {', '.join(summary) or 'nothing'})"
             )
@@ -110,9 +112,9 @@ def values_from(result: Any, spec: SweepSpec, run: Run | None, where: str) -> li
 class FunctionObjective:
     """A Python callable: ``f(trial)`` (define-by-run) or ``f(params)`` with a space."""
 
-    def __init__(self, spec: SweepSpec) -> None:
+    def __init__(self, spec: SweepSpec, fn: Callable[..., Any] | None = None) -> None:
         self.spec = spec
-        self.fn = load_callable(spec)
+        self.fn = fn if fn is not None else load_callable(spec)
         self.where = f"objective {getattr(self.fn, '__qualname__', repr(self.fn))}"
 
     def __call__(self, trial: Any, scope: TrialScope) -> list[float]:
@@ -120,8 +122,9 @@ class FunctionObjective:
             assert self.spec.space is not None
             params = suggest(trial, dict(self.spec.space))
             run = scope.open_run(params)
+            given = nest(params) if any("." in k for k in params) else dict(params)
             with reporting_to(TrialReporter(trial)):
-                result = self.fn(dict(params))
+                result = self.fn(given)
         else:
             run = scope.open_run({})
             with reporting_to(TrialReporter(trial)):
@@ -177,40 +180,60 @@ class NotebookObjective:
         return self._pool.submit(start)
 
     def __call__(self, trial: Any, scope: TrialScope) -> list[float]:
+        assert self.spec.space is not None
+        params = suggest(trial, dict(self.spec.space))
+        pending, self._spare = self._spare or self._start(), None
+        handed: list[bool] = []  # set once execute_notebook owns (and will stop) the kernel
+        try:
+            kernel = pending.result()
+            self._spare = self._start()  # overlaps with this trial; a fresh process per trial
+            self._execute(trial, scope, params, kernel, handed)
+        finally:  # whatever fails (or a Stop lands) before execution starts, the kernel stops
+            if not handed:
+                _discard(pending)
+        return self._values(scope)
+
+    def _execute(
+        self,
+        trial: Any,
+        scope: TrialScope,
+        params: dict[str, Any],
+        kernel: _Kernel,
+        handed: list[bool],
+    ) -> None:
         import optuna
 
         from nbops.execute import CellError, ExecutionError, execute_notebook
 
-        assert self.spec.space is not None
-        params = suggest(trial, dict(self.spec.space))
-        pending, self._spare = self._spare or self._start(), None
-        kernel = pending.result()
-        self._spare = self._start()  # overlaps with this trial; a fresh process per trial
-        write_atomic(
-            kernel.handoff,
-            pickle.dumps(
-                {
-                    "storage": self.spec.storage,
-                    "study": self.spec.study_name,
-                    "trial_id": trial._trial_id,
-                    "pruner": self.spec.pruner,
-                }
-            ),
-        )
-        run = scope.open_run(params, run_id=kernel.run_id, notebook=self.path)
-        output = self.out_dir / f"trial-{trial.number:04d}.ipynb"
-        trial.set_user_attr("nbops.output", str(output))
         try:
-            execute_notebook(
-                self.path,
-                output,
-                params,
-                kernel_name=self.kernel_name,
-                timeout=self.spec.trial_timeout,
-                kernel=kernel.manager,
-                wait_for_shutdown=False,
-                save_each_cell=False,
+            write_atomic(
+                kernel.handoff,
+                pickle.dumps(
+                    {
+                        "storage": self.spec.storage,
+                        "study": self.spec.study_name,
+                        "trial_id": _optuna.trial_id(trial),
+                        "pruner": self.spec.pruner,
+                    }
+                ),
             )
+            run = scope.open_run(params, run_id=kernel.run_id, notebook=self.path)
+            output = self.out_dir / f"trial-{trial.number:04d}.ipynb"
+            trial.set_user_attr("nbops.output", str(output))
+            handed.append(True)
+            try:
+                execute_notebook(
+                    self.path,
+                    output,
+                    params,
+                    kernel_name=self.kernel_name,
+                    timeout=self.spec.trial_timeout,
+                    kernel=kernel.manager,
+                    wait_for_shutdown=False,
+                    save_each_cell=False,
+                )
+            finally:
+                run.sync_from_store()
         except CellError as exc:
             if exc.ename == "TrialPruned":
                 raise optuna.TrialPruned(exc.evalue) from None
@@ -219,33 +242,57 @@ class NotebookObjective:
             raise TrialFailed(f"{self.path}: {exc}") from None
         finally:
             kernel.handoff.unlink(missing_ok=True)
-            run.sync_from_store()
+
+    def _values(self, scope: TrialScope) -> list[float]:
+        run = scope.run
+        assert run is not None and self.spec.target is not None
         summary = dict(run.summary)
         missing = [m for m in self.spec.metrics if m not in summary]
         if missing:
             logged = ", ".join(k for k in summary if k != "intermediate_value") or "nothing"
-            raise TrialFailed(
+            raise MetricMissing(
                 f"notebook {self.path} never logged metric {', '.join(map(repr, missing))} "
                 f"with nbops.log (it logged: {logged})"
             )
         return values_from([summary[m] for m in self.spec.metrics], self.spec, run, self.path)
 
     def close(self) -> None:
-        from nbops.execute._papermill import _shutdown
-
         spare, self._spare = self._spare, None
         if spare is not None:
-            try:
-                _shutdown(spare.result(timeout=60).manager)
-            except Exception:
-                logger.debug("could not stop the spare kernel", exc_info=True)
+            _discard(spare)
         self._pool.shutdown(wait=False)
 
 
-def make_objective(spec: SweepSpec) -> Objective:
+def _discard(pending: Future[_Kernel]) -> None:
+    """Stop the kernel a future started (now, or as soon as it has started)."""
+
+    def stop(done: Future[_Kernel]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            stop_kernel(done.result().manager)
+
+    pending.add_done_callback(stop)
+
+
+def stop_kernel(manager: Any) -> None:
+    """Stop a kernel nobody executes on now (and its child processes); never raises."""
+    from nbops.execute import kill_kernel
+
+    kill_kernel(manager)  # the kernel and the processes it started
+    try:
+        from jupyter_core.utils import run_sync
+
+        run_sync(manager.shutdown_kernel)(now=True)  # reaps it, removes its connection file
+    except Exception:
+        logger.debug("kernel clean-up failed", exc_info=True)
+    folder = os.path.dirname(str(getattr(manager, "ip", "")))
+    if os.path.basename(folder).startswith("nbops-kernel-"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def make_objective(spec: SweepSpec, fn: Callable[..., Any] | None = None) -> Objective:
     if spec.kind == "notebook":
         return NotebookObjective(spec)
-    return FunctionObjective(spec)
+    return FunctionObjective(spec, fn)
 
 
 def environment_for_workers() -> dict[str, str]:

@@ -1,72 +1,50 @@
 """Everything the sweep panel shows, computed without ipywidgets (testable without a browser).
 
 :class:`PanelController` turns a :class:`~nbops.sweeps.Sweep` into a :class:`PanelState`
-(progress, timing, best trial, recent trials, errors, history, importances); :func:`render_html`
-and the SVG helpers turn that into escaped HTML. Importances are recomputed at most once per
-``importance_every`` seconds, and only when new trials completed.
+(progress, timing, best trial or Pareto front, recent trials, errors with their tracebacks,
+history, parameters per trial, importances); :mod:`nbops.sweeps._panel_render` turns that
+into escaped HTML. Importances are recomputed at most once per ``importance_every`` seconds,
+and only when new trials completed.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from html import escape
 from typing import Any
 
+from nbops.sweeps._panel_render import (
+    errors_html,
+    header_html,
+    history_svg,
+    importances_svg,
+    parallel_svg,
+    pareto_html,
+    pareto_svg,
+    plots_html,
+    render_html,
+    table_html,
+)
+from nbops.sweeps._panel_state import PanelState, TrialRow, _fmt, duration
+
+__all__ = [
+    "PanelController",
+    "PanelState",
+    "TrialRow",
+    "duration",
+    "errors_html",
+    "header_html",
+    "history_svg",
+    "importances_svg",
+    "parallel_svg",
+    "pareto_html",
+    "pareto_svg",
+    "plots_html",
+    "render_html",
+    "table_html",
+]
+
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrialRow:
-    number: int
-    state: str
-    value: str
-    params: str
-    seconds: float | None
-
-
-@dataclass(frozen=True)
-class PanelState:
-    """One refresh of the panel."""
-
-    name: str
-    done: int
-    total: int | None
-    running: int
-    elapsed: float
-    eta: float | None
-    best_value: float | None
-    best_params: dict[str, Any]
-    recent: tuple[TrialRow, ...]
-    errors: tuple[tuple[int, str], ...]
-    history: tuple[tuple[int, float, float], ...]  # (trial number, value, best so far)
-    importances: dict[str, float] = field(default_factory=dict)
-    finished: bool = False
-    stopped: bool = False
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    seconds = max(0.0, seconds)
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    minutes, sec = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{sec:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 class PanelController:
@@ -81,11 +59,11 @@ class PanelController:
         self._importance_complete = -1
         self.stop_requested = False
 
-    def request_stop(self) -> None:
-        """The Stop button: stop the sweep (idempotent)."""
-        if not self.stop_requested:
+    def request_stop(self, now: bool = False) -> None:
+        """The Stop buttons: stop the sweep, letting running trials finish unless ``now``."""
+        if now or not self.stop_requested:
             self.stop_requested = True
-            self.sweep.stop()
+            self.sweep.stop(now=now)
 
     def snapshot(self, *, force: bool = False, now: float | None = None) -> PanelState:
         from optuna.trial import TrialState
@@ -98,33 +76,31 @@ class PanelController:
         done = max(0, len(finished) - superseded)
         total = self.sweep.n_trials
         running = sum(1 for t in trials if t.state == TrialState.RUNNING)
-        elapsed = (self.sweep.finished_at or now) - self.sweep.started
+        is_done = self.sweep.done
+        started, ended = self.sweep.span(trials)
+        elapsed = max(0.0, (ended if is_done and ended else now) - started)
         eta = None
-        if total is not None and done and total > done and not self.sweep.done:
+        if total is not None and done and total > done and not is_done:
             eta = elapsed / done * (total - done)
-        single = len(study.directions) == 1
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        directions = tuple(d.name.lower() for d in study.directions)
+        single = len(directions) == 1
+        complete = sorted(
+            (t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.number
+        )
         best_value, best_params = None, {}
         if single and complete:
             best = study.best_trial
             best_value, best_params = best.value, dict(best.params)
-        history: list[tuple[int, float, float]] = []
-        if single:
-            maximize = study.direction.name == "MAXIMIZE"
-            best_so_far: float | None = None
-            for t in sorted(complete, key=lambda t: t.number):
-                value = float(t.value)
-                if best_so_far is None or (
-                    value > best_so_far if maximize else value < best_so_far
-                ):
-                    best_so_far = value
-                history.append((t.number, value, best_so_far))
         rows = tuple(self._row(t) for t in sorted(trials, key=lambda t: -t.number)[: self.recent])
         errors = tuple(
-            (t.number, str(t.user_attrs["nbops.error"]))
+            (
+                t.number,
+                str(t.user_attrs["nbops.error"]),
+                str(t.user_attrs.get("nbops.traceback", "")),
+            )
             for t in sorted(trials, key=lambda t: t.number)
             if "nbops.error" in t.user_attrs
-        ) + tuple((-1, m) for m in getattr(self.sweep, "_worker_errors", []))
+        ) + tuple((-1, m, "") for m in getattr(self.sweep, "_worker_errors", []))
         return PanelState(
             name=self.sweep.name,
             done=done,
@@ -136,11 +112,26 @@ class PanelController:
             best_params=best_params,
             recent=rows,
             errors=errors,
-            history=tuple(history),
+            history=_history(complete, directions) if single else (),
             importances=self._maybe_importances(study, len(complete), now, force, single),
-            finished=self.sweep.done,
+            finished=is_done,
             stopped=self.sweep.stopped,
+            objectives=self._objectives(len(directions)),
+            directions=directions,
+            pareto=()
+            if single or not complete
+            else tuple(
+                (t.number, tuple(t.values), dict(t.params))
+                for t in sorted(study.best_trials, key=lambda t: t.number)
+            ),
+            points=tuple((tuple(t.values), dict(t.params)) for t in complete[-200:]),
         )
+
+    def _objectives(self, count: int) -> tuple[str, ...]:
+        metrics = tuple(self.sweep.spec.metrics)
+        if len(metrics) == count:
+            return metrics
+        return ("objective",) if count == 1 else tuple(f"objective {i + 1}" for i in range(count))
 
     @staticmethod
     def _row(trial: Any) -> TrialRow:
@@ -162,121 +153,20 @@ class PanelController:
             import optuna
 
             self._importances = dict(optuna.importance.get_param_importances(study))
-        except Exception as exc:  # too few distinct values, a single parameter, ...
+        except (ValueError, RuntimeError, ZeroDivisionError) as exc:  # too few distinct values
             logger.debug("no parameter importances yet: %s", exc)
         return self._importances
 
 
-# --- rendering --------------------------------------------------------------------------------
-def history_svg(
-    points: Sequence[tuple[int, float, float]], width: int = 320, height: int = 120
-) -> str:
-    """A small SVG: each completed trial's value (dots) and the best so far (line)."""
-    if not points:
-        return "<svg class='nbops-history' width='0' height='0'></svg>"
-    xs = [p[0] for p in points]
-    ys = [v for p in points for v in (p[1], p[2])]
-    x0, x1 = min(xs), max(xs) or 1
-    y0, y1 = min(ys), max(ys)
-    span_x, span_y = (x1 - x0) or 1, (y1 - y0) or 1
-    pad = 8
-
-    def sx(x: float) -> float:
-        return pad + (x - x0) / span_x * (width - 2 * pad)
-
-    def sy(y: float) -> float:
-        return height - pad - (y - y0) / span_y * (height - 2 * pad)
-
-    dots = "".join(
-        f"<circle cx='{sx(n):.1f}' cy='{sy(v):.1f}' r='2.5' fill='#4c78a8'>"
-        f"<title>trial {n}: {escape(_fmt(v))}</title></circle>"
-        for n, v, _ in points
-    )
-    line = " ".join(f"{sx(n):.1f},{sy(b):.1f}" for n, _, b in points)
-    return (
-        f"<svg class='nbops-history' width='{width}' height='{height}' "
-        f"xmlns='http://www.w3.org/2000/svg'><title>optimisation history</title>"
-        f"<polyline points='{line}' fill='none' stroke='#e45756' stroke-width='1.5'/>{dots}"
-        f"<text x='{pad}' y='10' font-size='9'>{escape(_fmt(y1))}</text>"
-        f"<text x='{pad}' y='{height - 1}' font-size='9'>{escape(_fmt(y0))}</text></svg>"
-    )
-
-
-def importances_svg(importances: dict[str, float], width: int = 320) -> str:
-    """A small SVG bar chart of parameter importances."""
-    if not importances:
-        return "<svg class='nbops-importances' width='0' height='0'></svg>"
-    items = sorted(importances.items(), key=lambda kv: -kv[1])[:10]
-    bar_h, label_w = 16, 110
-    height = bar_h * len(items) + 4
-    top = max(v for _, v in items) or 1.0
-    bars = "".join(
-        f"<text x='0' y='{i * bar_h + 12}' font-size='10'>{escape(name[:18])}</text>"
-        f"<rect x='{label_w}' y='{i * bar_h + 2}' height='{bar_h - 4}' "
-        f"width='{max(1.0, v / top * (width - label_w - 40)):.1f}' fill='#72b7b2'/>"
-        f"<text x='{width - 36}' y='{i * bar_h + 12}' font-size='10'>{v:.2f}</text>"
-        for i, (name, v) in enumerate(items)
-    )
-    return (
-        f"<svg class='nbops-importances' width='{width}' height='{height}' "
-        f"xmlns='http://www.w3.org/2000/svg'><title>parameter importances</title>{bars}</svg>"
-    )
-
-
-def header_html(state: PanelState) -> str:
-    total = "?" if state.total is None else str(state.total)
-    status = "stopped" if state.stopped else "done" if state.finished else "running"
-    best = "no completed trial yet"
-    if state.best_value is not None:
-        params = ", ".join(f"{k}={_fmt(v)}" for k, v in state.best_params.items())
-        best = f"best {_fmt(state.best_value)} ({params})"
-    eta = f", ETA {duration(state.eta)}" if state.eta is not None else ""
-    return (
-        f"<div class='nbops-sweep-header'><b>{escape(state.name)}</b> {escape(status)}: "
-        f"{state.done}/{escape(total)} trials, {state.running} running, "
-        f"elapsed {duration(state.elapsed)}{escape(eta)}<br>{escape(best)}</div>"
-    )
-
-
-def table_html(rows: Sequence[TrialRow]) -> str:
-    body = "".join(
-        f"<tr><td>{r.number}</td><td>{escape(r.state)}</td><td>{escape(r.value)}</td>"
-        f"<td>{escape(r.params)}</td>"
-        f"<td>{escape(duration(r.seconds)) if r.seconds else ''}</td></tr>"
-        for r in rows
-    )
-    return (
-        "<table class='nbops-trials'><tr><th>#</th><th>state</th><th>value</th><th>params</th>"
-        f"<th>time</th></tr>{body}</table>"
-    )
-
-
-def errors_html(errors: Sequence[tuple[int, str]]) -> str:
-    if not errors:
-        return ""
-    items = "".join(
-        f"<li>{'worker' if n < 0 else f'trial {n}'}: {escape(m)}</li>" for n, m in errors[-10:]
-    )
-    return f"<ul class='nbops-errors'>{items}</ul>"
-
-
-def plots_html(state: PanelState) -> str:
-    """The optimisation history and the parameter importances, side by side, with titles."""
-    title = "<div style='font-size:12px;color:#555;margin-bottom:2px'>{}</div>"
-    history = title.format("Objective per trial (line: best so far)") + history_svg(state.history)
-    importances = (
-        title.format("Parameter importance (Optuna)") + importances_svg(state.importances)
-        if state.importances
-        else ""
-    )
-    return f"<div style='display:flex;gap:24px'><div>{history}</div><div>{importances}</div></div>"
-
-
-def render_html(state: PanelState) -> str:
-    """The whole panel as static HTML (``Sweep._repr_html_``)."""
-    return (
-        header_html(state)
-        + table_html(state.recent)
-        + plots_html(state)
-        + errors_html(state.errors)
-    )
+def _history(
+    complete: list[Any], directions: tuple[str, ...]
+) -> tuple[tuple[int, float, float], ...]:
+    maximize = directions[0] == "maximize"
+    best_so_far: float | None = None
+    history: list[tuple[int, float, float]] = []
+    for t in complete:
+        value = float(t.value)
+        if best_so_far is None or (value > best_so_far if maximize else value < best_so_far):
+            best_so_far = value
+        history.append((t.number, value, best_so_far))
+    return tuple(history)

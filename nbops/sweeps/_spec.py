@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import importlib
+import io
 import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,19 +19,23 @@ KINDS = ("trial", "params", "notebook")
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """A sweep as its workers see it.
+    """A sweep as its workers see it; the whole of it is stored with the study.
 
     ``kind`` is ``trial`` (a callable taking an Optuna trial), ``params`` (a callable taking a
     dict sampled from ``space``) or ``notebook`` (``target`` is its absolute path). Callables
     are named by ``target`` (``module:function``) when importable, else carried pickled in
     ``payload`` (cloudpickle, so functions defined in a notebook work on this machine).
+    ``sampler``/``pruner`` are pickled Optuna objects; ``seed`` seeds each trial's sampling
+    (from the slot it took) so workers draw distinct, reproducible parameters; ``grid_size``
+    caps the budget of a grid search; ``deadline`` is the end of ``timeout`` (epoch seconds,
+    the same on every machine whatever its timezone).
     """
 
     study_name: str
     storage: str
     kind: str
     target: str | None = None
-    payload: bytes | None = None
+    payload: bytes | None = field(default=None, repr=False)
     space: Mapping[str, Any] | None = None
     metrics: tuple[str, ...] = ()
     directions: tuple[str, ...] = ("maximize",)
@@ -41,15 +47,18 @@ class SweepSpec:
     grace_period: int | None = None
     sampler: bytes | None = field(default=None, repr=False)
     pruner: bytes | None = field(default=None, repr=False)
-    budgeted: bool = True
     deadline: float | None = None
+    seed: int | None = None
+    grid_size: int | None = None
+    method: str | None = None
+    trusted: bool = field(default=True, repr=False, compare=False)  # False: read from a study
 
     @property
     def multi_objective(self) -> bool:
         return len(self.directions) > 1
 
     def to_attrs(self) -> dict[str, Any]:
-        """The JSON part stored in the study, so ``nbops sweep worker`` can join from anywhere."""
+        """The JSON form stored in the study, so ``nbops sweep worker`` can join from anywhere."""
         return {
             "kind": self.kind,
             "target": self.target,
@@ -57,11 +66,17 @@ class SweepSpec:
             "metrics": list(self.metrics),
             "directions": list(self.directions),
             "project": self.project,
+            "wandb": self.wandb,
             "kernel_name": self.kernel_name,
             "trial_timeout": self.trial_timeout,
             "heartbeat_interval": self.heartbeat_interval,
             "grace_period": self.grace_period,
-            "budgeted": self.budgeted,
+            "sampler": _b64(self.sampler),
+            "pruner": _b64(self.pruner),
+            "deadline": self.deadline,
+            "seed": self.seed,
+            "grid_size": self.grid_size,
+            "method": self.method,
         }
 
     @classmethod
@@ -87,15 +102,70 @@ class SweepSpec:
             metrics=tuple(attrs.get("metrics") or ()),
             directions=tuple(attrs.get("directions") or ("maximize",)),
             project=attrs.get("project"),
+            wandb=attrs.get("wandb"),
             kernel_name=attrs.get("kernel_name"),
             trial_timeout=attrs.get("trial_timeout"),
             heartbeat_interval=attrs.get("heartbeat_interval"),
             grace_period=attrs.get("grace_period"),
-            budgeted=bool(attrs.get("budgeted", True)),
+            sampler=_unb64(attrs.get("sampler")),
+            pruner=_unb64(attrs.get("pruner")),
+            deadline=attrs.get("deadline"),
+            seed=attrs.get("seed"),
+            grid_size=attrs.get("grid_size"),
+            method=attrs.get("method"),
+            trusted=False,
         )
 
     def replace(self, **changes: Any) -> SweepSpec:
         return dataclasses.replace(self, **changes)
+
+    def load_sampler(self) -> Any:
+        return self._load(self.sampler)
+
+    def load_pruner(self) -> Any:
+        return self._load(self.pruner)
+
+    def _load(self, data: bytes | None) -> Any:
+        if data is None:
+            return None
+        if self.trusted:  # this sweep's own spec file
+            return pickle.loads(data)  # noqa: S301
+        return loads_optuna(data)
+
+
+def _b64(data: bytes | None) -> str | None:
+    return base64.b64encode(data).decode("ascii") if data is not None else None
+
+
+def _unb64(text: Any) -> bytes | None:
+    return base64.b64decode(text) if isinstance(text, str) else None
+
+
+_SAFE_MODULES = ("optuna", "numpy", "scipy", "builtins", "collections", "copyreg", "functools")
+
+
+class _OptunaUnpickler(pickle.Unpickler):
+    """Unpickles samplers and pruners only: no class outside Optuna, NumPy and the builtins."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        root = module.split(".", 1)[0]
+        if root not in _SAFE_MODULES or (root == "builtins" and name in _UNSAFE_BUILTINS):
+            raise pickle.UnpicklingError(f"{module}.{name} is not part of a sampler or pruner")
+        return super().find_class(module, name)
+
+
+_UNSAFE_BUILTINS = {"eval", "exec", "compile", "open", "__import__", "getattr", "input"}
+
+
+def loads_optuna(data: bytes) -> Any:
+    """Unpickle a sampler or pruner stored with a study (restricted to Optuna's classes)."""
+    try:
+        return _OptunaUnpickler(io.BytesIO(data)).load()
+    except (pickle.UnpicklingError, AttributeError, ImportError, EOFError) as exc:
+        raise SweepError(
+            f"cannot read the sampler or pruner stored with this sweep ({exc}); samplers and "
+            "pruners must be Optuna's own to be shared through the storage"
+        ) from None
 
 
 def callable_target(fn: Callable[..., Any]) -> str | None:
@@ -146,7 +216,7 @@ def dumps_callable(fn: Callable[..., Any]) -> bytes:
         pass
     try:
         return pickle.dumps(fn)
-    except Exception as exc:
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
         raise SweepError(
             f"cannot send objective {fn!r} to worker processes ({exc}); define it in an "
             "importable module, install cloudpickle, or use jobs=1"

@@ -19,25 +19,27 @@ from pathlib import Path
 from typing import Any
 
 from nbops.config import store_path
-from nbops.sweeps._errors import SweepStorageError
+from nbops.deps import require
+from nbops.sweeps._errors import SweepNameError, SweepStorageError
 
 logger = logging.getLogger(__name__)
 
 JOURNAL_PREFIX = "journal:"
+STOP_ATTR = "nbops.stop"
 MEMORY = "memory"
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 _CONNECT_TIMEOUT = 5
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
-def check_name(name: str) -> str:
-    """Validate a sweep (study) name: it names files, so no separators and no ``..``."""
-    if not isinstance(name, str) or not NAME.match(name) or ".." in name:
-        raise SweepStorageError(
-            f"invalid sweep name {name!r}: use letters, digits, '.', '_' and '-' (at most 100 "
-            "characters, starting with a letter or digit, no path separators or '..')"
-        )
-    return name
+def sweep_name(name: object) -> str:
+    """Validate a sweep (study) name with the one naming rule (it names files)."""
+    from nbops.errors import InvalidValueError
+    from nbops.names import check_name
+
+    try:
+        return check_name(name, "sweep name")
+    except InvalidValueError as exc:
+        raise SweepNameError(str(exc), name) from None
 
 
 def sweeps_dir() -> Path:
@@ -90,7 +92,7 @@ def open_storage(
     RDB storages get heartbeats: a trial whose worker stops beating for ``grace_period``
     seconds is failed by the next worker that looks and re-queued with the same parameters.
     """
-    import optuna
+    optuna = require("optuna", feature="sweep storages")
 
     if url == MEMORY:
         return optuna.storages.InMemoryStorage()
@@ -104,7 +106,7 @@ def open_storage(
         except OSError as exc:
             raise SweepStorageError(f"cannot open the sweep journal {path}: {exc}") from None
     engine_kwargs: dict[str, Any] = {}
-    url = _with_driver(url)
+    url = with_driver(url)
     scheme = url.split("://", 1)[0]
     if scheme.startswith(("postgres", "mysql", "mariadb")):
         engine_kwargs["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT}
@@ -125,9 +127,9 @@ def open_storage(
     except ImportError as exc:
         raise SweepStorageError(
             f"the driver for {redact_url(url)} is not installed ({exc}); for PostgreSQL "
-            "install psycopg2-binary (pip install 'nbops[sweeps]')"
+            "install psycopg2-binary (pip install 'nbops[postgres]')"
         ) from None
-    except Exception as exc:  # sqlalchemy.exc.OperationalError and friends
+    except Exception as exc:  # noqa: BLE001 - sqlalchemy.exc.OperationalError and friends
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SweepStorageError(
             f"cannot reach the sweep storage {redact_url(url)}: {first}; check that the "
@@ -135,14 +137,15 @@ def open_storage(
         ) from None
 
 
-def _with_driver(url: str) -> str:
+def with_driver(url: str) -> str:
     """Pick psycopg2 for ``postgresql://`` when psycopg 3 (SQLAlchemy 2.1's default) is absent."""
     scheme, sep, rest = url.partition("://")
     if scheme not in ("postgresql", "postgres"):
         return url
     import importlib.util
 
-    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+    if importlib.util.find_spec("psycopg") is None:
+        require("psycopg2", feature="a PostgreSQL sweep storage")
         return f"postgresql+psycopg2{sep}{rest}"
     return url
 
@@ -151,29 +154,22 @@ def this_host() -> str:
     return socket.gethostname()
 
 
-def pid_alive(pid: int) -> bool:
-    """True when a process with ``pid`` exists on this machine.
-
-    Unlike :func:`nbops.process.pid_alive`, a killed worker not yet reaped (a zombie) still
-    counts: its trial is then failed and retried by the storage's heartbeat, not failed here.
-    """
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def fail_dead_local_trials(study: Any, pids: set[int] | None = None) -> list[int]:
-    """Fail RUNNING trials whose worker on this machine has died; return their numbers.
+    """Fail RUNNING trials whose worker on this machine has died and retry them; return their
+    numbers.
 
-    Journal storages have no heartbeat: a worker on the same host checks the recorded pid
-    instead. ``pids``, when given, are workers known to be dead (the coordinator's own).
+    A worker on the same host checks the recorded pid (journal storages have no heartbeat, and
+    on a database this notices a death at once instead of after the grace period). A killed
+    worker counts as dead whether or not its parent has reaped it. ``pids``, when given, are
+    workers known to be dead (the coordinator's own). The retry is a WAITING trial with the
+    same parameters, as Optuna's heartbeat retry makes, so whichever way a death is noticed
+    the trial runs again; only the process that moves the trial to FAIL enqueues it.
     """
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
+
+    from nbops.process import pid_alive
+    from nbops.sweeps import _optuna
 
     host = this_host()
     failed: list[int] = []
@@ -181,16 +177,47 @@ def fail_dead_local_trials(study: Any, pids: set[int] | None = None) -> list[int
         pid = trial.user_attrs.get("nbops.pid")
         if not isinstance(pid, int) or trial.user_attrs.get("nbops.host") != host:
             continue
-        if (pids is not None and pid in pids) or (pids is None and not pid_alive(pid)):
-            storage = study._storage
-            try:
-                storage.set_trial_user_attr(
-                    trial._trial_id, "nbops.error", f"worker process {pid} on {host} died"
-                )
-                storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-                failed.append(trial.number)
-            except UpdateFinishedTrialError:
-                pass
+        dead = pid in pids if pids is not None else not pid_alive(pid)
+        if not dead:
+            continue
+        try:  # before the state: a finished trial's attributes are frozen
+            _optuna.set_user_attr(
+                study, trial, "nbops.error", f"worker process {pid} on {host} died"
+            )
+        except UpdateFinishedTrialError:
+            continue  # another worker got there first
+        if _optuna.fail_running(study, trial):
+            if not study.user_attrs.get(STOP_ATTR):  # a stopped sweep leaves no queued work
+                retry_lost_trial(study, trial)
+            failed.append(trial.number)
     if failed:
-        logger.warning("failed trials %s of study %s: their worker died", failed, study.study_name)
+        logger.warning(
+            "trials %s of sweep %s lost their worker; they run again with the same parameters",
+            failed,
+            study.study_name,
+        )
     return failed
+
+
+def retry_lost_trial(study: Any, trial: Any, max_retry: int = 3) -> None:
+    """Enqueue ``trial`` again with its parameters, as Optuna's heartbeat retry does (same
+    ``failed_trial``/``retry_history`` system attributes), without nbops' per-run attributes."""
+    import optuna
+
+    system_attrs: dict[str, Any] = {
+        "failed_trial": trial.number,
+        "retry_history": [],
+        **trial.system_attrs,
+    }
+    system_attrs["retry_history"] = [*system_attrs["retry_history"], trial.number]
+    if len(system_attrs["retry_history"]) > max_retry:
+        return
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs={k: v for k, v in trial.user_attrs.items() if not k.startswith("nbops.")},
+            system_attrs=system_attrs,
+        )
+    )

@@ -11,22 +11,23 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbops.fileio import write_atomic
+from nbops.sweeps._claim import BUDGET_ATTR, counted
 from nbops.sweeps._errors import SweepError
 from nbops.sweeps._objectives import environment_for_workers
 from nbops.sweeps._spec import SweepSpec
-from nbops.sweeps._storage import fail_dead_local_trials, redact_url, sweeps_dir
-from nbops.sweeps._worker import STOP_ATTR, Interrupter, run_worker
+from nbops.sweeps._storage import STOP_ATTR, fail_dead_local_trials, redact_url, sweeps_dir
+from nbops.sweeps._worker import STOP_REASON_ATTR, Interrupter, run_worker
 
 if TYPE_CHECKING:
     from nbops.tracking import Run
 
 logger = logging.getLogger(__name__)
 
-BUDGET_ATTR = "nbops.n_trials"
 _STOP_GRACE = 15.0
 
 
@@ -36,20 +37,31 @@ class Sweep:
     Returned by :func:`nbops.sweep` (running or finished) and :func:`nbops.load_sweep`.
     """
 
-    def __init__(self, spec: SweepSpec, study: Any, *, summary_run: Run | None = None) -> None:
+    def __init__(
+        self,
+        spec: SweepSpec,
+        study: Any,
+        *,
+        summary_run: Run | None = None,
+        objective: Callable[..., Any] | None = None,
+    ) -> None:
         self.spec = spec
+        self._objective = objective
         self._study = study
         self._summary_run = summary_run
         self._procs: list[subprocess.Popen[bytes]] = []
         self._logs: list[Path] = []
+        self._spec_file: Path | None = None
         self._thread: threading.Thread | None = None
         self._interrupter: Interrupter | None = None
         self._stop = threading.Event()
+        self._stop_now = False
         self._done = threading.Event()
         self._worker_errors: list[str] = []
         self._error: BaseException | None = None
         self.started = time.time()
         self.finished_at: float | None = None
+        self._loaded = False  # set by load_sweep: the workers are not this process's
 
     # --- identity and results -------------------------------------------------------------
     @property
@@ -105,7 +117,7 @@ class Sweep:
             ) from None
 
     def trials(self, states: Any = None) -> list[Any]:
-        """The study's trials (``FrozenTrial``), budget slots not yet started excluded."""
+        """The study's trials (``FrozenTrial``); retries not yet started are left out."""
         from optuna.trial import TrialState
 
         wanted = states or tuple(s for s in TrialState if s != TrialState.WAITING)
@@ -131,24 +143,59 @@ class Sweep:
     # --- lifecycle ------------------------------------------------------------------------
     @property
     def done(self) -> bool:
-        """True once this process's workers have all ended (always for a loaded sweep)."""
-        return self._done.is_set()
+        """True once this process's workers have all ended. A loaded sweep (running elsewhere,
+        perhaps) is done when no trial runs and its budget, deadline or a stop ended it."""
+        if not self._loaded:
+            return self._done.is_set()
+        from optuna.trial import TrialState
+
+        trials = self._study.get_trials(deepcopy=False)
+        if any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials):
+            return False
+        budget = self.n_trials
+        deadline = self.spec.deadline
+        return bool(
+            self.stopped
+            or (budget is not None and counted(trials) >= budget)
+            or (deadline is not None and time.time() >= deadline)
+            or (budget is None and deadline is None)
+        )
+
+    def span(self, trials: list[Any] | None = None) -> tuple[float, float | None]:
+        """When the sweep started and (once done) ended, in epoch seconds. For a loaded sweep
+        these come from its trials, so a stored sweep's elapsed time is its own."""
+        if not self._loaded:
+            return self.started, self.finished_at
+        trials = self.trials() if trials is None else trials
+        starts = [t.user_attrs["nbops.started"] for t in trials if "nbops.started" in t.user_attrs]
+        ends = [t.user_attrs["nbops.ended"] for t in trials if "nbops.ended" in t.user_attrs]
+        return (min(starts) if starts else self.started), (max(ends) if ends else None)
 
     @property
     def stopped(self) -> bool:
-        return self._stop.is_set()
+        """True once stopped, from here or from elsewhere (the study records a stop)."""
+        if self._stop.is_set():
+            return True
+        try:
+            return bool(self._study.user_attrs.get(STOP_ATTR))
+        except Exception:  # noqa: BLE001 - an unreachable storage does not make a sweep stopped
+            return False
 
-    def stop(self) -> None:
-        """Stop the sweep: running trials end as FAIL (never left RUNNING), none start.
+    def stop(self, now: bool = False) -> None:
+        """Stop the sweep: no new trial starts; nothing is left RUNNING.
 
-        Workers of this process are interrupted now; workers on other machines stop after
-        their current trial. Returns at once; :meth:`wait` waits for the workers.
+        By default the trials running now finish and are recorded (workers on other machines
+        see the stop before their next trial). ``now=True`` interrupts them at once: they end
+        as FAIL. Returns at once; :meth:`wait` waits for the workers.
         """
         self._stop.set()
+        self._stop_now = self._stop_now or now
         try:
             self._study.set_user_attr(STOP_ATTR, time.time())
         except Exception:
             logger.warning("could not record the stop in the study storage", exc_info=True)
+        if not now:
+            return
         if self._interrupter is not None:
             self._interrupter.interrupt()
         for proc in self._procs:
@@ -165,7 +212,9 @@ class Sweep:
             SweepError: every worker failed before running a trial (the message says why).
         """
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+            # an Event, not Thread.join: a Ctrl-C landing inside join() can leave the thread
+            # looking finished to every later join, and the summary would never be written
+            self._done.wait(timeout)
         if self._error is not None:
             raise self._error
         return self
@@ -177,9 +226,19 @@ class Sweep:
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, self._interrupter.signal_handler) if main else None
         try:
-            run_worker(self.spec, interrupter=self._interrupter, stop=self._stop, study=self.study)
+            run_worker(
+                self.spec,
+                interrupter=self._interrupter,
+                stop=self._stop,
+                study=self.study,
+                fn=self._objective,
+            )
         except KeyboardInterrupt:
             self._stop.set()
+            self._finalize()
+            raise
+        except BaseException as exc:
+            self._error = exc
             self._finalize()
             raise
         finally:
@@ -191,11 +250,15 @@ class Sweep:
         def target() -> None:
             try:
                 run_worker(
-                    self.spec, interrupter=self._interrupter, stop=self._stop, study=self.study
+                    self.spec,
+                    interrupter=self._interrupter,
+                    stop=self._stop,
+                    study=self.study,
+                    fn=self._objective,
                 )
             except KeyboardInterrupt:
                 self._stop.set()
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - re-raised by wait() in the caller
                 self._error = exc
             finally:
                 self._finalize()
@@ -208,6 +271,7 @@ class Sweep:
         folder = sweeps_dir() / self.name
         spec_file = folder / f"spec-{uuid.uuid4().hex[:12]}.pkl"
         write_atomic(spec_file, pickle.dumps(self.spec))
+        self._spec_file = spec_file
         env = environment_for_workers()
         from nbops.config import store_path
 
@@ -218,7 +282,13 @@ class Sweep:
             log = folder / f"worker-{index}.log"
             with open(log, "ab") as out:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "nbops.sweeps._worker", str(spec_file)],
+                    [
+                        sys.executable,
+                        "-m",
+                        "nbops.sweeps",
+                        str(spec_file),
+                        str(os.getpid()),  # workers stop when this process dies
+                    ],
                     env=env,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -240,7 +310,7 @@ class Sweep:
         try:
             stop_seen: float | None = None
             while any(proc.poll() is None for proc in self._procs):
-                if self._stop.is_set():
+                if self._stop_now:
                     stop_seen = stop_seen or time.time()
                     if time.time() - stop_seen > _STOP_GRACE:
                         for proc in self._procs:
@@ -256,14 +326,19 @@ class Sweep:
                     self._worker_errors.append(
                         f"worker {proc.pid} exited with code {proc.returncode}: {tail}"
                     )
+            reason = self._study.user_attrs.get(STOP_REASON_ATTR)
             every_worker_failed = len(self._worker_errors) == len(self._procs)
-            if self._worker_errors and every_worker_failed and not self.trials():
+            if reason:
+                self._error = SweepError(f"sweep {self.name} stopped: {reason}")
+            elif self._worker_errors and every_worker_failed and not self.trials():
                 self._error = SweepError(
                     f"every worker of sweep {self.name} failed: {self._worker_errors[0]}"
                 )
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - re-raised by wait() in the caller
             self._error = exc
         finally:
+            if self._spec_file is not None:
+                self._spec_file.unlink(missing_ok=True)
             self._finalize()
 
     def _finalize(self) -> None:

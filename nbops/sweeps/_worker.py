@@ -1,19 +1,19 @@
 """The worker loop: claim a trial, run it with heartbeats, tell the study; stop cleanly.
 
 Every worker (a process of ``jobs=N``, ``nbops sweep worker`` on another machine, or the
-calling thread for ``jobs=1``) runs :func:`run_worker`. A trial budget is a set of WAITING
-trials enqueued by ``nbops.sweep``; a worker claims one atomically (WAITING -> RUNNING is a
-compare-and-set in every Optuna storage), so N budgeted trials run exactly N times however
-many workers join. Interrupts (Ctrl-C, SIGTERM, Stop) are only delivered while an objective
+calling thread for ``jobs=1``) runs :func:`run_worker`. Each trial takes a budget slot under
+a lock held in the storage (:mod:`nbops.sweeps._claim`), so a budget of N runs exactly N
+trials however many workers join, and no placeholder trial is ever stored. Interrupts
+(Ctrl-C, SIGTERM, Stop, the death of the coordinator) are only delivered while an objective
 runs; the trial is then told FAIL, so no trial is left RUNNING.
 
-Run as ``python -m nbops.sweeps._worker SPEC_FILE`` by :class:`nbops.sweeps.Sweep`.
+Run as ``python -m nbops.sweeps SPEC_FILE [PARENT_PID]`` by
+:class:`nbops.sweeps.Sweep`.
 """
 
 from __future__ import annotations
 
 import ctypes
-import datetime
 import logging
 import os
 import pickle
@@ -21,22 +21,26 @@ import signal
 import sys
 import threading
 import time
+import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from nbops.sweeps._errors import SweepError, SweepInterrupted
+from nbops.sweeps import _optuna
+from nbops.sweeps._claim import claim
+from nbops.sweeps._errors import MetricMissing, SweepError, SweepInterrupted
 from nbops.sweeps._objectives import Objective, TrialScope, make_objective
 from nbops.sweeps._spec import SweepSpec
-from nbops.sweeps._storage import fail_dead_local_trials, open_storage, this_host
+from nbops.sweeps._storage import STOP_ATTR, fail_dead_local_trials, open_storage, this_host
 from nbops.tracking import suspended
 
 logger = logging.getLogger(__name__)
 
-STOP_ATTR = "nbops.stop"
 EXIT_INTERRUPTED = 130
+STOP_REASON_ATTR = "nbops.stop_reason"
+MISSING_PREFIX = "metric missing: "
 
 
 class Interrupter:
@@ -47,6 +51,7 @@ class Interrupter:
         self._lock = threading.Lock()
         self._allowed = False
         self.pending = False
+        self.reason = "the sweep was stopped"
 
     @contextmanager
     def allow(self) -> Iterator[None]:
@@ -60,9 +65,11 @@ class Interrupter:
             with self._lock:
                 self._allowed = False
 
-    def interrupt(self) -> None:
+    def interrupt(self, reason: str | None = None) -> None:
         """Interrupt the running objective now, or the loop before its next trial."""
         with self._lock:
+            if reason and not self.pending:
+                self.reason = reason
             self.pending = True
             if not self._allowed:
                 return
@@ -83,17 +90,13 @@ class _Heartbeat:
     """Records the RDB heartbeat of a running trial from a background thread."""
 
     def __init__(self, storage: Any, trial_id: int) -> None:
-        from optuna.storages._heartbeat import BaseHeartbeat
-
         self.storage, self.trial_id = storage, trial_id
-        interval = storage.get_heartbeat_interval() if isinstance(storage, BaseHeartbeat) else None
-        self.interval = interval
+        self.interval = heartbeat_interval(storage)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> _Heartbeat:
         if self.interval:
-            self.storage.record_heartbeat(self.trial_id)
             self._thread = threading.Thread(target=self._beat, daemon=True, name="nbops-beat")
             self._thread.start()
         return self
@@ -112,27 +115,13 @@ class _Heartbeat:
             self._thread.join()
 
 
-def claim(study: Any, budgeted: bool) -> Any:
-    """Return a new ``optuna.Trial``: a WAITING one claimed atomically, or None when budgeted
-    and none is left; unbudgeted sweeps (timeout only) ask for a new one."""
-    import optuna
-    from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.trial import TrialState
+def heartbeat_interval(storage: Any) -> int | None:
+    """The heartbeat interval of an RDB storage with heartbeats, else None."""
+    from optuna.storages import RDBStorage
 
-    storage = study._storage
-    for frozen in storage.get_all_trials(
-        study._study_id, deepcopy=False, states=(TrialState.WAITING,)
-    ):
-        try:
-            if storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
-                return optuna.Trial(study, frozen._trial_id)
-        except UpdateFinishedTrialError:
-            continue
-    if budgeted:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return study.ask()
+    if isinstance(storage, RDBStorage):
+        return storage.get_heartbeat_interval()
+    return None
 
 
 def load_study(spec: SweepSpec, storage: Any = None) -> Any:
@@ -143,16 +132,33 @@ def load_study(spec: SweepSpec, storage: Any = None) -> Any:
         heartbeat_interval=spec.heartbeat_interval,
         grace_period=spec.grace_period,
     )
-    sampler = pickle.loads(spec.sampler) if spec.sampler else None  # noqa: S301
-    pruner = pickle.loads(spec.pruner) if spec.pruner else None  # noqa: S301
     try:
         return optuna.load_study(
-            study_name=spec.study_name, storage=storage, sampler=sampler, pruner=pruner
+            study_name=spec.study_name,
+            storage=storage,
+            sampler=spec.load_sampler(),
+            pruner=spec.load_pruner(),
         )
     except KeyError:
         raise SweepError(
             f"no sweep {spec.study_name!r} in this storage; list sweeps with `nbops sweep status`"
         ) from None
+
+
+def claim_trial(study: Any, spec: SweepSpec) -> Any:
+    """Take the next trial (see :func:`nbops.sweeps._claim.claim`) and mark it as this
+    worker's (pid, host, start, first heartbeat) before another worker can look at it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "heartbeat is supposed to be used with optimize"
+        trial = claim(study, spec.storage, spec.seed, spec.grid_size)
+    if trial is not None:
+        trial.set_user_attr("nbops.pid", os.getpid())
+        trial.set_user_attr("nbops.host", this_host())
+        trial.set_user_attr("nbops.started", time.time())
+        storage = _optuna.storage_of(study)
+        if heartbeat_interval(storage):
+            storage.record_heartbeat(_optuna.trial_id(trial))
+    return trial
 
 
 def run_worker(
@@ -161,17 +167,20 @@ def run_worker(
     interrupter: Interrupter | None = None,
     stop: threading.Event | None = None,
     study: Any = None,
+    fn: Callable[..., Any] | None = None,
 ) -> int:
     """Run trials until the budget, the deadline or a stop; return how many this worker ran.
+
+    ``fn`` is the objective itself when the worker runs in the caller's process (``jobs=1``):
+    it is called as it is, with its closures and globals, never copied.
 
     Raises:
         SweepInterrupted: The worker was interrupted (its running trial was told FAIL).
     """
-    from optuna.storages._heartbeat import is_heartbeat_enabled
-
     interrupter = interrupter or Interrupter()
     study = study or load_study(spec)
-    objective = make_objective(spec)
+    objective = make_objective(spec, fn)
+    storage = _optuna.storage_of(study)
     count = 0
     try:
         while not interrupter.pending and not (stop is not None and stop.is_set()):
@@ -179,19 +188,21 @@ def run_worker(
                 break
             if study.user_attrs.get(STOP_ATTR):
                 break
-            if is_heartbeat_enabled(study._storage):
+            if heartbeat_interval(storage):
                 _fail_stale(study)
             fail_dead_local_trials(study)
-            trial = claim(study, spec.budgeted)
+            trial = claim_trial(study, spec)
             if trial is None:
-                if _others_may_go_stale(study):
-                    # a RUNNING trial may belong to a dead worker: once its heartbeat is stale
-                    # it is failed and re-queued, and this worker runs it
-                    time.sleep(min(2.0, study._storage.get_heartbeat_interval() or 1))
+                if _lost_trials_may_return(study, storage):
+                    # a RUNNING trial may belong to a worker that dies: its retry is ours
+                    time.sleep(min(2.0, heartbeat_interval(storage) or 0.5))
                     continue
                 break
-            run_trial(study, trial, objective, spec, interrupter)
+            exhausted = run_trial(study, trial, objective, spec, interrupter)
             count += 1
+            if exhausted:  # a GridSampler or BruteForceSampler ran out of combinations
+                break
+            _stop_if_metric_missing(study, trial)
     finally:
         objective.close()
     if interrupter.pending:
@@ -199,27 +210,35 @@ def run_worker(
     return count
 
 
-def _others_may_go_stale(study: Any) -> bool:
-    from optuna.storages._heartbeat import is_heartbeat_enabled
+def _stop_if_metric_missing(study: Any, trial: Any) -> None:
+    """A trial that never produced the metric, before any trial did: every trial would fail
+    alike, so stop the sweep (every worker) and raise the reason."""
     from optuna.trial import TrialState
 
-    storage = study._storage
-    if not is_heartbeat_enabled(storage):
-        return False
+    error = study.get_trials(deepcopy=False)[trial.number].user_attrs.get("nbops.error", "")
+    if not error.startswith(MISSING_PREFIX):
+        return
+    if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return  # the metric came before: this trial failed for its own reasons
+    reason = error[len(MISSING_PREFIX) :]
+    study.set_user_attr(STOP_REASON_ATTR, reason)
+    study.set_user_attr(STOP_ATTR, time.time())
+    raise SweepError(f"sweep {study.study_name} stopped after trial {trial.number}: {reason}")
+
+
+def _lost_trials_may_return(study: Any, storage: Any) -> bool:
+    """True while a RUNNING trial could still be lost and retried: one run by another
+    process on this machine (its death is seen by pid) or kept alive by heartbeats."""
+    from optuna.trial import TrialState
+
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    # A worker killed between claiming a trial and its first heartbeat leaves a trial Optuna
-    # never sees as stale: no pid recorded (that follows the first beat) long after its start.
-    grace = getattr(getattr(storage, "_backend", storage), "grace_period", None)
-    limit = 2 * (grace or 2 * storage.get_heartbeat_interval())
-    for trial in running:
-        started = trial.datetime_start
-        if "nbops.pid" not in trial.user_attrs and started is not None:
-            age = (datetime.datetime.now() - started).total_seconds()
-            if age > limit and storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-                callback = storage.get_heartbeat_stale_trial_callback()
-                if callback is not None:
-                    callback(study, storage.get_trial(trial._trial_id))
-    return bool(running)
+    if heartbeat_interval(storage):
+        return bool(running)
+    host, me = this_host(), os.getpid()
+    return any(
+        t.user_attrs.get("nbops.host") == host and t.user_attrs.get("nbops.pid") != me
+        for t in running
+    )
 
 
 def _fail_stale(study: Any) -> None:
@@ -232,8 +251,11 @@ def _fail_stale(study: Any) -> None:
 
 def run_trial(
     study: Any, trial: Any, objective: Objective, spec: SweepSpec, interrupter: Interrupter
-) -> None:
-    """Run one claimed trial and always tell the study how it ended."""
+) -> bool:
+    """Run one claimed trial and always tell the study how it ended.
+
+    Returns True when the sampler has no combination left (grid or brute force exhausted).
+    """
     import optuna
     from optuna.trial import TrialState
 
@@ -241,11 +263,7 @@ def run_trial(
     state, values, error = TrialState.FAIL, None, None
     with suspended():
         try:
-            with _Heartbeat(study._storage, trial._trial_id):
-                storage = study._storage
-                storage.set_trial_user_attr(trial._trial_id, "nbops.pid", os.getpid())
-                storage.set_trial_user_attr(trial._trial_id, "nbops.host", this_host())
-                storage.set_trial_user_attr(trial._trial_id, "nbops.started", time.time())
+            with _Heartbeat(_optuna.storage_of(study), _optuna.trial_id(trial)):
                 try:
                     with interrupter.allow():
                         values = objective(trial, scope)
@@ -253,29 +271,41 @@ def run_trial(
                 except optuna.TrialPruned:
                     state = TrialState.PRUNED
                 except KeyboardInterrupt:
-                    error = "interrupted: the sweep was stopped"
+                    error = f"interrupted: {interrupter.reason}"
+                except MetricMissing as exc:
+                    error = MISSING_PREFIX + str(exc)
                 except SweepError as exc:
                     error = str(exc)
-                except Exception as exc:
+                except Exception as exc:  # the user's objective: any error fails the trial
                     error = f"{type(exc).__name__}: {exc}"
-                    logger.warning("trial %s failed", trial.number, exc_info=True)
+                    # kept with the trial (the panel shows it), not printed into a random cell
+                    trial.set_user_attr("nbops.traceback", traceback.format_exc()[-8000:])
+                    logger.debug("trial %s failed", trial.number, exc_info=True)
         finally:
-            _finish(study, trial, scope, state, values, error)
+            exhausted = _finish(study, trial, scope, state, values, error)
+    return exhausted
 
 
 def _finish(
     study: Any, trial: Any, scope: TrialScope, state: Any, values: Any, error: str | None
-) -> None:
+) -> bool:
     from optuna.trial import TrialState
 
-    storage = study._storage
     run = scope.run
     if error is not None:
-        storage.set_trial_user_attr(trial._trial_id, "nbops.error", error[:2000])
+        trial.set_user_attr("nbops.error", error[:2000])
     if run is not None:
-        storage.set_trial_user_attr(trial._trial_id, "nbops.run_id", run.id)
-    storage.set_trial_user_attr(trial._trial_id, "nbops.ended", time.time())
-    study.tell(trial, values, state=state, skip_if_finished=True)
+        trial.set_user_attr("nbops.run_id", run.id)
+    trial.set_user_attr("nbops.ended", time.time())
+    exhausted = False
+    try:
+        study.tell(trial, values, state=state, skip_if_finished=True)
+    except RuntimeError as exc:
+        # GridSampler/BruteForceSampler call study.stop() once every combination was tried,
+        # which outside study.optimize raises after the trial's state is written
+        if "Study.stop" not in str(exc):
+            raise
+        exhausted = True
     if run is not None:
         run.summary["trial"] = trial.number
         run.summary["trial_state"] = state.name
@@ -286,10 +316,22 @@ def _finish(
         interrupted = error is not None and error.startswith("interrupted")
         status = "finished" if state != TrialState.FAIL else "killed" if interrupted else "failed"
         run.finish(status)
+    return exhausted
+
+
+def _watch_parent(parent: int, interrupter: Interrupter) -> None:
+    """Stop this worker when the process that started it dies (a restarted kernel)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        interrupter.interrupt(f"the sweep's coordinator (process {parent}) died")
+
+    threading.Thread(target=watch, daemon=True, name="nbops-parent-watch").start()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of a worker process: ``python -m nbops.sweeps._worker SPEC_FILE``."""
+    """Entry point of a worker process: ``python -m nbops.sweeps SPEC_FILE [PARENT_PID]``."""
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     import optuna
@@ -299,10 +341,12 @@ def main(argv: list[str] | None = None) -> int:
     interrupter = Interrupter()
     signal.signal(signal.SIGINT, interrupter.signal_handler)
     signal.signal(signal.SIGTERM, interrupter.signal_handler)
+    if len(args) > 1:
+        _watch_parent(int(args[1]), interrupter)
     try:
         count = run_worker(spec, interrupter=interrupter)
     except KeyboardInterrupt:
-        print(f"nbops worker {os.getpid()}: stopped", file=sys.stderr)
+        print(f"nbops worker {os.getpid()}: stopped ({interrupter.reason})", file=sys.stderr)
         return EXIT_INTERRUPTED
     except SweepError as exc:
         print(f"Error: {exc}", file=sys.stderr)

@@ -119,6 +119,13 @@ class StoreConformance:
         assert math.isnan(got[3])
         assert got[4:] == values[4:]
 
+    def test_metric_keys_with_control_characters(self, store: RunStore) -> None:
+        store.create_run(_record("r"))
+        keys = ["tab\tkey", "back\\slash", "new\nline", "ünï 🙂", "\\N"]
+        store.write_progress("r", [MetricPoint(k, i, float(i), 1.0) for i, k in enumerate(keys)])
+        assert [p.key for p in store.get_metrics("r")] == keys
+        assert set(store.last_metrics(["r"])["r"]) == set(keys)
+
     def test_metrics_order_and_filter(self, store: RunStore) -> None:
         store.create_run(_record("r"))
         store.write_progress("r", [MetricPoint("b", 2, 2.0, 1.0), MetricPoint("a", 1, 1.0, 2.0)])
@@ -315,6 +322,29 @@ class ProcessConformance:
             assert reader.get_metadata("victim") == {"git": {"commit": "abc"}}
         finally:
             reader.close()
+
+    def test_forked_child_uses_its_own_connections(self, store: RunStore) -> None:
+        store.create_run(_record("r"))
+        store.log_params("r", {"parent": -1})  # the parent holds a connection now
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child, writing while the parent writes
+            code = 1
+            try:
+                for i in range(100):
+                    store.write_progress("r", [MetricPoint("child", i, 1.0, 1.0)])
+                code = 0
+            finally:
+                os._exit(code)
+        for i in range(100):
+            store.write_progress("r", [MetricPoint("parent", i, 1.0, 1.0)])
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        store.log_params("r", {"after": 1})  # the parent's connection still works
+        assert store.get_params("r") == {"after": 1, "parent": -1}
+        points = store.get_metrics("r")
+        assert sorted((p.key, p.step) for p in points) == sorted(
+            [("child", i) for i in range(100)] + [("parent", i) for i in range(100)]
+        )
 
     def test_processes_lose_nothing(self, store: RunStore) -> None:
         for k in range(4):

@@ -7,11 +7,12 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from nbops.errors import NoActiveRunError
+from nbops.shell import current_shell
 
 if TYPE_CHECKING:
     from nbops.tracking._run import Run
@@ -25,44 +26,47 @@ _atexit_registered = False
 
 #: Set by a process that owns a run for the kernel it starts (pipelines, notebook sweeps).
 RUN_ID_ENV = "NBOPS_RUN_ID"
-_attached_env_run = False
+
+_listeners: list[Callable[[Run], None]] = []
 
 
 def active_run() -> Run | None:
-    """Return the active run, or None.
-
-    In a kernel started by a pipeline or a sweep (``NBOPS_RUN_ID`` set), the first call attaches
-    to that run, so a notebook is tracked without any magic in it.
-    """
-    global _attached_env_run
-    if _active is None and not _attached_env_run and os.environ.get(RUN_ID_ENV):
-        _attached_env_run = True
-        from nbops.store import open_store
-        from nbops.tracking._run import Run
-
-        run = Run.attach(os.environ[RUN_ID_ENV], open_store())
-        activate(run)
-        _flush_after_each_cell(run)
+    """Return the active run of this process, or None."""
     return _active
 
 
-def _flush_after_each_cell(run: Run) -> None:
-    """In a kernel run by a pipeline or sweep, make each cell's metrics durable before its reply.
+def attach_from_environment(environ: Mapping[str, str] | None = None) -> Run | None:
+    """Attach to the run named by ``$NBOPS_RUN_ID`` and make it active; return it.
 
-    The owner then reads them as soon as the notebook completes, without waiting for the kernel
-    to shut down.
+    Called once at the start-up of a kernel that a pipeline or a sweep executes (the nbops
+    extension does it when the kernel loads it), so the notebook logs into the run its executor
+    opened without any magic. Returns the active run unchanged when one is already active, and
+    None when the variable is not set.
     """
-    ipython = sys.modules.get("IPython")
-    get = getattr(ipython, "get_ipython", None)
-    shell = get() if callable(get) else None
-    if shell is None:
-        return
+    env = os.environ if environ is None else environ
+    run_id = env.get(RUN_ID_ENV)
+    if _active is not None and (not run_id or _active.id == run_id):
+        return _active
+    if not run_id:
+        return None
+    from nbops.store import open_store
+    from nbops.tracking._run import Run
 
-    def flush(_result: object = None) -> None:
-        if not run.finished:
-            run.flush()
+    run = Run.attach(run_id, open_store())
+    activate(run)
+    return run
 
-    shell.events.register("post_run_cell", flush)
+
+def add_activation_listener(listener: Callable[[Run], None]) -> None:
+    """Call ``listener(run)`` whenever a run becomes the active one (once per listener)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def remove_activation_listener(listener: Callable[[Run], None]) -> None:
+    """Stop calling ``listener``; unknown listeners are ignored."""
+    if listener in _listeners:
+        _listeners.remove(listener)
 
 
 def require_active(action: str) -> Run:
@@ -87,6 +91,12 @@ def register(run: Run, *, make_active: bool) -> None:
     if not _atexit_registered:
         _register_exit_hook()
         _atexit_registered = True
+    if make_active:
+        for listener in list(_listeners):
+            try:
+                listener(run)
+            except Exception:
+                logger.warning("nbops activation listener %r failed", listener, exc_info=True)
 
 
 def _register_exit_hook() -> None:
@@ -118,11 +128,10 @@ def forget(run: Run) -> None:
 
 
 def _finish_all_at_exit() -> None:
-    in_ipython = "IPython" in sys.modules and getattr(sys.modules["IPython"], "get_ipython", None)
-    crashed = not (in_ipython and in_ipython()) and getattr(sys, "last_value", None) is not None
+    crashed = current_shell() is None and getattr(sys, "last_value", None) is not None
     for run in list(_live):
         try:
-            run.finish("failed" if crashed else "finished")
+            run.finish("failed" if crashed else run.exit_status())
         except Exception:
             logger.warning("nbops could not finish run %s at exit", run.id, exc_info=True)
 

@@ -13,7 +13,9 @@ from nbops.redact import redact
 from nbops.store import RunRecord, RunStore, open_store
 from nbops.tracking._active import active_run, register, require_active
 from nbops.tracking._capture import capture_finish, capture_start
-from nbops.tracking._run import Run, ensure_sequence, host_and_pid, new_run_id, scrubbed
+from nbops.tracking._ids import host_and_pid, new_run_id
+from nbops.tracking._run import Run
+from nbops.tracking._values import ensure_sequence, scrubbed
 
 
 def init(
@@ -54,15 +56,13 @@ def init(
     """
     from nbops.mirror import WandbMirror, resolve_mode
 
+    project = _checked_project(project)
     target = open_store(store)
     previous = active_run() if activate else None
     if previous is not None:
         previous.finish()
     run_id = run_id or new_run_id()
     host, pid = host_and_pid()
-    project = scrubbed(project) or default_project()
-    if "/" in project or not project.strip():
-        raise InvalidValueError(f"invalid project name {project!r}: use a name without '/'")
     record = RunRecord(
         id=run_id,
         project=project,
@@ -97,6 +97,21 @@ def init(
         run.run_in_background(lambda: capture_start(run, shell, where), "nbops-capture")
         run.add_finish_hook(capture_finish)
     return run
+
+
+def _checked_project(project: str | None) -> str:
+    """Return the project name to use, or raise before anything is changed."""
+    if project is None:
+        return default_project()
+    if not isinstance(project, str) or not project.strip():
+        raise InvalidValueError(
+            f"invalid project name {project!r}: give a non-empty name, or leave it out to use "
+            "the default (the project root's folder name)"
+        )
+    name = scrubbed(project) or ""
+    if "/" in name or "\\" in name:
+        raise InvalidValueError(f"invalid project name {name!r}: use a name without '/' or '\\'")
+    return name
 
 
 def scrub_all(values: Sequence[str]) -> list[str]:

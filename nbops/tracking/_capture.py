@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 from typing import TYPE_CHECKING, Any
 
 from nbops.config import find_project_root
+from nbops.shell import current_shell
 
 if TYPE_CHECKING:
     from nbops.tracking._run import Run
-
-
-def current_shell() -> Any:
-    """Return the running IPython shell without importing IPython, or None."""
-    ipython = sys.modules.get("IPython")
-    get = getattr(ipython, "get_ipython", None)
-    return get() if callable(get) else None
 
 
 def capture_start(run: Run, shell: Any = None, notebook: str | None = None) -> None:

@@ -147,26 +147,31 @@ class StoredRun:
         return Artifact(self._store.get_artifact(self.id, ref), self._store.blobs)
 
     def history(self) -> pd.DataFrame:
-        """Metric history, one row per step, one column per metric, plus ``_timestamp``."""
+        """Metric history: one row per step, one column per metric, plus the step and time.
+
+        The step is in column ``step`` and the time of the step's last value in ``_timestamp``.
+        A metric keeps its own name even when it is ``step`` or ``_timestamp``: the column nbops
+        adds then takes one more leading underscore (``_step``, ``__timestamp``...) until free.
+        """
         import pandas as pd
 
         points = self._store.get_metrics(self.id)
+        keys = {p.key for p in points}
+        step_col, time_col = _free_name("step", keys), _free_name("_timestamp", keys)
         if not points:
-            return pd.DataFrame(columns=["step", "_timestamp"])
-        frame = pd.DataFrame(
-            {
-                "step": [p.step for p in points],
-                "key": [p.key for p in points],
-                "value": [p.value for p in points],
-                "_timestamp": [p.timestamp for p in points],
-            }
+            return pd.DataFrame(columns=[step_col, time_col])
+        values: dict[int, dict[str, float]] = {}
+        times: dict[int, float] = {}
+        for p in points:  # stored in write order: the last value of a key at a step wins
+            values.setdefault(p.step, {})[p.key] = p.value
+            times[p.step] = max(times.get(p.step, p.timestamp), p.timestamp)
+        steps = sorted(values)
+        wide = pd.DataFrame.from_records(
+            [values[s] for s in steps], columns=sorted(keys), index=range(len(steps))
         )
-        wide = frame.pivot_table(
-            index="step", columns="key", values="value", aggfunc="last", dropna=False
-        )
-        wide["_timestamp"] = frame.groupby("step")["_timestamp"].max()
-        wide.columns.name = None
-        return wide.reset_index()
+        wide.insert(0, step_col, steps)
+        wide[time_col] = [times[s] for s in steps]
+        return wide
 
     def __repr__(self) -> str:
         return f"<nbops.StoredRun {self.id} name={self.name!r} {self.status}>"
@@ -180,6 +185,13 @@ class StoredRun:
             f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in rows
         )
         return f"<table class='nbops-run'>{body}</table>"
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    """Return ``name``, with leading underscores added until it is not in ``taken``."""
+    while name in taken:
+        name = f"_{name}"
+    return name
 
 
 def get_run(run_id: str, *, store: RunStore | str | None = None) -> StoredRun:

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import math
 import os
-import secrets
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Mapping
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbops.errors import ArtifactError, InvalidValueError, RunFinishedError
-from nbops.names import NAME_PATTERN
-from nbops.redact import redact, scrub_text
+from nbops.redact import redact
 from nbops.store import ArtifactRecord, MetricPoint, RunRecord, RunStore
 from nbops.tracking._active import forget
 from nbops.tracking._flusher import flusher
+from nbops.tracking._summary import Summary
+from nbops.tracking._values import artifact_name, as_float, as_step, jsonable
 
 if TYPE_CHECKING:
     from nbops.mirror import WandbMirror
@@ -28,75 +25,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _HEARTBEAT_EVERY = 5.0
-_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-def new_run_id() -> str:
-    """Return a new run id: 12 lowercase base-36 characters, sortable by creation time."""
-    ms = int(time.time() * 1000)
-    stamp = ""
-    while ms:
-        ms, rem = divmod(ms, 36)
-        stamp = _B36[rem] + stamp
-    return stamp[-8:].rjust(8, "0") + "".join(secrets.choice(_B36) for _ in range(4))
-
-
-def _as_float(key: str, value: Any) -> float:
-    if isinstance(value, bool):
-        return float(value)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise InvalidValueError(
-            f"metric {key!r} has a {type(value).__name__} value ({value!r:.40}); metrics are "
-            "numbers: log text, lists and objects with log_params() or log_artifact()"
-        ) from None
-
-
-def _as_step(step: Any) -> int:
-    index = getattr(step, "__index__", None)
-    value = index() if callable(index) and not isinstance(step, bool) else None
-    if value is None or value < 0:
-        raise InvalidValueError(f"step must be a non-negative integer, not {step!r}")
-    return int(value)
-
-
-class Summary(MutableMapping[str, Any]):
-    """The run's summary: the last value of each metric, plus any key set explicitly.
-
-    Keys set by assignment stay pinned: later ``log`` calls do not overwrite them.
-    """
-
-    def __init__(self) -> None:
-        self._auto: dict[str, Any] = {}
-        self._pinned: dict[str, Any] = {}
-        self._dirty = False
-
-    def __getitem__(self, key: str) -> Any:
-        return self._pinned[key] if key in self._pinned else self._auto[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._pinned[key] = value
-        self._dirty = True
-
-    def __delitem__(self, key: str) -> None:
-        del self._pinned[key]
-        self._dirty = True
-
-    def __iter__(self) -> Iterator[str]:
-        return iter({**self._auto, **self._pinned})
-
-    def __len__(self) -> int:
-        return len(self._auto.keys() | self._pinned.keys())
-
-    def __repr__(self) -> str:
-        return f"Summary({dict(self)!r})"
-
-    def _take_changes(self) -> dict[str, Any] | None:
-        if not self._dirty:
-            return None
-        self._dirty = False
-        return redact({**self._auto, **self._pinned})
+#: Metadata the W&B copy carries as code information (git, package list, notebook snapshot).
+_MIRRORED_METADATA = ("git", "packages", "notebook")
 
 
 class Run:
@@ -125,6 +55,7 @@ class Run:
         self._next_step = 0
         self._pending_metadata: dict[str, Any] = {}
         self._finish_hooks: list[Callable[[Run], None]] = []
+        self._exit_checks: list[Callable[[Run], str | None]] = []
         self._background: list[threading.Thread] = []
         self._last_beat = 0.0
         self._status = "running"
@@ -132,6 +63,10 @@ class Run:
         self._owner = owner
         if owner:
             store.create_run(record)
+            if mirror is not None:  # the store records how far the W&B copy got
+                mirror.report_to(
+                    lambda state: store.set_metadata(record.id, "wandb", state.to_dict())
+                )
         if config:
             self.log_params(config)
         flusher().register(self)
@@ -188,12 +123,13 @@ class Run:
         """Record metric values at ``step`` (default: one past the last step logged)."""
         if self._status != "running":
             raise RunFinishedError(self.id, "log metrics")
-        values = dict(metrics)
+        # Non-string names are coerced once, here, so the store and W&B hold the same name.
+        values = {k if type(k) is str else str(k): v for k, v in metrics.items()}
         for key, value in values.items():
             if type(value) is not float:
-                values[key] = _as_float(key, value)
+                values[key] = as_float(key, value)
         if step is not None and (type(step) is not int or step < 0):
-            step = _as_step(step)
+            step = as_step(step)
         with self._lock:
             if self._status != "running":  # finish may have won the race since the check above
                 raise RunFinishedError(self.id, "log metrics")
@@ -209,7 +145,7 @@ class Run:
         """Merge parameters (the run's config). Secret-looking keys are stored redacted."""
         if self._status != "running":
             raise RunFinishedError(self.id, "log parameters")
-        clean = redact({str(k): _jsonable(v) for k, v in params.items()})
+        clean = redact({str(k): jsonable(v) for k, v in params.items()})
         self._store.log_params(self.id, clean)
         if self._mirror is not None:
             self._mirror.update_config(clean)
@@ -223,12 +159,7 @@ class Run:
         source = Path(path)
         if not source.exists():
             raise ArtifactError(f"cannot log artifact: {source} does not exist")
-        name = name if name is not None else source.name
-        if not NAME_PATTERN.fullmatch(name):
-            raise ArtifactError(
-                f"invalid artifact name {name!r}: use letters, digits, '.', '_' and '-' "
-                "(no path separators), starting with a letter or digit, at most 128 characters"
-            )
+        name = artifact_name(name if name is not None else source.name)
         if source.is_dir():
             digest, size = self._objects.put_tree(source)
             kind = "dir"
@@ -253,17 +184,57 @@ class Run:
                 self._mirror.log_artifact(source, name=name, type=record.type)
         return record
 
+    def log_table(self, name: str, value: Any) -> ArtifactRecord:
+        """Log a DataFrame or Series (as CSV, type ``table``) or a numpy array (``.npy``, type
+        ``array``) as an artifact named ``name``, whole rather than as a text preview."""
+        import tempfile
+
+        from nbops.tracking._tables import write_table
+
+        if self._status != "running":
+            raise RunFinishedError(self.id, "log a table")
+        artifact_name(name)
+        with tempfile.TemporaryDirectory(prefix="nbops-table-") as folder:
+            path, kind = write_table(value, Path(folder), name)
+            return self.log_artifact(path, name=name, type=kind)
+
     def set_metadata(self, key: str, value: Any, *, deferred: bool = False) -> None:
         """Store a metadata document now, or at the next flush when ``deferred`` (cheap)."""
         if deferred:
             with self._lock:
                 self._pending_metadata[key] = value
         else:
-            self._store.set_metadata(self.id, key, redact(value))
+            clean = redact(value)
+            self._store.set_metadata(self.id, key, clean)
+            if self._mirror is not None and key in _MIRRORED_METADATA:
+                self._mirror.update_code({key: clean})
 
     def add_finish_hook(self, hook: Callable[[Run], None]) -> None:
         """Call ``hook(run)`` at finish, before the final flush (errors are logged, not raised)."""
         self._finish_hooks.append(hook)
+
+    def add_exit_check(self, check: Callable[[Run], str | None]) -> None:
+        """Let ``check(run)`` choose the final status when the run is finished at interpreter
+        exit rather than by :meth:`finish`: it returns ``"failed"`` or ``"killed"``, or None."""
+        self._exit_checks.append(check)
+
+    def exit_status(self) -> str:
+        """The status to finish with at interpreter exit: the first exit check's verdict, or
+        ``"finished"``."""
+        for check in self._exit_checks:
+            try:
+                status = check(self)
+            except Exception:
+                logger.warning("nbops exit check %r failed", check, exc_info=True)
+                continue
+            if status is not None:
+                return status
+        return "finished"
+
+    @property
+    def capturing(self) -> bool:
+        """True while a background task (the start capture) is still running."""
+        return any(thread.is_alive() for thread in self._background)
 
     def run_in_background(self, target: Callable[[], None], name: str) -> None:
         """Run ``target`` on a daemon thread that ``finish`` waits for (at most 30 s)."""
@@ -377,6 +348,19 @@ class Run:
             self.flush()
             forget(self)
             return
+        if self._mirror is not None:  # the store first: the mirror pauses until the status is in
+            self._mirror.hold()
+        try:
+            self._finish_in_store(status)
+        finally:
+            if self._mirror is not None:
+                self._mirror.release()
+        if self._mirror is not None:  # bounded; records the copy's state in the store
+            self._mirror.update_summary(redact(dict(self.summary)))
+            self._mirror.finish(exit_code=0 if status == "finished" else 1)
+        forget(self)
+
+    def _finish_in_store(self, status: str) -> None:
         self.wait_background()
         for hook in self._finish_hooks:
             try:
@@ -395,13 +379,6 @@ class Run:
             flusher().register(self)
             raise
         self._store.set_status(self.id, status, time.time())
-        if self._mirror is not None:
-            self._mirror.update_summary(dict(self.summary))
-            self._mirror.finish(exit_code=0 if status == "finished" else 1)
-            self._store.set_metadata(
-                self.id, "wandb", redact(dataclasses.asdict(self._mirror.state))
-            )
-        forget(self)
 
     def __enter__(self) -> Run:
         return self
@@ -423,44 +400,7 @@ class Run:
             ("project", self.project),
             ("status", self._status),
             ("W&B", mirror),
-            ("store", str(self._store.path)),
+            ("store", self._store.location),
         )
         rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in cells)
         return f"<table class='nbops-run'>{rows}</table>"
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
-    item = getattr(value, "item", None)  # numpy scalars
-    if callable(item):
-        try:
-            return _jsonable(item())
-        except (TypeError, ValueError):
-            pass
-    return repr(value)
-
-
-def host_and_pid() -> tuple[str, int]:
-    """Return this process's host name and pid, as recorded on runs."""
-    return socket.gethostname(), os.getpid()
-
-
-def scrubbed(text: str | None) -> str | None:
-    """Return ``text`` with secret values removed (None stays None)."""
-    return None if text is None else scrub_text(text)
-
-
-def ensure_sequence(tags: Sequence[str] | str | None) -> tuple[str, ...]:
-    """Normalise tags given as None, one string or a sequence."""
-    if tags is None:
-        return ()
-    if isinstance(tags, str):
-        return (tags,)
-    return tuple(str(t) for t in tags)

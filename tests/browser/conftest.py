@@ -257,7 +257,7 @@ def _keep_failure_screenshot(page: Any, request: pytest.FixtureRequest) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
         page.screenshot(path=str(ARTIFACTS / f"FAILED-{request.node.name}.png"))
-    except Exception:  # the page may be broken; the test's own failure is what matters
+    except Exception:  # noqa: BLE001 - the page may be broken; the test failure matters
         pass
 
 

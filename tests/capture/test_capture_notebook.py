@@ -16,11 +16,11 @@ from nbops.capture import (
     NotebookLocation,
     _jupyter_server,
     _notebook,
-    code_hash,
     find_notebook,
     snapshot_notebook,
 )
 from nbops.capture._papermill import papermill_args, parse_papermill_args
+from nbops.hashing import code_hash
 
 
 class FakeShell:
@@ -223,15 +223,15 @@ def test_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first, second = snap["code_cells"]
     assert (first["id"], first["index"]) == ("c1", 1)
     assert first["source"] == "key = '[redacted]'\nprint(key)\n"
-    assert first["sha256"] == code_hash("key = 'abcdef0123456789'\nprint(key)")
+    assert first["sha256"] == code_hash(["key = 'abcdef0123456789'\nprint(key)"])
     assert (second["id"], second["index"], second["source"]) == (None, 2, "x = 1")
-    assert second["sha256"] == code_hash("x = 1\n")
+    assert second["sha256"] == code_hash(["x = 1\n"])
 
 
 def test_code_hash_ignores_only_trailing_whitespace() -> None:
-    assert code_hash("a = 1\n") == code_hash("a = 1") == code_hash("a = 1\n\n  ")
-    assert code_hash(" a = 1") != code_hash("a = 1")
-    assert code_hash("a = 1") != code_hash("a = 2")
+    assert code_hash(["a = 1\n"]) == code_hash(["a = 1"]) == code_hash(["a = 1\n\n  "])
+    assert code_hash([" a = 1"]) != code_hash(["a = 1"])
+    assert code_hash(["a = 1"]) != code_hash(["a = 2"])
 
 
 @pytest.mark.parametrize(

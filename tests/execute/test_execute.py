@@ -12,6 +12,7 @@ import pytest
 
 from nbops.execute import (
     CellError,
+    ExecutionError,
     ExecutionTimeoutError,
     KernelDiedError,
     KernelNotFoundError,
@@ -93,28 +94,35 @@ def test_parameters_env_and_cwd_apply_to_the_kernel_only(tmp_path: Path) -> None
 
 @pytest.mark.kernel
 def test_two_executions_at_once_on_threads(tmp_path: Path) -> None:
+    # Each notebook marks that it started, then waits for the other's mark: run one after the
+    # other, the first would wait out its deadline and print False. No wall-clock bound.
     nb = write_notebook(
         tmp_path / "t.ipynb",
-        "tag = ''",
-        "import os, time\ntime.sleep(1)\nprint(tag, os.environ['WHO'])",
+        "tag = ''\nmark = ''\nother = ''",
+        "import os, time\nfrom pathlib import Path\nPath(mark).write_text('started')\n"
+        "deadline = time.monotonic() + 120\n"
+        "while not Path(other).exists() and time.monotonic() < deadline:\n    time.sleep(0.05)\n"
+        "print(tag, os.environ['WHO'], Path(other).exists())",
     )
     errors: list[BaseException] = []
 
     def run(i: int) -> None:
+        marks = {"mark": str(tmp_path / f"m{i}"), "other": str(tmp_path / f"m{1 - i}")}
         try:
-            execute_notebook(nb, tmp_path / f"t{i}.ipynb", {"tag": f"t{i}"}, env={"WHO": str(i)})
-        except BaseException as exc:
+            execute_notebook(
+                nb, tmp_path / f"t{i}.ipynb", {"tag": f"t{i}", **marks}, env={"WHO": str(i)}
+            )
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
-    started = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert errors == []
-    assert [outputs(tmp_path / f"t{i}.ipynb").strip() for i in range(2)] == ["t0 0", "t1 1"]
-    assert time.monotonic() - started < 2 * 1 + 6  # overlapped, not serialised
+    outs = [outputs(tmp_path / f"t{i}.ipynb").strip() for i in range(2)]
+    assert outs == ["t0 0 True", "t1 1 True"]  # overlapped, not serialised
 
 
 @pytest.mark.kernel
@@ -138,9 +146,65 @@ def test_cell_error_dead_kernel_timeout_and_missing_kernel(
     started = time.monotonic()
     with pytest.raises(ExecutionTimeoutError, match="within 2 s"):
         execute_notebook(slow, tmp_path / "o3.ipynb", timeout=2)
-    assert time.monotonic() - started < 20
+    assert time.monotonic() - started < 55  # stopped at the timeout, not after the 60 s sleep
 
     with pytest.raises(KernelNotFoundError, match="ipykernel install"):
         execute_notebook(err, tmp_path / "o4.ipynb", kernel_name="no-such-kernel")
     assert list(sockets.iterdir()) == []  # every kernel's socket folder was removed
     sockets.rmdir()
+
+
+@pytest.mark.kernel
+def test_kill_kernel_kills_the_processes_the_notebook_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+
+    import nbops.execute._papermill as papermill_module
+    from nbops.execute import kill_kernel, start_kernel
+    from nbops.process import pid_alive
+
+    # no graceful shutdown afterwards: kill_kernel alone must take the children down
+    kept: list[object] = []
+    monkeypatch.setattr(papermill_module, "_shutdown_later", kept.append)
+    pidfile = tmp_path / "child.pid"
+    spawner = write_notebook(
+        tmp_path / "spawn.ipynb",
+        "",
+        "import subprocess, time\n"
+        "child = subprocess.Popen(['sleep', '300'])\n"
+        f"open({str(pidfile)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(300)",
+    )
+    manager = start_kernel("python3", cwd=tmp_path)
+    errors: list[BaseException] = []
+
+    def execute() -> None:
+        try:
+            execute_notebook(
+                spawner, tmp_path / "out.ipynb", kernel=manager, wait_for_shutdown=False
+            )
+        except ExecutionError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=execute)
+    worker.start()
+    child = 0
+    try:
+        deadline = time.monotonic() + 60
+        while not pidfile.is_file() or not pidfile.read_text():
+            assert time.monotonic() < deadline, "the notebook never started its child"
+            time.sleep(0.1)
+        child = int(pidfile.read_text())
+        kill_kernel(manager)
+        worker.join(timeout=60)
+        assert errors and isinstance(errors[0], KernelDiedError)
+        deadline = time.monotonic() + 20
+        while pid_alive(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not pid_alive(child), "the notebook's child process outlived its killed kernel"
+    finally:
+        if child and pid_alive(child):
+            os.kill(child, signal.SIGKILL)
+        papermill_module._shutdown(manager)

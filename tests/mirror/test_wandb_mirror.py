@@ -134,21 +134,22 @@ def test_online_falls_back_offline_without_blocking_caller(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         mirror = _mirror("fb0001", wandb_env, mode=None, init_timeout=3.0)
-        assert time.perf_counter() - started < 0.2
+        assert time.perf_counter() - started < 2.0  # well below init_timeout: it did not wait
         worst = 0.0
         for row in _rows(30):
             t0 = time.perf_counter()
             mirror.log([row])
             worst = max(worst, time.perf_counter() - t0)
         assert mirror.finish(timeout=30)
-    assert worst < 0.005
+    assert worst < 1.0  # no log call waits for the unreachable server (hang bound, not speed)
     fallback = [w for w in caught if issubclass(w.category, MirrorWarning)]
     assert len(fallback) == 1
     assert "could not be reached" in str(fallback[0].message)
     assert time.perf_counter() - started < 15
     state = mirror.state
     assert (state.mode, state.status, state.url) == ("offline", "finished", None)
-    assert any("offline instead" in r.getMessage() for r in caplog.records)
+    assert (state.copy, state.rows, state.total) == ("complete", 30, 30)
+    assert "could not be reached (connection refused)" in (state.reason or "")
     run = read_offline_run(find_offline_runs(wandb_env)[0])
     assert run.run_id == "fb0001"
     assert len(run.history) == 30

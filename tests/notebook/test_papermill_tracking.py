@@ -119,7 +119,20 @@ def test_notebook_run_is_in_the_store_and_in_wandb_offline(isolated_env: Path, s
         provenance = run.metadata["provenance"]
         assert provenance["reproducible"] is True, provenance
 
-    # the W&B offline mirror, read back from the binary .wandb file
+    # the W&B offline mirror, read back from the binary .wandb file; a kernel shut down without
+    # %nbops stop may end before the mirror drained: `nbops sync --offline` completes the copy
+    if not stop and run.metadata["wandb"]["copy"] != "complete":
+        assert run.metadata["wandb"]["copy"] == "partial"
+        synced = subprocess.run(
+            [sys.executable, "-m", "nbops", "sync", "--offline"],
+            cwd=project,
+            env=subprocess_env(WANDB_DIR=str(project)),
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert synced.returncode == 0, synced.stderr
+        run = nbops.get_run(row.id)
     (run_dir,) = find_offline_runs(project / "wandb")
     offline = read_offline_run(run_dir)
     assert offline.run_id == run.id and offline.name == "papermill-run"

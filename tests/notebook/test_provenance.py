@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from nbops.capture import code_hash
+from nbops.hashing import code_hash
 from nbops.notebook import analyse
 
 
 def cells(*sources: str) -> list[dict[str, Any]]:
     return [
-        {"index": i, "id": f"c{i}", "source": s, "sha256": code_hash(s)}
+        {"index": i, "id": f"c{i}", "source": s, "sha256": code_hash([s])}
         for i, s in enumerate(sources)
     ]
 
@@ -17,7 +17,7 @@ def ran(n: int, cell_id: str | None, source: str, ok: bool | None = True) -> dic
     return {
         "n": n,
         "id": cell_id,
-        "hash": code_hash(source),
+        "hash": code_hash([source]),
         "ok": ok,
         "error": None if ok is not False else "ValueError: bad",
     }
@@ -65,3 +65,48 @@ def test_html_is_escaped() -> None:
     nb = cells("<script>")
     report = analyse([ran(1, None, "x", ok=False) | {"error": "<b>boom</b>"}], nb)
     assert "<b>boom" not in report._repr_html_() and "&lt;b&gt;boom" in report._repr_html_()
+
+
+def test_duplicated_code_without_ids_is_matched_by_position() -> None:
+    nb = cells("total = 0", "total += 1", "total += 1", "print(total)")
+    executions = [ran(i + 1, None, src) for i, src in enumerate(c["source"] for c in nb)]
+    report = analyse(executions, nb)
+    assert report.reproducible, str(report)
+    assert report.not_executed == () and report.out_of_order == ()
+
+
+def test_a_rerun_of_duplicated_code_is_still_out_of_order() -> None:
+    nb = cells("total = 0", "total += 1", "x = 2", "total += 1", "y = 1")
+    executions = [ran(i + 1, None, c["source"]) for i, c in enumerate(nb)]
+    executions.append(ran(6, None, "total += 1"))  # run again once the notebook is done
+    report = analyse(executions, nb)
+    assert report.out_of_order == ("cell 4 (In [6]) ran after cell 5 (In [5])",)
+    assert not report.reproducible
+
+
+def test_cells_after_the_furthest_cell_run_are_not_run_yet() -> None:
+    nb = cells("a = 1", "b = 2", "%nbops stop", "c = 3", "d = 4")
+    executions = [ran(1, "c0", "a = 1"), ran(2, "c1", "b = 2"), ran(3, "c2", "%nbops stop")]
+    report = analyse(executions, nb)
+    assert report.reproducible
+    assert report.not_reached == ("cell 4", "cell 5") and report.not_executed == ()
+    assert "not run yet: cell 4, cell 5" in str(report)
+    assert report.to_dict()["not_reached"] == ["cell 4", "cell 5"]
+
+
+def test_a_skipped_cell_before_the_furthest_one_still_never_ran() -> None:
+    nb = cells("a = 1", "b = 2", "c = 3")
+    report = analyse([ran(1, "c0", "a = 1"), ran(2, "c2", "c = 3")], nb)
+    assert report.not_executed == ("cell 2",) and not report.reproducible
+
+
+def test_unsaved_nbops_only_cells_are_not_findings() -> None:
+    from nbops.notebook._recorder import nbops_only
+
+    nb = cells("a = 1")
+    status = ran(2, None, "%nbops status") | {"nbops_only": nbops_only("%nbops status")}
+    report = analyse([ran(1, "c0", "a = 1"), status], nb)
+    assert report.reproducible and report.not_in_notebook == ()
+    assert nbops_only("%load_ext nbops\n# track it\n%nbops track --name x")
+    assert not nbops_only("%nbops sweep nb.ipynb --space s.yaml")
+    assert not nbops_only("%nbops status\nx = 1")

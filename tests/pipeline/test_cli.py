@@ -67,3 +67,51 @@ def test_templates_shipped_match_the_repository_copies() -> None:
     for name in ("github-actions.yml", "gitlab-ci.yml"):
         packaged = REPO / "nbops" / "pipeline" / "templates" / name
         assert packaged.read_text() == (REPO / "templates" / name).read_text(), name
+
+
+@pytest.mark.kernel
+def test_downstream_single_and_status_exit_code(cli: Any, chain: Callable[[], Path]) -> None:
+    from tests.pipeline.conftest import executions
+
+    root = chain()
+    assert cli("status", "--exit-code").exit_code == 1
+    assert cli("run").exit_code == 0
+    clean = cli("status", "--exit-code")
+    assert clean.exit_code == 0 and "Everything is up to date" in clean.output
+    before = executions(root)
+    single = cli("run", "--single", "double")
+    assert single.exit_code == 0, single.stderr
+    assert "double         ran" in single.output and "make" not in single.output
+    assert executions(root) == {**before, "double": before["double"] + 1}
+    down = cli("run", "--downstream", "double", "--force")
+    assert down.exit_code == 0, down.stderr
+    ran = {
+        line.split("] ", 1)[1].split()[0] for line in down.output.splitlines() if " ran " in line
+    }
+    assert ran == {"double", "report"}
+    assert "make" not in down.output and "side" not in down.output
+    assert "need the stage" in cli("run", "--single").stderr
+
+
+def test_output_into_a_closed_pipe_is_not_a_traceback(isolated_env: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import subprocess_env
+    from tests.pipeline.conftest import write_notebook, write_spec
+
+    root = isolated_env
+    write_notebook(root / "n.ipynb", None, "pass")
+    # more output than a pipe holds, so writing goes on after `head` has gone
+    write_spec(root, {"stages": {f"stage{i:04d}": {"notebook": "n.ipynb"} for i in range(2000)}})
+    for command in ("status", "dag"):
+        done = subprocess.run(
+            f"{sys.executable} -m nbops {command} | head -c 1",
+            shell=True,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            env=subprocess_env(),
+            timeout=120,
+        )
+        assert "BrokenPipeError" not in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -83,10 +83,14 @@ def test_cache_semantics(chain: Callable[[], Path]) -> None:
     over = run_pipeline(root, ["double"], overrides={"double": {"times": 3}}, report=quiet([]))
     assert over["double"].reasons == ("param times changed: 2 -> 3",)
     assert [s.name for s in over.stages] == ["make", "double"]
+    # a missing out of an unchanged stage is restored from the object store, not re-run
     (root / "side.txt").unlink()
-    assert run_pipeline(root, ["side"], report=quiet([]))["side"].reasons == (
-        "out side.txt is missing",
+    restored = run_pipeline(root, ["side"], report=quiet([]))["side"]
+    assert (restored.outcome, restored.message) == (
+        "cached",
+        "restored from the cache (the inputs are unchanged)",
     )
+    assert (root / "side.txt").read_text() == "ok" and executions(root)["side"] == 1
     assert run_pipeline(root, ["side"], force=True, report=quiet([]))["side"].outcome == "ran"
 
 
@@ -184,7 +188,7 @@ def test_timeout_and_dead_kernel_fail_without_hanging(isolated_env: Path) -> Non
     started = time.monotonic()
     with pytest.raises(PipelineFailed) as info:
         run_pipeline(root, jobs=2, report=quiet([]))
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 55  # stopped at the timeout, not after the 60 s sleep
     result = info.value.result
     assert "did not finish within 3.0 s" in (result["slow"].message or "")
     assert "died" in (result["dies"].message or "")
@@ -275,7 +279,8 @@ def test_secret_parameters_reach_no_file(isolated_env: Path, monkeypatch: Any) -
         root, overrides={"use": {"api_token": "other-secret-99"}}, report=lines.append
     )
     assert changed["use"].reasons == ("param api_token changed (a secret: values not shown)",)
-    assert read_lock(root)["use"].params["api_token"].startswith("sha256:")
+    sealed = read_lock(root)["use"].params["api_token"]
+    assert sealed.startswith("hmac-sha256:")
     secrets = ("supersecret123", "other-secret-99", "env-secret-4242")
     leaks = [
         str(p)

@@ -36,3 +36,30 @@ def busy(params: dict[str, Any]) -> float:
 
 def logs_metric(params: dict[str, Any]) -> None:
     nbops.log({"acc": 1.0 - abs(params["x"] - 0.3), "loss": abs(params["x"] - 0.3)})
+
+
+def grid_score(params: dict[str, Any]) -> float:
+    assert params["c"] == 0.5
+    return params["a"] + (0.5 if params["b"] == "u" else 0.0)
+
+
+def define_by_run_x(trial: Any) -> float:
+    return trial.suggest_float("x", 0.0, 3.0)
+
+
+def reports(trial: Any) -> float:
+    """Reports one intermediate value (10 + x), then returns it after a short sleep."""
+    value = 10.0 + trial.suggest_float("x", -5, 5)
+    trial.set_user_attr("reported", value)
+    nbops.report(value, 0)
+    time.sleep(float(os.environ.get("NBOPS_TEST_SLEEP", "0.1")))
+    return value
+
+
+def wandb_train(config: dict[str, Any]) -> dict[str, float]:
+    """A W&B-style training function: a config dict in (nested parameters as dicts)."""
+    loss = abs(config["lr"] - 0.01) + 0.001 * config["batch_size"]
+    if "optimizer" in config:
+        loss += config["optimizer"]["momentum"] * 0.01
+    nbops.log({"validation_loss": loss})
+    return {"validation_loss": loss}

@@ -27,6 +27,8 @@ def test_run_status_and_shorthand(cli: Any, isolated_env: Path) -> None:
         "5",
         "--study",
         "cli-sweep",
+        "--direction",
+        "maximize",
         "--jobs",
         "2",
     )
@@ -41,6 +43,8 @@ def test_run_status_and_shorthand(cli: Any, isolated_env: Path) -> None:
         "3",
         "--study",
         "cli-short",
+        "--direction",
+        "maximize",
         "--json",
     )
     assert short.exit_code == 0, short.stderr
@@ -60,6 +64,7 @@ def test_worker_joins_and_resumes(cli: Any) -> None:
         n_trials=4,
         study_name="joinme",
         jobs=0,
+        direction="maximize",
     )
     assert not sweep.trials(states=(TrialState.COMPLETE,))
     storage = sweep.spec.storage.removeprefix("journal:")
@@ -75,7 +80,9 @@ def test_usage_errors(cli: Any) -> None:
     assert missing.exit_code == 2 and "no such notebook" in missing.stderr
     unknown = cli("sweep", "status", "never-ran")
     assert unknown.exit_code == 1 and "no sweep 'never-ran'" in unknown.stderr
-    lam = nbops.sweep(lambda t: t.suggest_float("x", 0, 1), n_trials=1, study_name="lam")
+    lam = nbops.sweep(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=1, study_name="lam", direction="maximize"
+    )
     storage = lam.spec.storage.removeprefix("journal:")
     joined = cli("sweep", "worker", "--study", "lam", "--storage", storage)
     assert joined.exit_code == 1 and "module:function" in joined.stderr

@@ -25,7 +25,9 @@ SPACE = {"x": {"type": "float", "low": -5.0, "high": 5.0}}
 
 
 def test_dict_space_objective_is_tracked() -> None:
-    sweep = nbops.sweep(objectives.quadratic, space=SPACE, n_trials=12, study_name="quad")
+    sweep = nbops.sweep(
+        objectives.quadratic, space=SPACE, n_trials=12, study_name="quad", direction="maximize"
+    )
     trials = sweep.trials()
     assert len(trials) == 12
     assert all(t.state == TrialState.COMPLETE for t in trials)
@@ -50,7 +52,7 @@ def test_dict_space_objective_is_tracked() -> None:
 
 def test_define_by_run_with_an_active_notebook_run() -> None:
     mine = nbops.init(name="my-notebook-run")
-    sweep = nbops.sweep(objectives.define_by_run, n_trials=5, metric="score")
+    sweep = nbops.sweep(objectives.define_by_run, n_trials=5, metric="score", direction="maximize")
     assert nbops.active_run() is mine and not mine.finished  # left alone
     trial_run = nbops.get_run(sweep.trials()[0].user_attrs["nbops.run_id"])
     assert "score" in trial_run.summary  # nbops.log inside the objective went to the trial
@@ -64,6 +66,7 @@ def test_lambda_objective_and_metric_from_returned_dict() -> None:
         space=SPACE,
         n_trials=4,
         metric="acc",
+        direction="maximize",
     )
     assert sweep.best_value == max(t.value for t in sweep.trials())
 
@@ -95,7 +98,13 @@ def test_failing_trials_are_recorded_and_the_sweep_goes_on() -> None:
             raise RuntimeError("x too big")
         return params["x"]
 
-    sweep = nbops.sweep(flaky, space=SPACE, n_trials=10, sampler=optuna.samplers.RandomSampler(0))
+    sweep = nbops.sweep(
+        flaky,
+        space=SPACE,
+        n_trials=10,
+        sampler=optuna.samplers.RandomSampler(0),
+        direction="maximize",
+    )
     states = {t.state for t in sweep.trials()}
     assert states == {TrialState.COMPLETE, TrialState.FAIL}
     assert all("x too big" in message for _, message in sweep.errors)
@@ -113,6 +122,7 @@ def test_pruning_in_a_function() -> None:
         n_trials=20,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
         sampler=optuna.samplers.RandomSampler(1),
+        direction="maximize",
     )
     pruned = [t for t in sweep.trials() if t.state == TrialState.PRUNED]
     assert pruned
@@ -131,7 +141,7 @@ def test_report_outside_a_sweep_only_logs() -> None:
 
 def test_jobs_2_runs_two_processes_in_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NBOPS_TEST_SLEEP", "0.5")
-    sweep = nbops.sweep(objectives.slow, space=SPACE, n_trials=6, jobs=2)
+    sweep = nbops.sweep(objectives.slow, space=SPACE, n_trials=6, jobs=2, direction="maximize")
     trials = sweep.trials()
     assert len(trials) == 6 and all(t.state == TrialState.COMPLETE for t in trials)
     pids = {t.user_attrs["nbops.pid"] for t in trials}
@@ -149,7 +159,9 @@ def test_jobs_2_runs_two_processes_in_parallel(monkeypatch: pytest.MonkeyPatch) 
 
 def test_stop_in_the_background_leaves_no_running_trial(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NBOPS_TEST_SLEEP", "3")
-    background = nbops.sweep(objectives.slow, space=SPACE, n_trials=20, jobs=2, panel=True)
+    background = nbops.sweep(
+        objectives.slow, space=SPACE, n_trials=20, jobs=2, panel=True, direction="maximize"
+    )
     deadline = time.time() + 30
     while not any(t.state == TrialState.RUNNING for t in background.trials()):
         assert time.time() < deadline
@@ -175,7 +187,9 @@ def test_ctrl_c_inline_leaves_no_running_trial() -> None:
         return params["x"]
 
     with pytest.raises(KeyboardInterrupt):
-        nbops.sweep(interrupted_at_third, space=SPACE, n_trials=10, study_name="ctrlc")
+        nbops.sweep(
+            interrupted_at_third, space=SPACE, n_trials=10, study_name="ctrlc", direction="maximize"
+        )
     sweep = nbops.load_sweep("ctrlc")
     states = [t.state for t in sweep.trials()]
     assert TrialState.RUNNING not in states
@@ -192,6 +206,7 @@ def test_a_lambda_reaches_worker_processes_by_value() -> None:
         n_trials=6,
         jobs=2,
         study_name="lam2",
+        direction="maximize",
     )
     assert [t.state for t in sweep.trials()] == [TrialState.COMPLETE] * 6
     assert len({t.user_attrs["nbops.pid"] for t in sweep.trials()}) == 2

@@ -40,6 +40,7 @@ def test_notebook_sweep_with_pruning(notebook: Path) -> None:
         study_name="nb",
         sampler=optuna.samplers.RandomSampler(3),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+        direction="maximize",
     )
     trials = sweep.trials()
     assert len(trials) == 7
@@ -70,27 +71,83 @@ def test_undeclared_space_key_is_refused(notebook: Path) -> None:
             space={"lr": {"type": "float", "low": 0.1, "high": 1.0}},
             metric="score",
             n_trials=2,
+            direction="maximize",
         )
 
 
-def test_metric_never_logged_fails_the_trial_not_the_sweep(isolated_env: Path) -> None:
+def test_a_metric_never_logged_stops_the_sweep_after_the_first_trial(isolated_env: Path) -> None:
     path = write_notebook(
         isolated_env / "quiet.ipynb", "x = 0.0", "import nbops\nnbops.log({'acc': x})"
     )
-    sweep = nbops.sweep(
-        path, space={"x": SPACE["x"]}, metric="score", n_trials=2, study_name="quiet"
-    )
-    assert [t.state for t in sweep.trials()] == [TrialState.FAIL, TrialState.FAIL]
-    (_, message), _ = sweep.errors
+    with pytest.raises(nbops.sweeps.SweepError) as info:
+        nbops.sweep(
+            path,
+            space={"x": SPACE["x"]},
+            metric="score",
+            n_trials=5,
+            study_name="quiet",
+            direction="maximize",
+        )
+    message = str(info.value)
     assert "never logged metric 'score'" in message
     assert "quiet.ipynb" in message
-    assert "acc" in message  # what it did log
+    assert "it logged: acc" in message  # what it did log
+    assert [t.state for t in nbops.load_sweep("quiet").trials()] == [TrialState.FAIL]
 
 
 def test_two_worker_processes_run_notebooks(notebook: Path) -> None:
-    sweep = nbops.sweep(notebook, space=SPACE, metric="score", n_trials=4, jobs=2)
+    sweep = nbops.sweep(
+        notebook, space=SPACE, metric="score", n_trials=4, jobs=2, direction="maximize"
+    )
     trials = sweep.trials()
     assert [t.state for t in trials].count(TrialState.COMPLETE) + [t.state for t in trials].count(
         TrialState.PRUNED
     ) == 4
     assert len({t.user_attrs["nbops.pid"] for t in trials}) == 2
+
+
+def _fail_handoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("nbops.sweeps._objectives.write_atomic", refuse)
+
+
+def _stop_lands_before_execution(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbops.sweeps._errors import SweepInterrupted
+    from nbops.sweeps._objectives import TrialScope
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise SweepInterrupted("the sweep was stopped")
+
+    monkeypatch.setattr(TrialScope, "open_run", interrupted)
+
+
+@pytest.mark.parametrize("break_it", [_fail_handoff, _stop_lands_before_execution])
+def test_every_kernel_started_is_shut_down(
+    notebook: Path, monkeypatch: pytest.MonkeyPatch, break_it: object
+) -> None:
+    import time
+
+    import nbops.execute
+    from nbops.process import pid_alive
+
+    pids: list[int] = []
+    real_start = nbops.execute.start_kernel
+
+    def recording_start(*args: object, **kwargs: object) -> object:
+        manager = real_start(*args, **kwargs)  # type: ignore[arg-type]
+        pids.append(manager.provisioner.process.pid)
+        return manager
+
+    monkeypatch.setattr(nbops.execute, "start_kernel", recording_start)
+    break_it(monkeypatch)  # type: ignore[operator]
+    sweep = nbops.sweep(
+        notebook, space=SPACE, metric="score", n_trials=2, direction="maximize", study_name="leak"
+    )
+    assert [t.state for t in sweep.trials()] == [TrialState.FAIL] * 2
+    assert len(pids) >= 2
+    deadline = time.time() + 30
+    while any(pid_alive(pid) for pid in pids):
+        assert time.time() < deadline, "a kernel the sweep started is still running"
+        time.sleep(0.1)

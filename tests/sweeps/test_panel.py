@@ -31,7 +31,13 @@ def _flaky(params: dict[str, Any]) -> float:
 
 
 def test_controller_on_a_finished_sweep() -> None:
-    sweep = nbops.sweep(_flaky, space=SPACE, n_trials=12, sampler=optuna.samplers.RandomSampler(0))
+    sweep = nbops.sweep(
+        _flaky,
+        space=SPACE,
+        n_trials=12,
+        sampler=optuna.samplers.RandomSampler(0),
+        direction="maximize",
+    )
     controller = PanelController(sweep, recent=5)
     state = controller.snapshot(force=True)
     assert state.done == 12 and state.total == 12 and state.running == 0
@@ -46,7 +52,7 @@ def test_controller_on_a_finished_sweep() -> None:
     bests = [b for _, _, b in state.history]
     assert bests == sorted(bests)  # best so far never gets worse (maximize)
     assert set(state.importances) == {"x", "y"}
-    assert state.errors and all("broken" in m for _, m in state.errors)
+    assert state.errors and all("broken" in m for _, m, _ in state.errors)
     html = render_html(state)
     assert "&lt;y=3 &amp; broken&gt;" in html  # escaped
     assert "<y=3" not in html
@@ -56,7 +62,13 @@ def test_controller_on_a_finished_sweep() -> None:
 def test_importances_are_not_recomputed_more_than_once_a_second(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    sweep = nbops.sweep(_flaky, space=SPACE, n_trials=6, sampler=optuna.samplers.RandomSampler(1))
+    sweep = nbops.sweep(
+        _flaky,
+        space=SPACE,
+        n_trials=6,
+        sampler=optuna.samplers.RandomSampler(1),
+        direction="maximize",
+    )
     calls = []
     real = optuna.importance.get_param_importances
     monkeypatch.setattr(
@@ -85,7 +97,9 @@ def test_widget_live_and_stop_button(monkeypatch: pytest.MonkeyPatch) -> None:
     from nbops.sweeps import SweepPanel
 
     monkeypatch.setenv("NBOPS_TEST_SLEEP", "1.0")
-    sweep = nbops.sweep(objectives.slow, space=SPACE, n_trials=30, jobs=2, panel=True)
+    sweep = nbops.sweep(
+        objectives.slow, space=SPACE, n_trials=30, jobs=2, panel=True, direction="maximize"
+    )
     panel = SweepPanel(sweep, interval=0.2).start()
     deadline = time.time() + 60
     while panel.progress.value < 2:
@@ -109,9 +123,108 @@ def test_widget_live_and_stop_button(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_panel_for_a_sweep_loaded_from_storage() -> None:
     from nbops.sweeps import SweepPanel
 
-    nbops.sweep(objectives.quadratic, space={"x": SPACE["x"]}, n_trials=4, study_name="loadme")
+    nbops.sweep(
+        objectives.quadratic,
+        space={"x": SPACE["x"]},
+        n_trials=4,
+        study_name="loadme",
+        direction="maximize",
+    )
     loaded = nbops.load_sweep("loadme")
     panel = SweepPanel(loaded)
     assert panel.progress.value == 4 and panel.progress.max == 4
     assert "loadme" in panel.header.value and "done" in panel.header.value
     assert "loadme" in loaded._repr_html_()
+
+
+def test_tracebacks_stay_in_the_panel(capsys: pytest.CaptureFixture[str]) -> None:
+    sweep = nbops.sweep(
+        _flaky,
+        space=SPACE,
+        n_trials=8,
+        sampler=optuna.samplers.RandomSampler(0),
+        direction="maximize",
+    )
+    state = PanelController(sweep).snapshot(force=True)
+    _, message, traceback = state.errors[0]
+    assert "broken" in message
+    assert "Traceback" in traceback and 'raise ValueError("<y=3 & broken>")' in traceback
+    html = render_html(state)
+    assert "<details><summary>" in html and "&lt;y=3 &amp; broken&gt;" in html
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out  # not printed into some cell
+
+
+def test_multi_objective_panel_shows_the_labelled_pareto_front() -> None:
+    sweep = nbops.sweep(
+        objectives.logs_metric,
+        space={"x": SPACE["x"]},
+        n_trials=8,
+        metric=["acc", "loss"],
+        direction=["maximize", "minimize"],
+    )
+    state = PanelController(sweep).snapshot(force=True)
+    assert state.objectives == ("acc", "loss")
+    assert state.pareto and {n for n, _, _ in state.pareto} == {t.number for t in sweep.best_trials}
+    html = render_html(state)
+    assert "no completed trial yet" not in html
+    assert "Pareto front: " in html and "acc (maximize)" in html and "loss (minimize)" in html
+    assert "<svg class='nbops-pareto'" in html and html.count("<circle") >= 8
+    assert "<svg class='nbops-parallel'" in html
+
+
+def test_history_axes_and_a_log_scale_for_values_spanning_decades() -> None:
+    svg = history_svg([(0, 0.001, 0.001), (1, 0.5, 0.5), (2, 40.0, 40.0)], label="loss")
+    assert "(log)" in svg and ">loss" in svg and ">trial<" in svg
+    assert "(log)" not in history_svg([(0, 1.0, 1.0), (1, 2.0, 2.0)])
+
+
+def test_a_stored_sweep_shows_its_own_elapsed_time_and_one_running_elsewhere_stays_live(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NBOPS_TEST_SLEEP", "0.5")
+    running = nbops.sweep(
+        objectives.slow,
+        space={"x": SPACE["x"]},
+        n_trials=6,
+        jobs=2,
+        panel=True,
+        study_name="elsewhere",
+        direction="maximize",
+    )
+    seen = nbops.load_sweep("elsewhere")
+    assert not seen.done  # running in other processes: the panel keeps refreshing
+    running.wait(timeout=120)
+    deadline = time.monotonic() + 60  # the workers' last writes land a moment after wait()
+    while not (stored := nbops.load_sweep("elsewhere")).done and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert stored.done
+    state = PanelController(stored).snapshot(force=True)
+    assert 1.0 <= state.elapsed < time.time() - running.started  # its trials' span, not 0
+
+
+def _sleepy(params: dict[str, Any]) -> float:
+    time.sleep(1.5)
+    return params["x"]
+
+
+@pytest.mark.parametrize("now", [False, True])
+def test_stop_on_a_thread_keeps_or_interrupts_the_running_trial(now: bool) -> None:
+    sweep = nbops.sweep(
+        _sleepy, space={"x": SPACE["x"]}, n_trials=20, panel=True, direction="maximize"
+    )
+    deadline = time.time() + 30
+    while not sweep.trials(states=(TrialState.RUNNING,)):
+        assert time.time() < deadline
+        time.sleep(0.05)
+    sweep.stop(now=now)
+    sweep.wait(timeout=30)
+    assert sweep.done
+    trials = sweep.trials()
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    last = trials[-1]
+    if now:  # interrupted: failed, and said so
+        assert last.state == TrialState.FAIL and "interrupted" in last.user_attrs["nbops.error"]
+    else:  # the running trial finished and its result was kept
+        assert last.state == TrialState.COMPLETE
+    assert len(trials) <= 2

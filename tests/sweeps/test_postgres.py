@@ -1,4 +1,6 @@
-"""Several machines' worth of workers on one PostgreSQL study, and a worker killed mid-trial.
+"""Several machines' worth of workers on one PostgreSQL study, and a worker killed mid-trial
+(its trial is retried with the same parameters whether its death is seen by pid on this
+machine or by its heartbeat going stale).
 
 The server is real (see ``postgres_url`` in conftest.py). Workers are separate processes
 started with ``python -m nbops sweep worker``, as on other machines.
@@ -40,6 +42,7 @@ def test_three_workers_and_a_killed_one(postgres_url: str) -> None:
         jobs=0,  # create only; the workers below join it
         heartbeat_interval=1,
         grace_period=3,
+        direction="maximize",
     )
     workers = [_worker(postgres_url, sweep.name) for _ in range(3)]
     victim = workers[0]
@@ -55,6 +58,7 @@ def test_three_workers_and_a_killed_one(postgres_url: str) -> None:
         assert time.time() < deadline, "the worker never ran a trial"
         time.sleep(0.05)
     victim.send_signal(signal.SIGKILL)
+    victim.wait()  # reaped at once, so a surviving worker sees its pid gone, not a zombie
     killed_number = running[0].number
     try:
         outputs = [w.communicate(timeout=60)[0] for w in workers[1:]]
@@ -64,7 +68,6 @@ def test_three_workers_and_a_killed_one(postgres_url: str) -> None:
         states = [(t.number, t.state.name) for t in sweep.trials()]
         raise AssertionError(f"workers did not finish: {states}") from None
     assert all(w.returncode == 0 for w in workers[1:]), outputs
-    victim.wait()
 
     trials = sweep.study.get_trials()
     states = Counter(t.state for t in trials)
@@ -92,6 +95,7 @@ def test_jobs_on_postgres_and_status(postgres_url: str, cli: object) -> None:
         storage=postgres_url,
         study_name="pg-jobs",
         jobs=2,
+        direction="maximize",
     )
     assert len(sweep.trials(states=(TrialState.COMPLETE,))) == 8
     result = cli("sweep", "status", "pg-jobs", "--storage", postgres_url, "--json")  # type: ignore[operator]

@@ -190,12 +190,15 @@ def test_secret_params_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
     assert params["lr"] == 0.1
 
 
-def test_metrics_are_durable_within_a_second() -> None:
+def test_metrics_become_durable_without_finishing() -> None:
     run = nbops.init()
     run.log({"m": 1.0})
-    time.sleep(1.0)
     reader = SQLiteStore(run.store.path)  # a second connection, as another process would use
+    deadline = time.monotonic() + 30  # the flusher writes every 0.2 s; a loaded machine is slower
+    while not reader.get_metrics(run.id) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert [p.value for p in reader.get_metrics(run.id)] == [1.0]
+    assert not run.finished
     run.finish()
 
 
@@ -262,3 +265,65 @@ def test_four_processes_log_10000_metrics_each_without_loss() -> None:
     for run_id in frame["id"]:
         history = nbops.get_run(run_id).history()
         assert list(history["value"]) == [float(i) for i in range(10_000)]
+
+
+@pytest.mark.parametrize(
+    ("names", "step_column", "time_column"),
+    [
+        (["step", "loss"], "_step", "_timestamp"),
+        (["_step", "step"], "__step", "_timestamp"),
+        (["timestamp", "_timestamp"], "step", "__timestamp"),
+        (["step", "_timestamp"], "_step", "__timestamp"),
+    ],
+)
+def test_history_keeps_metrics_named_like_its_own_columns(
+    names: list[str], step_column: str, time_column: str
+) -> None:
+    run = nbops.init()
+    for i in range(3):
+        run.log({name: float(i * 10 + k) for k, name in enumerate(names)}, step=i * 2)
+    run.finish()
+    history = nbops.get_run(run.id).history()
+    assert list(history[step_column]) == [0, 2, 4]
+    for k, name in enumerate(names):
+        assert list(history[name]) == [float(i * 10 + k) for i in range(3)]
+    assert history[time_column].notna().all()
+    assert len(history.columns) == len(names) + 2
+
+
+def test_history_of_a_run_without_metrics_is_empty() -> None:
+    run = nbops.init()
+    run.finish()
+    history = nbops.get_run(run.id).history()
+    assert list(history.columns) == ["step", "_timestamp"] and len(history) == 0
+
+
+def test_history_has_gaps_where_a_metric_was_not_logged() -> None:
+    run = nbops.init()
+    run.log({"a": 1.0})
+    run.log({"b": 2.0})
+    run.log({"a": 3.0}, step=0)  # a later value for the same step wins
+    run.finish()
+    history = nbops.get_run(run.id).history()
+    assert list(history["a"].fillna(-1)) == [3.0, -1]
+    assert list(history["b"].fillna(-1)) == [-1, 2.0]
+
+
+def test_an_overflowing_metric_names_its_key() -> None:
+    from nbops.errors import MetricValueError
+
+    run = nbops.init()
+    with pytest.raises(MetricValueError, match=r"metric 'x' is too large .*1e400") as caught:
+        run.log({"ok": 1, "x": 10**400})
+    assert caught.value.key == "x" and caught.value.value_type == "int"
+    run.finish()
+    assert run.store.get_metrics(run.id) == []  # nothing of the refused call was logged
+
+
+@pytest.mark.parametrize("project", ["a/b", "", "   "])
+def test_init_validates_the_project_before_finishing_the_active_run(project: str) -> None:
+    first = nbops.init(project="ok")
+    with pytest.raises(InvalidValueError, match="invalid project name"):
+        nbops.init(project=project)
+    assert not first.finished and nbops.active_run() is first
+    assert nbops.get_run(first.id).status == "running"

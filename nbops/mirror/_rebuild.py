@@ -1,0 +1,224 @@
+"""Build a run's W&B offline copy from the store, for copies a process left incomplete.
+
+The store is the source of truth; the W&B copy derives from it. A kernel shut down without
+``%nbops stop``, a SIGKILL, a crash or a failed fallback leaves a copy that is partial or
+missing, and the run's ``wandb`` metadata says so. :func:`complete_offline_copies` rebuilds each
+such copy from the store into a fresh offline run (same id, name, config, history, summary,
+code files and artifacts) and removes the incomplete folder it replaces.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nbops.errors import MirrorError
+from nbops.fileio import write_atomic
+from nbops.mirror._code import code_files, git_info, write_code_files
+from nbops.mirror._offline_file import exit_record_written
+from nbops.mirror._state import COMPLETE, METADATA_KEY, MirrorState
+from nbops.mirror._wandb_process import (
+    fresh_id,
+    go_offline_process_wide,
+    log_artifact,
+    scrub_run_dir,
+)
+from nbops.redact import redact, scrub_text
+from nbops.store import RunStore
+
+logger = logging.getLogger(__name__)
+
+#: Seconds to wait for wandb-core to write a rebuilt copy's exit record.
+_WRITE_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    """What :func:`complete_offline_copies` did for one run.
+
+    Attributes:
+        run_id: The nbops run.
+        action: ``"rebuilt"``, ``"skipped"`` (still running) or ``"failed"``.
+        detail: The new run directory, or why the run was skipped or failed.
+        rows: History rows in the rebuilt copy.
+    """
+
+    run_id: str
+    action: str
+    detail: str
+    rows: int = 0
+
+
+def incomplete_copies(store: RunStore) -> list[tuple[str, MirrorState]]:
+    """Return ``(run id, state)`` for every run whose W&B copy is not complete.
+
+    Runs whose mirror was disabled, and runs with no ``wandb`` metadata (they never had a
+    mirror), are left out.
+    """
+    found = []
+    for record in store.list_runs():
+        doc = store.get_metadata(record.id).get(METADATA_KEY)
+        if not isinstance(doc, dict):
+            continue
+        state = MirrorState.from_dict(doc)
+        if state.mode == "disabled" or state.copy == COMPLETE:
+            continue
+        found.append((record.id, state))
+    return found
+
+
+def complete_offline_copies(store: RunStore, directory: str | os.PathLike[str]) -> list[CopyResult]:
+    """Rebuild, from the store, every incomplete W&B copy as a complete offline run.
+
+    Args:
+        store: The run store.
+        directory: Where new copies go (the folder holding ``wandb/``) when a run's metadata
+            does not name a run directory.
+
+    Returns:
+        One :class:`CopyResult` per incomplete copy. Runs still running are skipped (their
+        mirror is still writing).
+    """
+    results = []
+    for run_id, state in incomplete_copies(store):
+        if store.get_run(run_id).status == "running":
+            results.append(CopyResult(run_id, "skipped", "the run is still running"))
+            continue
+        try:
+            results.append(rebuild_offline_copy(store, run_id, directory, previous=state))
+        except Exception as exc:  # noqa: BLE001 - one bad run must not stop the others; the store keeps it
+            message = scrub_text(f"{type(exc).__name__}: {exc}")
+            logger.warning("could not rebuild the W&B copy of run %s: %s", run_id, message)
+            results.append(CopyResult(run_id, "failed", message))
+    return results
+
+
+def rebuild_offline_copy(
+    store: RunStore,
+    run_id: str,
+    directory: str | os.PathLike[str],
+    previous: MirrorState | None = None,
+) -> CopyResult:
+    """Write run ``run_id`` from the store into a new, complete offline W&B run.
+
+    The incomplete copy it replaces (the run directory recorded in ``previous`` and any other
+    ``offline-run-*`` folder of the same W&B id next to it) is removed once the new copy is on
+    disk, and the run's ``wandb`` metadata is updated.
+
+    Raises:
+        MirrorError: wandb could not write the copy.
+    """
+    import wandb
+
+    record = store.get_run(run_id)
+    metadata = store.get_metadata(run_id)
+    old_dir = Path(previous.run_dir) if previous and previous.run_dir else None
+    parent = old_dir.parent.parent if old_dir is not None else Path(directory).absolute()
+    commit, remote = git_info(metadata)
+    settings = wandb.Settings(
+        silent=True,
+        console="off",
+        x_disable_meta=True,
+        x_disable_stats=True,
+        x_disable_machine_info=True,
+        disable_git=True,
+        disable_code=True,
+        save_code=False,
+        x_save_requirements=False,
+        git_commit=commit,
+        git_remote_url=remote,
+    )
+    go_offline_process_wide(wandb)
+    kwargs: dict[str, Any] = {
+        "name": record.name,
+        "project": record.project,
+        "group": record.group,
+        "job_type": record.job_type,
+        "tags": list(record.tags),
+        "config": redact(store.get_params(run_id)),
+        "dir": str(parent),
+    }
+    kwargs.update(mode="offline", reinit="create_new", settings=settings)
+    try:
+        run = wandb.init(id=run_id, **kwargs)
+    except Exception:  # noqa: BLE001 - this process tried the id online before: wandb keeps it reserved
+        run = wandb.init(id=fresh_id(run_id), **kwargs)
+    with tempfile.TemporaryDirectory(prefix="nbops-wandb-") as scratch:
+        rows = _write(run, store, run_id, metadata, Path(scratch))
+        run.finish(exit_code=0 if record.status == "finished" else 1)
+    run_dir = Path(run.dir).parent.absolute()
+    if not _wait_written(run_dir):
+        raise MirrorError(f"wandb did not finish writing {run_dir}; run `nbops sync` again")
+    scrub_run_dir(run_dir)
+    _remove_replaced(run_dir, old_dir, {run_id, previous.wandb_id if previous else None})
+    state = MirrorState(
+        mode="offline",
+        status="finished",
+        copy=COMPLETE,
+        rows=rows,
+        total=rows,
+        reason="rebuilt from the store by `nbops sync`",
+        run_dir=str(run_dir),
+        wandb_id=run.id,
+    )
+    store.set_metadata(run_id, METADATA_KEY, state.to_dict())
+    return CopyResult(run_id, "rebuilt", str(run_dir), rows)
+
+
+def _write(run: Any, store: RunStore, run_id: str, metadata: dict[str, Any], scratch: Path) -> int:
+
+    rows: dict[int, tuple[float, dict[str, float]]] = {}
+    for point in store.get_metrics(run_id):  # ordered by step, then time
+        timestamp, values = rows.setdefault(point.step, (point.timestamp, {}))
+        values[point.key] = point.value
+        if point.timestamp > timestamp:
+            rows[point.step] = (point.timestamp, values)
+    for step in sorted(rows):
+        timestamp, values = rows[step]
+        run.log({**values, "_timestamp": timestamp}, step=step)
+    run.summary.update(redact(store.get_summary(run_id)))
+    write_code_files(run, code_files(metadata))
+    objects = store.blobs
+    for i, artifact in enumerate(store.list_artifacts(run_id)):
+        if artifact.kind == "dir":
+            folder = objects.restore(artifact.digest, "dir", scratch / str(i))
+            log_artifact(run, folder, artifact.name, artifact.type)
+            continue
+        path = objects.path_of(artifact.digest)
+        if not path.is_file():  # a remote blob store: fetch the bytes first
+            path = scratch / str(i)
+            write_atomic(path, objects.read_bytes(artifact.digest))
+        source = Path(artifact.source).name or artifact.name
+        log_artifact(run, path, artifact.name, artifact.type, file_name=source)
+    return len(rows)
+
+
+def _wait_written(run_dir: Path) -> bool:
+    import time
+
+    deadline = time.monotonic() + _WRITE_TIMEOUT
+    while not exit_record_written(run_dir):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _remove_replaced(new_dir: Path, old_dir: Path | None, ids: set[str | None]) -> None:
+    """Delete the incomplete offline folders the new copy replaces."""
+    candidates = set()
+    if old_dir is not None and old_dir.is_dir():
+        candidates.add(old_dir.resolve())
+    for wandb_id in filter(None, ids):
+        for path in new_dir.parent.glob(f"offline-run-*-{wandb_id}"):
+            candidates.add(path.resolve())
+    for path in candidates:
+        if path == new_dir.resolve() or not path.name.startswith("offline-run-"):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        logger.info("removed incomplete W&B copy %s", path)

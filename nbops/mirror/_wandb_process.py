@@ -1,0 +1,124 @@
+"""wandb's process-wide state, run ids, artifacts and run-folder files, as the mirror needs them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from nbops.fileio import write_atomic
+from nbops.mirror._offline_file import exit_record_written
+from nbops.redact import scrub_text, secret_values
+
+logger = logging.getLogger(__name__)
+
+_ARTIFACT_NAME_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def fresh_id(run_id: str) -> str:
+    """A W&B id for ``run_id``'s copy when wandb keeps ``run_id`` reserved in this process."""
+    return f"{run_id}-{''.join(secrets.choice(_B36) for _ in range(4))}"
+
+
+def log_artifact(
+    run: Any, path: str | os.PathLike[str], name: str, type_: str, file_name: str | None = None
+) -> None:
+    """Log a file or folder as a W&B artifact (name made W&B-safe; ``file_name`` inside it)."""
+    import wandb
+
+    artifact = wandb.Artifact(_ARTIFACT_NAME_BAD.sub("-", name).strip("-") or "artifact", type_)
+    if Path(path).is_dir():
+        artifact.add_dir(str(path))
+    else:
+        artifact.add_file(str(path), name=file_name or Path(path).name)
+    run.log_artifact(artifact)
+
+
+def interpreter_exiting() -> bool:
+    """True while Python runs its exit hooks (a kernel shutting down, a script ending)."""
+    return bool(getattr(threading, "_SHUTTING_DOWN", False)) or sys.is_finalizing()
+
+
+def go_offline_process_wide(wandb: Any) -> None:
+    """Switch wandb's process-wide settings offline and turn its telemetry exporter off.
+
+    Otherwise wandb's OpenTelemetry exporter keeps posting to the failing server at exit.
+    """
+    try:
+        wandb.setup(settings=wandb.Settings(mode="offline", silent=True))
+    except Exception:
+        logger.debug("could not switch wandb's process settings offline", exc_info=True)
+    try:
+        from wandb.analytics.opentelemetry import opentelemetry_proxy
+
+        opentelemetry_proxy.disable()
+        proxy = opentelemetry_proxy._singleton_telemetry_proxy
+        if proxy is not None:
+            proxy.shutdown(timeout_millis=100)
+    except Exception:  # older or newer wandb without this module: nothing to stop
+        logger.debug("could not turn wandb telemetry off", exc_info=True)
+
+
+def wait_until_written(run_dir: str, timeout: float = 15.0) -> bool:
+    """Wait until the offline ``.wandb`` file holds the run's exit record.
+
+    ``run.finish()`` can return while wandb-core is still writing the file (seen under load);
+    the offline file is the only copy, so "finished" must mean "on disk". Only the file's last
+    blocks are read, so the check stays cheap for long histories.
+    """
+    deadline = time.monotonic() + min(timeout, 1.0 if interpreter_exiting() else timeout)
+    while True:
+        if exit_record_written(run_dir):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
+def silence_wandb_terminal(wandb: Any) -> None:
+    """Stop wandb's login from printing "Loaded credentials ..." into the notebook cell.
+
+    wandb's login reads the process-wide setup settings, not the run's, so this makes wandb
+    silent for the whole process (nbops owns wandb's output in a notebook anyway).
+    """
+    try:
+        wandb.setup(settings=wandb.Settings(silent=True))
+    except Exception:  # losing this only costs one line of output
+        logger.debug("could not silence wandb terminal output", exc_info=True)
+
+
+def scrub_run_dir(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Replace secret environment values in a wandb run directory's text files.
+
+    The binary ``.wandb`` file is only checked (it is CRC-framed); a hit is logged.
+
+    Returns:
+        The files that contained a secret.
+    """
+    secrets = secret_values()
+    if not secrets:
+        return []
+    hits: list[Path] = []
+    for path in Path(run_dir).rglob("*"):
+        if not path.is_file() or path.is_symlink():
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if not any(s.encode() in data for s in secrets):
+            continue
+        hits.append(path)
+        if path.suffix == ".wandb":
+            logger.warning("%s contains a secret environment value; do not sync it", path)
+            continue
+        text = data.decode("utf-8", errors="surrogateescape")
+        write_atomic(path, scrub_text(text, secrets).encode("utf-8", errors="surrogateescape"))
+    return hits
