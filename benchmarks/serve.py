@@ -319,8 +319,7 @@ def in_process_overhead(store: Path, X: Any, n: int = 200) -> dict[str, float]:
     """
     import asyncio
 
-    from nbops.serve import ServeConfig, model_specs
-    from nbops.serve._app import create_app
+    from nbops.serve import ServeConfig, create_app, model_specs
 
     app = create_app(ServeConfig(models=model_specs(["digits"]), store=str(store)))
     body = request_body(X[:1])

@@ -130,7 +130,7 @@ def measure(label: str, url: str, n: int) -> dict[str, float]:
     store = open_store(url)
     print(f"[{label}] filling {n} runs ...", file=sys.stderr, flush=True)
     if url.startswith("postgresql"):  # filling is set-up, not a figure: skip the per-commit fsync
-        from nbops.store._backends import open_backend
+        from nbops.store import open_backend
 
         sep = "&" if "?" in url else "?"
         filler = open_backend(f"{url}{sep}options=-c%20synchronous_commit%3Doff")

@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from nbops._version import __version__
+from nbops import __version__
 from nbops.cli._output import NbopsUsageError
 from nbops.errors import NbopsError
 

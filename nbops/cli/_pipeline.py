@@ -113,7 +113,7 @@ def cmd_dag(args: argparse.Namespace) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from nbops.pipeline._scaffold import scaffold
+    from nbops.pipeline import scaffold
 
     written = scaffold(
         Path(args.directory),

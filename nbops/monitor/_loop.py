@@ -53,12 +53,12 @@ def _open(root: Path, cfg: MonitorConfig, dry_run: bool, report: Report) -> Moni
     import nbops
     from nbops.config import store_path
     from nbops.data import get_dataset, load_dataset
-    from nbops.monitor._model_drift import _resolve_metric
+    from nbops.monitor._model_drift import resolve_metric
     from nbops.registry import get_model
     from nbops.store import open_store
 
     store = open_store(store_path(root))
-    metric = _resolve_metric(cfg.metric, None)
+    metric = resolve_metric(cfg.metric, None)
     production = get_model(f"{cfg.model}@{cfg.alias}", store=store)
     datasets = list(production.lineage.get("datasets") or [])
     chosen = [d for d in datasets if cfg.reference in (None, d.get("name"))]

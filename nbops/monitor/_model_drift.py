@@ -159,7 +159,7 @@ def model_drift(
     import numpy as np
     import pandas as pd
 
-    name, fn, better = _resolve_metric(metric, higher_is_better)
+    name, fn, better = resolve_metric(metric, higher_is_better)
     if isinstance(reference, str):
         from nbops.registry import get_model
 
@@ -228,7 +228,7 @@ def model_drift(
     return report
 
 
-def _resolve_metric(metric: Metric, higher_is_better: bool | None) -> tuple[str, MetricFn, bool]:
+def resolve_metric(metric: Metric, higher_is_better: bool | None) -> tuple[str, MetricFn, bool]:
     if callable(metric):
         if higher_is_better is None:
             raise DriftInputError(

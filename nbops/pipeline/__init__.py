@@ -18,6 +18,7 @@ from nbops.pipeline._remotes import (
 )
 from nbops.pipeline._runlock import PipelineBusyError, RunLock
 from nbops.pipeline._runner import PipelineFailed, PipelineResult, parse_overrides, run_pipeline
+from nbops.pipeline._scaffold import scaffold
 from nbops.pipeline._sftp import SFTPRemote
 from nbops.pipeline._spec import SPEC_FILE, Gate, PipelineSpec, SpecError, Stage, load_spec
 from nbops.pipeline._stage import StageResult
@@ -74,6 +75,7 @@ __all__ = [
     "render",
     "restore_outs",
     "run_pipeline",
+    "scaffold",
     "validate",
     "write_lock",
     "yaml_load",

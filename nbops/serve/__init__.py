@@ -47,6 +47,7 @@ __all__ = [
     "Server",
     "check_models",
     "check_port",
+    "create_app",
     "model_specs",
     "parse_routes",
     "predictions",
@@ -59,6 +60,13 @@ __all__ = [
     "serve",
     "set_rollout",
 ]
+
+
+def create_app(config: ServeConfig) -> Any:
+    """The ASGI (Starlette) application serving ``config``'s models, to embed or test in-process."""
+    from nbops.serve._app import create_app as create
+
+    return create(config)
 
 
 class _CallableModule(types.ModuleType):

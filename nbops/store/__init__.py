@@ -71,6 +71,7 @@ __all__ = [
     "copy_store",
     "hash_file",
     "make_query",
+    "open_backend",
     "open_blobs",
     "open_store",
     "parse_condition",

@@ -26,8 +26,7 @@ from typing import Any
 import pytest
 
 from nbops.errors import AmbiguousRunIdError, NotFoundError, RunNotFoundError, StoreError
-from nbops.store import ArtifactRecord, MetricPoint, RunRecord, RunStore
-from nbops.store._backends import open_backend
+from nbops.store import ArtifactRecord, MetricPoint, RunRecord, RunStore, open_backend
 
 
 def _record(run_id: str, project: str = "p", **fields: Any) -> RunRecord:
