@@ -361,6 +361,12 @@ class Run:
         forget(self)
 
     def _finish_in_store(self, status: str) -> None:
+        # What was logged becomes durable before anything that may take time (the start
+        # capture, finish hooks): Jupyter kills a kernel ~5 s after asking it to shut down.
+        try:
+            self.flush()
+        except Exception:  # the final flush below retries and reports it
+            logger.debug("early flush of run %s failed", self.id, exc_info=True)
         self.wait_background()
         for hook in self._finish_hooks:
             try:
