@@ -3,10 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import os
+import sys
+from collections.abc import Callable
 
 from nbops.cli._output import fmt, print_json, table, when
 
 
+def pipe_safe(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Stop quietly when the reader of the output goes away (``nbops data show X | head``)."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            code = command(args)
+            sys.stdout.flush()
+            return code
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # Python's documented way out
+            return 0
+
+    return run
+
+
+@pipe_safe
 def cmd_data_list(args: argparse.Namespace) -> int:
     from nbops.data import list_datasets
 
@@ -26,6 +48,7 @@ def cmd_data_list(args: argparse.Namespace) -> int:
     return 0
 
 
+@pipe_safe
 def cmd_data_show(args: argparse.Namespace) -> int:
     from nbops.data import dataset_versions, get_dataset
 

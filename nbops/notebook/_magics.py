@@ -72,7 +72,12 @@ def _parser() -> MagicArgumentParser:
     sweep.add_argument("--n-trials", type=int, required=True, help="number of trials")
     sweep.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     sweep.add_argument("--metric", required=True, help="the metric the notebook logs")
-    sweep.add_argument("--direction", choices=("maximize", "minimize"), default="maximize")
+    sweep.add_argument(
+        "--direction",
+        choices=("maximize", "minimize"),
+        required=True,
+        help="whether higher or lower values of the metric are better (no default)",
+    )
     sweep.add_argument("--storage", help="storage URL (default: a journal under .nbops/)")
     sweep.add_argument("--study", help="sweep name")
     reproduce = sub.add_parser(

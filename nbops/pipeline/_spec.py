@@ -171,8 +171,11 @@ def _sweep_options(stage: str, value: Any, problems: list[str]) -> Mapping[str, 
         problems.append(f"stage {stage!r}: sweep needs n_trials: a positive integer")
     if not isinstance(value.get("metric"), str):
         problems.append(f"stage {stage!r}: sweep needs metric: the name the notebook logs")
-    if value.get("direction", "maximize") not in ("maximize", "minimize"):
-        problems.append(f"stage {stage!r}: sweep direction must be maximize or minimize")
+    if value.get("direction") not in ("maximize", "minimize"):
+        problems.append(
+            f"stage {stage!r}: sweep needs direction: maximize or minimize (nbops does not "
+            "guess whether higher is better)"
+        )
     return dict(value)
 
 

@@ -77,14 +77,14 @@ def _run_sweep(ctx: RunContext, stage: Stage, notebook: Path) -> tuple[dict[str,
         space = str(ctx.spec.root / space)
     ctx.report(
         f"{stage.name:<14} sweeping  ({options['n_trials']} trials of "
-        f"{options['metric']}, {options.get('direction', 'maximize')})"
+        f"{options['metric']}, {options['direction']})"
     )
     found = sweep(
         str(notebook),
         space=space,
         n_trials=int(options["n_trials"]),
         metric=str(options["metric"]),
-        direction=str(options.get("direction", "maximize")),
+        direction=str(options["direction"]),
         jobs=int(options.get("jobs", 1)),
         trial_timeout=options.get("timeout"),
         study_name=f"{stage.name}-{ctx.pipeline_id}",

@@ -312,6 +312,7 @@ def run_trial(
         try:
             with _Heartbeat(_optuna.storage_of(study), _optuna.trial_id(trial)):
                 try:
+                    objective.start(trial, scope)
                     with interrupter.allow():
                         values = objective(trial, scope)
                     state = TrialState.COMPLETE
@@ -342,22 +343,29 @@ def _finish(
     error: str | None,
     finisher: RunFinisher | None = None,
 ) -> bool:
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     run = scope.run
-    if error is not None:
-        trial.set_user_attr("nbops.error", error[:2000])
-    if run is not None and run.id != trial.user_attrs.get("nbops.run_id"):
-        trial.set_user_attr("nbops.run_id", run.id)  # a notebook's kernel chose its own
+    try:
+        if error is not None:
+            trial.set_user_attr("nbops.error", error[:2000])
+        if run is not None and run.id != trial.user_attrs.get("nbops.run_id"):
+            trial.set_user_attr("nbops.run_id", run.id)  # a notebook's kernel chose its own
+    except UpdateFinishedTrialError:  # failed meanwhile by "Stop now" (see Sweep.stop)
+        state, error = TrialState.FAIL, "interrupted: the sweep was stopped"
     exhausted = False
     try:
-        study.tell(trial, values, state=state, skip_if_finished=True)
+        told = study.tell(trial, values, state=state, skip_if_finished=True)
     except RuntimeError as exc:
         # GridSampler/BruteForceSampler call study.stop() once every combination was tried,
         # which outside study.optimize raises after the trial's state is written
         if "Study.stop" not in str(exc):
             raise
         exhausted = True
+    else:
+        if told.state == TrialState.FAIL and state != TrialState.FAIL:  # failed meanwhile
+            state, error = TrialState.FAIL, "interrupted: the sweep was stopped"
     if run is not None:
         run.summary["trial"] = trial.number
         run.summary["trial_state"] = state.name

@@ -102,3 +102,26 @@ def test_cli_errors_are_error_lines(tmp_path: Path, cli: Any) -> None:
         result = cli(*argv)
         assert result.exit_code == 1 and result.stderr.startswith("Error: ")
         assert "Traceback" not in result.stderr
+
+
+def test_output_piped_into_head_ends_quietly(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import subprocess_env
+
+    wide = pd.DataFrame({f"column_{i}": range(3) for i in range(3000)})
+    with nbops.init(project="d"):
+        nbops.log_dataset(wide, name="wide")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbops", "data", "show", "wide"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=subprocess_env(),
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"Dataset wide@")
+    proc.stdout.close()  # like `| head -1`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0
+    assert "Traceback" not in err and "BrokenPipeError" not in err

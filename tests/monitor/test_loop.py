@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import http.server
 import json
+import re
 import shutil
 import subprocess
 import threading
@@ -190,6 +191,8 @@ def test_the_loop_never_touches_the_users_checkout(project: Path, webhook: str, 
     worse = monitor(root, report=lambda _line: None)
     assert worse.action == "kept", worse.message
     assert worse.challenger == "digits-forest:3"
+    assert get_model("digits-forest:3").status == "rejected"  # a lost challenger
+    assert get_model("digits-forest").version == 2  # never "latest"
     assert get_model("digits-forest@production").version == 2
     assert _git(root, "status", "--porcelain") == "" and _snapshot(root) == before
     assert _card_version(root) == "digits-forest (version 2)"
@@ -232,7 +235,7 @@ def test_the_loop_never_touches_the_users_checkout(project: Path, webhook: str, 
     assert "decision = promoted: promoted digits-forest:2" in shown
     assert "alert = promoted delivered after 1 attempt(s)" in shown
     assert "drift = " in shown and "pixel_3_3" in shown
-    assert "artifact drift_report.html (drift-report" in shown
+    assert re.search(r"artifact drift_report\.html:v\d+ \(drift-report, ", shown)
 
 
 def test_monitor_config_errors_are_clear(isolated_env: Path) -> None:

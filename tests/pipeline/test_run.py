@@ -352,5 +352,6 @@ def test_sweep_stage_options_are_validated(isolated_env: Path) -> None:
         "needs space",
         "n_trials: a positive integer",
         "needs metric",
+        "needs direction: maximize or minimize",
     ):
         assert part in text

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from nbops.pipeline import PipelineFailed, read_lock, run_pipeline
+import nbops
+from nbops.pipeline import PipelineFailed, run_pipeline
 from nbops.registry import get_model, model_versions
 from tests.conftest import REPO
 
@@ -28,7 +29,8 @@ def test_a_gate_failing_model_is_rejected_not_latest(isolated_env: Path, cli: An
     (root / "nbops.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     run_pipeline(root, report=lambda _line: None)
     # the card names the train stage's run as the training run, with only test metrics
-    train_run = read_lock(root)["train"].run
+    runs = nbops.runs()
+    train_run = runs[(runs["job_type"] == "stage") & (runs["name"] == "train")]["id"].iloc[-1]
     card = (root / "model_card.md").read_text()
     assert f"Trained in run {train_run} (train, " in card
     assert "train_accuracy" not in card.split("## Evaluation results")[0].split("---\n")[1]

@@ -96,7 +96,9 @@ def test_magic_starts_a_background_sweep(ipython: Any, isolated_env: Path) -> No
     (isolated_env / "space.yaml").write_text(SPACE_YAML)
     ipython.run_line_magic("load_ext", "nbops")
     ipython.run_line_magic(
-        "nbops", "sweep nb.ipynb --space space.yaml --n-trials 2 --metric score --study magic"
+        "nbops",
+        "sweep nb.ipynb --space space.yaml --n-trials 2 --metric score --direction maximize "
+        "--study magic",
     )
     sweep = ipython.user_ns["nbops_sweep"]
     sweep.wait(timeout=120)
@@ -105,3 +107,7 @@ def test_magic_starts_a_background_sweep(ipython: Any, isolated_env: Path) -> No
 
     with pytest.raises(UsageError):
         ipython.run_line_magic("nbops", "sweep nb.ipynb --n-trials 2")  # --space missing
+    with pytest.raises(UsageError, match="direction"):  # no silent default
+        ipython.run_line_magic(
+            "nbops", "sweep nb.ipynb --space space.yaml --n-trials 2 --metric score"
+        )
