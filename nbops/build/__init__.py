@@ -11,8 +11,10 @@ from typing import Any
 from nbops.build._context import (
     DEFAULT_BASE,
     PORT,
+    UID,
     BuildContext,
     BuildError,
+    NoContainerToolError,
     build_context,
     build_image,
     container_tool,
@@ -31,9 +33,11 @@ from nbops.build._monitoring import (
 __all__ = [
     "DEFAULT_BASE",
     "PORT",
+    "UID",
     "BuildContext",
     "BuildError",
     "BuildResult",
+    "NoContainerToolError",
     "alert_rules",
     "build",
     "build_context",
@@ -91,6 +95,8 @@ def build(
 
     if not 0 <= canary_percent <= 100:
         raise BuildError(f"canary percent {canary_percent} is not between 0 and 100")
+    # find the container tool first: saying "none installed" after minutes of downloads loses time
+    tool = container_tool() if build_now else None
     target = open_store(store)
     context = build_context(ref, out, image=image, base=base, wheelhouse=wheelhouse, store=target)
     manifests = tuple(write_kubernetes(context, canary_percent=canary_percent)) if k8s else ()
@@ -98,5 +104,5 @@ def build(
     if compose:
         shares = training_class_shares(context.model, target)
         monitoring = tuple(write_monitoring(context, shares))
-    built = build_image(context, network=not wheelhouse) if build_now else None
+    built = build_image(context, tool=tool, network=not wheelhouse) if tool else None
     return BuildResult(context, built, manifests, monitoring)

