@@ -207,6 +207,7 @@ def dashboard(model: str) -> dict[str, Any]:
     """The Grafana dashboard: traffic, errors, latency by version, canary vs production."""
     name = model.partition(":")[0]
     sel = f'model="{name}"'
+    requests = f"sum by (version) (rate(nbops_serve_requests_total{{{sel}}}[5m]))"
     queries = [
         (
             "Request rate by version",
@@ -215,8 +216,9 @@ def dashboard(model: str) -> dict[str, Any]:
         ),
         (
             "Error rate by version",
-            f'sum by (version) (rate(nbops_serve_errors_total{{{sel},kind!="input"}}[5m])) / '
-            f"sum by (version) (rate(nbops_serve_requests_total{{{sel}}}[5m]))",
+            # "or 0 * requests": a version with no error yet shows 0, not "No data"
+            f'(sum by (version) (rate(nbops_serve_errors_total{{{sel},kind!="input"}}[5m])) '
+            f"or 0 * {requests}) / {requests}",
             "percentunit",
         ),
         (
