@@ -104,5 +104,17 @@ def build(
     if compose:
         shares = training_class_shares(context.model, target)
         monitoring = tuple(write_monitoring(context, shares))
-    built = build_image(context, tool=tool, network=not wheelhouse) if tool else None
+    built = None
+    if tool:
+        try:
+            built = build_image(context, tool=tool, network=not wheelhouse)
+        except BuildError as exc:  # the context stays: say where, and how to build it again
+            name = Path(tool).name
+            again = "docker build" if name == "docker" else f"{name} build --format docker"
+            raise BuildError(
+                f"{exc}; the build context is kept in {context.path}: fix the cause, then run "
+                f"`{again} -t {context.image} {context.path}`",
+                step=exc.step,
+                output=exc.output,
+            ) from exc
     return BuildResult(context, built, manifests, monitoring)

@@ -212,3 +212,22 @@ def test_image_without_a_container_tool_says_so_before_any_work(
     with pytest.raises(NoContainerToolError) as caught:
         build(model, tmp_path / "ctx", build_now=True)
     assert caught.value.searched == ("podman", "buildah", "docker")
+
+
+def test_a_failed_image_build_keeps_the_context_and_says_how_to_retry(
+    model: str, tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "podman"
+    fake.write_text(
+        "#!/bin/sh\necho 'Error: pinging container registry: no such host' >&2\nexit 125\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    done = cli("build", model, "-o", str(tmp_path / "ctx"), "--image", "iris:test")
+    assert done.exit_code == 1 and done.stderr.startswith("Error: podman build failed")
+    assert "no such host" in done.stderr
+    assert f"kept in {tmp_path / 'ctx'}" in done.stderr
+    assert f"podman build --format docker -t iris:test {tmp_path / 'ctx'}" in done.stderr
+    assert (tmp_path / "ctx" / "Dockerfile").is_file()
