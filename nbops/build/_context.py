@@ -174,6 +174,19 @@ def _run(cmd: list[str], what: str, timeout: float = 1800) -> None:
         raise BuildError(f"{what} failed: " + tail.replace("\n", " / "), step=what, output=tail)
 
 
+def base_python(base: str) -> str | None:
+    """``X.Y`` when the base image's tag names its Python (``python:3.12-slim``), else None."""
+    found = re.match(r"^(?:.+/)?python:(\d+\.\d+)", base)
+    return found.group(1) if found else None
+
+
+def _python_version_args(base: str) -> list[str]:
+    """pip download's target Python: the base's when its tag says, else this interpreter's."""
+    wanted = base_python(base)
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return ["--python-version", wanted] if wanted and wanted != here else []
+
+
 def _write_store(target: Path, version: Any, source: Any) -> None:
     """A store holding only this model version (and its aliases), for the image."""
     from nbops.store import open_store
@@ -302,6 +315,7 @@ def build_context(
                 "download",
                 "--quiet",
                 "--only-binary=:all:",
+                *_python_version_args(base),
                 "-d",
                 str(path / "wheels"),
                 "-r",

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from nbops.build import BuildError, NoContainerToolError, build
+from nbops.build import BuildError, NoContainerToolError, base_python, build
 
 BIN = Path(sys.executable).parent
 
@@ -231,3 +231,10 @@ def test_a_failed_image_build_keeps_the_context_and_says_how_to_retry(
     assert f"kept in {tmp_path / 'ctx'}" in done.stderr
     assert f"podman build --format docker -t iris:test {tmp_path / 'ctx'}" in done.stderr
     assert (tmp_path / "ctx" / "Dockerfile").is_file()
+
+
+def test_the_wheelhouse_targets_the_python_the_base_image_names() -> None:
+    assert base_python("python:3.12-slim-bookworm") == "3.12"
+    assert base_python("docker.io/library/python:3.11") == "3.11"
+    assert base_python("localhost/bookworm-py:base") is None  # the host's Python then
+    assert base_python("ghcr.io/acme/python-tools:3.12") is None
