@@ -30,6 +30,7 @@ COMMAND_GROUPS = [
     "_monitor",
     "_sweep",
     "_serve",
+    "_build",
     "_reproduce",
     "_store",
 ]
