@@ -14,6 +14,7 @@ from nbops.tracking._active import (
 from nbops.tracking._api import finish, init, log, log_artifact, log_params
 from nbops.tracking._query import Artifact, StoredRun, get_run, runs
 from nbops.tracking._run import Run, Summary, new_run_id
+from nbops.tracking._system import SystemProbe, SystemSampler, gpu_metrics
 from nbops.tracking._tables import is_table
 
 __all__ = [
@@ -22,11 +23,14 @@ __all__ = [
     "Run",
     "StoredRun",
     "Summary",
+    "SystemProbe",
+    "SystemSampler",
     "active_run",
     "add_activation_listener",
     "attach_from_environment",
     "finish",
     "get_run",
+    "gpu_metrics",
     "init",
     "is_table",
     "log",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -14,6 +15,10 @@ from nbops.store import RunRecord, RunStore, open_store
 from nbops.tracking._active import active_run, register, require_active
 from nbops.tracking._capture import capture_finish, capture_start
 from nbops.tracking._run import Run, ensure_sequence, host_and_pid, new_run_id, scrubbed
+from nbops.tracking._system import DEFAULT_INTERVAL
+
+#: Environment default for ``init(system_metrics=...)``: ``0``/``false`` or seconds.
+SYSTEM_METRICS_ENV = "NBOPS_SYSTEM_METRICS"
 
 
 def init(
@@ -31,6 +36,7 @@ def init(
     notebook: str | os.PathLike[str] | None = None,
     run_id: str | None = None,
     activate: bool = True,
+    system_metrics: bool | float | None = None,
 ) -> Run:
     """Start a run and make it the active one (a previous active run is finished first).
 
@@ -51,10 +57,14 @@ def init(
             (default: a new id from :func:`new_run_id`).
         activate: Make the run the active one, finishing the previous one (default). Executors
             running several runs at once pass False; such runs are still finished at exit.
+        system_metrics: Sample CPU, memory, disk, network and GPU metrics (keys ``system/...``)
+            while the run is active: True (every 10 s), a period in seconds, or False; default
+            from ``$NBOPS_SYSTEM_METRICS`` (``0``/``false``, or seconds), else True.
     """
     from nbops.mirror import WandbMirror, resolve_mode
 
     project = _checked_project(project)
+    interval = system_interval(system_metrics)
     target = open_store(store)
     previous = active_run() if activate else None
     if previous is not None:
@@ -90,6 +100,8 @@ def init(
         )
     run = Run(record, target, config=config, mirror=mirror)
     register(run, make_active=activate)
+    if interval is not None:
+        run.start_system_metrics(interval)
     if capture:
         where = None if notebook is None else os.fspath(notebook)
         run.run_in_background(lambda: capture_start(run, shell, where), "nbops-capture")
@@ -110,6 +122,33 @@ def _checked_project(project: str | None) -> str:
     if "/" in name or "\\" in name:
         raise InvalidValueError(f"invalid project name {name!r}: use a name without '/' or '\\'")
     return name
+
+
+def system_interval(setting: bool | float | None) -> float | None:
+    """Return the system-metrics period in seconds for ``init(system_metrics=setting)``, or
+    None when sampling is off; raise on a value that is neither."""
+    source = "system_metrics"
+    if setting is None:
+        text = os.environ.get(SYSTEM_METRICS_ENV, "").strip().lower()
+        if text in ("", "1", "true", "yes", "on"):
+            return DEFAULT_INTERVAL
+        if text in ("0", "false", "no", "off"):
+            return None
+        source = f"${SYSTEM_METRICS_ENV}"
+        try:
+            setting = float(text)
+        except ValueError:
+            setting = text  # type: ignore[assignment]  # reported below
+    if setting is True:
+        return DEFAULT_INTERVAL
+    if setting is False:
+        return None
+    if isinstance(setting, (int, float)) and math.isfinite(setting) and setting > 0:
+        return float(setting)
+    raise InvalidValueError(
+        f"{source} must be True, False or a positive number of seconds between samples, "
+        f"not {setting!r}"
+    )
 
 
 def scrub_all(values: Sequence[str]) -> list[str]:

@@ -20,6 +20,8 @@ from nbops.redact import redact, scrub_text
 from nbops.store import ArtifactRecord, MetricPoint, RunRecord, RunStore
 from nbops.tracking._active import forget
 from nbops.tracking._flusher import flusher
+from nbops.tracking._system import PREFIX as SYSTEM_PREFIX
+from nbops.tracking._system import SystemProbe, SystemSampler
 
 if TYPE_CHECKING:
     from nbops.mirror import WandbMirror
@@ -141,6 +143,7 @@ class Run:
         self._lock = threading.Lock()  # guards the buffers; held for microseconds
         self._flush_lock = threading.Lock()  # one flush at a time, so finish waits for the flusher
         self._buffer: list[tuple[int, float, dict[str, float]]] = []
+        self._sampler: SystemSampler | None = None
         self._next_step = 0
         self._pending_metadata: dict[str, Any] = {}
         self._finish_hooks: list[Callable[[Run], None]] = []
@@ -229,6 +232,34 @@ class Run:
             self._buffer.append((step, time.time(), values))
             self.summary._auto.update(values)
             self.summary._dirty = True
+
+    def log_system(self, values: Mapping[str, float]) -> None:
+        """Record one sample of system metrics (keys ``system/...``) at the current wall time.
+
+        The sample is stored at the step last logged (so the store and the W&B copy agree row by
+        row), does not enter the summary or advance the step, and is dropped once the run has
+        finished (a late sample from the sampler thread).
+        """
+        clean = {str(k): float(v) for k, v in values.items() if str(k).startswith(SYSTEM_PREFIX)}
+        with self._lock:
+            if self._status != "running" or not clean:
+                return
+            self._buffer.append((max(self._next_step - 1, 0), time.time(), clean))
+
+    def start_system_metrics(self, interval: float) -> None:
+        """Sample system metrics every ``interval`` seconds until the run finishes."""
+        if interval <= 0 or not math.isfinite(interval):
+            raise InvalidValueError(
+                f"system_metrics must be True, False or a positive number of seconds, "
+                f"not {interval!r}"
+            )
+        if self._sampler is not None:
+            return
+        disk = self._store.path if self._store.path.exists() else Path.cwd()
+        self._sampler = SystemSampler(
+            self.log_system, interval, make_probe=lambda: SystemProbe(disk)
+        )
+        self._sampler.start()
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Merge parameters (the run's config). Secret-looking keys are stored redacted."""
@@ -431,6 +462,8 @@ class Run:
             )
         if self._status != "running":
             return
+        if self._sampler is not None:
+            self._sampler.stop()
         if not self._owner:
             self._status = status
             flusher().unregister(self)
