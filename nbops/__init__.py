@@ -38,6 +38,9 @@ if TYPE_CHECKING:
         active_run as active_run,
     )
     from nbops.tracking import (
+        autolog as autolog,
+    )
+    from nbops.tracking import (
         finish as finish,
     )
     from nbops.tracking import (
@@ -72,6 +75,7 @@ _LAZY = {
     "Run": "nbops.tracking",
     "StoredRun": "nbops.tracking",
     "active_run": "nbops.tracking",
+    "autolog": "nbops.tracking",
     "finish": "nbops.tracking",
     "get_run": "nbops.tracking",
     "init": "nbops.tracking",

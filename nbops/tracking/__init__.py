@@ -12,6 +12,7 @@ from nbops.tracking._active import (
     suspended,
 )
 from nbops.tracking._api import finish, init, log, log_artifact, log_params
+from nbops.tracking._autolog import autolog, autolog_enabled
 from nbops.tracking._query import Artifact, StoredRun, get_run, runs
 from nbops.tracking._run import Run, Summary, new_run_id
 from nbops.tracking._system import SystemProbe, SystemSampler, gpu_metrics
@@ -28,6 +29,8 @@ __all__ = [
     "active_run",
     "add_activation_listener",
     "attach_from_environment",
+    "autolog",
+    "autolog_enabled",
     "finish",
     "get_run",
     "gpu_metrics",
