@@ -36,6 +36,7 @@ def _run_document(store: Any, run_id: str) -> dict[str, Any]:
         "job_type": record.job_type,
         "status": record.status,
         "tags": list(record.tags),
+        "notes": metadata.get("notes") or "",
         "start_time": record.start_time,
         "end_time": record.end_time,
         "params": store.get_params(run_id),
@@ -132,6 +133,10 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         return 0
     print(f"Run {doc['id']} ({doc['name']})  project {doc['project']}  {doc['status']}")
     print(f"  started {when(doc['start_time'])}  ended {when(doc['end_time']) or '-'}")
+    if doc["tags"]:
+        print(f"  tags: {', '.join(doc['tags'])}")
+    if doc["notes"]:
+        print(f"  notes: {doc['notes']}")
     if doc["error"]:
         err = doc["error"]
         cell = f"cell {err['cell']}" if err.get("cell") else f"In [{err.get('execution_count')}]"
@@ -220,6 +225,39 @@ def cmd_runs_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs_tag(args: argparse.Namespace) -> int:
+    from nbops.redact import scrub_text
+
+    changes = [c for c in args.changes if c not in ("", "--")]
+    if not changes:
+        raise NbopsUsageError("give tags to change: nbops runs tag ID +TAG -TAG ...")
+    empty = [c for c in changes if c in ("+", "-")]
+    if empty:
+        raise NbopsUsageError(f"empty tag {empty[0]!r}: write +TAG to add, -TAG to remove")
+    store = _store()
+    run_id = _resolve(store, args.run_id)
+    tags = list(store.get_run(run_id).tags)
+    for change in changes:
+        name = scrub_text(change[1:] if change[0] in "+-" else change)
+        if change.startswith("-"):
+            tags = [t for t in tags if t != name]
+        elif name not in tags:
+            tags.append(name)
+    store.set_tags(run_id, tags)
+    print(f"{run_id}: tags {', '.join(tags) if tags else '(none)'}")
+    return 0
+
+
+def cmd_runs_note(args: argparse.Namespace) -> int:
+    from nbops.redact import scrub_text
+
+    store = _store()
+    run_id = _resolve(store, args.run_id)
+    store.set_metadata(run_id, "notes", scrub_text(" ".join(args.text)))
+    print(f"{run_id}: notes set")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``nbops runs`` and its actions."""
     runs = sub.add_parser("runs", help="list, show and compare tracked runs")
@@ -251,3 +289,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("run_ids", nargs="+", metavar="ID", help="two or more run ids")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_runs_compare)
+    p = actions.add_parser(
+        "tag",
+        help="add or remove tags",
+        description="Add tags (+TAG or TAG) and remove tags (-TAG) of a run.",
+    )
+    p.add_argument("run_id", metavar="ID", help="run id, unique prefix, or 'latest'")
+    p.add_argument(
+        "changes", nargs=argparse.REMAINDER, metavar="+TAG|-TAG", help="tags to add or remove"
+    )
+    p.set_defaults(func=cmd_runs_tag)
+    p = actions.add_parser("note", help="set a run's notes")
+    p.add_argument("run_id", metavar="ID", help="run id, unique prefix, or 'latest'")
+    p.add_argument("text", nargs="+", metavar="TEXT", help="the notes (replaces earlier ones)")
+    p.set_defaults(func=cmd_runs_note)

@@ -26,6 +26,7 @@ from nbops.store._base import (
     RunRecord,
     RunRow,
     RunStore,
+    unique_tags,
 )
 from nbops.store._blobs import BlobStore
 from nbops.store._memory_parts import MemoryDatasetStore, MemoryModelStore, MemoryRunCache
@@ -110,6 +111,24 @@ class MemoryStore(RunStore):
             end_time = time.time()
         with self._lock:
             self._replace(run_id, status=status, end_time=end_time)
+
+    def set_tags(self, run_id: str, tags: Sequence[str]) -> None:
+        with self._lock:
+            self._replace(run_id, tags=tuple(unique_tags(tags)))
+
+    def reopen_run(self, run_id: str, pid: int, host: str, heartbeat_time: float) -> None:
+        self.reap_crashed()
+        with self._lock:
+            if self._need(run_id).status == "running":
+                raise StoreError(f"run {run_id} is running in another process; it cannot resume")
+            self._replace(
+                run_id,
+                status="running",
+                end_time=None,
+                pid=pid,
+                host=host,
+                heartbeat_time=heartbeat_time,
+            )
 
     def write_progress(
         self,

@@ -29,6 +29,7 @@ from nbops.store._base import (
     RunRecord,
     RunRow,
     RunStore,
+    unique_tags,
 )
 from nbops.store._blobs import BlobStore
 from nbops.store._postgres_db import PostgresDatabase
@@ -136,6 +137,30 @@ class PostgresStore(RunStore):
             )
             if cur.rowcount == 0:
                 raise self._missing(run_id)
+
+    def set_tags(self, run_id: str, tags: Sequence[str]) -> None:
+        with self._db.transaction() as cur:
+            cur.execute(
+                "UPDATE runs SET tags = %s WHERE id = %s",
+                (json.dumps(unique_tags(tags)), run_id),
+            )
+            if cur.rowcount == 0:
+                raise self._missing(run_id)
+
+    def reopen_run(self, run_id: str, pid: int, host: str, heartbeat_time: float) -> None:
+        self.reap_crashed()
+        with self._db.transaction() as cur:
+            cur.execute("SELECT status FROM runs WHERE id = %s FOR UPDATE", (run_id,))
+            row = cur.fetchone()
+            if row is None:
+                raise self._missing(run_id)
+            if row[0] == "running":
+                raise StoreError(f"run {run_id} is running in another process; it cannot resume")
+            cur.execute(
+                "UPDATE runs SET status = 'running', end_time = NULL, pid = %s, host = %s, "
+                "heartbeat_time = %s, seen_at = to_timestamp(%s) WHERE id = %s",
+                (pid, host, heartbeat_time, heartbeat_time, run_id),
+            )
 
     def write_progress(
         self,

@@ -23,6 +23,7 @@ from nbops.store._base import (
     RunRecord,
     RunRow,
     RunStore,
+    unique_tags,
 )
 from nbops.store._blobs import BlobStore
 from nbops.store._database import SQLiteDatabase
@@ -139,6 +140,28 @@ class SQLiteStore(RunStore):
             )
             if cur.rowcount == 0:
                 raise RunNotFoundError(run_id, str(self._path))
+
+    def set_tags(self, run_id: str, tags: Sequence[str]) -> None:
+        with self._write() as con:
+            cur = con.execute(
+                "UPDATE runs SET tags = ? WHERE id = ?", (dumps(unique_tags(tags)), run_id)
+            )
+            if cur.rowcount == 0:
+                raise RunNotFoundError(run_id, str(self._path))
+
+    def reopen_run(self, run_id: str, pid: int, host: str, heartbeat_time: float) -> None:
+        self.reap_crashed()  # a dead owner's run reads as crashed, and may be resumed
+        with self._write() as con:
+            row = con.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFoundError(run_id, str(self._path))
+            if row[0] == "running":
+                raise StoreError(f"run {run_id} is running in another process; it cannot resume")
+            con.execute(
+                "UPDATE runs SET status = 'running', end_time = NULL, pid = ?, host = ?, "
+                "heartbeat_time = ? WHERE id = ?",
+                (pid, host, heartbeat_time, run_id),
+            )
 
     def write_progress(
         self,

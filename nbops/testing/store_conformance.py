@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from nbops.errors import AmbiguousRunIdError, NotFoundError, RunNotFoundError, StoreError
-from nbops.store import ArtifactRecord, MetricPoint, RunRecord, RunStore
+from nbops.store import ArtifactRecord, MetricPoint, RunRecord, RunStore, make_query
 from nbops.store._backends import open_backend
 
 
@@ -199,6 +199,43 @@ class StoreConformance:
         assert got.end_time is not None
         with pytest.raises(StoreError):
             store.set_status("r", "bogus")
+
+    def test_set_tags_replaces_them(self, store: RunStore) -> None:
+        store.create_run(_record("r", tags=("a", "b")))
+        store.set_status("r", "finished")
+        store.set_tags("r", ["b", "c", "c"])
+        assert store.get_run("r").tags == ("b", "c")
+        assert [r.id for r in store.list_runs(query=make_query(tags="c"))] == ["r"]
+        assert store.list_runs(query=make_query(tags="a")) == []
+        with pytest.raises(RunNotFoundError):
+            store.set_tags("missing", ["x"])
+
+    def test_reopen_a_finished_or_crashed_run(self, store: RunStore) -> None:
+        store.create_run(_record("r"))
+        with pytest.raises(StoreError, match="running"):
+            store.reopen_run("r", os.getpid(), "h", time.time())
+        store.set_status("r", "finished")
+        beat = time.time()
+        store.reopen_run("r", os.getpid(), os.uname().nodename, beat)
+        got = store.get_run("r")
+        assert (got.status, got.end_time, got.pid, got.heartbeat_time) == (
+            "running",
+            None,
+            os.getpid(),
+            beat,
+        )
+        store.write_progress(
+            "r", [MetricPoint("m", 0, 1.0, time.time())], heartbeat_time=time.time()
+        )
+        assert store.get_run("r").status == "running"  # owned by a live process now
+        proc = subprocess.Popen([sys.executable, "-c", "pass"])
+        proc.wait()
+        store.create_run(_record("dead", pid=proc.pid))
+        assert store.get_run("dead").status == "crashed"
+        store.reopen_run("dead", os.getpid(), os.uname().nodename, time.time())
+        assert store.get_run("dead").status == "running"
+        with pytest.raises(RunNotFoundError):
+            store.reopen_run("missing", os.getpid(), "h", time.time())
 
     def test_dead_process_is_crashed(self, store: RunStore) -> None:
         proc = subprocess.Popen([sys.executable, "-c", "pass"])

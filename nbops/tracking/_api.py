@@ -6,16 +6,19 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbops.config import default_project, find_project_root
-from nbops.errors import InvalidValueError
+from nbops.errors import InvalidValueError, StoreError
 from nbops.redact import redact
 from nbops.store import RunRecord, RunStore, open_store
 from nbops.tracking._active import active_run, register, require_active
 from nbops.tracking._capture import capture_finish, capture_start
 from nbops.tracking._run import Run, ensure_sequence, host_and_pid, new_run_id, scrubbed
 from nbops.tracking._system import DEFAULT_INTERVAL
+
+if TYPE_CHECKING:
+    from nbops.mirror import WandbMirror
 
 #: Environment default for ``init(system_metrics=...)``: ``0``/``false`` or seconds.
 SYSTEM_METRICS_ENV = "NBOPS_SYSTEM_METRICS"
@@ -37,6 +40,7 @@ def init(
     run_id: str | None = None,
     activate: bool = True,
     system_metrics: bool | float | None = None,
+    resume: bool = False,
 ) -> Run:
     """Start a run and make it the active one (a previous active run is finished first).
 
@@ -60,15 +64,40 @@ def init(
         system_metrics: Sample CPU, memory, disk, network and GPU metrics (keys ``system/...``)
             while the run is active: True (every 10 s), a period in seconds, or False; default
             from ``$NBOPS_SYSTEM_METRICS`` (``0``/``false``, or seconds), else True.
+        resume: Continue the finished, failed, killed or crashed run ``run_id`` (from any
+            process): it is running again, its next step follows its last one, its summary and
+            parameters are kept (``config`` merges in), and it finishes as usual. Its identity
+            (project, name, tags, group) is the stored one. The W&B copy is rebuilt from the store.
     """
-    from nbops.mirror import WandbMirror, resolve_mode
-
-    project = _checked_project(project)
     interval = system_interval(system_metrics)
     target = open_store(store)
+    if resume:
+        if not run_id:
+            raise InvalidValueError("resume=True needs the run to continue: init(run_id=ID, ...)")
+        resumed = target.get_run(target.resolve_id(run_id))
+        if resumed.status == "running":  # refused before the active run is finished
+            raise StoreError(
+                f"run {resumed.id} is running in another process ({resumed.host}, pid "
+                f"{resumed.pid}); it cannot resume until that one ends"
+            )
+        project = resumed.project
+    else:
+        project = _checked_project(project)
     previous = active_run() if activate else None
     if previous is not None:
         previous.finish()
+    if resume:
+        host, pid = host_and_pid()
+        target.reopen_run(resumed.id, pid, host, time.time())
+        run = Run(
+            target.get_run(resumed.id),
+            target,
+            config=config,
+            mirror=_mirror(wandb, target.get_run(resumed.id), config),
+            resumed=True,
+        )
+        run.sync_from_store()
+        return _started(run, activate, interval, capture, shell, notebook)
     run_id = run_id or new_run_id()
     host, pid = host_and_pid()
     record = RunRecord(
@@ -84,21 +113,39 @@ def init(
         pid=pid,
         host=host,
     )
+    run = Run(record, target, config=config, mirror=_mirror(wandb, record, config))
+    return _started(run, activate, interval, capture, shell, notebook)
+
+
+def _mirror(
+    wandb: str | bool | None, record: RunRecord, config: Mapping[str, Any] | None
+) -> WandbMirror | None:
+    from nbops.mirror import WandbMirror, resolve_mode
+
     mode = resolve_mode("disabled" if wandb is False else None if wandb is True else wandb)
-    mirror = None
-    if mode != "disabled":
-        mirror = WandbMirror(
-            run_id=run_id,
-            project=record.project,
-            name=record.name,
-            config=redact(dict(config or {})),
-            group=record.group,
-            job_type=record.job_type,
-            tags=record.tags,
-            mode=mode,
-            directory=os.environ.get("WANDB_DIR") or find_project_root(),
-        )
-    run = Run(record, target, config=config, mirror=mirror)
+    if mode == "disabled":
+        return None
+    return WandbMirror(
+        run_id=record.id,
+        project=record.project,
+        name=record.name,
+        config=redact(dict(config or {})),
+        group=record.group,
+        job_type=record.job_type,
+        tags=record.tags,
+        mode=mode,
+        directory=os.environ.get("WANDB_DIR") or find_project_root(),
+    )
+
+
+def _started(
+    run: Run,
+    activate: bool,
+    interval: float | None,
+    capture: bool,
+    shell: Any,
+    notebook: str | os.PathLike[str] | None,
+) -> Run:
     register(run, make_active=activate)
     if interval is not None:
         run.start_system_metrics(interval)

@@ -124,6 +124,16 @@ class StoredRun:
     def status(self) -> str:
         return self.record.status
 
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self.record.tags
+
+    @property
+    def notes(self) -> str:
+        """The run's notes (``""`` when none)."""
+        value = self.metadata.get("notes")
+        return value if isinstance(value, str) else ""
+
     @cached_property
     def params(self) -> dict[str, Any]:
         return self._store.get_params(self.id)

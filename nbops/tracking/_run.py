@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import replace
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _HEARTBEAT_EVERY = 5.0
+#: Metadata key of a run's notes.
+NOTES_KEY = "notes"
 #: Metadata the W&B copy carries as code information (git, package list, notebook snapshot).
 _MIRRORED_METADATA = ("git", "packages", "notebook")
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -135,6 +138,7 @@ class Run:
         config: Mapping[str, Any] | None = None,
         mirror: WandbMirror | None = None,
         owner: bool = True,
+        resumed: bool = False,
     ) -> None:
         self._record = record
         self._store = store
@@ -153,7 +157,7 @@ class Run:
         self._status = "running"
         self.summary = Summary()
         self._owner = owner
-        if owner:
+        if owner and not resumed:
             store.create_run(record)
             if mirror is not None:  # the store records how far the W&B copy got
                 mirror.report_to(
@@ -186,7 +190,27 @@ class Run:
 
     @property
     def tags(self) -> tuple[str, ...]:
+        """The run's tags; assign a sequence to replace them (stored at once)."""
         return self._record.tags
+
+    @tags.setter
+    def tags(self, tags: Sequence[str] | str) -> None:
+        values = (tags,) if isinstance(tags, str) else tuple(str(t) for t in tags)
+        clean = tuple(dict.fromkeys(scrub_text(t) for t in values))
+        self._store.set_tags(self.id, clean)
+        self._record = replace(self._record, tags=clean)
+
+    @property
+    def notes(self) -> str:
+        """Free-text notes on the run (metadata ``notes``); assign a string to replace them."""
+        value = self._store.get_metadata(self.id).get(NOTES_KEY)
+        return value if isinstance(value, str) else ""
+
+    @notes.setter
+    def notes(self, text: str) -> None:
+        if not isinstance(text, str):
+            raise InvalidValueError(f"run notes are text, not {type(text).__name__}")
+        self._store.set_metadata(self.id, NOTES_KEY, scrub_text(text))
 
     @property
     def status(self) -> str:
