@@ -41,6 +41,9 @@ if TYPE_CHECKING:
         autolog as autolog,
     )
     from nbops.tracking import (
+        compare as compare,
+    )
+    from nbops.tracking import (
         finish as finish,
     )
     from nbops.tracking import (
@@ -76,6 +79,7 @@ _LAZY = {
     "StoredRun": "nbops.tracking",
     "active_run": "nbops.tracking",
     "autolog": "nbops.tracking",
+    "compare": "nbops.tracking",
     "finish": "nbops.tracking",
     "get_run": "nbops.tracking",
     "init": "nbops.tracking",

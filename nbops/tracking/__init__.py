@@ -13,6 +13,7 @@ from nbops.tracking._active import (
 )
 from nbops.tracking._api import finish, init, log, log_artifact, log_params
 from nbops.tracking._autolog import autolog, autolog_enabled
+from nbops.tracking._compare import Comparison, compare
 from nbops.tracking._query import Artifact, StoredRun, get_run, runs
 from nbops.tracking._run import Run, Summary, new_run_id
 from nbops.tracking._system import SystemProbe, SystemSampler, gpu_metrics
@@ -21,6 +22,7 @@ from nbops.tracking._tables import is_table
 __all__ = [
     "RUN_ID_ENV",
     "Artifact",
+    "Comparison",
     "Run",
     "StoredRun",
     "Summary",
@@ -31,6 +33,7 @@ __all__ = [
     "attach_from_environment",
     "autolog",
     "autolog_enabled",
+    "compare",
     "finish",
     "get_run",
     "gpu_metrics",
