@@ -248,6 +248,37 @@ def cmd_runs_tag(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs_delete(args: argparse.Namespace) -> int:
+    import sys
+
+    from nbops.tracking import delete_runs
+
+    store = _store()
+    ids = [_resolve(store, run_id) for run_id in args.run_ids]
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise NbopsUsageError("confirm with --yes to delete runs without a terminal")
+        answer = input(f"Delete {len(ids)} run(s) ({', '.join(ids)})? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    deleted = delete_runs(ids, store=store)
+    print(f"deleted {len(deleted)} run(s); `nbops runs gc` removes them and their objects")
+    return 0
+
+
+def cmd_runs_gc(args: argparse.Namespace) -> int:
+    from nbops.tracking import gc_runs
+
+    result = gc_runs(store=_store(), dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print(
+        f"{verb} {len(result.runs)} deleted run(s) and {result.objects} object(s); "
+        f"{result.bytes_freed:,} bytes freed"
+    )
+    return 0
+
+
 def cmd_runs_note(args: argparse.Namespace) -> int:
     from nbops.redact import scrub_text
 
@@ -299,6 +330,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "changes", nargs=argparse.REMAINDER, metavar="+TAG|-TAG", help="tags to add or remove"
     )
     p.set_defaults(func=cmd_runs_tag)
+    p = actions.add_parser(
+        "delete",
+        help="mark runs deleted (hidden; removed by nbops runs gc)",
+        description="Mark runs deleted: listings hide them; `nbops runs gc` removes them.",
+    )
+    p.add_argument("run_ids", nargs="+", metavar="ID", help="run ids or unique prefixes")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=cmd_runs_delete)
+    p = actions.add_parser(
+        "gc",
+        help="remove deleted runs and the objects only they used",
+        description="Remove deleted runs' records, and their artifacts' objects unless a "
+        "dataset, a model, the pipeline lock or run cache, or another run refers to them.",
+    )
+    p.add_argument("--dry-run", action="store_true", help="only report what would go")
+    p.set_defaults(func=cmd_runs_gc)
     p = actions.add_parser("note", help="set a run's notes")
     p.add_argument("run_id", metavar="ID", help="run id, unique prefix, or 'latest'")
     p.add_argument("text", nargs="+", metavar="TEXT", help="the notes (replaces earlier ones)")

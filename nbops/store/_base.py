@@ -169,6 +169,12 @@ class RunStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def purge_run(self, run_id: str) -> None:
+        """Remove the run and its parameters, metrics, summary, metadata and artifact records
+        (their blobs stay: see ``nbops runs gc``). Dataset and model records naming the run are
+        kept. Raises :class:`StoreError` for a ``running`` run."""
+
+    @abc.abstractmethod
     def write_progress(
         self,
         run_id: str,

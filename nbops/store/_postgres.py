@@ -45,6 +45,10 @@ _RUN_COLUMNS = (
 )
 
 
+#: Tables holding one run's rows (``purge_run`` empties them for the run).
+_RUN_TABLES = ("params", "metrics", "last_metrics", "summary", "metadata", "artifacts")
+
+
 class PostgresStore(RunStore):
     """A :class:`RunStore` on a PostgreSQL server (psycopg2), one connection per thread."""
 
@@ -146,6 +150,18 @@ class PostgresStore(RunStore):
             )
             if cur.rowcount == 0:
                 raise self._missing(run_id)
+
+    def purge_run(self, run_id: str) -> None:
+        with self._db.transaction() as cur:
+            cur.execute("SELECT status FROM runs WHERE id = %s FOR UPDATE", (run_id,))
+            row = cur.fetchone()
+            if row is None:
+                raise self._missing(run_id)
+            if row[0] == "running":
+                raise StoreError(f"run {run_id} is running; finish it before removing it")
+            for table in _RUN_TABLES:
+                cur.execute(f"DELETE FROM {table} WHERE run_id = %s", (run_id,))
+            cur.execute("DELETE FROM runs WHERE id = %s", (run_id,))
 
     def reopen_run(self, run_id: str, pid: int, host: str, heartbeat_time: float) -> None:
         self.reap_crashed()

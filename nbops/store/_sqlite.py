@@ -42,6 +42,10 @@ _RUN_COLUMNS = (
 )
 
 
+#: Tables holding one run's rows (``purge_run`` empties them for the run).
+_RUN_TABLES = ("params", "metrics", "last_metrics", "summary", "metadata", "artifacts")
+
+
 class SQLiteStore(RunStore):
     """A store in the folder ``path``: ``runs.db`` (SQLite, WAL) and ``objects/`` (blobs)."""
 
@@ -148,6 +152,17 @@ class SQLiteStore(RunStore):
             )
             if cur.rowcount == 0:
                 raise RunNotFoundError(run_id, str(self._path))
+
+    def purge_run(self, run_id: str) -> None:
+        with self._write() as con:
+            row = con.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFoundError(run_id, str(self._path))
+            if row[0] == "running":
+                raise StoreError(f"run {run_id} is running; finish it before removing it")
+            for table in _RUN_TABLES:
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
     def reopen_run(self, run_id: str, pid: int, host: str, heartbeat_time: float) -> None:
         self.reap_crashed()  # a dead owner's run reads as crashed, and may be resumed

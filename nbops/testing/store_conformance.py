@@ -237,6 +237,31 @@ class StoreConformance:
         with pytest.raises(RunNotFoundError):
             store.reopen_run("missing", os.getpid(), "h", time.time())
 
+    def test_deleted_runs_are_hidden_and_purged(self, store: RunStore) -> None:
+        from nbops.store import DELETED_KEY
+
+        store.create_run(_record("keep"))
+        store.create_run(_record("gone"))
+        store.write_progress("gone", [MetricPoint("m", 0, 1.0, time.time())], {"m": 1.0})
+        store.log_params("gone", {"a": 1})
+        store.add_artifact("gone", ArtifactRecord("a", "t", "0" * 64, 1, "file", "/x", 1.0))
+        store.set_metadata("gone", DELETED_KEY, {"at": time.time()})
+        assert [r.id for r in store.list_runs()] == ["keep"]
+        assert [r.record.id for r in store.list_run_rows()] == ["keep"]
+        assert [r.id for r in store.list_runs(query=make_query(deleted=True))] == ["gone"]
+        assert {r.id for r in store.list_runs(query=make_query(deleted=None))} == {"keep", "gone"}
+        assert store.get_run("gone").id == "gone"  # still readable until purged
+        with pytest.raises(StoreError, match="running"):
+            store.purge_run("gone")
+        store.set_status("gone", "finished")
+        store.purge_run("gone")
+        with pytest.raises(RunNotFoundError):
+            store.get_run("gone")
+        assert store.list_runs(query=make_query(deleted=None))[0].id == "keep"
+        assert store.last_metrics(["keep"]) == {"keep": {}}
+        with pytest.raises(RunNotFoundError):
+            store.purge_run("gone")
+
     def test_dead_process_is_crashed(self, store: RunStore) -> None:
         proc = subprocess.Popen([sys.executable, "-c", "pass"])
         proc.wait()

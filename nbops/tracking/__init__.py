@@ -14,6 +14,7 @@ from nbops.tracking._active import (
 from nbops.tracking._api import finish, init, log, log_artifact, log_params
 from nbops.tracking._autolog import autolog, autolog_enabled
 from nbops.tracking._compare import Comparison, compare
+from nbops.tracking._gc import RunsGcResult, delete_runs, gc_runs
 from nbops.tracking._query import Artifact, StoredRun, get_run, runs
 from nbops.tracking._run import Run, Summary, new_run_id
 from nbops.tracking._system import SystemProbe, SystemSampler, gpu_metrics
@@ -24,6 +25,7 @@ __all__ = [
     "Artifact",
     "Comparison",
     "Run",
+    "RunsGcResult",
     "StoredRun",
     "Summary",
     "SystemProbe",
@@ -34,7 +36,9 @@ __all__ = [
     "autolog",
     "autolog_enabled",
     "compare",
+    "delete_runs",
     "finish",
+    "gc_runs",
     "get_run",
     "gpu_metrics",
     "init",
