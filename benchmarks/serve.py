@@ -277,6 +277,14 @@ def main() -> None:
 
     peers = ["nbops", "fastapi", *[p for p in args.peers.split(",") if p]]
     results: dict[str, Any] = {"bare_predict_ms": bare, "peers": {}}
+    results["in_process"] = in_process_overhead(store, X)
+    print(
+        "in-process (ASGI, no network), 1 row: p50 request {request_ms:.2f} ms, "
+        "p50 bare predict {predict_ms:.2f} ms, overhead {overhead_ms:.2f} ms "
+        "(fastest request minus fastest predict: {min_overhead_ms:.2f} ms)".format(
+            **results["in_process"]
+        )
+    )
     for name in peers:
         port = free_port()
         t0 = time.perf_counter()
@@ -301,6 +309,88 @@ def main() -> None:
     print_table(results, peers)
     RESULTS.write_text(json.dumps(results, indent=2))
     print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
+
+
+def in_process_overhead(store: Path, X: Any, n: int = 200) -> dict[str, float]:
+    """p50 of a 1-row request through the nbops ASGI app (no socket) and of a bare predict.
+
+    Both run interleaved in this process on the same model object, so machine noise hits
+    them alike; the difference is what the server adds (decode, validate, batch, metrics, log).
+    """
+    import asyncio
+
+    from nbops.serve import ServeConfig, model_specs
+    from nbops.serve._app import create_app
+
+    app = create_app(ServeConfig(models=model_specs(["digits"]), store=str(store)))
+    body = request_body(X[:1])
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v2/models/digits/infer",
+        "query_string": b"",
+        "root_path": "",
+        "server": ("127.0.0.1", 1),
+        "client": ("127.0.0.1", 2),
+        "raw_path": b"/v2/models/digits/infer",
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+
+    async def call() -> None:
+        sent = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive() -> Any:
+            return sent.pop() if sent else {"type": "http.disconnect"}
+
+        async def send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                assert message["status"] == 200, message
+
+        await app(scope, receive, send)
+
+    async def main() -> dict[str, float]:
+        started = asyncio.Event()
+        events = [{"type": "lifespan.startup"}]
+
+        async def receive() -> Any:
+            if events:
+                return events.pop()
+            await asyncio.Event().wait()
+
+        async def send(message: Any) -> None:
+            started.set()
+
+        life = asyncio.ensure_future(app({"type": "lifespan"}, receive, send))
+        await started.wait()
+        model = nbops_model(store)
+        request, predict = [], []
+        for _ in range(20):
+            await call()
+        for _ in range(n):
+            t0 = time.perf_counter()
+            await call()
+            request.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            model.predict(X[:1])
+            predict.append(time.perf_counter() - t0)
+        life.cancel()
+        r, p = statistics.median(request) * 1000, statistics.median(predict) * 1000
+        fastest = (min(request) - min(predict)) * 1000
+        return {"request_ms": r, "predict_ms": p, "overhead_ms": r - p, "min_overhead_ms": fastest}
+
+    return asyncio.run(main())
+
+
+def nbops_model(store: Path) -> Any:
+    from nbops.registry import load_model
+
+    return load_model("digits", store=store)
 
 
 def print_table(results: dict[str, Any], peers: list[str]) -> None:

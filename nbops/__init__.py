@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from nbops.serve import predictions as predictions
     from nbops.serve import serve as serve
     from nbops.sweeps import Sweep as Sweep
+    from nbops.sweeps import SweepConfig as SweepConfig
     from nbops.sweeps import SweepPanel as SweepPanel
     from nbops.sweeps import load_sweep as load_sweep
     from nbops.sweeps import report as report
@@ -90,6 +91,7 @@ _LAZY = {
     "predictions": "nbops.serve",
     "serve": "nbops.serve",
     "Sweep": "nbops.sweeps",
+    "SweepConfig": "nbops.sweeps",
     "SweepPanel": "nbops.sweeps",
     "load_sweep": "nbops.sweeps",
     "report": "nbops.sweeps",

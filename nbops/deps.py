@@ -35,6 +35,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "pyarrow": ("pyarrow", "monitor"),
     "matplotlib": ("matplotlib", "demo"),
     "paramiko": ("paramiko", "remote"),
+    "fsspec": ("fsspec", "remote"),
     "starlette": ("starlette", "serve"),
     "uvicorn": ("uvicorn", "serve"),
     "prometheus_client": ("prometheus-client", "serve"),

@@ -117,6 +117,8 @@ print(message(lambda: nbops.load_sweep("s")))
 print(message(lambda: nbops.drift(frame, frame)))
 print(message(lambda: nbops.card("model:1").markdown))
 print(message(lambda: nbops.SweepPanel))
+with nbops.init(project="core"):
+    print(message(lambda: nbops.log_dataset(frame, name="frame")))
 loaded = sorted(m for m in sys.modules if m.partition(".")[0] in BLOCKED)
 print("loaded:", loaded)
 """
@@ -135,7 +137,7 @@ def test_tracking_and_magics_work_without_any_extra() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.strip().splitlines()
     assert lines[-1] == "loaded: []"
-    sweeps, load, drift, card, panel = lines[-6:-1]
+    sweeps, load, drift, card, panel, dataset = lines[-7:-1]
     assert sweeps == (
         "optuna is not installed (nbops.sweep needs it); "
         'install it with: pip install "nbops[sweeps]"'
@@ -145,3 +147,7 @@ def test_tracking_and_magics_work_without_any_extra() -> None:
     assert 'pip install "nbops[monitor]"' in drift
     assert 'pip install "nbops[cards]"' in card
     assert "ipywidgets is not installed" in panel
+    assert dataset == (
+        "pyarrow is not installed (logging a DataFrame needs it); "
+        'install it with: pip install "nbops[monitor]"'
+    )

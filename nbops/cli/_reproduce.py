@@ -3,22 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
-from typing import Any
 
-from nbops.cli._output import fmt, table
-
-
-def _strict(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    return value
+from nbops.cli._output import fmt, print_json, table
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -29,11 +16,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         result = reproduce(args.run, tolerances=tolerances, keep=args.keep, timeout=args.timeout)
     except ReproduceError as exc:
         if args.json:
-            print(json.dumps({"run": args.run, "verdict": "failed", "error": str(exc)}))
+            print_json({"run": args.run, "verdict": "failed", "error": str(exc)})
         print(f"Error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(_strict(result.to_dict()), sort_keys=True, allow_nan=False))
+        print_json(result.to_dict())
         return result.exit_code
     for check in result.checks:
         mark = "ok " if check.ok else ("FAIL" if check.blocking else "warn")

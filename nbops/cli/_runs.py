@@ -20,7 +20,7 @@ def _resolve(store: Any, run_id: str) -> str:
     if run_id == "latest":
         runs = store.list_runs()
         if not runs:
-            raise NbopsError(f"the store at {store.path} has no runs yet")
+            raise NbopsError(f"the store at {store.location} has no runs yet")
         return str(runs[-1].id)
     return str(store.resolve_id(run_id))
 
@@ -80,8 +80,11 @@ def _reproductions(store: Any, run_id: str) -> list[dict[str, Any]]:
 def cmd_runs_list(args: argparse.Namespace) -> int:
     from nbops.store import make_query
 
+    sort = args.sort
+    if args.desc:
+        sort = "-" + (sort or "start_time").lstrip("-")
     query = make_query(
-        status=args.status, tags=args.tag, where=args.filter, sort=args.sort, limit=args.limit
+        status=args.status, tags=args.tag, where=args.filter, sort=sort, limit=args.limit
     )
     store = _store()
     rows = store.list_run_rows(args.project, query=query)
@@ -108,7 +111,7 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
         return 0
     if not records:
         selected = args.project or args.status or args.tag or args.filter
-        print(f"No runs in {store.url}" + (" match" if selected else ""))
+        print(f"No runs in {store.location}" + (" match" if selected else ""))
         return 0
     rows = [
         [
@@ -309,6 +312,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="start_time (default), end_time, name, status, params.KEY or metrics.KEY; "
         "--sort=-KEY sorts descending",
     )
+    p.add_argument("--desc", action="store_true", help="sort descending (as --sort=-KEY does)")
     p.add_argument("--limit", type=int, help="at most N runs (no --sort: the N most recent)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_runs_list)

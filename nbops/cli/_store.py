@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
-from nbops.cli._output import table
+from nbops.cli._output import print_json, table
 
 
 def _counts(store: Any) -> dict[str, int]:
@@ -23,9 +22,9 @@ def cmd_store_info(args: argparse.Namespace) -> int:
     from nbops.store import open_store
 
     store = open_store(args.store)
-    doc = {"url": store.url, "blobs": store.blobs.url, **_counts(store)}
+    doc = {"url": store.location, "blobs": store.blobs.url, **_counts(store)}
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print_json(doc)
         return 0
     print(table(["", ""], [[k, str(v)] for k, v in doc.items()]))
     return 0
@@ -38,11 +37,12 @@ def cmd_store_migrate(args: argparse.Namespace) -> int:
     if src.url == dst.url:
         from nbops.cli._output import NbopsUsageError
 
-        raise NbopsUsageError(f"source and destination are the same store ({src.url})")
+        raise NbopsUsageError(f"source and destination are the same store ({src.location})")
     progress = None if args.json else (lambda m: print(m, file=sys.stderr, flush=True))
     report = copy_store(src, dst, progress=progress)
     if args.json:
-        print(json.dumps({"source": src.url, "destination": dst.url, **report.to_dict()}))
+        doc = {"source": src.location, "destination": dst.location, **report.to_dict()}
+        print_json(doc)
     else:
         rows = [
             [
@@ -54,7 +54,7 @@ def cmd_store_migrate(args: argparse.Namespace) -> int:
             ]
             for kind, (total, there) in report.counts.items()
         ]
-        print(f"{src.url} -> {dst.url}")
+        print(f"{src.location} -> {dst.location}")
         print(table(["KIND", "SOURCE", "DESTINATION", "COPIED", "ALREADY THERE"], rows))
         for what in report.mismatches:
             print(f"differs after the copy: {what}")

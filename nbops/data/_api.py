@@ -224,6 +224,7 @@ def restore_dataset(
         out.parent.mkdir(parents=True, exist_ok=True)
         import pandas as pd
 
+        require("pyarrow", feature="writing a DataFrame dataset as CSV")
         text = pd.read_parquet(objects.path_of(version.object)).to_csv(index=False)
         write_atomic(out, text)
         return out
@@ -240,6 +241,7 @@ def load_dataset(
     version = get_dataset(ref, store=target)
     objects = target.blobs
     if version.kind == "dataframe":
+        require("pyarrow", feature="loading a DataFrame dataset")
         return pd.read_parquet(_verified(objects, version.object, version.ref))
     if version.kind == "file" and version.schema is not None:
         suffix = Path(version.source).suffix

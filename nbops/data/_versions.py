@@ -122,7 +122,7 @@ class DatasetIndex:
         if not rows:
             known = "" if digest is None else f" with a hash starting {digest!r}"
             raise NotFoundError(
-                f"no dataset {name!r}{known} in the store at {self.store.url}; "
+                f"no dataset {name!r}{known} in the store at {self.store.location}; "
                 "list datasets with `nbops data list`"
             )
         if len(rows) > 1:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -23,8 +22,12 @@ from nbops.fileio import write_atomic
 from nbops.mirror._code import code_files, git_info, write_code_files
 from nbops.mirror._offline_file import exit_record_written
 from nbops.mirror._state import COMPLETE, METADATA_KEY, MirrorState
-from nbops.mirror._wandb import _ARTIFACT_NAME_BAD, _B36
-from nbops.mirror._wandb_process import go_offline_process_wide, scrub_run_dir
+from nbops.mirror._wandb_process import (
+    fresh_id,
+    go_offline_process_wide,
+    log_artifact,
+    scrub_run_dir,
+)
 from nbops.redact import redact, scrub_text
 from nbops.store import RunStore
 
@@ -144,7 +147,7 @@ def rebuild_offline_copy(
     try:
         run = wandb.init(id=run_id, **kwargs)
     except Exception:  # noqa: BLE001 - this process tried the id online before: wandb keeps it reserved
-        run = wandb.init(id=f"{run_id}-{''.join(secrets.choice(_B36) for _ in range(4))}", **kwargs)
+        run = wandb.init(id=fresh_id(run_id), **kwargs)
     with tempfile.TemporaryDirectory(prefix="nbops-wandb-") as scratch:
         rows = _write(run, store, run_id, metadata, Path(scratch))
         run.finish(exit_code=0 if record.status == "finished" else 1)
@@ -168,7 +171,6 @@ def rebuild_offline_copy(
 
 
 def _write(run: Any, store: RunStore, run_id: str, metadata: dict[str, Any], scratch: Path) -> int:
-    import wandb
 
     rows: dict[int, tuple[float, dict[str, float]]] = {}
     for point in store.get_metrics(run_id):  # ordered by step, then time
@@ -183,18 +185,16 @@ def _write(run: Any, store: RunStore, run_id: str, metadata: dict[str, Any], scr
     write_code_files(run, code_files(metadata))
     objects = store.blobs
     for i, artifact in enumerate(store.list_artifacts(run_id)):
-        name = _ARTIFACT_NAME_BAD.sub("-", artifact.name).strip("-") or "artifact"
-        copy = wandb.Artifact(name, artifact.type)
         if artifact.kind == "dir":
-            copy.add_dir(str(objects.restore(artifact.digest, "dir", scratch / str(i))))
-        else:
-            source = Path(artifact.source).name or artifact.name
-            path = objects.path_of(artifact.digest)
-            if not path.is_file():  # a remote blob store: fetch the bytes first
-                path = scratch / str(i)
-                write_atomic(path, objects.read_bytes(artifact.digest))
-            copy.add_file(str(path), name=source)
-        run.log_artifact(copy)
+            folder = objects.restore(artifact.digest, "dir", scratch / str(i))
+            log_artifact(run, folder, artifact.name, artifact.type)
+            continue
+        path = objects.path_of(artifact.digest)
+        if not path.is_file():  # a remote blob store: fetch the bytes first
+            path = scratch / str(i)
+            write_atomic(path, objects.read_bytes(artifact.digest))
+        source = Path(artifact.source).name or artifact.name
+        log_artifact(run, path, artifact.name, artifact.type, file_name=source)
     return len(rows)
 
 

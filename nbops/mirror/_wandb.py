@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import re
-import secrets
 import threading
 import time
 import warnings
@@ -20,8 +18,10 @@ from nbops.mirror._mode import resolve_mode
 from nbops.mirror._probe import PROBE_TIMEOUT, check_server
 from nbops.mirror._state import COMPLETE, NOT_MIRRORED, PARTIAL, MirrorState
 from nbops.mirror._wandb_process import (
+    fresh_id,
     go_offline_process_wide,
     interpreter_exiting,
+    log_artifact,
     scrub_run_dir,
     silence_wandb_terminal,
     wait_until_written,
@@ -30,8 +30,6 @@ from nbops.redact import redact, scrub_text
 
 logger = logging.getLogger(__name__)
 
-_ARTIFACT_NAME_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
-_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 #: Seconds ``finish()`` waits for the mirror to drain in a running process.
 FINISH_TIMEOUT = 60.0
@@ -110,6 +108,8 @@ class WandbMirror:
         self._given = 0
         self._skipped = 0
         self._code: dict[str, Any] = {}
+        self._go = threading.Event()  # cleared by hold(): the worker pauses between rows
+        self._go.set()
         self._abandoned = False  # the process exits without waiting for the worker any longer
         if resolved == "disabled":
             self._state = MirrorState(
@@ -170,6 +170,14 @@ class WandbMirror:
         """
         self._put("artifact", (str(path), name, type, file_name))
 
+    def hold(self) -> None:
+        """Pause the worker between rows (the run's final store writes go first, unhindered)."""
+        self._go.clear()
+
+    def release(self) -> None:
+        """Let the worker go on after :meth:`hold`."""
+        self._go.set()
+
     def finish(self, exit_code: int = 0, timeout: float | None = None) -> bool:
         """Finish the wandb run, waiting at most ``timeout`` seconds.
 
@@ -184,6 +192,7 @@ class WandbMirror:
             going in the background (``nbops sync --offline`` completes the copy from the
             store if the process ends first). Never raises.
         """
+        self.release()
         if timeout is None:
             timeout = EXIT_TIMEOUT if interpreter_exiting() else FINISH_TIMEOUT
         with self._lock:
@@ -325,7 +334,7 @@ class WandbMirror:
         try:
             return self._init(wandb, "offline", self._run_id)
         except Exception:  # noqa: BLE001 - wandb-core keeps the id of a failed online start reserved
-            fresh = f"{self._run_id}-{''.join(secrets.choice(_B36) for _ in range(4))}"
+            fresh = fresh_id(self._run_id)
         try:
             run = self._init(wandb, "offline", fresh)
         except Exception as exc:  # noqa: BLE001 - wandb raises many types; tracking goes on
@@ -403,6 +412,8 @@ class WandbMirror:
     def _log_rows(self, run: Any, rows: list[tuple[int, float, dict[str, float]]]) -> None:
         written = skipped = 0
         for step, timestamp, metrics in rows:
+            if not self._go.is_set():
+                self._go.wait()
             if self._last_step is not None and step < self._last_step:
                 if not self._warned_step:
                     self._warned_step = True
@@ -425,14 +436,7 @@ class WandbMirror:
     def _log_artifact(
         self, run: Any, path: str, name: str, type_: str, file_name: str | None = None
     ) -> None:
-        import wandb
-
-        artifact = wandb.Artifact(_ARTIFACT_NAME_BAD.sub("-", name).strip("-") or "artifact", type_)
-        if Path(path).is_dir():
-            artifact.add_dir(path)
-        else:
-            artifact.add_file(path, name=file_name or Path(path).name)
-        run.log_artifact(artifact)
+        log_artifact(run, path, name, type_, file_name)
 
     def _end(self, run: Any, exit_code: int) -> None:
         if run is None:

@@ -1,9 +1,11 @@
-"""wandb's process-wide state and the files of a wandb run folder, as the mirror needs them."""
+"""wandb's process-wide state, run ids, artifacts and run-folder files, as the mirror needs them."""
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import secrets
 import sys
 import threading
 import time
@@ -15,6 +17,28 @@ from nbops.mirror._offline_file import exit_record_written
 from nbops.redact import scrub_text, secret_values
 
 logger = logging.getLogger(__name__)
+
+_ARTIFACT_NAME_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def fresh_id(run_id: str) -> str:
+    """A W&B id for ``run_id``'s copy when wandb keeps ``run_id`` reserved in this process."""
+    return f"{run_id}-{''.join(secrets.choice(_B36) for _ in range(4))}"
+
+
+def log_artifact(
+    run: Any, path: str | os.PathLike[str], name: str, type_: str, file_name: str | None = None
+) -> None:
+    """Log a file or folder as a W&B artifact (name made W&B-safe; ``file_name`` inside it)."""
+    import wandb
+
+    artifact = wandb.Artifact(_ARTIFACT_NAME_BAD.sub("-", name).strip("-") or "artifact", type_)
+    if Path(path).is_dir():
+        artifact.add_dir(str(path))
+    else:
+        artifact.add_file(str(path), name=file_name or Path(path).name)
+    run.log_artifact(artifact)
 
 
 def interpreter_exiting() -> bool:

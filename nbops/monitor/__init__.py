@@ -10,8 +10,9 @@ from __future__ import annotations
 from nbops.monitor._alerts import EVENTS, SIGNATURE_HEADER, Delivery, send_alert, sign
 from nbops.monitor._compare import Comparison, bootstrap_p, mcnemar_p
 from nbops.monitor._config import Feedback, MonitorConfig, MonitorConfigError
+from nbops.monitor._domain import DomainCheck
 from nbops.monitor._drift import drift
-from nbops.monitor._errors import DriftInputError
+from nbops.monitor._errors import DriftInputError, DriftWarning
 from nbops.monitor._loop import MonitorResult, monitor
 from nbops.monitor._model_drift import ModelDriftReport, WindowMetric, model_drift
 from nbops.monitor._report import ColumnDrift, DriftReport, DriftThresholds, Overlay
@@ -22,9 +23,11 @@ __all__ = [
     "ColumnDrift",
     "Comparison",
     "Delivery",
+    "DomainCheck",
     "DriftInputError",
     "DriftReport",
     "DriftThresholds",
+    "DriftWarning",
     "Feedback",
     "ModelDriftReport",
     "MonitorConfig",

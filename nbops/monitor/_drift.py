@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nbops.monitor._errors import DriftInputError
+from nbops.monitor._domain import domain_check
+from nbops.monitor._errors import DriftInputError, DriftWarning
 from nbops.monitor._report import ColumnDrift, DriftReport, DriftThresholds, Overlay
+from nbops.monitor._roles import check_list_values, declared, infer, small_sample_warnings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,6 +41,9 @@ def drift(
     current: pd.DataFrame,
     columns: Iterable[Any] | None = None,
     thresholds: DriftThresholds | Mapping[str, float] | None = None,
+    *,
+    roles: Mapping[str, Any] | None = None,
+    domain: bool = False,
 ) -> DriftReport:
     """Compare ``current`` with ``reference`` column by column.
 
@@ -54,6 +60,13 @@ def drift(
         current: The table to check.
         columns: Columns to compare (default: all; both frames must then have the same columns).
         thresholds: A :class:`DriftThresholds` or a dict overriding some of its fields.
+        roles: ``{"id": ..., "datetime": ..., "target": ..., "prediction": ...}`` (a column or a
+            list each). With ``columns=None``, datetime columns and unique ID-named columns are
+            inferred as such; IDs and timestamps are left out, target and prediction compared
+            but kept out of the share (``report.target_drift``, ``report.prediction_drift``).
+        domain: Also train a classifier (scikit-learn) to tell reference from current rows on
+            a sample and report its cross-validated AUC (``report.domain``); ``nbops monitor``
+            turns it on.
 
     Returns:
         A :class:`DriftReport`; ``report.drifted`` is the dataset-level verdict.
@@ -63,21 +76,51 @@ def drift(
             with no values, a column whose type is numeric in one frame and categorical in the
             other, or an unsupported dtype (datetime, timedelta, complex).
     """
+    import pandas as pd
+
     start = time.perf_counter()
     limits = DriftThresholds.coerce(thresholds)
+    given = declared(roles)
+    is_frame = (
+        isinstance(reference, pd.DataFrame)
+        and isinstance(current, pd.DataFrame)
+        and not reference.columns.has_duplicates
+        and not current.columns.has_duplicates
+    )
+    found_roles = infer(reference, given) if columns is None and is_frame else given
+    if columns is None and is_frame:
+        skipped = {n for n, r in found_roles.items() if r in ("id", "datetime")}
+        _same_columns(reference, current)
+        columns = [c for c in reference.columns if str(c) not in skipped]
     plan = _plan(reference, current, columns)
+    for label, frame in (("reference", reference), ("current", current)):
+        check_list_values(frame, label, [col.key for col in plan])
+    notes = small_sample_warnings(len(reference), len(current))
+    for note in notes:
+        warnings.warn(note, DriftWarning, stacklevel=2)
     workers = max(1, min(len(plan), os.cpu_count() or 1, 8))
     if workers == 1:
         results = [_compare(col, limits) for col in plan]
     else:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nbops-drift") as pool:
             results = list(pool.map(lambda col: _compare(col, limits), plan))
+    features = [c.key for c in plan if found_roles.get(c.name) not in ("target", "prediction")]
+    check = None
+    if domain:
+        check = domain_check(reference, current, features)
+        if check is None:
+            raise DriftInputError(
+                "the domain classifier needs scikit-learn: pip install scikit-learn"
+            )
     report = DriftReport(
         columns={r.name: r for r in results},
         thresholds=limits,
         n_reference=len(reference),
         n_current=len(current),
         seconds=time.perf_counter() - start,
+        roles={k: v for k, v in found_roles.items()},
+        warnings=tuple(notes),
+        domain=check.to_dict() if check else None,
     )
     logger.info("%r in %.2f s", report, report.seconds)
     return report
@@ -102,18 +145,7 @@ def _plan(reference: Any, current: Any, columns: Iterable[Any] | None) -> list[_
                 "drift needs rows in both tables"
             )
     if columns is None:
-        only_ref = [c for c in reference.columns if c not in current.columns]
-        only_cur = [c for c in current.columns if c not in reference.columns]
-        if only_ref or only_cur:
-            parts = []
-            if only_ref:
-                parts.append(f"only in reference: {_names(only_ref)}")
-            if only_cur:
-                parts.append(f"only in current: {_names(only_cur)}")
-            raise DriftInputError(
-                f"the two tables have different columns ({'; '.join(parts)}); "
-                "pass columns=[...] to compare the shared ones"
-            )
+        _same_columns(reference, current)
         keys = list(reference.columns)
     else:
         keys = [columns] if isinstance(columns, str) else list(dict.fromkeys(columns))
@@ -149,6 +181,21 @@ def _plan(reference: Any, current: Any, columns: Iterable[Any] | None) -> list[_
             )
         plan.append(_Column(key, name, ref_kind, ref, cur))
     return plan
+
+
+def _same_columns(reference: Any, current: Any) -> None:
+    only_ref = [c for c in reference.columns if c not in current.columns]
+    only_cur = [c for c in current.columns if c not in reference.columns]
+    if only_ref or only_cur:
+        parts = []
+        if only_ref:
+            parts.append(f"only in reference: {_names(only_ref)}")
+        if only_cur:
+            parts.append(f"only in current: {_names(only_cur)}")
+        raise DriftInputError(
+            f"the two tables have different columns ({'; '.join(parts)}); "
+            "pass columns=[...] to compare the shared ones"
+        )
 
 
 def _require_values(name: str, label: str, present: int, total: int) -> None:

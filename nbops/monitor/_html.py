@@ -54,6 +54,26 @@ def _p(value: float) -> str:
     return "&lt;1e-300" if value < 1e-300 else (f"{value:.2e}" if value < 1e-3 else f"{value:.3f}")
 
 
+def _extras(report: DriftReport) -> str:
+    """Roles left out, target/prediction drift, the domain classifier and warnings (escaped)."""
+    parts = []
+    if report.excluded:
+        parts.append("Left out (IDs, timestamps): " + html.escape(", ".join(report.excluded)) + ".")
+    for label, col in (("Target", report.target_drift), ("Prediction", report.prediction_drift)):
+        if col is not None:
+            state = "drifted" if col.drifted else "did not drift"
+            parts.append(f"{label} {html.escape(col.name)} {state}.")
+    if report.domain:
+        auc = float(report.domain["auc"])
+        told = "can" if report.domain.get("drifted") else "cannot"
+        parts.append(
+            f"Domain classifier: a model {told} tell current from reference rows "
+            f"(AUC {auc:.3f}, threshold {float(report.domain['threshold']):g})."
+        )
+    parts += [f"<b>Warning:</b> {html.escape(w)}" for w in report.warnings]
+    return "".join(f'<br><span class="small">{p}</span>' for p in parts)
+
+
 def render_fragment(report: DriftReport) -> str:
     """The report as an HTML fragment (notebook output)."""
     t = report.thresholds
@@ -66,14 +86,15 @@ def render_fragment(report: DriftReport) -> str:
 
     summary = (
         f'<div class="summary">{verdict} &nbsp;<b>{len(report.drifted_columns)}</b> of '
-        f"<b>{len(report.columns)}</b> columns drifted (share {report.share:.2f}; the dataset "
+        f"<b>{len(report.features)}</b> columns drifted (share {report.share:.2f}; the dataset "
         f"drifts at {t.share:.2f}). Reference {report.n_reference:,} rows, current "
         f"{report.n_current:,} rows.<br>"
         f'<span class="small">A column drifts when its test has p &lt; {t.alpha:g} and an effect '
         f"is material: PSI &gt; {t.psi:g}, Wasserstein/std &gt; {t.wasserstein:g} (numeric), "
         f"TVD &gt; {t.tvd:g} (categorical); or its missing rate moves by more than "
         f"{t.missing:g}; or new categories hold more than {t.new_category:g} of the rows.</span>"
-        f'<div class="legend small"><span style="background:{REF_COLOR}"></span>reference'
+        + _extras(report)
+        + f'<div class="legend small"><span style="background:{REF_COLOR}"></span>reference'
         f'<span style="background:{CUR_COLOR}"></span>current</div></div>'
     )
     head = (

@@ -92,13 +92,23 @@ def _check(ctx: MonitorPass, dry_run: bool) -> MonitorResult:
     cfg, run = ctx.cfg, ctx.run
     current = read_table(ctx.root / cfg.current)
     columns = list(cfg.columns) or [c for c in ctx.reference.columns if c != cfg.target]
-    found = drift(ctx.reference[columns], current[columns], thresholds=dict(cfg.thresholds))
+    if cfg.target in ctx.reference.columns and cfg.target in current.columns:
+        columns.append(cfg.target)  # target drift, reported apart from the features' share
+    found = drift(
+        ctx.reference[columns],
+        current[columns],
+        thresholds=dict(cfg.thresholds),
+        roles={"target": cfg.target} if cfg.target in columns else None,
+        domain=True,
+    )
     run.log({"drift_share": found.share, "drifted_columns": len(found.drifted_columns)})
     run.set_metadata("drift", found.to_dict())
     with tempfile.TemporaryDirectory(prefix="nbops-drift-") as tmp:
         page = found.save_html(Path(tmp) / "drift_report.html", title=f"Drift: {cfg.current}")
         run.log_artifact(page, name="drift_report.html", type="drift-report")
     ctx.facts["drift"] = {
+        "domain_auc": (found.domain or {}).get("auc"),
+        "target_drifted": bool(found.target_drift and found.target_drift.drifted),
         "share": found.share,
         "drifted_columns": list(found.drifted_columns),
         "thresholds": found.thresholds.to_dict(),

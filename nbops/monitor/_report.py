@@ -195,21 +195,51 @@ class DriftReport:
     n_reference: int
     n_current: int
     seconds: float = 0.0
+    roles: Mapping[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    domain: Mapping[str, Any] | None = None
+
+    @property
+    def features(self) -> list[str]:
+        """Compared columns that count towards the verdict (not target or prediction)."""
+        return [n for n in self.columns if self.roles.get(n) not in ("target", "prediction")]
 
     @property
     def drifted_columns(self) -> list[str]:
-        """Names of the columns that drifted."""
-        return [name for name, col in self.columns.items() if col.drifted]
+        """Names of the feature columns that drifted."""
+        return [name for name in self.features if self.columns[name].drifted]
+
+    @property
+    def excluded(self) -> list[str]:
+        """Columns left out of the comparison by their role (IDs, timestamps)."""
+        return [n for n, r in self.roles.items() if r in ("id", "datetime")]
+
+    @property
+    def target_drift(self) -> ColumnDrift | None:
+        """The drift of the target column, when one was compared."""
+        return self._role("target")
+
+    @property
+    def prediction_drift(self) -> ColumnDrift | None:
+        """The drift of the prediction column, when one was compared."""
+        return self._role("prediction")
+
+    def _role(self, role: str) -> ColumnDrift | None:
+        for name, found in self.roles.items():
+            if found == role and name in self.columns:
+                return self.columns[name]
+        return None
 
     @property
     def share(self) -> float:
-        """Fraction of compared columns that drifted."""
-        return len(self.drifted_columns) / len(self.columns) if self.columns else 0.0
+        """Fraction of compared feature columns that drifted."""
+        features = self.features
+        return len(self.drifted_columns) / len(features) if features else 0.0
 
     @property
     def drifted(self) -> bool:
-        """Dataset-level verdict: at least ``thresholds.share`` of the columns drifted."""
-        return bool(self.columns) and self.share >= self.thresholds.share
+        """Dataset-level verdict: at least ``thresholds.share`` of the features drifted."""
+        return bool(self.features) and self.share >= self.thresholds.share
 
     def __repr__(self) -> str:
         verdict = "DRIFT" if self.drifted else "no drift"
@@ -230,6 +260,10 @@ class DriftReport:
             "seconds": self.seconds,
             "thresholds": self.thresholds.to_dict(),
             "columns": [col.to_dict() for col in self.columns.values()],
+            "roles": dict(self.roles),
+            "excluded": self.excluded,
+            "warnings": list(self.warnings),
+            "domain": dict(self.domain) if self.domain else None,
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -250,6 +284,9 @@ class DriftReport:
             n_reference=int(data["n_reference"]),
             n_current=int(data["n_current"]),
             seconds=float(data.get("seconds", 0.0)),
+            roles=dict(data.get("roles") or {}),
+            warnings=tuple(data.get("warnings") or ()),
+            domain=data.get("domain"),
         )
 
     @classmethod

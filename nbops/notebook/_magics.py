@@ -151,7 +151,7 @@ class NbopsMagics(Magics):
         verb = "Re-attached to" if reattached else "Tracking"
         print(
             f"nbops: {verb} run {run.id} ({run.name}) in project {run.project!r}; "
-            f"store {run.store.path}; W&B {mirror}"
+            f"store {run.store.location}; W&B {mirror}"
         )
         given = [k for k in ("project", "name", "group", "job_type", "wandb") if getattr(args, k)]
         if reattached and (given or args.tag):
@@ -200,7 +200,7 @@ class NbopsMagics(Magics):
             f"nbops: run {run.id} ({run.name}) in project {run.project!r}, {run.status}, "
             f"next step {run.step}"
         )
-        print(f"  store: {run.store.path}")
+        print(f"  store: {run.store.location}")
         print(
             f"  W&B: {mirror.mode + ', ' + mirror.status if mirror else 'disabled'}"
             + (f" ({mirror.error})" if mirror and mirror.error else "")

@@ -7,7 +7,7 @@ from nbops.pipeline._graph import StageGraph, render
 from nbops.pipeline._lock import LOCK_FILE, LockEntry, LockError, read_lock, write_lock
 from nbops.pipeline._metrics import MetricChange, RevisionError, metrics_diff
 from nbops.pipeline._outputs import OutputError, missing_blobs, restore_outs
-from nbops.pipeline._remote import DirectoryRemote, Remote, RemoteError, SFTPRemote, open_remote
+from nbops.pipeline._remote import DirectoryRemote, FsspecRemote, Remote, RemoteError, open_remote
 from nbops.pipeline._remotes import (
     RemoteConfig,
     RemoteConfigError,
@@ -18,6 +18,7 @@ from nbops.pipeline._remotes import (
 )
 from nbops.pipeline._runlock import PipelineBusyError, RunLock
 from nbops.pipeline._runner import PipelineFailed, PipelineResult, parse_overrides, run_pipeline
+from nbops.pipeline._sftp import SFTPRemote
 from nbops.pipeline._spec import SPEC_FILE, Gate, PipelineSpec, SpecError, Stage, load_spec
 from nbops.pipeline._stage import StageResult
 from nbops.pipeline._status import StageStatus, pipeline_status, project_status
@@ -30,6 +31,7 @@ __all__ = [
     "SPEC_FILE",
     "DirectoryRemote",
     "DuplicateKeyError",
+    "FsspecRemote",
     "Gate",
     "GcResult",
     "LockEntry",

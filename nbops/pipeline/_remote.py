@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import shutil
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -61,8 +60,8 @@ class Remote(ABC):
         """Whether the file ``name`` is there."""
 
     @abstractmethod
-    def open_read(self, name: str) -> IO[bytes]:
-        """A binary stream of ``name``."""
+    def open_read(self, name: str, offset: int = 0) -> IO[bytes]:
+        """A binary stream of ``name``, from byte ``offset`` on (resumed downloads)."""
 
     @abstractmethod
     def size(self, name: str) -> int:
@@ -91,7 +90,8 @@ class Remote(ABC):
         self.close()
 
 
-def _copy(source: Readable, target: Any, progress: Progress | None, total: int) -> None:
+def copy_stream(source: Readable, target: Any, progress: Progress | None, total: int) -> None:
+    """Copy ``source`` into the writable ``target`` in chunks, reporting ``progress``."""
     done = 0
     while chunk := source.read(_CHUNK):
         target.write(chunk)
@@ -127,11 +127,13 @@ class DirectoryRemote(Remote):
     def exists(self, name: str) -> bool:
         return self._path(name).is_file()
 
-    def open_read(self, name: str) -> IO[bytes]:
+    def open_read(self, name: str, offset: int = 0) -> IO[bytes]:
         try:
-            return open(self._path(name), "rb")
+            fh = open(self._path(name), "rb")  # noqa: SIM115 (the caller closes it)
         except FileNotFoundError:
             raise RemoteError(f"{name} is not in the remote {self.url}") from None
+        fh.seek(offset)
+        return fh
 
     def size(self, name: str) -> int:
         return self._path(name).stat().st_size
@@ -140,7 +142,7 @@ class DirectoryRemote(Remote):
         target = self._path(name)
         target.parent.mkdir(parents=True, exist_ok=True)
         with staged_file(target.parent, prefix=f".{target.name}.") as staged:
-            _copy(source, staged.file, progress, total)
+            copy_stream(source, staged.file, progress, total)
             staged.commit(target, mode=0o444 if name.startswith("objects/") else 0o644)
 
     def delete(self, name: str) -> None:
@@ -150,145 +152,6 @@ class DirectoryRemote(Remote):
             pass
 
 
-class SFTPRemote(Remote):
-    """``ssh://[user@]host[:port]/path`` (or ``sftp://``) through paramiko.
-
-    Host, user, port and key come from the URL and the OpenSSH client config
-    (``$NBOPS_SSH_CONFIG``, default ``~/.ssh/config``: ``User``, ``Port``, ``IdentityFile``,
-    ``UserKnownHostsFile``, ``StrictHostKeyChecking``), then the ssh agent and default keys.
-    Unknown host keys are refused unless the config says ``StrictHostKeyChecking no``.
-    """
-
-    def __init__(self, url: str) -> None:
-        paramiko = require("paramiko", feature="ssh remotes")
-        parts = urlsplit(url)
-        if not parts.hostname:
-            raise RemoteError(f"{url}: write ssh://[user@]host[:port]/path/to/remote")
-        self.url = url
-        self.base = unquote(parts.path) or "."
-        config = paramiko.SSHConfig()
-        config_file = Path(os.environ.get("NBOPS_SSH_CONFIG", "~/.ssh/config")).expanduser()
-        if config_file.is_file():
-            config = paramiko.SSHConfig.from_path(str(config_file))
-        host = config.lookup(parts.hostname)
-        client = paramiko.SSHClient()
-        client.load_system_host_keys()
-        for known in host.get("userknownhostsfile", "").split():
-            known_path = Path(known).expanduser()
-            if known_path.is_file():
-                client.load_host_keys(str(known_path))
-        strict = host.get("stricthostkeychecking", "yes").lower()
-        policy: Any = (
-            paramiko.AutoAddPolicy() if strict in ("no", "accept-new") else paramiko.RejectPolicy()
-        )
-        client.set_missing_host_key_policy(policy)
-        try:
-            client.connect(
-                host.get("hostname", parts.hostname),
-                port=parts.port or int(host.get("port", 22)),
-                username=parts.username or host.get("user"),
-                key_filename=[str(Path(k).expanduser()) for k in host.get("identityfile", [])]
-                or None,
-                timeout=30,
-                banner_timeout=30,
-                auth_timeout=30,
-            )
-            self._sftp = client.open_sftp()
-        except (paramiko.SSHException, OSError) as exc:
-            client.close()
-            raise RemoteError(f"cannot connect to {url}: {exc}") from None
-        self._client = client
-
-    def _path(self, name: str) -> str:
-        if name.startswith("/") or ".." in name.split("/"):
-            raise RemoteError(f"refusing remote name {name!r}: it would escape {self.url}")
-        return posixpath.join(self.base, name)
-
-    def list(self, folder: str) -> Iterator[str]:
-        import stat
-
-        stack = [folder]
-        while stack:
-            current = stack.pop()
-            try:
-                entries = self._sftp.listdir_attr(self._path(current))
-            except FileNotFoundError:
-                continue
-            for entry in entries:
-                rel = f"{current}/{entry.filename}"
-                if entry.st_mode is not None and stat.S_ISDIR(entry.st_mode):
-                    stack.append(rel)
-                elif not entry.filename.startswith("."):
-                    yield rel
-
-    def exists(self, name: str) -> bool:
-        try:
-            self._sftp.stat(self._path(name))
-        except FileNotFoundError:
-            return False
-        return True
-
-    def open_read(self, name: str) -> IO[bytes]:
-        try:
-            handle = self._sftp.open(self._path(name), "rb")
-        except FileNotFoundError:
-            raise RemoteError(f"{name} is not in the remote {self.url}") from None
-        handle.prefetch()
-        return cast("IO[bytes]", handle)
-
-    def size(self, name: str) -> int:
-        return int(self._sftp.stat(self._path(name)).st_size or 0)
-
-    def _makedirs(self, folder: str) -> None:
-        missing = []
-        while folder not in ("", "/", "."):
-            try:
-                self._sftp.stat(folder)
-                break
-            except FileNotFoundError:
-                missing.append(folder)
-                folder = posixpath.dirname(folder)
-        for path in reversed(missing):
-            try:
-                self._sftp.mkdir(path)
-            except OSError:
-                if not self.exists_abs(path):
-                    raise
-
-    def exists_abs(self, path: str) -> bool:
-        try:
-            self._sftp.stat(path)
-        except FileNotFoundError:
-            return False
-        return True
-
-    def write(self, name: str, source: Readable, progress: Progress | None, total: int) -> None:
-        target = self._path(name)
-        self._makedirs(posixpath.dirname(target))
-        tmp = f"{posixpath.dirname(target)}/.{posixpath.basename(target)}.{uuid.uuid4().hex}.part"
-        try:
-            with self._sftp.open(tmp, "wb") as fh:
-                fh.set_pipelined(True)
-                _copy(source, fh, progress, total)
-            self._sftp.posix_rename(tmp, target)
-        except BaseException:
-            try:
-                self._sftp.remove(tmp)
-            except OSError:
-                pass
-            raise
-
-    def delete(self, name: str) -> None:
-        try:
-            self._sftp.remove(self._path(name))
-        except FileNotFoundError:
-            pass
-
-    def close(self) -> None:
-        self._sftp.close()
-        self._client.close()
-
-
 class FsspecRemote(Remote):
     """Any other URL an installed fsspec implementation handles (``s3://``, ``gs://``,
     ``memory://``...): writes go to a temporary name and are moved into place, which is a
@@ -296,8 +159,7 @@ class FsspecRemote(Remote):
     stores), where a reader may briefly see no object but never half of one."""
 
     def __init__(self, url: str) -> None:
-        import fsspec
-
+        fsspec = require("fsspec", feature=f"the remote {url}")
         self.url = url
         self._fs, self.base = fsspec.core.url_to_fs(url)
 
@@ -321,11 +183,13 @@ class FsspecRemote(Remote):
     def exists(self, name: str) -> bool:
         return bool(self._fs.exists(self._path(name)))
 
-    def open_read(self, name: str) -> IO[bytes]:
+    def open_read(self, name: str, offset: int = 0) -> IO[bytes]:
         try:
-            return cast("IO[bytes]", self._fs.open(self._path(name), "rb"))
+            fh = cast("IO[bytes]", self._fs.open(self._path(name), "rb"))
         except FileNotFoundError:
             raise RemoteError(f"{name} is not in the remote {self.url}") from None
+        fh.seek(offset)
+        return fh
 
     def size(self, name: str) -> int:
         return int(self._fs.size(self._path(name)))
@@ -336,7 +200,7 @@ class FsspecRemote(Remote):
         self._fs.makedirs(posixpath.dirname(target), exist_ok=True)
         try:
             with self._fs.open(tmp, "wb") as fh:
-                _copy(source, fh, progress, total)
+                copy_stream(source, fh, progress, total)
             self._fs.mv(tmp, target)
         except BaseException:
             if self._fs.exists(tmp):
@@ -374,6 +238,8 @@ def open_remote(url: str, root: Path | None = None) -> Remote:
     ``sftp://``."""
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("ssh", "sftp"):
+        from nbops.pipeline._sftp import SFTPRemote
+
         return SFTPRemote(url)
     if scheme == "file":
         return DirectoryRemote(unquote(urlsplit(url).path), url)
@@ -385,9 +251,3 @@ def open_remote(url: str, root: Path | None = None) -> Remote:
             raise RemoteError(f"{url}: {exc}; install the fsspec package for {scheme}://") from None
     path = Path(url).expanduser()
     return DirectoryRemote(path if path.is_absolute() or root is None else root / path, url)
-
-
-def copy_out(remote: Remote, name: str, target: IO[bytes]) -> None:
-    """Copy a small remote file (a run cache record) into ``target``."""
-    with remote.open_read(name) as fh:
-        shutil.copyfileobj(fh, target)

@@ -123,7 +123,11 @@ def run_pipeline(
 
     base = Path(root) if root is not None else find_project_root()
     spec = load_spec(base, strict=False)
-    overrides = dict(overrides or {})
+    overrides = {
+        member: values
+        for name, values in (overrides or {}).items()
+        for member in _expand_targets(spec.stages, [name])
+    }  # -p train.depth=4 sets it on every stage of a foreach/matrix group
     graph = validate(spec, overrides, kernels=True)
     targets = _expand_targets(spec.stages, targets)
     unknown = [t for t in targets if t not in spec.stages]

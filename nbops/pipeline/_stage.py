@@ -150,7 +150,7 @@ class _Attempt:
         stage: Stage,
         fp: Fingerprint,
         reasons: tuple[str, ...],
-        store: Any,
+        store: RunStore,
     ) -> None:
         import nbops
 

@@ -163,27 +163,72 @@ class _BytesSource:
         return chunk
 
 
+#: objects at least this large are downloaded into a kept partial file, so a pull that was
+#: interrupted resumes where it stopped instead of starting over
+RESUMABLE = 8 << 20
+
+
+def _partial_file(digest: str) -> Path:
+    folder = (
+        Path(tempfile.gettempdir()) / f"nbops-partial-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    )
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder / f"{digest}.part"
+
+
 def _fetch_one(remote: Remote, digest: str, blobs: BlobStore, report: Report) -> int:
+    """Download one object, verify it, put it in ``blobs``; a large one resumes from its partial
+    file (content-addressed: whatever is there is a prefix of this object, checked at the end)."""
+    import fcntl
+
     name = _object_name(digest)
     size = remote.size(name)
-    fd, tmp = tempfile.mkstemp(prefix="nbops-pull-")
+    private = size < RESUMABLE
+    if not private:
+        path = _partial_file(digest)
+        fh = open(path, "ab+")  # noqa: SIM115 (closed below)
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another pull of this object: use a private file instead
+            fh.close()
+            fd, tmp = tempfile.mkstemp(prefix="nbops-pull-")
+            path, fh, private = Path(tmp), os.fdopen(fd, "ab+"), True
+    else:
+        fd, tmp = tempfile.mkstemp(prefix="nbops-pull-")
+        path, fh = Path(tmp), os.fdopen(fd, "ab+")
     try:
-        with remote.open_read(name) as src, os.fdopen(fd, "wb") as dst:
-            source = _Hashing(src)
-            progress = _progress(report, digest[:12], size)
-            done = 0
-            while chunk := source.read(1 << 20):
-                dst.write(chunk)
+        sha = hashlib.sha256()
+        fh.seek(0)
+        while chunk := fh.read(1 << 20):  # what an interrupted pull already fetched
+            sha.update(chunk)
+        done = fh.tell()
+        if done > size:
+            fh.truncate(0)
+            sha, done = hashlib.sha256(), 0
+        if done:
+            report(f"  {digest[:12]}: resuming at {done / 2**20:,.0f} of {size / 2**20:,.0f} MiB")
+        progress = _progress(report, digest[:12], size)
+        with remote.open_read(name, done) as src:
+            while chunk := src.read(1 << 20):
+                fh.write(chunk)
+                sha.update(chunk)
                 done += len(chunk)
                 if progress is not None:
                     progress(done, size)
-        if source.sha.hexdigest() != digest:
+        fh.flush()
+        if sha.hexdigest() != digest:
+            fh.truncate(0)
             raise RemoteError(f"object {digest[:12]} in {remote.url} is corrupt; not used")
-        stored, _ = blobs.put_file(tmp)
+        stored, _ = blobs.put_file(path)
         if stored != digest:  # changed on local disk between the check and the copy
             raise RemoteError(f"object {digest[:12]} changed while it was stored; pull again")
+        path.unlink()
+    except BaseException:
+        if private and path.exists():
+            path.unlink()
+        raise
     finally:
-        os.unlink(tmp)
+        fh.close()
     return size
 
 

@@ -203,7 +203,7 @@ class ModelCatalog:
         doc = self._models.get_version(ref.name, version)
         if doc is None:
             raise NotFoundError(
-                f"no model {ref.name!r} version {version} in the store at {self.store.url}; "
+                f"no model {ref.name!r} version {version} in the store at {self.store.location}; "
                 "list models with `nbops models list`"
             )
         resolved = self._version(doc)
@@ -218,7 +218,7 @@ class ModelCatalog:
         versions = self.versions(name)
         if not versions:
             raise NotFoundError(
-                f"no model {name!r} in the store at {self.store.url}; list models with "
+                f"no model {name!r} in the store at {self.store.location}; list models with "
                 "`nbops models list`"
             )
         for version in reversed(versions):

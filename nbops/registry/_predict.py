@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from nbops.deps import require
 from nbops.errors import InvalidValueError
 from nbops.fileio import staged_file
 from nbops.registry._api import StoreArg, get_model, load_model
@@ -81,6 +82,8 @@ def predict_file(
         raise InvalidValueError(f"cannot write {dest}: give a .csv or .parquet output path")
     if dest.resolve() == src.resolve():
         raise InvalidValueError("the output would overwrite the input; give another path")
+    if ".parquet" in (src.suffix.lower(), dest.suffix.lower()):
+        require("pyarrow", feature="Parquet predictions")
     version = get_model(ref, store=store)
     model = load_model(version.ref, trusted=trusted, store=store)
     total = _rows_of(src)

@@ -77,6 +77,8 @@ def dtype_kind(dtype: str) -> str:
     import numpy as np
 
     text = str(dtype).lower()
+    if text == "unknown":  # recorded without a type (no input example): any type is taken
+        return "unknown"
     if text.startswith("datetime") or text.startswith("timedelta"):
         return "datetime"
     if text == "category":

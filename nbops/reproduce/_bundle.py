@@ -12,13 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from nbops.fileio import write_atomic
+from nbops.fileio import staged_file, write_atomic
 from nbops.reproduce._recipe import DatasetPin, Recipe, ReproduceError, read_recipe
 
 #: The bundle format this version writes and reads.
@@ -102,19 +101,12 @@ def export_bundle(
         "files": {name: hashlib.sha256(body).hexdigest() for name, body in members.items()},
     }
     out = Path(dest)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with staged_file(out.parent, prefix=f".{out.name}.") as staged:
+        with zipfile.ZipFile(staged.file, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr(_MANIFEST, json.dumps(manifest, sort_keys=True, indent=1))
             for name, body in sorted(members.items()):
                 zf.writestr(name, body)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        staged.commit(out)
     return out
 
 

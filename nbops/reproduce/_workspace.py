@@ -312,17 +312,13 @@ def _restore_inputs(recipe: Recipe, root: Path, store: Any) -> None:
 
 def datasets_changed_on_disk(recipe: Recipe) -> list[str]:
     """Names of datasets whose file in the user's project no longer has the recorded hash."""
-    import hashlib
+    from nbops.hashing import hash_file
 
     changed = []
     for pin in recipe.datasets:
         path = Path(recipe.root) / pin.relpath if pin.relpath else None
         if pin.kind != "file" or path is None or not path.is_file():
             continue
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-        if digest.hexdigest() != pin.hash:
+        if hash_file(path)[0] != pin.hash:
             changed.append(pin.name)
     return changed

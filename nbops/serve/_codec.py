@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbops.serve._errors import RequestError
-from nbops.serve._schema import Schema, validate
+from nbops.serve._schema import Schema, check_signature, validate
 
 _NUMPY_OF_V2 = {
     "BOOL": "bool",
@@ -200,11 +200,30 @@ def _from_binary(raw: bytes, datatype: str, count: int, name: str, np: Any) -> A
     return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="), copy=True)
 
 
-def model_input(schema: Schema, inputs: list[tuple[str, Any]]) -> tuple[Any, Any]:
+@dataclass
+class Rows:
+    """One request's rows for the prediction log; a DataFrame is made only when logged."""
+
+    data: Any  # a DataFrame, or a 2-D array with ``names``
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def frame(self) -> Any:
+        """The rows as a DataFrame with the model's column names."""
+        if hasattr(self.data, "iloc"):
+            return self.data
+        import pandas as pd
+
+        return pd.DataFrame(self.data, columns=self.names, copy=False)
+
+
+def model_input(schema: Schema, inputs: list[tuple[str, Any]]) -> tuple[Any, Rows]:
     """Turn decoded inputs into what ``predict`` takes, checked against the schema.
 
-    Returns ``(X, frame)``: ``X`` for the model (a DataFrame for models fitted with column names,
-    else a 2-D array) and a DataFrame of the same rows with column names, for the prediction log.
+    Returns ``(X, rows)``: ``X`` for the model (a DataFrame for models fitted with column names,
+    else a 2-D array) and the same rows with column names, for the prediction log.
     """
     import numpy as np
     import pandas as pd
@@ -220,15 +239,17 @@ def model_input(schema: Schema, inputs: list[tuple[str, Any]]) -> tuple[Any, Any
         names = schema.names or [f"x{i}" for i in range(array.shape[1])]
         if array.dtype == object:
             raise RequestError(f"input {name!r} must be numeric", field=name)
-        frame = pd.DataFrame(array, columns=names, copy=False)
-        return (frame if schema.named else array), frame
+        if not schema.named:
+            return check_signature(schema, array), Rows(array, names)
+        frame = check_signature(schema, pd.DataFrame(array, columns=names, copy=False))
+        return frame, Rows(frame, names)
     n_rows = inputs[0][1].shape[0] if inputs[0][1].ndim else 1
     columns = {n: (a if a.ndim else a.reshape(1)) for n, a in inputs}
     if schema.named:
         validate(schema, columns, n_rows)
         ordered = {c.name: _column(columns[c.name]) for c in schema.columns}
-        frame = pd.DataFrame(ordered)
-        return frame, frame
+        frame = check_signature(schema, pd.DataFrame(ordered))
+        return frame, Rows(frame, schema.names)
     if width and len(columns) != width:
         raise RequestError(
             f"got {len(columns)} input columns; the model expects {width} "
@@ -241,7 +262,7 @@ def model_input(schema: Schema, inputs: list[tuple[str, Any]]) -> tuple[Any, Any
         if a.dtype.kind not in "biuf":
             raise RequestError(f"input {n!r} must be numeric", field=n)
     array = np.column_stack([_column(a) for a in columns.values()])
-    return array, pd.DataFrame(array, columns=list(columns), copy=False)
+    return check_signature(schema, array), Rows(array, list(columns))
 
 
 def _column(array: Any) -> Any:

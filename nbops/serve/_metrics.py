@@ -108,7 +108,8 @@ class Metrics:
 
         array = np.asarray(values).reshape(-1)
         if kind == "class":
-            labels, counts = np.unique(array.astype(str), return_counts=True)
+            values = array if array.dtype.kind in "biu" else array.astype(str)
+            labels, counts = np.unique(values, return_counts=True)
             for label, count in zip(labels, counts, strict=True):
                 self.predicted_class.labels(model, version, str(label)[:64]).inc(int(count))
         elif array.dtype.kind in "iuf":

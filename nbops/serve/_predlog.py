@@ -144,7 +144,7 @@ class PredictionLog:
         import numpy as np
         import pandas as pd
 
-        inputs = pd.concat([e.frame[4] for e in group], ignore_index=True)
+        inputs = pd.concat([e.frame[4].frame() for e in group], ignore_index=True)
         inputs.columns = [
             f"input.{c}" if str(c) in META_COLUMNS else str(c) for c in inputs.columns
         ]

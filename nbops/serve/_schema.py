@@ -38,21 +38,23 @@ _NUMERIC |= {"FP16", "FP32", "FP64", "BOOL"}
 
 @dataclass(frozen=True)
 class Column:
-    """One input column: its name, V2 datatype and per-row shape (``()`` for a scalar)."""
+    """One input column: its name, V2 datatype, per-row shape, and whether numbers are required."""
 
     name: str
     datatype: str = "FP64"
     shape: tuple[int, ...] = ()
+    numeric: bool = True
 
 
 @dataclass(frozen=True)
 class Schema:
-    """What a model takes: named columns (tabular) and what it returns."""
+    """What a model takes: named columns (tabular) or a width, and what it returns."""
 
     columns: tuple[Column, ...]
     named: bool  # False: the model was fitted on an unnamed array (columns are positions)
     output: str  # "class", "value" or "unknown"
     output_datatype: str = "FP64"
+    signature: Any = None  # the registry's Signature, when the version recorded one
 
     @property
     def names(self) -> list[str]:
@@ -85,33 +87,48 @@ def schema_of(version: Any, model: Any) -> Schema:
     """The schema of a loaded model version: its recorded signature, else the model's own."""
     signature = getattr(version, "signature", None)
     output = _output_kind(version, model)
-    out_type = "BYTES" if output == "class" and _string_classes(model) else "FP64"
-    if output == "class" and not _string_classes(model):
-        out_type = "INT64" if _integer_classes(model) else "FP64"
-    if signature is not None:
-        cols = getattr(signature, "inputs", None) or getattr(signature, "columns", None) or ()
-        columns = tuple(
-            Column(
-                str(c.name),
-                v2_datatype(getattr(c, "dtype", "float64")),
-                tuple(int(s) for s in (getattr(c, "shape", None) or ())),
-            )
-            for c in cols
+    out_type = "FP64"
+    if output == "class":
+        out_type = (
+            "BYTES" if _string_classes(model) else "INT64" if _integer_classes(model) else out_type
         )
-        if columns:
-            return Schema(columns, True, output, out_type)
+    numbers = _needs_numbers(model)
+    if signature is not None:
+        inputs = getattr(signature, "inputs", None) or ()
+        if inputs:
+            columns = tuple(_column_of(c, numbers) for c in inputs)
+            return Schema(columns, True, output, out_type, signature)
+        width = getattr(signature, "width", None)
+        if width:
+            cols = tuple(Column(f"x{i}") for i in range(int(width)))
+            return Schema(cols, False, output, out_type, signature)
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
-        return Schema(tuple(Column(str(n)) for n in names), True, output, out_type)
+        cols = tuple(Column(str(n), numeric=numbers) for n in names)
+        return Schema(cols, True, output, out_type)
     count = int(getattr(model, "n_features_in_", 0) or 0)
     return Schema(tuple(Column(f"x{i}") for i in range(count)), False, output, out_type)
+
+
+def _column_of(spec: Any, numbers: bool) -> Column:
+    dtype = str(getattr(spec, "dtype", "unknown"))
+    shape = tuple(int(s) for s in (getattr(spec, "shape", None) or ()))
+    if dtype == "unknown":  # a name without a type: plain estimators still need numbers
+        return Column(str(spec.name), "FP64" if numbers else "BYTES", shape, numbers)
+    datatype = v2_datatype(dtype)
+    return Column(str(spec.name), datatype, shape, datatype in _NUMERIC)
+
+
+def _needs_numbers(model: Any) -> bool:
+    """False for pipelines and column transformers, which may encode text columns."""
+    return not (hasattr(model, "steps") or hasattr(model, "transformers"))
 
 
 def _output_kind(version: Any, model: Any) -> str:
     signature = getattr(version, "signature", None)
     kind = getattr(signature, "output", None) or getattr(signature, "output_kind", None)
-    if isinstance(kind, str):
-        return "class" if "class" in kind else "value" if kind else "unknown"
+    if isinstance(kind, str) and kind:
+        return "class" if "class" in kind else "value"
     task = getattr(version, "task", None) or ""
     if "classification" in task or hasattr(model, "classes_"):
         return "class"
@@ -140,7 +157,8 @@ def validate(schema: Schema, columns: dict[str, Any], n_rows: int) -> None:
     """Check decoded columns against the schema; raise a 400 naming the first bad field.
 
     ``columns`` maps a column name to a numpy array whose first axis has ``n_rows`` entries.
-    Swap this function for the registry's ``validate_input`` once every version has a signature.
+    These are the checks the V2 protocol needs on top of the registry's ``validate_input``
+    (extra columns, per-row shapes, row counts); :func:`check_signature` runs that one.
     """
     if not schema.columns:
         return
@@ -166,19 +184,44 @@ def validate(schema: Schema, columns: dict[str, Any], n_rows: int) -> None:
                 f"input {col.name!r} has {values.shape[0]} rows, other inputs have {n_rows}",
                 field=col.name,
             )
-        if tuple(values.shape[1:]) != col.shape and not (
-            col.shape == () and values.ndim == 2 and values.shape[1] == 1
-        ):
+        flat_ok = col.shape == () and values.ndim == 2 and values.shape[1] == 1
+        if tuple(values.shape[1:]) != col.shape and not flat_ok:
             raise RequestError(
                 f"input {col.name!r} has shape {list(values.shape)}; expected "
                 f"{[n_rows, *col.shape]}",
                 field=col.name,
             )
-        if col.datatype in _NUMERIC and values.dtype.kind not in "biuf":
+        if col.numeric and values.dtype.kind not in "biuf":
             raise RequestError(
                 f"input {col.name!r} must be numeric ({col.datatype}); got non-numeric values",
                 field=col.name,
             )
+
+
+def check_signature(schema: Schema, frame: Any) -> Any:
+    """Run the registry's ``validate_input`` on the request's rows; a 400 naming the column.
+
+    Columns recorded without a type (``unknown``) are left to :func:`validate`: the registry
+    would read ``unknown`` as a string type and refuse numbers.
+    """
+    signature = schema.signature
+    if signature is None:
+        return frame
+    import dataclasses
+
+    from nbops.registry import Signature, SignatureError, validate_input
+
+    inputs = getattr(signature, "inputs", ())
+    known = tuple(c for c in inputs if str(getattr(c, "dtype", "")) != "unknown")
+    if len(known) != len(inputs) and isinstance(signature, Signature):
+        if not known:
+            return frame
+        signature = dataclasses.replace(signature, inputs=known)
+    try:
+        validate_input(signature, frame)
+    except SignatureError as exc:
+        raise RequestError(str(exc), field=exc.column or "inputs") from None
+    return frame
 
 
 def _list(names: Sequence[str]) -> str:

@@ -135,6 +135,17 @@ class Server:
         state = "running" if self.running() else "stopped"
         return f"<nbops Server {self.url} pid={self.pid} {state}>"
 
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        state = "running" if self.running() else "stopped"
+        url = escape(self.url)
+        return (
+            f"<div class='nbops-server'>nbops server <a href='{url}/v2' target='_blank'>{url}</a>"
+            f" (pid {self.pid}, {state}); metrics at <code>{url}/metrics</code>, "
+            "stop with <code>.stop()</code></div>"
+        )
+
 
 def _tail(text: str, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])

@@ -18,6 +18,21 @@ RUN_STATUSES = ("running", "finished", "failed", "crashed", "killed")
 FINAL_STATUSES = ("finished", "failed", "crashed", "killed")
 
 
+def redact_url(url: str) -> str:
+    """``url`` with a password (``user:PASSWORD@`` or ``?password=``) replaced by ``***``."""
+    from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(k == "password" for k, _ in query):
+        safe = [(k, "***" if k == "password" else v) for k, v in query]
+        return urlunsplit(parts._replace(netloc=netloc, query=urlencode(safe, quote_via=quote)))
+    return urlunsplit(parts._replace(netloc=netloc)) if netloc != parts.netloc else url
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """One run's identity and lifecycle. Times are POSIX timestamps (UTC, timezone-free)."""
@@ -121,6 +136,11 @@ class RunStore(abc.ABC):
     @abc.abstractmethod
     def url(self) -> str:
         """The URL that opens this store again (``sqlite:///...``, ``postgresql://...``)."""
+
+    @property
+    def location(self) -> str:
+        """:attr:`url` without any password: what messages and listings show."""
+        return redact_url(self.url)
 
     @property
     @abc.abstractmethod

@@ -35,6 +35,7 @@ class SQLiteDatabase:
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._generation = 0
+        self._pid = os.getpid()
         self.statements = 0  # executed statements, counted only when ``count_statements`` is on
         self.count_statements = False
 
@@ -62,6 +63,10 @@ class SQLiteDatabase:
         self.statements += 1
 
     def _con(self) -> sqlite3.Connection:
+        if os.getpid() != self._pid:  # a forked child: the parent's connections are not ours
+            self._pid = os.getpid()
+            self._connections, self._local = [], threading.local()
+            self._generation += 1
         con: sqlite3.Connection | None = getattr(self._local, "con", None)
         if con is not None and self._local.generation == self._generation:
             return con

@@ -221,7 +221,7 @@ class MemoryStore(RunStore):
 
             found.sort(key=lambda r: (r.start_time, r.id))
             if query.sort is None and query.limit is not None:
-                return found[len(found) - query.limit :] if query.limit else []
+                return found[max(0, len(found) - query.limit) :] if query.limit else []
             present = [r for r in found if sort_value(r) is not None]
             missing = [r for r in found if sort_value(r) is None]
             present.sort(key=sort_value, reverse=descending)  # stable: ties stay in time order

@@ -91,7 +91,7 @@ def _copy_blobs(src: RunStore, dst: RunStore, report: CopyReport) -> None:
         got, _ = dst.blobs.put_file(src.blobs.path_of(digest))
         if got != digest:
             raise ArtifactError(
-                f"blob {digest} of {src.url} is corrupt (its content hashes to {got}); "
+                f"blob {digest} of {src.location} is corrupt (its content hashes to {got}); "
                 "nothing else was copied after it"
             )
         report._count("blobs", True)
@@ -177,14 +177,19 @@ def _copy_models(src: RunStore, dst: RunStore, report: CopyReport) -> None:
         moves = src.models.alias_moves(name)
         done = len(dst.models.alias_moves(name))
         for move in moves[done:]:
-            dst.models.move_alias(
-                name,
-                move["alias"],
-                move["version"],
-                move["moved_by"],
-                move["reason"],
-                moved_at=move["moved_at"],
-            )
+            if move["version"] == 0:  # a removal, recorded as a move to version 0
+                dst.models.remove_alias(
+                    name, move["alias"], move["moved_by"], move["reason"], moved_at=move["moved_at"]
+                )
+            else:
+                dst.models.move_alias(
+                    name,
+                    move["alias"],
+                    move["version"],
+                    move["moved_by"],
+                    move["reason"],
+                    moved_at=move["moved_at"],
+                )
             report._count("alias moves", True)
         if _digest(moves) != _digest(dst.models.alias_moves(name)) or src.models.aliases(
             name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -11,17 +12,9 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from nbops.deps import require
 from nbops.errors import StoreError
+from nbops.store._base import redact_url
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for messages)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def split_url(url: str) -> tuple[str, str | None]:
@@ -60,6 +53,7 @@ class PostgresDatabase:
         self._lock = threading.Lock()
         self._connections: list[Any] = []
         self._generation = 0
+        self._pid = os.getpid()
 
     def _connect(self) -> Any:
         try:
@@ -76,7 +70,16 @@ class PostgresDatabase:
             ) from None
         return con
 
+    def _forget_after_fork(self) -> None:
+        """In a forked child, drop the parent's connections unclosed (closing would end the
+        parent's sessions) and open fresh ones."""
+        if os.getpid() != self._pid:
+            self._pid = os.getpid()
+            self._connections, self._local = [], threading.local()
+            self._generation += 1
+
     def _con(self) -> Any:
+        self._forget_after_fork()
         con = getattr(self._local, "con", None)
         if con is not None and self._local.generation == self._generation and not con.closed:
             return con

@@ -126,7 +126,7 @@ def run_query_sql(
             f"(s.kind IS NULL OR s.kind NOT IN ({_NUMERIC[1:-1]}, 'string') "
             "OR COALESCE(s.num = 'NaN', FALSE))"
         )
-        kind = f"CASE WHEN s.kind IN {_NUMERIC} THEN 0 ELSE 1 END"
+        kind = f"CASE WHEN {missing} THEN 2 WHEN s.kind IN {_NUMERIC} THEN 0 ELSE 1 END"
         order = (
             f"{missing}, {kind}{direction}, NULLIF(s.num, 'NaN'){direction} NULLS LAST, "
             f's.txt COLLATE "C"{direction} NULLS LAST, '

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from nbops.sweeps._api import join_sweep, list_sweeps, load_sweep, sweep
+from nbops.sweeps._api import sweep
 from nbops.sweeps._config import SweepConfig
 from nbops.sweeps._errors import (
     SpaceError,
@@ -13,6 +13,7 @@ from nbops.sweeps._errors import (
     SweepStorageError,
     TrialFailed,
 )
+from nbops.sweeps._existing import join_sweep, list_sweeps, load_sweep
 from nbops.sweeps._file import load_sweep_file
 from nbops.sweeps._report import report
 from nbops.sweeps._space import load_space, validate_space

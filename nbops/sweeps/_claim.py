@@ -127,13 +127,19 @@ def set_budget(study: Any, url: str, n_trials: int | None) -> None:
         study.set_user_attr(BUDGET_ATTR, None if n_trials is None else used + n_trials)
 
 
-def claim(study: Any, url: str, seed: int | None, cap: int | None = None) -> Any:
+def claim(
+    study: Any,
+    url: str,
+    seed: int | None,
+    cap: int | None = None,
+    user_attrs: dict[str, Any] | None = None,
+) -> Any:
     """Take the next trial of the study, or None when the budget is spent.
 
     A retry of a lost trial comes first, then a trial a user enqueued, then a new one. The
     sampler is seeded from ``seed`` and the slot's index, so a seeded sweep draws the same
     parameters however many workers share it. ``cap`` bounds the budget further (the size
-    of a grid).
+    of a grid). ``user_attrs`` are written with a new trial, in the same storage call.
     """
     from optuna.trial import TrialState
 
@@ -157,4 +163,4 @@ def claim(study: Any, url: str, seed: int | None, cap: int | None = None) -> Any
                     return trial
         if seed is not None:
             _optuna.reseed(study.sampler, _optuna.derive_seed(seed, "slot", used))
-        return study.ask()
+        return _optuna.create_running_trial(study, dict(user_attrs or {}))

@@ -44,6 +44,8 @@ class TrialScope:
     ) -> Run:
         from nbops.tracking import init
 
+        if run_id is None:  # the id the trial was claimed with (one storage write fewer)
+            run_id = self.trial.user_attrs.get("nbops.run_id")
         self.run = init(
             project=self.spec.project,
             name=f"{self.spec.study_name}-{self.trial.number}",
@@ -62,6 +64,9 @@ class TrialScope:
 
 
 class Objective(Protocol):
+    def start(self, trial: Any, scope: TrialScope) -> None:
+        """Prepare the trial (sample, open its run) before it may be interrupted."""
+
     def __call__(self, trial: Any, scope: TrialScope) -> list[float]: ...
 
     def close(self) -> None: ...
@@ -117,16 +122,24 @@ class FunctionObjective:
         self.fn = fn if fn is not None else load_callable(spec)
         self.where = f"objective {getattr(self.fn, '__qualname__', repr(self.fn))}"
 
-    def __call__(self, trial: Any, scope: TrialScope) -> list[float]:
+    def start(self, trial: Any, scope: TrialScope) -> None:
+        """Sample the space and open the trial's run, outside the interruptible part, so an
+        interrupt never lands inside ``nbops.init`` (a run left half-open)."""
+        self._params: dict[str, Any] | None = None
         if self.spec.kind == "params":
             assert self.spec.space is not None
-            params = suggest(trial, dict(self.spec.space))
-            run = scope.open_run(params)
+            self._params = suggest(trial, dict(self.spec.space))
+        scope.open_run(self._params or {})
+
+    def __call__(self, trial: Any, scope: TrialScope) -> list[float]:
+        run = scope.run
+        assert run is not None, "start() opens the run"
+        if self._params is not None:
+            params = self._params
             given = nest(params) if any("." in k for k in params) else dict(params)
             with reporting_to(TrialReporter(trial)):
                 result = self.fn(given)
         else:
-            run = scope.open_run({})
             with reporting_to(TrialReporter(trial)):
                 result = self.fn(trial)
             if trial.params:
@@ -159,6 +172,9 @@ class NotebookObjective:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="nbops-kernel-start")
         self._spare: Future[_Kernel] | None = None
+
+    def start(self, trial: Any, scope: TrialScope) -> None:
+        """Nothing before the interruptible part: a kernel's run opens with its execution."""
 
     def _start(self) -> Future[_Kernel]:
         from nbops.config import store_path
@@ -234,6 +250,9 @@ class NotebookObjective:
                 )
             finally:
                 run.sync_from_store()
+        except KeyboardInterrupt:  # Stop now, Ctrl-C: the kernel and what it started go too
+            stop_kernel(kernel.manager)
+            raise
         except CellError as exc:
             if exc.ename == "TrialPruned":
                 raise optuna.TrialPruned(exc.evalue) from None

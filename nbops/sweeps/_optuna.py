@@ -37,6 +37,17 @@ def trial_of(study: Any, trial_id: int) -> Any:
     return optuna.Trial(study, trial_id)
 
 
+def create_running_trial(study: Any, user_attrs: dict[str, Any]) -> Any:
+    """``study.ask()`` with the trial's user attributes written in the same storage call
+    (each extra call is a write, and on a journal file an fsync)."""
+    from optuna.trial import TrialState, create_trial
+
+    study._thread_local.cached_all_trials = None  # as Study.ask does: sample on fresh trials
+    template = create_trial(state=TrialState.RUNNING, user_attrs=user_attrs)
+    created = storage_of(study).create_new_trial(study_id(study), template_trial=template)
+    return trial_of(study, created)
+
+
 def claim_waiting(study: Any, frozen: Any) -> Any:
     """Move one WAITING trial to RUNNING (compare-and-set); the ``Trial``, or None if taken."""
     from optuna.exceptions import UpdateFinishedTrialError
@@ -129,12 +140,18 @@ def check() -> list[str]:
     if not SUPPORTED[0] <= version < SUPPORTED[1]:
         problems.append(f"optuna {optuna.__version__} is outside the supported range {SUPPORTED}")
     study = optuna.create_study()
-    for name in ("_storage", "_study_id"):
+    for name in ("_storage", "_study_id", "_thread_local"):
         if not hasattr(study, name):
             problems.append(f"optuna.Study.{name}")
     frozen = study.ask()
     if not hasattr(frozen, "_trial_id"):
         problems.append("optuna.Trial._trial_id")
+    if not hasattr(getattr(study, "_thread_local", None), "cached_all_trials"):
+        problems.append("optuna.Study._thread_local.cached_all_trials")
+    made = create_running_trial(study, {"k": 1})
+    if made.user_attrs != {"k": 1} or study.trials[-1].state.name != "RUNNING":
+        problems.append("BaseStorage.create_new_trial(template_trial=RUNNING trial)")
+    study.tell(made, 1.0)
     study.tell(frozen, 1.0)
     if not hasattr(study.trials[0], "_trial_id"):
         problems.append("optuna.trial.FrozenTrial._trial_id")

@@ -9,6 +9,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from nbops.deps import require
+from nbops.shell import current_shell
 from nbops.sweeps._panel_controller import (
     PanelController,
     PanelState,
@@ -101,9 +102,7 @@ class SweepPanel(widgets.VBox):  # type: ignore[misc]
         polls for them: with kernels that still offer ``do_one_iteration`` (ipykernel 6),
         ``jupyter-ui-poll`` does that here.
         """
-        from IPython import get_ipython
-
-        kernel = getattr(get_ipython(), "kernel", None)
+        kernel = getattr(current_shell(), "kernel", None)
         if kernel is None or not hasattr(kernel, "do_one_iteration"):
             while not sweep.done:
                 sweep.wait(poll)

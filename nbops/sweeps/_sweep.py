@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _STOP_GRACE = 15.0
+_STOP_NOW_GRACE = 1.0
 
 
 class Sweep:
@@ -168,7 +169,7 @@ class Sweep:
             return self.started, self.finished_at
         trials = self.trials() if trials is None else trials
         starts = [t.user_attrs["nbops.started"] for t in trials if "nbops.started" in t.user_attrs]
-        ends = [t.user_attrs["nbops.ended"] for t in trials if "nbops.ended" in t.user_attrs]
+        ends = [t.datetime_complete.timestamp() for t in trials if t.datetime_complete]
         return (min(starts) if starts else self.started), (max(ends) if ends else None)
 
     @property
@@ -198,12 +199,38 @@ class Sweep:
             return
         if self._interrupter is not None:
             self._interrupter.interrupt()
+            if self._thread is not None and not self._procs:
+                # a thread cannot be interrupted inside a long C call (time.sleep, a fit):
+                # its trial is failed in the storage now, its late result is discarded
+                timer = threading.Timer(_STOP_NOW_GRACE, self._fail_own_running)
+                timer.daemon = True
+                timer.start()
         for proc in self._procs:
             if proc.poll() is None:
                 try:
                     proc.send_signal(signal.SIGINT)
                 except ProcessLookupError:
                     pass
+
+    def _fail_own_running(self) -> None:
+        from optuna.trial import TrialState
+
+        from nbops.sweeps import _optuna
+        from nbops.sweeps._storage import this_host
+
+        if self._done.is_set():
+            return
+        me, host = os.getpid(), this_host()
+        try:
+            for trial in self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                attrs = trial.user_attrs
+                if attrs.get("nbops.pid") == me and attrs.get("nbops.host") == host:
+                    _optuna.set_user_attr(
+                        self._study, trial, "nbops.error", "interrupted: the sweep was stopped"
+                    )
+                    _optuna.fail_running(self._study, trial)
+        except Exception:  # the trial finished meanwhile, or the storage is unreachable
+            logger.debug("could not fail the running trial of sweep %s", self.name, exc_info=True)
 
     def wait(self, timeout: float | None = None) -> Sweep:
         """Block until the workers end (or ``timeout`` s pass); return the sweep.

@@ -146,18 +146,27 @@ def load_study(spec: SweepSpec, storage: Any = None) -> Any:
 
 
 def claim_trial(study: Any, spec: SweepSpec) -> Any:
-    """Take the next trial (see :func:`nbops.sweeps._claim.claim`) and mark it as this
-    worker's (pid, host, start, first heartbeat) before another worker can look at it."""
+    """Take the next trial (see :func:`nbops.sweeps._claim.claim`), marked as this worker's
+    (pid, host, start, the id its run will have) before another worker can look at it."""
+    from nbops.tracking import new_run_id
+
+    mine = {
+        "nbops.pid": os.getpid(),
+        "nbops.host": this_host(),
+        "nbops.started": time.time(),
+        "nbops.run_id": new_run_id(),
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "heartbeat is supposed to be used with optimize"
-        trial = claim(study, spec.storage, spec.seed, spec.grid_size)
-    if trial is not None:
-        trial.set_user_attr("nbops.pid", os.getpid())
-        trial.set_user_attr("nbops.host", this_host())
-        trial.set_user_attr("nbops.started", time.time())
-        storage = _optuna.storage_of(study)
-        if heartbeat_interval(storage):
-            storage.record_heartbeat(_optuna.trial_id(trial))
+        trial = claim(study, spec.storage, spec.seed, spec.grid_size, mine)
+    if trial is None:
+        return None
+    if trial.user_attrs.get("nbops.run_id") != mine["nbops.run_id"]:  # a WAITING trial
+        for key, value in mine.items():
+            trial.set_user_attr(key, value)
+    storage = _optuna.storage_of(study)
+    if heartbeat_interval(storage):
+        storage.record_heartbeat(_optuna.trial_id(trial))
     return trial
 
 
@@ -181,6 +190,7 @@ def run_worker(
     study = study or load_study(spec)
     objective = make_objective(spec, fn)
     storage = _optuna.storage_of(study)
+    finisher = RunFinisher()
     count = 0
     try:
         while not interrupter.pending and not (stop is not None and stop.is_set()):
@@ -198,13 +208,14 @@ def run_worker(
                     time.sleep(min(2.0, heartbeat_interval(storage) or 0.5))
                     continue
                 break
-            exhausted = run_trial(study, trial, objective, spec, interrupter)
+            exhausted = run_trial(study, trial, objective, spec, interrupter, finisher)
             count += 1
             if exhausted:  # a GridSampler or BruteForceSampler ran out of combinations
                 break
             _stop_if_metric_missing(study, trial)
     finally:
         objective.close()
+        finisher.close()
     if interrupter.pending:
         raise SweepInterrupted("the sweep was stopped")
     return count
@@ -249,8 +260,44 @@ def _fail_stale(study: Any) -> None:
         fail_stale_trials(study)
 
 
+class RunFinisher:
+    """Finishes trial runs on a few threads, so the next trial need not wait for a run's
+    W&B mirror to close (tens of milliseconds, mostly waiting); :meth:`close` waits for all.
+    The trial's result is in the study before its run is handed over."""
+
+    def __init__(self, threads: int = 4) -> None:
+        self._pool: Any = None
+        self._threads = threads
+        self._pending: list[Any] = []
+
+    def finish(self, run: Any, status: str) -> None:
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="nbops-run-finish")
+        self._pending = [f for f in self._pending if not f.done()]
+        self._pending.append(self._pool.submit(self._finish, run, status))
+
+    @staticmethod
+    def _finish(run: Any, status: str) -> None:
+        try:  # not under tracking.suspended(): that swaps the process-wide active run
+            run.finish(status)
+        except Exception:  # the store or the mirror; the trial itself is recorded
+            logger.warning("could not finish the run %s of a trial", run.id, exc_info=True)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
 def run_trial(
-    study: Any, trial: Any, objective: Objective, spec: SweepSpec, interrupter: Interrupter
+    study: Any,
+    trial: Any,
+    objective: Objective,
+    spec: SweepSpec,
+    interrupter: Interrupter,
+    finisher: RunFinisher | None = None,
 ) -> bool:
     """Run one claimed trial and always tell the study how it ended.
 
@@ -265,6 +312,7 @@ def run_trial(
         try:
             with _Heartbeat(_optuna.storage_of(study), _optuna.trial_id(trial)):
                 try:
+                    objective.start(trial, scope)
                     with interrupter.allow():
                         values = objective(trial, scope)
                     state = TrialState.COMPLETE
@@ -282,30 +330,42 @@ def run_trial(
                     trial.set_user_attr("nbops.traceback", traceback.format_exc()[-8000:])
                     logger.debug("trial %s failed", trial.number, exc_info=True)
         finally:
-            exhausted = _finish(study, trial, scope, state, values, error)
+            exhausted = _finish(study, trial, scope, state, values, error, finisher)
     return exhausted
 
 
 def _finish(
-    study: Any, trial: Any, scope: TrialScope, state: Any, values: Any, error: str | None
+    study: Any,
+    trial: Any,
+    scope: TrialScope,
+    state: Any,
+    values: Any,
+    error: str | None,
+    finisher: RunFinisher | None = None,
 ) -> bool:
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     run = scope.run
-    if error is not None:
-        trial.set_user_attr("nbops.error", error[:2000])
-    if run is not None:
-        trial.set_user_attr("nbops.run_id", run.id)
-    trial.set_user_attr("nbops.ended", time.time())
+    try:
+        if error is not None:
+            trial.set_user_attr("nbops.error", error[:2000])
+        if run is not None and run.id != trial.user_attrs.get("nbops.run_id"):
+            trial.set_user_attr("nbops.run_id", run.id)  # a notebook's kernel chose its own
+    except UpdateFinishedTrialError:  # failed meanwhile by "Stop now" (see Sweep.stop)
+        state, error = TrialState.FAIL, "interrupted: the sweep was stopped"
     exhausted = False
     try:
-        study.tell(trial, values, state=state, skip_if_finished=True)
+        told = study.tell(trial, values, state=state, skip_if_finished=True)
     except RuntimeError as exc:
         # GridSampler/BruteForceSampler call study.stop() once every combination was tried,
         # which outside study.optimize raises after the trial's state is written
         if "Study.stop" not in str(exc):
             raise
         exhausted = True
+    else:
+        if told.state == TrialState.FAIL and state != TrialState.FAIL:  # failed meanwhile
+            state, error = TrialState.FAIL, "interrupted: the sweep was stopped"
     if run is not None:
         run.summary["trial"] = trial.number
         run.summary["trial_state"] = state.name
@@ -315,7 +375,10 @@ def _finish(
             run.summary["error"] = error[:500]
         interrupted = error is not None and error.startswith("interrupted")
         status = "finished" if state != TrialState.FAIL else "killed" if interrupted else "failed"
-        run.finish(status)
+        if finisher is not None:
+            finisher.finish(run, status)
+        else:
+            run.finish(status)
     return exhausted
 
 

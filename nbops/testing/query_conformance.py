@@ -92,6 +92,7 @@ class QueryConformance:
         assert self.ids(runs, sort="name", limit=1) == ["a"]
         assert self.ids(runs, limit=2) == ["d", "e"]  # the most recent, oldest first
         assert self.ids(runs, limit=0) == []
+        assert self.ids(runs, tags="baseline", limit=5) == ["a", "b"]  # fewer than the limit
         assert self.ids(runs, status="finished", sort="-start_time", limit=2) == ["e", "b"]
 
     def test_rows_carry_params_and_last_metrics(self, runs: RunStore) -> None:

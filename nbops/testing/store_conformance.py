@@ -385,6 +385,29 @@ class ProcessConformance:
         finally:
             reader.close()
 
+    def test_forked_child_uses_its_own_connections(self, store: RunStore) -> None:
+        store.create_run(_record("r"))
+        store.log_params("r", {"parent": -1})  # the parent holds a connection now
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child, writing while the parent writes
+            code = 1
+            try:
+                for i in range(100):
+                    store.write_progress("r", [MetricPoint("child", i, 1.0, 1.0)])
+                code = 0
+            finally:
+                os._exit(code)
+        for i in range(100):
+            store.write_progress("r", [MetricPoint("parent", i, 1.0, 1.0)])
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        store.log_params("r", {"after": 1})  # the parent's connection still works
+        assert store.get_params("r") == {"after": 1, "parent": -1}
+        points = store.get_metrics("r")
+        assert sorted((p.key, p.step) for p in points) == sorted(
+            [("child", i) for i in range(100)] + [("parent", i) for i in range(100)]
+        )
+
     def test_processes_lose_nothing(self, store: RunStore) -> None:
         for k in range(4):
             store.create_run(_record(f"r{k}"))

@@ -14,8 +14,10 @@ from nbops.redact import redact
 from nbops.store import RunRecord, RunStore, open_store
 from nbops.tracking._active import active_run, register, require_active
 from nbops.tracking._capture import capture_finish, capture_start
-from nbops.tracking._run import Run, ensure_sequence, host_and_pid, new_run_id, scrubbed
+from nbops.tracking._ids import host_and_pid, new_run_id
+from nbops.tracking._run import Run
 from nbops.tracking._system import DEFAULT_INTERVAL
+from nbops.tracking._values import ensure_sequence, scrubbed
 
 if TYPE_CHECKING:
     from nbops.mirror import WandbMirror

@@ -5,24 +5,23 @@ from __future__ import annotations
 import logging
 import math
 import os
-import secrets
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbops.errors import ArtifactError, InvalidValueError, MetricValueError, RunFinishedError
-from nbops.names import NAME_PATTERN
+from nbops.errors import ArtifactError, InvalidValueError, RunFinishedError
 from nbops.redact import redact, scrub_text
 from nbops.store import ArtifactRecord, MetricPoint, RunRecord, RunStore
 from nbops.tracking._active import forget
 from nbops.tracking._flusher import flusher
+from nbops.tracking._summary import Summary
 from nbops.tracking._system import PREFIX as SYSTEM_PREFIX
 from nbops.tracking._system import SystemProbe, SystemSampler
+from nbops.tracking._values import artifact_name, as_float, as_step, jsonable
 
 if TYPE_CHECKING:
     from nbops.mirror import WandbMirror
@@ -34,93 +33,6 @@ _HEARTBEAT_EVERY = 5.0
 NOTES_KEY = "notes"
 #: Metadata the W&B copy carries as code information (git, package list, notebook snapshot).
 _MIRRORED_METADATA = ("git", "packages", "notebook")
-_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-def new_run_id() -> str:
-    """Return a new run id: 12 lowercase base-36 characters, sortable by creation time."""
-    ms = int(time.time() * 1000)
-    stamp = ""
-    while ms:
-        ms, rem = divmod(ms, 36)
-        stamp = _B36[rem] + stamp
-    return stamp[-8:].rjust(8, "0") + "".join(secrets.choice(_B36) for _ in range(4))
-
-
-def _as_float(key: str, value: Any) -> float:
-    if isinstance(value, bool):
-        return float(value)
-    try:
-        return float(value)
-    except OverflowError:
-        raise MetricValueError(
-            key,
-            type(value).__name__,
-            f"metric {key!r} is too large for a float (about 1e{_digits(value)}); metrics are "
-            "64-bit floats: log its logarithm, or the exact value with log_params()",
-        ) from None
-    except (TypeError, ValueError):
-        raise MetricValueError(
-            key,
-            type(value).__name__,
-            f"metric {key!r} has a {type(value).__name__} value ({value!r:.40}); metrics are "
-            "numbers: log text, lists and objects with log_params() or log_artifact()",
-        ) from None
-
-
-def _digits(value: Any) -> str:
-    """Return the order of magnitude of a huge integer (``"400"`` for 10**400), or ``"308+"``."""
-    try:
-        return str(int(value).bit_length() * 30103 // 100000)
-    except (TypeError, ValueError, OverflowError):
-        return "308+"
-
-
-def _as_step(step: Any) -> int:
-    index = getattr(step, "__index__", None)
-    value = index() if callable(index) and not isinstance(step, bool) else None
-    if value is None or value < 0:
-        raise InvalidValueError(f"step must be a non-negative integer, not {step!r}")
-    return int(value)
-
-
-class Summary(MutableMapping[str, Any]):
-    """The run's summary: the last value of each metric, plus any key set explicitly.
-
-    Keys set by assignment stay pinned: later ``log`` calls do not overwrite them.
-    """
-
-    def __init__(self) -> None:
-        self._auto: dict[str, Any] = {}
-        self._pinned: dict[str, Any] = {}
-        self._dirty = False
-
-    def __getitem__(self, key: str) -> Any:
-        return self._pinned[key] if key in self._pinned else self._auto[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._pinned[key] = value
-        self._dirty = True
-
-    def __delitem__(self, key: str) -> None:
-        del self._pinned[key]
-        self._dirty = True
-
-    def __iter__(self) -> Iterator[str]:
-        return iter({**self._auto, **self._pinned})
-
-    def __len__(self) -> int:
-        return len(self._auto.keys() | self._pinned.keys())
-
-    def __repr__(self) -> str:
-        return f"Summary({dict(self)!r})"
-
-    def _take_changes(self) -> dict[str, Any] | None:
-        if not self._dirty:
-            return None
-        self._dirty = False
-        changes: dict[str, Any] = redact({**self._auto, **self._pinned})
-        return changes
 
 
 class Run:
@@ -243,9 +155,9 @@ class Run:
         values = {k if type(k) is str else str(k): v for k, v in metrics.items()}
         for key, value in values.items():
             if type(value) is not float:
-                values[key] = _as_float(key, value)
+                values[key] = as_float(key, value)
         if step is not None and (type(step) is not int or step < 0):
-            step = _as_step(step)
+            step = as_step(step)
         with self._lock:
             if self._status != "running":  # finish may have won the race since the check above
                 raise RunFinishedError(self.id, "log metrics")
@@ -289,7 +201,7 @@ class Run:
         """Merge parameters (the run's config). Secret-looking keys are stored redacted."""
         if self._status != "running":
             raise RunFinishedError(self.id, "log parameters")
-        clean = redact({str(k): _jsonable(v) for k, v in params.items()})
+        clean = redact({str(k): jsonable(v) for k, v in params.items()})
         self._store.log_params(self.id, clean)
         if self._mirror is not None:
             self._mirror.update_config(clean)
@@ -303,7 +215,7 @@ class Run:
         source = Path(path)
         if not source.exists():
             raise ArtifactError(f"cannot log artifact: {source} does not exist")
-        name = _artifact_name(name if name is not None else source.name)
+        name = artifact_name(name if name is not None else source.name)
         if source.is_dir():
             digest, size = self._objects.put_tree(source)
             kind = "dir"
@@ -337,7 +249,7 @@ class Run:
 
         if self._status != "running":
             raise RunFinishedError(self.id, "log a table")
-        _artifact_name(name)
+        artifact_name(name)
         with tempfile.TemporaryDirectory(prefix="nbops-table-") as folder:
             path, kind = write_table(value, Path(folder), name)
             return self.log_artifact(path, name=name, type=kind)
@@ -494,6 +406,25 @@ class Run:
             self.flush()
             forget(self)
             return
+        if self._mirror is not None:  # the store first: the mirror pauses until the status is in
+            self._mirror.hold()
+        try:
+            self._finish_in_store(status)
+        finally:
+            if self._mirror is not None:
+                self._mirror.release()
+        if self._mirror is not None:  # bounded; records the copy's state in the store
+            self._mirror.update_summary(redact(dict(self.summary)))
+            self._mirror.finish(exit_code=0 if status == "finished" else 1)
+        forget(self)
+
+    def _finish_in_store(self, status: str) -> None:
+        # What was logged becomes durable before anything that may take time (the start
+        # capture, finish hooks): Jupyter kills a kernel ~5 s after asking it to shut down.
+        try:
+            self.flush()
+        except Exception:  # the final flush below retries and reports it
+            logger.debug("early flush of run %s failed", self.id, exc_info=True)
         self.wait_background()
         for hook in self._finish_hooks:
             try:
@@ -512,10 +443,6 @@ class Run:
             flusher().register(self)
             raise
         self._store.set_status(self.id, status, time.time())
-        if self._mirror is not None:  # bounded; records the copy's state in the store
-            self._mirror.update_summary(redact(dict(self.summary)))
-            self._mirror.finish(exit_code=0 if status == "finished" else 1)
-        forget(self)
 
     def __enter__(self) -> Run:
         return self
@@ -537,53 +464,7 @@ class Run:
             ("project", self.project),
             ("status", self._status),
             ("W&B", mirror),
-            ("store", str(self._store.path)),
+            ("store", self._store.location),
         )
         rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in cells)
         return f"<table class='nbops-run'>{rows}</table>"
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
-    item = getattr(value, "item", None)  # numpy scalars
-    if callable(item):
-        try:
-            return _jsonable(item())
-        except (TypeError, ValueError):
-            pass
-    return repr(value)
-
-
-def _artifact_name(name: str) -> str:
-    if not NAME_PATTERN.fullmatch(name):
-        raise ArtifactError(
-            f"invalid artifact name {name!r}: use letters, digits, '.', '_' and '-' "
-            "(no path separators), starting with a letter or digit, at most 128 characters"
-        )
-    return name
-
-
-def host_and_pid() -> tuple[str, int]:
-    """Return this process's host name and pid, as recorded on runs."""
-    return socket.gethostname(), os.getpid()
-
-
-def scrubbed(text: str | None) -> str | None:
-    """Return ``text`` with secret values removed (None stays None)."""
-    return None if text is None else scrub_text(text)
-
-
-def ensure_sequence(tags: Sequence[str] | str | None) -> tuple[str, ...]:
-    """Normalise tags given as None, one string or a sequence."""
-    if tags is None:
-        return ()
-    if isinstance(tags, str):
-        return (tags,)
-    return tuple(str(t) for t in tags)

@@ -104,13 +104,18 @@ def test_notebook_without_stop_is_completed_by_sync_offline(isolated_env: Path, 
 
     store = open_store()
     (record,) = store.list_runs(project="nb")
-    assert record.status == "finished"  # finished at kernel shutdown
+    # finished at kernel shutdown; on a loaded machine Jupyter's kill 5 s after the shutdown
+    # request can come first (the store then reports the run crashed, holding what was flushed):
+    # the W&B copy must equal the store either way
+    assert record.status in ("finished", "crashed")
+    steps = len(store_rows(store, record.id))
+    assert steps == 20000 or record.status == "crashed"
     state = store.get_metadata(record.id)["wandb"]  # the copy's progress is in the store
     assert state["mode"] == "offline" and state["copy"] in ("partial", "complete"), state
     print("copy left by the kernel:", state)
     shown = cli("runs", "show", record.id)
     if state["copy"] == "partial":
-        assert f"{state['rows']} of 20000 rows" in shown.output, shown.output
+        assert f"{state['rows']} of {steps} rows" in shown.output, shown.output
         assert "nbops sync --offline" in shown.output
 
     synced = sync_offline(project)
@@ -120,12 +125,12 @@ def test_notebook_without_stop_is_completed_by_sync_offline(isolated_env: Path, 
     (run_dir,) = find_offline_runs(project)  # the incomplete folder was replaced
     assert_copy_equals_store(store, record.id, run_dir)
     copy = read_offline_run(run_dir)
-    assert len(copy.history) == 20000
+    assert len(copy.history) == steps
     assert copy.history[5]["7"] == 5.0  # a non-string metric name, coerced as in the store
     assert copy.summary["api_token"] == "[redacted]"
     assert copy.config["api_key"] == "[redacted]"
     assert store.get_metadata(record.id)["wandb"]["copy"] == "complete"
-    assert "W&B copy: complete, 20000 rows" in cli("runs", "show", record.id).output
+    assert f"W&B copy: complete, {steps} rows" in cli("runs", "show", record.id).output
     assert no_secret_under(project / "wandb") == []
     again = sync_offline(project)  # nothing left to do: the complete copy is kept
     assert "every W&B copy is complete" in again.stdout

@@ -143,6 +143,7 @@ def _card_version(root: Path) -> str:
     return (root / "model_card.md").read_text().split("# Model card: ", 1)[1].split("\n", 1)[0]
 
 
+@pytest.mark.timeout(1500)  # five monitor passes, four pipeline runs: a hang bound only
 def test_the_loop_never_touches_the_users_checkout(project: Path, webhook: str, cli: Any) -> None:
     root = project
     _write_current(root, None)

@@ -90,6 +90,11 @@ def test_foreach_stages_are_cached_separately_and_addressable(isolated_env: Path
         "train@lr=0.125": "ran",
     }
     assert executions(root) == {"train": 4}
+    # an override of the group applies to each of its stages
+    named = run_pipeline(
+        root, ["train"], overrides={"train": {"name": "y"}}, report=lambda _l: None
+    )
+    assert {s.outcome for s in named.stages} == {"ran"} and len(named.stages) == 3
 
 
 def test_matrix_mistakes_are_reported(isolated_env: Path) -> None:

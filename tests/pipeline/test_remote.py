@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -275,3 +276,86 @@ def test_gc_keeps_the_lock_and_recent_records_here_and_on_the_remote(
     assert restored["emit"].outcome == "cached" and (root / "tag.txt").read_text() == "c" * 100
     rerun = run_pipeline(root, overrides={"emit": {"tag": "a"}}, report=quiet)
     assert rerun["emit"].outcome == "ran"  # its record was collected
+
+
+def test_an_interrupted_pull_of_a_large_object_resumes(
+    isolated_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    import nbops.pipeline._sync as sync
+    from nbops.pipeline import DirectoryRemote
+
+    monkeypatch.setattr(sync, "RESUMABLE", 1 << 20)
+    data = os.urandom(3 << 20)
+    digest = hashlib.sha256(data).hexdigest()
+    remote_dir = tmp_path / "remote"
+    (remote_dir / "objects" / digest[:2]).mkdir(parents=True)
+    (remote_dir / "objects" / digest[:2] / digest[2:]).write_bytes(data)
+
+    class Counting(DirectoryRemote):
+        read = 0
+
+        def open_read(self, name: str, offset: int = 0) -> Any:
+            inner = super().open_read(name, offset)
+            outer = self
+
+            class Stream:
+                def read(self, size: int = -1) -> bytes:
+                    chunk = inner.read(size)
+                    outer.read += len(chunk)
+                    return chunk
+
+                def __enter__(self) -> Stream:
+                    return self
+
+                def __exit__(self, *exc: object) -> None:
+                    inner.close()
+
+            return Stream()
+
+    partial = sync._partial_file(digest)
+    partial.write_bytes(data[: 2 << 20])  # what a killed pull had fetched
+    lines: list[str] = []
+    remote = Counting(remote_dir)
+    store = open_store(isolated_env / ".nbops")
+    assert sync.fetch_objects(remote, [digest], store.blobs, lines.append) == (1, 3 << 20)
+    assert remote.read == 1 << 20  # only the missing third crossed
+    assert store.blobs.path_of(digest).read_bytes() == data
+    assert any("resuming at 2 of 3 MiB" in line for line in lines)
+    assert not partial.exists()
+    # a partial file that is not a prefix of the object is caught by the hash and dropped
+    digest2 = hashlib.sha256(data[::-1]).hexdigest()
+    (remote_dir / "objects" / digest2[:2]).mkdir(parents=True, exist_ok=True)
+    (remote_dir / "objects" / digest2[:2] / digest2[2:]).write_bytes(data[::-1])
+    sync._partial_file(digest2).write_bytes(b"garbage" * 1000)
+    with pytest.raises(RemoteError, match="corrupt"):
+        sync.fetch_objects(remote, [digest2], store.blobs, quiet)
+    assert sync.fetch_objects(remote, [digest2], store.blobs, quiet)[0] == 1  # starts over
+
+
+def test_a_pull_over_ssh_resumes_from_its_partial_file(
+    isolated_env: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sshd: dict[str, str],
+) -> None:
+    import hashlib
+
+    import nbops.pipeline._sync as sync
+    from nbops.pipeline import open_remote
+
+    monkeypatch.setattr(sync, "RESUMABLE", 1 << 20)
+    monkeypatch.setenv("NBOPS_SSH_CONFIG", sshd["config"])
+    data = os.urandom(3 << 20)
+    digest = hashlib.sha256(data).hexdigest()
+    remote_dir = tmp_path / "ssh-remote"
+    (remote_dir / "objects" / digest[:2]).mkdir(parents=True)
+    (remote_dir / "objects" / digest[:2] / digest[2:]).write_bytes(data)
+    sync._partial_file(digest).write_bytes(data[: (2 << 20) + 123])
+    lines: list[str] = []
+    store = open_store(isolated_env / ".nbops")
+    with open_remote(f"ssh://127.0.0.1:{sshd['port']}{remote_dir}") as remote:
+        assert sync.fetch_objects(remote, [digest], store.blobs, lines.append)[0] == 1
+    assert store.blobs.path_of(digest).read_bytes() == data
+    assert any("resuming at 2 of 3 MiB" in line for line in lines)

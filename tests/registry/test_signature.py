@@ -114,3 +114,16 @@ def test_cli_predict_scores_a_file_in_batches(
     missing = cli("predict", "iris", str(tmp_path / "nope.csv"), "-o", str(tmp_path / "y.csv"))
     assert missing.exit_code == 1 and "does not exist" in missing.stderr
     assert sys.modules.get("nbops") is not None
+
+
+def test_columns_recorded_without_a_type_accept_any_type(iris_frame: pd.DataFrame) -> None:
+    """A model fitted on a DataFrame but registered with no input example or training data
+    knows its column names only: every typed input must still be accepted."""
+    X, y = iris_frame.drop(columns="target"), iris_frame["target"]
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    version = log_model(model, "iris-bare")
+    assert version.signature is not None
+    assert {c.dtype for c in version.signature.inputs} == {"unknown"}
+    checked = validate_input(version.signature, X.head(3))
+    assert list(checked.columns) == list(X.columns)
+    assert list(nbops.predict("iris-bare", X.head(3))) == list(model.predict(X.head(3)))

@@ -45,3 +45,18 @@ def test_routes_and_specs_are_validated() -> None:
         model_specs(["a", "a@candidate"])
     with pytest.raises(ServeError, match="unknown serve option"):
         serve("a", colour="red")
+
+
+def test_server_handle_renders_in_a_notebook() -> None:
+    from nbops.serve import Server
+
+    class Done:
+        pid = 7
+
+        def poll(self) -> int:
+            return 0
+
+    server = Server(Done(), "http://127.0.0.1:1/<x>", None)  # type: ignore[arg-type]
+    html = server._repr_html_()
+    assert "&lt;x&gt;" in html and "<x>" not in html and "stopped" in html
+    assert repr(server) == "<nbops Server http://127.0.0.1:1/<x> pid=7 stopped>"

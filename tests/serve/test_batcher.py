@@ -17,6 +17,15 @@ from nbops.serve._codec import decode_request, model_input
 from nbops.serve._schema import Column, Schema
 
 
+def _run(coro: Any) -> Any:
+    """Run ``coro`` on a fresh event loop in its own thread: a test earlier in the session may
+    have left a loop running in this one (nest_asyncio, IPython), where asyncio.run refuses."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def _model(calls: list[int], delay: float = 0.02) -> Any:
     def predict(X: Any, outputs: frozenset[str]) -> dict[str, Any]:
         calls.append(len(X))
@@ -39,7 +48,7 @@ def test_concurrent_requests_share_calls_and_get_their_own_rows() -> None:
         await batcher.drain()
         return out
 
-    results = asyncio.run(main())
+    results = _run(main())
     for i, result in enumerate(results):
         assert result["predict"].tolist() == [i * 10.0, i * 10 + 5.0]
     assert sum(calls) == 40 and len(calls) < 20 and max(calls) <= 8
@@ -57,7 +66,7 @@ def test_a_failing_request_does_not_fail_its_batch() -> None:
         rest = [batcher.submit(r, 1) for r in rows]
         return await asyncio.gather(first, *rest, return_exceptions=True)
 
-    results = asyncio.run(main())
+    results = _run(main())
     assert results[1]["predict"].tolist() == [20.0]
     assert isinstance(results[2], ValueError)
     assert results[3]["predict"].tolist() == [30.0]
@@ -71,7 +80,7 @@ def test_a_lone_request_is_not_held_for_the_batch_window() -> None:
             await batcher.submit(np.array([[1.0]]), 1)
         return time.perf_counter() - start
 
-    assert asyncio.run(main()) < 4.0  # hang guard: never waits the 5 s window
+    assert _run(main()) < 4.0  # hang guard: never waits the 5 s window
 
 
 SCHEMA = Schema((Column("a"), Column("b")), named=True, output="class")
@@ -153,21 +162,13 @@ def test_tensor_and_columns_become_a_frame_with_the_model_names() -> None:
 
 
 def test_schema_prefers_the_recorded_signature() -> None:
-    """The adapter reads ``version.signature`` (lifecycle's Signature) when a version has one."""
+    """The adapter reads ``version.signature`` when a version has one, else the model."""
     from dataclasses import dataclass
 
+    import pandas as pd
+
+    from nbops.registry import ColumnSpec, Signature
     from nbops.serve._schema import schema_of, validate
-
-    @dataclass(frozen=True)
-    class Col:
-        name: str
-        dtype: str
-        shape: tuple[int, ...] = ()
-
-    @dataclass(frozen=True)
-    class Signature:
-        inputs: tuple[Col, ...]
-        output: str
 
     @dataclass(frozen=True)
     class Version:
@@ -178,14 +179,31 @@ def test_schema_prefers_the_recorded_signature() -> None:
         feature_names_in_ = np.array(["ignored"])
         classes_ = np.array(["cat", "dog"])
 
-    signed = schema_of(
-        Version(Signature((Col("age", "int64"), Col("city", "object")), "classification")),
-        Model(),
-    )
+    sig = Signature((ColumnSpec("age", "int64"), ColumnSpec("city", "object")), 2, "class")
+    signed = schema_of(Version(sig), Model())
     assert [(c.name, c.datatype) for c in signed.columns] == [("age", "INT64"), ("city", "BYTES")]
     assert signed.output == "class" and signed.output_datatype == "BYTES"
     with pytest.raises(RequestError) as err:
         validate(signed, {"age": np.array(["x"], dtype=object), "city": np.array(["a"])}, 1)
     assert err.value.field == "age"
+    decoded = decode_request(
+        json.dumps(
+            {
+                "parameters": {"content_type": "pd"},
+                "inputs": [
+                    {"name": "age", "shape": [1], "datatype": "INT64", "data": [3]},
+                    {"name": "city", "shape": [1], "datatype": "BYTES", "data": ["Oslo"]},
+                ],
+            }
+        ).encode(),
+        None,
+    )
+    X, _ = model_input(signed, decoded.inputs)
+    assert isinstance(X, pd.DataFrame) and list(X.columns) == ["age", "city"]
+    unnamed = schema_of(Version(Signature((), 3, "number")), Model())
+    assert not unnamed.named and len(unnamed.columns) == 3 and unnamed.output == "value"
+    with pytest.raises(RequestError) as err:
+        model_input(unnamed, [("input-0", np.zeros((1, 2)))])
+    assert err.value.field == "input-0"
     old = schema_of(Version(None), Model())
-    assert old.names == ["ignored"] and old.named
+    assert old.names == ["ignored"] and old.named and old.signature is None

@@ -166,3 +166,20 @@ tests:
         [_tool("promtool"), "test", "rules", str(tests)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_concurrent_requests_are_batched_end_to_end(models: Store) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = {
+        "inputs": [{"name": "input-0", "shape": [1, 64], "datatype": "FP64", "data": [0.0] * 64}]
+    }
+    with serve("digits", store=models.path, max_latency=0.01) as server:
+        url = f"{server.url}/v2/models/digits/infer"
+        with ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(lambda _: call(url, body)[0], range(160)))
+        _, text, _ = call(f"{server.url}/metrics")
+    assert statuses == [200] * 160
+    calls = _value(text, 'nbops_serve_batch_rows_count{model="digits"')
+    rows = _value(text, 'nbops_serve_batch_rows_sum{model="digits"')
+    assert rows == 160 and calls < 160, (calls, rows)  # some calls answered several requests

@@ -189,3 +189,49 @@ def test_model_exception_is_a_500_with_request_id(models: Store) -> None:
         broken.stop()
         log = broken.logs()
     assert "req-42" in log and "Traceback" in log
+
+
+def test_typed_signature_of_a_pipeline_with_text_columns(isolated_env: Any) -> None:
+    """A version with a recorded, typed signature: text columns served, types checked."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from nbops.registry import log_model
+
+    frame = pd.DataFrame({"city": ["oslo", "rome", "oslo", "lima"] * 10, "age": list(range(40))})
+    target = (frame["city"] == "oslo").astype(int)
+    model = make_pipeline(
+        ColumnTransformer(
+            [("city", OneHotEncoder(handle_unknown="ignore"), ["city"])], remainder="passthrough"
+        ),
+        LogisticRegression(),
+    ).fit(frame, target)
+    version = log_model(model, "towns", input_example=frame.head())
+    assert version.signature is not None
+    with serve("towns") as server:
+        url = f"{server.url}/v2/models/towns/infer"
+        _, meta, _ = call(f"{server.url}/v2/models/towns")
+        assert meta["inputs"] == [
+            {"name": "city", "datatype": "BYTES", "shape": [-1]},
+            {"name": "age", "datatype": "INT64", "shape": [-1]},
+        ]
+        good = {
+            "parameters": {"content_type": "pd"},
+            "inputs": [
+                {"name": "city", "shape": [2], "datatype": "BYTES", "data": ["oslo", "lima"]},
+                {"name": "age", "shape": [2], "datatype": "INT64", "data": [30, 31]},
+            ],
+        }
+        status, out, _ = call(url, good)
+        assert status == 200 and out["outputs"][0]["data"] == [1, 0]
+        bad = json.loads(json.dumps(good))
+        bad["inputs"][0].update(datatype="FP64", data=[1.0, 2.0])
+        status, out, _ = call(url, bad)
+        assert status == 400 and out["field"] == "city" and "city" in out["error"]
+        bad = json.loads(json.dumps(good))
+        bad["inputs"][1].update(datatype="BYTES", data=["x", "y"])
+        status, out, _ = call(url, bad)
+        assert status == 400 and out["field"] == "age"

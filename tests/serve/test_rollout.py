@@ -224,3 +224,29 @@ def test_rollout_cli_records_who_when_why(cli: Any) -> None:
     events = rollout_history("flowers")
     assert [e.action for e in events] == ["set", "rollback", "promote", "rollback"]
     assert all(e.by and e.at for e in events)
+
+
+def test_automatic_rollback_on_p99_latency(models: Store) -> None:
+    with serve(
+        "iris",
+        routes="production=50,candidate=50",
+        store=models.path,
+        poll_interval=0.2,
+        rollback_p99=1e-6,
+        rollback_min_requests=5,
+    ) as server:
+        url = f"{server.url}/v2/models/iris/infer"
+        body = pd_request(models.X.iloc[:1])
+        deadline = time.monotonic() + 60
+        versions: list[str] = []
+        while time.monotonic() < deadline:
+            status, out, _ = call(url, body)
+            assert status == 200  # a slow canary still answers; it is only rolled back
+            versions.append(out["model_version"])
+            if len(versions) > 20 and versions[-15:] == ["1"] * 15:
+                break
+    assert "2" in versions and versions[-15:] == ["1"] * 15
+    event = rollout_history("iris", models.path)[-1]
+    assert event.action == "auto-rollback" and "p99" in (event.reason or "")
+    assert event.evidence["target"] == "candidate" and event.evidence["p99_seconds"] > 1e-6
+    set_rollout("iris", "production=100", reason="test cleanup", store=models.path)

@@ -85,8 +85,10 @@ def test_cli_runs_list_flags(cli: Any) -> None:
     assert out.exit_code == 0, out.stderr
     lines = out.output.splitlines()[1:]
     assert [line.split()[0] for line in lines] == ["run0011", "run0010"]
+    out = cli("runs", "list", "--sort", "metrics.accuracy", "--desc", "--limit", "2", "--json")
+    assert [r["id"] for r in json.loads(out.output)] == ["run0011", "run0010"]
     out = cli("runs", "list", "--filter", "accuracy>0.3")
     assert out.exit_code == 1
     assert out.stderr.startswith("Error: invalid run filter 'accuracy>0.3'")
     out = cli("runs", "list", "--status", "finished", "--filter", "metrics.accuracy>5")
-    assert (out.exit_code, out.output.strip()) == (0, f"No runs in {open_store().url} match")
+    assert (out.exit_code, out.output.strip()) == (0, f"No runs in {open_store().location} match")

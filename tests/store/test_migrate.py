@@ -10,7 +10,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 import nbops
-from nbops.registry import set_alias
+from nbops.registry import remove_alias, set_alias, set_status
 from nbops.store import MetricPoint, RunStore, copy_store, open_store, run_digest
 
 pytestmark = pytest.mark.postgres
@@ -36,8 +36,10 @@ def _fill(store: RunStore, tmp_path: Path) -> list[str]:
             nbops.log_model(LogisticRegression().fit([[0], [1]], [0, 1]), "clf", run=run)
         run.finish()
         ids.append(run.id)
+    set_status("clf", 1, "validated", reason="gates passed", store=store)
     set_alias("clf", 1, "staging", store=store)
     set_alias("clf", 1, "production", store=store)
+    remove_alias("clf", "staging", reason="promoted", store=store)
     store.run_cache.put("stage-fingerprint", {"run": ids[0], "outs": {"m": "f" * 64}})
     return ids
 
@@ -66,7 +68,7 @@ def test_round_trip_through_postgresql(
     report = json.loads(out.output)
     assert report["ok"] is True
     assert report["counts"]["runs"] == {"source": 3, "destination": 3}
-    assert report["copied"]["alias moves"] == 2
+    assert report["copied"]["alias moves"] == 3
     team = open_store(postgres_store_url)
     assert _everything(team) == _everything(local)
     assert nbops.get_run(ids[2], store=team).artifact("weights:v0").digest != (

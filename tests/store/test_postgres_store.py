@@ -169,3 +169,13 @@ def test_teammates_share_one_store(
     frame = nbops.runs(filters="params.lr=0.01")
     assert list(frame["id"]) == [ids[0]]
     assert len(nbops.get_run(ids[1]).history()) == 50
+
+
+def test_password_never_shown(postgres_server: str, cli: Any) -> None:
+    url = postgres_server.replace("postgres@", "postgres:s3cret-pw@") + "/nbops_store?schema=pw"
+    out = cli("store", "info", url)
+    assert out.exit_code == 0, out.stderr
+    assert "s3cret-pw" not in out.output
+    assert "postgres:***@" in out.output
+    out = cli("store", "migrate", url, url + "2")
+    assert "s3cret-pw" not in out.output + out.stderr

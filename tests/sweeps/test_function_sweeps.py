@@ -151,7 +151,7 @@ def test_jobs_2_runs_two_processes_in_parallel(monkeypatch: pytest.MonkeyPatch) 
     spans = {pid: [] for pid in pids}  # type: dict[int, list[tuple[float, float]]]
     for t in trials:
         spans[t.user_attrs["nbops.pid"]].append(
-            (t.user_attrs["nbops.started"], t.user_attrs["nbops.ended"])
+            (t.datetime_start.timestamp(), t.datetime_complete.timestamp())
         )
     a, b = spans.values()
     assert any(s1 < e2 and s2 < e1 for s1, e1 in a for s2, e2 in b)  # overlapping intervals

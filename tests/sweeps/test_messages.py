@@ -161,3 +161,19 @@ def test_ctrl_c_with_worker_processes_records_the_sweep_killed(isolated_env: Pat
     assert summary.status == "killed"
     states = {t.state for t in nbops.load_sweep("ctrl-c-jobs").trials()}
     assert TrialState.RUNNING not in states
+
+
+def test_a_worker_that_cannot_start_says_why() -> None:
+    import types
+
+    module = types.ModuleType("only_here")  # importable in this process, not in its workers
+    exec("def objective(params):\n    return params['x']", module.__dict__)
+    sys.modules["only_here"] = module
+    try:
+        with pytest.raises(SweepError) as info:
+            nbops.sweep(module.objective, space=SPACE, n_trials=2, jobs=2, direction="maximize")
+    finally:
+        del sys.modules["only_here"]
+    message = str(info.value)
+    assert "every worker" in message and "cannot import module 'only_here'" in message
+    assert "RuntimeWarning" not in message

@@ -151,3 +151,40 @@ def test_every_kernel_started_is_shut_down(
     while any(pid_alive(pid) for pid in pids):
         assert time.time() < deadline, "a kernel the sweep started is still running"
         time.sleep(0.1)
+
+
+def test_stop_now_ends_the_processes_a_notebook_trial_started(isolated_env: Path) -> None:
+    import time
+
+    from nbops.process import pid_alive
+
+    pids = isolated_env / "pids"
+    pids.mkdir()
+    body = (
+        "import os, subprocess, time\n"
+        "child = subprocess.Popen(['sleep', '300'])\n"
+        "open(os.path.join(folder, str(child.pid)), 'w').close()\n"
+        "time.sleep(300)\n"
+    )
+    path = write_notebook(isolated_env / "spawn.ipynb", f"x = 0.0\nfolder = {str(pids)!r}", body)
+    sweep = nbops.sweep(
+        path,
+        space={"x": SPACE["x"]},
+        metric="score",
+        n_trials=3,
+        direction="maximize",
+        panel=True,  # worker processes in the background
+    )
+    deadline = time.time() + 90
+    while not list(pids.iterdir()):
+        assert time.time() < deadline, "the notebook never started its child process"
+        time.sleep(0.2)
+    sweep.stop(now=True)
+    sweep.wait(timeout=90)
+    children = [int(p.name) for p in pids.iterdir()]
+    deadline = time.time() + 30
+    while any(pid_alive(pid) for pid in children):
+        assert time.time() < deadline, "a process the trial's notebook started outlived it"
+        time.sleep(0.2)
+    states = {t.state for t in sweep.trials()}
+    assert TrialState.RUNNING not in states and TrialState.FAIL in states

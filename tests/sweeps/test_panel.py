@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -228,3 +229,33 @@ def test_stop_on_a_thread_keeps_or_interrupts_the_running_trial(now: bool) -> No
     else:  # the running trial finished and its result was kept
         assert last.state == TrialState.COMPLETE
     assert len(trials) <= 2
+
+
+_RELEASE = threading.Event()
+
+
+def _uninterruptible(params: dict[str, Any]) -> float:
+    _RELEASE.wait(60)  # a blocking C call: an async exception lands only once it returns
+    return params["x"]
+
+
+def test_stop_now_on_a_thread_fails_a_trial_stuck_in_a_long_call_at_once() -> None:
+    sweep = nbops.sweep(
+        _uninterruptible, space={"x": SPACE["x"]}, n_trials=5, panel=True, direction="maximize"
+    )
+    deadline = time.time() + 30
+    while not sweep.trials(states=(TrialState.RUNNING,)):
+        assert time.time() < deadline
+        time.sleep(0.05)
+    stopped = time.time()
+    sweep.stop(now=True)
+    try:
+        while sweep.trials(states=(TrialState.RUNNING,)):
+            assert time.time() - stopped < 10, "the trial stayed RUNNING until its call returned"
+            time.sleep(0.05)
+    finally:
+        _RELEASE.set()
+    sweep.wait(timeout=30)
+    (trial,) = sweep.trials()
+    assert trial.state == TrialState.FAIL and "interrupted" in trial.user_attrs["nbops.error"]
+    assert nbops.get_run(trial.user_attrs["nbops.run_id"]).status == "killed"

@@ -61,9 +61,9 @@ def test_delete_hides_and_gc_removes_only_unshared_objects(tmp_path: Path, cli: 
     assert blobs.exists(gone_digests["data"])  # a dataset version refers to it
     with pytest.raises(nbops.NbopsError):
         nbops.get_run(gone)
-    assert nbops.get_run(kept).artifact("shared.txt").restore(tmp_path / "back.txt").read_text() == (
-        "same bytes"
-    )
+    assert nbops.get_run(kept).artifact("shared.txt").restore(
+        tmp_path / "back.txt"
+    ).read_text() == ("same bytes")
     again = gc_runs()
     assert (again.runs, again.objects, again.bytes_freed) == ((), 0, 0)
 
