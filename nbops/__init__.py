@@ -29,12 +29,15 @@ if TYPE_CHECKING:
     from nbops.sweeps import load_sweep as load_sweep
     from nbops.sweeps import report as report
     from nbops.sweeps import sweep as sweep
+    from nbops.tracking import Histogram as Histogram
+    from nbops.tracking import Image as Image
     from nbops.tracking import (
         Run as Run,
     )
     from nbops.tracking import (
         StoredRun as StoredRun,
     )
+    from nbops.tracking import Table as Table
     from nbops.tracking import (
         active_run as active_run,
     )
@@ -82,6 +85,9 @@ _LAZY = {
     "autolog": "nbops.tracking",
     "compare": "nbops.tracking",
     "finish": "nbops.tracking",
+    "Histogram": "nbops.tracking",
+    "Image": "nbops.tracking",
+    "Table": "nbops.tracking",
     "get_run": "nbops.tracking",
     "init": "nbops.tracking",
     "log": "nbops.tracking",

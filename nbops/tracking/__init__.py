@@ -16,6 +16,7 @@ from nbops.tracking._autolog import autolog, autolog_enabled
 from nbops.tracking._compare import Comparison, compare
 from nbops.tracking._gc import RunsGcResult, delete_runs, gc_runs
 from nbops.tracking._ids import new_run_id
+from nbops.tracking._media import Histogram, Image, Media, Table
 from nbops.tracking._query import Artifact, StoredRun, get_run, runs
 from nbops.tracking._run import Run
 from nbops.tracking._summary import Summary
@@ -26,12 +27,16 @@ __all__ = [
     "RUN_ID_ENV",
     "Artifact",
     "Comparison",
+    "Histogram",
+    "Image",
+    "Media",
     "Run",
     "RunsGcResult",
     "StoredRun",
     "Summary",
     "SystemProbe",
     "SystemSampler",
+    "Table",
     "active_run",
     "add_activation_listener",
     "attach_from_environment",

@@ -153,6 +153,17 @@ class StoredRun:
         objects = self._store.blobs
         return {a.name: Artifact(a, objects) for a in self._store.list_artifacts(self.id)}
 
+    def media(self, key: str) -> list[tuple[int, Artifact]]:
+        """The images, tables, histograms or figures logged under ``key``: ``(step, artifact)``
+        pairs in step order."""
+        objects = self._store.blobs
+        found = [
+            (int(a.metadata["step"]), Artifact(a, objects))
+            for a in self._store.list_artifacts(self.id)
+            if a.metadata.get("key") == key and "step" in a.metadata
+        ]
+        return sorted(found, key=lambda pair: pair[0])
+
     def artifact(self, ref: str) -> Artifact:
         """The artifact ``name`` (its latest version) or one version, ``name:vN``."""
         return Artifact(self._store.get_artifact(self.id, ref), self._store.blobs)

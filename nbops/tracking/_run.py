@@ -18,6 +18,7 @@ from nbops.redact import redact, scrub_text
 from nbops.store import ArtifactRecord, MetricPoint, RunRecord, RunStore
 from nbops.tracking._active import forget
 from nbops.tracking._flusher import flusher
+from nbops.tracking._media import Media, as_media, media_name
 from nbops.tracking._summary import Summary
 from nbops.tracking._system import PREFIX as SYSTEM_PREFIX
 from nbops.tracking._system import SystemProbe, SystemSampler
@@ -153,11 +154,38 @@ class Run:
             raise RunFinishedError(self.id, "log metrics")
         # Non-string names are coerced once, here, so the store and W&B hold the same name.
         values = {k if type(k) is str else str(k): v for k, v in metrics.items()}
+        media: dict[str, Media] = {}
         for key, value in values.items():
             if type(value) is not float:
-                values[key] = as_float(key, value)
+                found = None if isinstance(value, (int, bool)) else as_media(key, value)
+                if found is not None:
+                    media[key] = found
+                else:
+                    values[key] = as_float(key, value)
+        for key in media:
+            del values[key]
         if step is not None and (type(step) is not int or step < 0):
             step = as_step(step)
+        if not media:
+            self._append(values, step, media=False)
+            return
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="nbops-media-") as folder:
+            files = {}  # written before the step is taken: bad media log nothing
+            for index, (key, item) in enumerate(media.items()):
+                files[key] = Path(folder) / f"{index}{item.suffix}"
+                item.write(key, files[key])
+            at = self._append(values, step, media=True)
+            for key, item in media.items():
+                details: dict[str, Any] = {"key": key, "step": at, "media": item.kind}
+                caption = getattr(item, "caption", None)
+                if caption:
+                    details["caption"] = scrub_text(str(caption))
+                name = media_name(key, at)
+                self.log_artifact(files[key], name=name, type=item.kind, metadata=details)
+
+    def _append(self, values: dict[str, float], step: int | None, *, media: bool) -> int:
         with self._lock:
             if self._status != "running":  # finish may have won the race since the check above
                 raise RunFinishedError(self.id, "log metrics")
@@ -165,9 +193,11 @@ class Run:
                 step = self._next_step
             if step >= self._next_step:
                 self._next_step = step + 1
-            self._buffer.append((step, time.time(), values))
-            self.summary._auto.update(values)
-            self.summary._dirty = True
+            if values or not media:
+                self._buffer.append((step, time.time(), values))
+                self.summary._auto.update(values)
+                self.summary._dirty = True
+        return step
 
     def log_system(self, values: Mapping[str, float]) -> None:
         """Record one sample of system metrics (keys ``system/...``) at the current wall time.
@@ -207,7 +237,12 @@ class Run:
             self._mirror.update_config(clean)
 
     def log_artifact(
-        self, path: str | os.PathLike[str], name: str | None = None, type: str | None = None
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        type: str | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
     ) -> ArtifactRecord:
         """Copy a file or directory into the content-addressed object store and record it."""
         if self._status != "running":
@@ -230,6 +265,7 @@ class Run:
             kind=kind,
             source=str(source.resolve()),
             created_at=time.time(),
+            metadata=dict(metadata or {}),
         )
         record = self._store.add_artifact(self.id, record)
         if self._mirror is not None:
