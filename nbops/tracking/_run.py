@@ -72,10 +72,8 @@ class Run:
         self._owner = owner
         if owner and not resumed:
             store.create_run(record)
-            if mirror is not None:  # the store records how far the W&B copy got
-                mirror.report_to(
-                    lambda state: store.set_metadata(record.id, "wandb", state.to_dict())
-                )
+        if owner and mirror is not None:  # the store records how far the W&B copy got
+            mirror.report_to(lambda state: store.set_metadata(record.id, "wandb", state.to_dict()))
         if config:
             self.log_params(config)
         flusher().register(self)

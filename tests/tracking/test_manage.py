@@ -96,3 +96,24 @@ def test_resume_refusals() -> None:
         nbops.init(run_id=live.id, resume=True, capture=False, system_metrics=False)
     assert live.status == "running"  # the refused resume did not finish the active run
     assert nbops.active_run() is live
+
+
+def test_resumed_run_gets_a_complete_wandb_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from nbops.mirror import read_offline_run
+
+    monkeypatch.setenv("NBOPS_WANDB", "offline")
+    run = nbops.init(project="p", capture=False, system_metrics=False)
+    for i in range(3):
+        run.log({"loss": float(i)})
+    run.finish()
+    again = nbops.init(run_id=run.id, resume=True, capture=False, system_metrics=False)
+    again.log({"loss": 10.0})
+    again.finish()
+    state = nbops.get_run(run.id).metadata["wandb"]
+    assert (state["copy"], state["rows"], state["total"]) == ("complete", 4, 4)
+    assert os.environ["WANDB_DIR"] in state["run_dir"]
+    copy = read_offline_run(state["run_dir"])
+    assert [row["loss"] for row in copy.history] == [0.0, 1.0, 2.0, 10.0]
+    assert [row["_step"] for row in copy.history] == [0, 1, 2, 3]
