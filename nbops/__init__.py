@@ -29,14 +29,23 @@ if TYPE_CHECKING:
     from nbops.sweeps import load_sweep as load_sweep
     from nbops.sweeps import report as report
     from nbops.sweeps import sweep as sweep
+    from nbops.tracking import Histogram as Histogram
+    from nbops.tracking import Image as Image
     from nbops.tracking import (
         Run as Run,
     )
     from nbops.tracking import (
         StoredRun as StoredRun,
     )
+    from nbops.tracking import Table as Table
     from nbops.tracking import (
         active_run as active_run,
+    )
+    from nbops.tracking import (
+        autolog as autolog,
+    )
+    from nbops.tracking import (
+        compare as compare,
     )
     from nbops.tracking import (
         finish as finish,
@@ -73,7 +82,12 @@ _LAZY = {
     "Run": "nbops.tracking",
     "StoredRun": "nbops.tracking",
     "active_run": "nbops.tracking",
+    "autolog": "nbops.tracking",
+    "compare": "nbops.tracking",
     "finish": "nbops.tracking",
+    "Histogram": "nbops.tracking",
+    "Image": "nbops.tracking",
+    "Table": "nbops.tracking",
     "get_run": "nbops.tracking",
     "init": "nbops.tracking",
     "log": "nbops.tracking",

@@ -36,6 +36,7 @@ def _run_document(store: Any, run_id: str) -> dict[str, Any]:
         "job_type": record.job_type,
         "status": record.status,
         "tags": list(record.tags),
+        "notes": metadata.get("notes") or "",
         "start_time": record.start_time,
         "end_time": record.end_time,
         "params": store.get_params(run_id),
@@ -135,6 +136,10 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         return 0
     print(f"Run {doc['id']} ({doc['name']})  project {doc['project']}  {doc['status']}")
     print(f"  started {when(doc['start_time'])}  ended {when(doc['end_time']) or '-'}")
+    if doc["tags"]:
+        print(f"  tags: {', '.join(doc['tags'])}")
+    if doc["notes"]:
+        print(f"  notes: {doc['notes']}")
     if doc["error"]:
         err = doc["error"]
         cell = f"cell {err['cell']}" if err.get("cell") else f"In [{err.get('execution_count')}]"
@@ -223,6 +228,70 @@ def cmd_runs_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs_tag(args: argparse.Namespace) -> int:
+    from nbops.redact import scrub_text
+
+    changes = [c for c in args.changes if c not in ("", "--")]
+    if not changes:
+        raise NbopsUsageError("give tags to change: nbops runs tag ID +TAG -TAG ...")
+    empty = [c for c in changes if c in ("+", "-")]
+    if empty:
+        raise NbopsUsageError(f"empty tag {empty[0]!r}: write +TAG to add, -TAG to remove")
+    store = _store()
+    run_id = _resolve(store, args.run_id)
+    tags = list(store.get_run(run_id).tags)
+    for change in changes:
+        name = scrub_text(change[1:] if change[0] in "+-" else change)
+        if change.startswith("-"):
+            tags = [t for t in tags if t != name]
+        elif name not in tags:
+            tags.append(name)
+    store.set_tags(run_id, tags)
+    print(f"{run_id}: tags {', '.join(tags) if tags else '(none)'}")
+    return 0
+
+
+def cmd_runs_delete(args: argparse.Namespace) -> int:
+    import sys
+
+    from nbops.tracking import delete_runs
+
+    store = _store()
+    ids = [_resolve(store, run_id) for run_id in args.run_ids]
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise NbopsUsageError("confirm with --yes to delete runs without a terminal")
+        answer = input(f"Delete {len(ids)} run(s) ({', '.join(ids)})? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    deleted = delete_runs(ids, store=store)
+    print(f"deleted {len(deleted)} run(s); `nbops runs gc` removes them and their objects")
+    return 0
+
+
+def cmd_runs_gc(args: argparse.Namespace) -> int:
+    from nbops.tracking import gc_runs
+
+    result = gc_runs(store=_store(), dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print(
+        f"{verb} {len(result.runs)} deleted run(s) and {result.objects} object(s); "
+        f"{result.bytes_freed:,} bytes freed"
+    )
+    return 0
+
+
+def cmd_runs_note(args: argparse.Namespace) -> int:
+    from nbops.redact import scrub_text
+
+    store = _store()
+    run_id = _resolve(store, args.run_id)
+    store.set_metadata(run_id, "notes", scrub_text(" ".join(args.text)))
+    print(f"{run_id}: notes set")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``nbops runs`` and its actions."""
     runs = sub.add_parser("runs", help="list, show and compare tracked runs")
@@ -255,3 +324,33 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("run_ids", nargs="+", metavar="ID", help="two or more run ids")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_runs_compare)
+    p = actions.add_parser(
+        "tag",
+        help="add or remove tags",
+        description="Add tags (+TAG or TAG) and remove tags (-TAG) of a run.",
+    )
+    p.add_argument("run_id", metavar="ID", help="run id, unique prefix, or 'latest'")
+    p.add_argument(
+        "changes", nargs=argparse.REMAINDER, metavar="+TAG|-TAG", help="tags to add or remove"
+    )
+    p.set_defaults(func=cmd_runs_tag)
+    p = actions.add_parser(
+        "delete",
+        help="mark runs deleted (hidden; removed by nbops runs gc)",
+        description="Mark runs deleted: listings hide them; `nbops runs gc` removes them.",
+    )
+    p.add_argument("run_ids", nargs="+", metavar="ID", help="run ids or unique prefixes")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=cmd_runs_delete)
+    p = actions.add_parser(
+        "gc",
+        help="remove deleted runs and the objects only they used",
+        description="Remove deleted runs' records, and their artifacts' objects unless a "
+        "dataset, a model, the pipeline lock or run cache, or another run refers to them.",
+    )
+    p.add_argument("--dry-run", action="store_true", help="only report what would go")
+    p.set_defaults(func=cmd_runs_gc)
+    p = actions.add_parser("note", help="set a run's notes")
+    p.add_argument("run_id", metavar="ID", help="run id, unique prefix, or 'latest'")
+    p.add_argument("text", nargs="+", metavar="TEXT", help="the notes (replaces earlier ones)")
+    p.set_defaults(func=cmd_runs_note)

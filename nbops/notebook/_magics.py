@@ -37,6 +37,11 @@ def _parser() -> MagicArgumentParser:
         "--wandb", choices=WANDB_MODES, help="W&B mirror mode (default: offline without an API key)"
     )
     track.add_argument(
+        "--autolog",
+        action="store_true",
+        help="record scikit-learn, XGBoost and LightGBM training into the run (nbops.autolog())",
+    )
+    track.add_argument(
         "--new",
         action="store_true",
         help="finish the current run and start another with the same project, tags, group, "
@@ -143,6 +148,10 @@ class NbopsMagics(Magics):
             job_type=args.job_type,
             wandb=args.wandb,
         )
+        if args.autolog:
+            from nbops.tracking import autolog
+
+            autolog()
         mirror = run.mirror.state.mode if run.mirror is not None else "disabled"
         verb = "Re-attached to" if reattached else "Tracking"
         print(

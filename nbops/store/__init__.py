@@ -43,12 +43,13 @@ from nbops.store._parts import (
     ModelStore,
     RunCache,
 )
-from nbops.store._query import Condition, RunQuery, make_query, parse_condition
+from nbops.store._query import DELETED_KEY, Condition, RunQuery, make_query, parse_condition
 from nbops.store._sqlite import SQLiteStore
 
 __all__ = [
     "ALIAS_MOVE_FIELDS",
     "DATASET_FIELDS",
+    "DELETED_KEY",
     "FINAL_STATUSES",
     "MODEL_FIELDS",
     "RUN_STATUSES",

@@ -177,6 +177,24 @@ class RunStore(abc.ABC):
         """Set a run's status (one of :data:`RUN_STATUSES`) and, for final ones, its end time."""
 
     @abc.abstractmethod
+    def set_tags(self, run_id: str, tags: Sequence[str]) -> None:
+        """Replace the run's tags (any status; order kept, duplicates dropped)."""
+
+    @abc.abstractmethod
+    def reopen_run(self, run_id: str, pid: int, host: str, heartbeat_time: float) -> None:
+        """Resume a run: status ``running`` again, no end time, owned by ``pid`` on ``host``.
+
+        Raises:
+            StoreError: The run is ``running`` (another process owns it).
+        """
+
+    @abc.abstractmethod
+    def purge_run(self, run_id: str) -> None:
+        """Remove the run and its parameters, metrics, summary, metadata and artifact records
+        (their blobs stay: see ``nbops runs gc``). Dataset and model records naming the run are
+        kept. Raises :class:`StoreError` for a ``running`` run."""
+
+    @abc.abstractmethod
     def write_progress(
         self,
         run_id: str,
@@ -279,3 +297,8 @@ class RunStore(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. The store must not be used afterwards."""
+
+
+def unique_tags(tags: Sequence[str]) -> list[str]:
+    """Tags as stored: strings, in the order given, each once."""
+    return list(dict.fromkeys(str(t) for t in tags))

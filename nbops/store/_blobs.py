@@ -35,7 +35,8 @@ class BlobStore(abc.ABC):
     Contract (checked by :class:`nbops.testing.BlobConformance`):
 
     * **Content addressing.** A blob's name is the sha256 of its bytes; putting the same bytes
-      twice stores them once. Blobs are never modified or deleted by nbops.
+      twice stores them once. Blobs are never modified; only ``nbops runs gc`` removes them
+      (:meth:`remove`), and only blobs nothing in the store or the project refers to.
     * **Atomicity.** A blob is either absent or complete: writers go through a temporary name and
       a rename (or the remote's equivalent), so a killed writer leaves no partial blob.
     * **Processes and threads.** Any number of writers may put the same or different blobs at
@@ -67,6 +68,10 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     def put_bytes(self, data: bytes) -> str:
         """Store bytes; return their digest."""
+
+    @abc.abstractmethod
+    def remove(self, digest: str) -> int:
+        """Delete the blob; return the bytes freed (0 when it was absent)."""
 
     @abc.abstractmethod
     def digests(self) -> Iterator[str]:

@@ -26,11 +26,12 @@ from nbops.store._base import (
     RunRecord,
     RunRow,
     RunStore,
+    unique_tags,
 )
 from nbops.store._blobs import BlobStore
 from nbops.store._memory_parts import MemoryDatasetStore, MemoryModelStore, MemoryRunCache
 from nbops.store._objects import ObjectStore
-from nbops.store._query import RunQuery, matches
+from nbops.store._query import DELETED_KEY, RunQuery, matches
 
 
 def _json_copy(value: Any) -> Any:
@@ -110,6 +111,34 @@ class MemoryStore(RunStore):
             end_time = time.time()
         with self._lock:
             self._replace(run_id, status=status, end_time=end_time)
+
+    def set_tags(self, run_id: str, tags: Sequence[str]) -> None:
+        with self._lock:
+            self._replace(run_id, tags=tuple(unique_tags(tags)))
+
+    def purge_run(self, run_id: str) -> None:
+        with self._lock:
+            if self._need(run_id).status == "running":
+                raise StoreError(f"run {run_id} is running; finish it before removing it")
+            del self._runs[run_id]
+            for table in (self._params, self._summary, self._metadata):
+                del table[run_id]
+            del self._metrics[run_id]
+            del self._artifacts[run_id]
+
+    def reopen_run(self, run_id: str, pid: int, host: str, heartbeat_time: float) -> None:
+        self.reap_crashed()
+        with self._lock:
+            if self._need(run_id).status == "running":
+                raise StoreError(f"run {run_id} is running in another process; it cannot resume")
+            self._replace(
+                run_id,
+                status="running",
+                end_time=None,
+                pid=pid,
+                host=host,
+                heartbeat_time=heartbeat_time,
+            )
 
     def write_progress(
         self,
@@ -205,6 +234,8 @@ class MemoryStore(RunStore):
         if query.status and r.status not in query.status:
             return False
         if any(tag not in r.tags for tag in query.tags):
+            return False
+        if query.deleted is not None and query.deleted != (DELETED_KEY in self._metadata[r.id]):
             return False
         last = self.last_metrics([r.id])[r.id]
         for cond in query.where:

@@ -33,6 +33,15 @@ class ObjectStore(BlobStore):
     def exists(self, digest: str) -> bool:
         return self.path_of(digest).is_file()
 
+    def remove(self, digest: str) -> int:
+        path = self.path_of(digest)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return size
+
     def digests(self) -> Iterator[str]:
         if not self.root.is_dir():
             return

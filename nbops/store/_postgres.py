@@ -29,6 +29,7 @@ from nbops.store._base import (
     RunRecord,
     RunRow,
     RunStore,
+    unique_tags,
 )
 from nbops.store._blobs import BlobStore
 from nbops.store._postgres_db import PostgresDatabase
@@ -42,6 +43,10 @@ _RUN_COLUMNS = (
     "runs.id, runs.project, runs.name, runs.grp, runs.job_type, runs.status, runs.tags, "
     "runs.start_time, runs.end_time, runs.heartbeat_time, runs.pid, runs.host"
 )
+
+
+#: Tables holding one run's rows (``purge_run`` empties them for the run).
+_RUN_TABLES = ("params", "metrics", "last_metrics", "summary", "metadata", "artifacts")
 
 
 class PostgresStore(RunStore):
@@ -136,6 +141,42 @@ class PostgresStore(RunStore):
             )
             if cur.rowcount == 0:
                 raise self._missing(run_id)
+
+    def set_tags(self, run_id: str, tags: Sequence[str]) -> None:
+        with self._db.transaction() as cur:
+            cur.execute(
+                "UPDATE runs SET tags = %s WHERE id = %s",
+                (json.dumps(unique_tags(tags)), run_id),
+            )
+            if cur.rowcount == 0:
+                raise self._missing(run_id)
+
+    def purge_run(self, run_id: str) -> None:
+        with self._db.transaction() as cur:
+            cur.execute("SELECT status FROM runs WHERE id = %s FOR UPDATE", (run_id,))
+            row = cur.fetchone()
+            if row is None:
+                raise self._missing(run_id)
+            if row[0] == "running":
+                raise StoreError(f"run {run_id} is running; finish it before removing it")
+            for table in _RUN_TABLES:
+                cur.execute(f"DELETE FROM {table} WHERE run_id = %s", (run_id,))
+            cur.execute("DELETE FROM runs WHERE id = %s", (run_id,))
+
+    def reopen_run(self, run_id: str, pid: int, host: str, heartbeat_time: float) -> None:
+        self.reap_crashed()
+        with self._db.transaction() as cur:
+            cur.execute("SELECT status FROM runs WHERE id = %s FOR UPDATE", (run_id,))
+            row = cur.fetchone()
+            if row is None:
+                raise self._missing(run_id)
+            if row[0] == "running":
+                raise StoreError(f"run {run_id} is running in another process; it cannot resume")
+            cur.execute(
+                "UPDATE runs SET status = 'running', end_time = NULL, pid = %s, host = %s, "
+                "heartbeat_time = %s, seen_at = to_timestamp(%s) WHERE id = %s",
+                (pid, host, heartbeat_time, heartbeat_time, run_id),
+            )
 
     def write_progress(
         self,

@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from nbops.errors import InvalidValueError
-from nbops.store._query import OPERATORS, SORT_FIELDS, Condition, RunQuery
+from nbops.store._query import DELETED_KEY, OPERATORS, SORT_FIELDS, Condition, RunQuery
 
 _NUMERIC = "('number', 'true', 'false')"
 
@@ -97,6 +97,10 @@ def run_query_sql(
         args.append(json.dumps([tag]))
     for cond in query.where:
         where.append(_condition(cond, args))
+    if query.deleted is not None:
+        marked = "EXISTS (SELECT 1 FROM metadata d WHERE d.run_id = runs.id AND d.key = %s)"
+        where.append(marked if query.deleted else f"NOT {marked}")
+        args.append(DELETED_KEY)
     sql = f"SELECT {columns} FROM runs{joins}"
     if where:
         sql += " WHERE " + " AND ".join(where)

@@ -31,6 +31,10 @@ class Condition:
         return f"{self.section}.{self.key}{self.op}{self.value}"
 
 
+#: Metadata key marking a run deleted (``nbops runs delete``): hidden from listings.
+DELETED_KEY = "deleted"
+
+
 @dataclass(frozen=True)
 class RunQuery:
     """What :meth:`RunStore.list_runs` returns.
@@ -44,6 +48,8 @@ class RunQuery:
             the key come last.
         limit: At most this many runs: the first ones in ``sort`` order; with no ``sort``, the
             most recent ones, still listed oldest first.
+        deleted: Runs marked deleted (metadata :data:`DELETED_KEY`): hidden when False (the
+            default), the only ones listed when True, listed with the others when None.
     """
 
     status: tuple[str, ...] = ()
@@ -51,6 +57,7 @@ class RunQuery:
     where: tuple[Condition, ...] = ()
     sort: str | None = None
     limit: int | None = None
+    deleted: bool | None = False
 
     def sort_key(self) -> tuple[str, str | None, bool]:
         """``(field or section, key, descending)`` of :attr:`sort`."""
@@ -102,6 +109,7 @@ def make_query(
     where: str | Condition | Iterable[str | Condition] | None = None,
     sort: str | None = None,
     limit: int | None = None,
+    deleted: bool | None = False,
 ) -> RunQuery:
     """Build and check a :class:`RunQuery` from user-facing arguments."""
     from nbops.store._base import RUN_STATUSES
@@ -122,6 +130,7 @@ def make_query(
         where=conditions,
         sort=sort,
         limit=limit,
+        deleted=deleted,
     )
     field, key, _ = query.sort_key()
     if key is None and field not in SORT_FIELDS:

@@ -23,6 +23,7 @@ from nbops.store._base import (
     RunRecord,
     RunRow,
     RunStore,
+    unique_tags,
 )
 from nbops.store._blobs import BlobStore
 from nbops.store._database import SQLiteDatabase
@@ -39,6 +40,10 @@ _RUN_COLUMNS = (
     "runs.id, runs.project, runs.name, runs.grp, runs.job_type, runs.status, runs.tags, "
     "runs.start_time, runs.end_time, runs.heartbeat_time, runs.pid, runs.host"
 )
+
+
+#: Tables holding one run's rows (``purge_run`` empties them for the run).
+_RUN_TABLES = ("params", "metrics", "last_metrics", "summary", "metadata", "artifacts")
 
 
 class SQLiteStore(RunStore):
@@ -139,6 +144,39 @@ class SQLiteStore(RunStore):
             )
             if cur.rowcount == 0:
                 raise RunNotFoundError(run_id, str(self._path))
+
+    def set_tags(self, run_id: str, tags: Sequence[str]) -> None:
+        with self._write() as con:
+            cur = con.execute(
+                "UPDATE runs SET tags = ? WHERE id = ?", (dumps(unique_tags(tags)), run_id)
+            )
+            if cur.rowcount == 0:
+                raise RunNotFoundError(run_id, str(self._path))
+
+    def purge_run(self, run_id: str) -> None:
+        with self._write() as con:
+            row = con.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFoundError(run_id, str(self._path))
+            if row[0] == "running":
+                raise StoreError(f"run {run_id} is running; finish it before removing it")
+            for table in _RUN_TABLES:
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    def reopen_run(self, run_id: str, pid: int, host: str, heartbeat_time: float) -> None:
+        self.reap_crashed()  # a dead owner's run reads as crashed, and may be resumed
+        with self._write() as con:
+            row = con.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFoundError(run_id, str(self._path))
+            if row[0] == "running":
+                raise StoreError(f"run {run_id} is running in another process; it cannot resume")
+            con.execute(
+                "UPDATE runs SET status = 'running', end_time = NULL, pid = ?, host = ?, "
+                "heartbeat_time = ? WHERE id = ?",
+                (pid, host, heartbeat_time, run_id),
+            )
 
     def write_progress(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nbops.errors import InvalidValueError
-from nbops.store._query import OPERATORS, SORT_FIELDS, Condition, RunQuery
+from nbops.store._query import DELETED_KEY, OPERATORS, SORT_FIELDS, Condition, RunQuery
 
 _JSON_TYPE = "CASE WHEN json_valid({col}) THEN json_type({col}) END"
 _JSON_VALUE = "CASE WHEN json_valid({col}) THEN json_extract({col}, '$') END"
@@ -70,6 +70,10 @@ def run_query_sql(
         args.append(tag)
     for cond in query.where:
         where.append(_condition(cond, args))
+    if query.deleted is not None:
+        marked = "EXISTS (SELECT 1 FROM metadata d WHERE d.run_id = runs.id AND d.key = ?)"
+        where.append(marked if query.deleted else f"NOT {marked}")
+        args.append(DELETED_KEY)
     sql = f"SELECT {columns} FROM runs{joins}"
     if where:
         sql += " WHERE " + " AND ".join(where)

@@ -38,6 +38,10 @@ class BlobConformance(_Parts):
         source.write_bytes(data)
         assert store.blobs.put_file(source) == (digest, len(data))
         assert store.blobs.exists(digest)
+        assert store.blobs.remove(digest) == len(data)
+        assert not store.blobs.exists(digest)
+        assert store.blobs.remove(digest) == 0
+        assert store.blobs.put_bytes(data) == digest
         assert store.blobs.read_bytes(digest) == data
         assert store.blobs.path_of(digest).read_bytes() == data
         assert list(store.blobs.digests()).count(digest) == 1

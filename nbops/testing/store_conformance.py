@@ -26,7 +26,14 @@ from typing import Any
 import pytest
 
 from nbops.errors import AmbiguousRunIdError, NotFoundError, RunNotFoundError, StoreError
-from nbops.store import ArtifactRecord, MetricPoint, RunRecord, RunStore, open_backend
+from nbops.store import (
+    ArtifactRecord,
+    MetricPoint,
+    RunRecord,
+    RunStore,
+    make_query,
+    open_backend,
+)
 
 
 def _record(run_id: str, project: str = "p", **fields: Any) -> RunRecord:
@@ -198,6 +205,68 @@ class StoreConformance:
         assert got.end_time is not None
         with pytest.raises(StoreError):
             store.set_status("r", "bogus")
+
+    def test_set_tags_replaces_them(self, store: RunStore) -> None:
+        store.create_run(_record("r", tags=("a", "b")))
+        store.set_status("r", "finished")
+        store.set_tags("r", ["b", "c", "c"])
+        assert store.get_run("r").tags == ("b", "c")
+        assert [r.id for r in store.list_runs(query=make_query(tags="c"))] == ["r"]
+        assert store.list_runs(query=make_query(tags="a")) == []
+        with pytest.raises(RunNotFoundError):
+            store.set_tags("missing", ["x"])
+
+    def test_reopen_a_finished_or_crashed_run(self, store: RunStore) -> None:
+        store.create_run(_record("r"))
+        with pytest.raises(StoreError, match="running"):
+            store.reopen_run("r", os.getpid(), "h", time.time())
+        store.set_status("r", "finished")
+        beat = time.time()
+        store.reopen_run("r", os.getpid(), os.uname().nodename, beat)
+        got = store.get_run("r")
+        assert (got.status, got.end_time, got.pid, got.heartbeat_time) == (
+            "running",
+            None,
+            os.getpid(),
+            beat,
+        )
+        store.write_progress(
+            "r", [MetricPoint("m", 0, 1.0, time.time())], heartbeat_time=time.time()
+        )
+        assert store.get_run("r").status == "running"  # owned by a live process now
+        proc = subprocess.Popen([sys.executable, "-c", "pass"])
+        proc.wait()
+        store.create_run(_record("dead", pid=proc.pid))
+        assert store.get_run("dead").status == "crashed"
+        store.reopen_run("dead", os.getpid(), os.uname().nodename, time.time())
+        assert store.get_run("dead").status == "running"
+        with pytest.raises(RunNotFoundError):
+            store.reopen_run("missing", os.getpid(), "h", time.time())
+
+    def test_deleted_runs_are_hidden_and_purged(self, store: RunStore) -> None:
+        from nbops.store import DELETED_KEY
+
+        store.create_run(_record("keep"))
+        store.create_run(_record("gone"))
+        store.write_progress("gone", [MetricPoint("m", 0, 1.0, time.time())], {"m": 1.0})
+        store.log_params("gone", {"a": 1})
+        store.add_artifact("gone", ArtifactRecord("a", "t", "0" * 64, 1, "file", "/x", 1.0))
+        store.set_metadata("gone", DELETED_KEY, {"at": time.time()})
+        assert [r.id for r in store.list_runs()] == ["keep"]
+        assert [r.record.id for r in store.list_run_rows()] == ["keep"]
+        assert [r.id for r in store.list_runs(query=make_query(deleted=True))] == ["gone"]
+        assert {r.id for r in store.list_runs(query=make_query(deleted=None))} == {"keep", "gone"}
+        assert store.get_run("gone").id == "gone"  # still readable until purged
+        with pytest.raises(StoreError, match="running"):
+            store.purge_run("gone")
+        store.set_status("gone", "finished")
+        store.purge_run("gone")
+        with pytest.raises(RunNotFoundError):
+            store.get_run("gone")
+        assert store.list_runs(query=make_query(deleted=None))[0].id == "keep"
+        assert store.last_metrics(["keep"]) == {"keep": {}}
+        with pytest.raises(RunNotFoundError):
+            store.purge_run("gone")
 
     def test_dead_process_is_crashed(self, store: RunStore) -> None:
         proc = subprocess.Popen([sys.executable, "-c", "pass"])

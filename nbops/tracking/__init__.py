@@ -12,23 +12,42 @@ from nbops.tracking._active import (
     suspended,
 )
 from nbops.tracking._api import finish, init, log, log_artifact, log_params
+from nbops.tracking._autolog import autolog, autolog_enabled
+from nbops.tracking._compare import Comparison, compare
+from nbops.tracking._gc import RunsGcResult, delete_runs, gc_runs
 from nbops.tracking._ids import new_run_id
+from nbops.tracking._media import Histogram, Image, Media, Table
 from nbops.tracking._query import Artifact, StoredRun, get_run, runs
 from nbops.tracking._run import Run
 from nbops.tracking._summary import Summary
+from nbops.tracking._system import SystemProbe, SystemSampler, gpu_metrics
 from nbops.tracking._tables import is_table
 
 __all__ = [
     "RUN_ID_ENV",
     "Artifact",
+    "Comparison",
+    "Histogram",
+    "Image",
+    "Media",
     "Run",
+    "RunsGcResult",
     "StoredRun",
     "Summary",
+    "SystemProbe",
+    "SystemSampler",
+    "Table",
     "active_run",
     "add_activation_listener",
     "attach_from_environment",
+    "autolog",
+    "autolog_enabled",
+    "compare",
+    "delete_runs",
     "finish",
+    "gc_runs",
     "get_run",
+    "gpu_metrics",
     "init",
     "is_table",
     "log",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbops.store import ArtifactRecord, BlobStore, RunRecord, RunStore, make_query, open_store
+from nbops.tracking._system import PREFIX as SYSTEM
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,7 +66,7 @@ def runs(
     extra: dict[str, list[Any]] = {}
     sections: list[tuple[str, list[dict[str, Any]]]] = [
         ("params", [row.params for row in found]),
-        ("metrics", [dict(row.metrics) for row in found]),
+        ("metrics", [_user_metrics(row.metrics) for row in found]),
     ]
     for section, values in sections:
         for key in sorted({k for doc in values for k in doc}):
@@ -123,6 +124,16 @@ class StoredRun:
     def status(self) -> str:
         return self.record.status
 
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self.record.tags
+
+    @property
+    def notes(self) -> str:
+        """The run's notes (``""`` when none)."""
+        value = self.metadata.get("notes")
+        return value if isinstance(value, str) else ""
+
     @cached_property
     def params(self) -> dict[str, Any]:
         return self._store.get_params(self.id)
@@ -142,6 +153,17 @@ class StoredRun:
         objects = self._store.blobs
         return {a.name: Artifact(a, objects) for a in self._store.list_artifacts(self.id)}
 
+    def media(self, key: str) -> list[tuple[int, Artifact]]:
+        """The images, tables, histograms or figures logged under ``key``: ``(step, artifact)``
+        pairs in step order."""
+        objects = self._store.blobs
+        found = [
+            (int(a.metadata["step"]), Artifact(a, objects))
+            for a in self._store.list_artifacts(self.id)
+            if a.metadata.get("key") == key and "step" in a.metadata
+        ]
+        return sorted(found, key=lambda pair: pair[0])
+
     def artifact(self, ref: str) -> Artifact:
         """The artifact ``name`` (its latest version) or one version, ``name:vN``."""
         return Artifact(self._store.get_artifact(self.id, ref), self._store.blobs)
@@ -152,10 +174,11 @@ class StoredRun:
         The step is in column ``step`` and the time of the step's last value in ``_timestamp``.
         A metric keeps its own name even when it is ``step`` or ``_timestamp``: the column nbops
         adds then takes one more leading underscore (``_step``, ``__timestamp``...) until free.
+        System metrics are not included (see :meth:`system_metrics`).
         """
         import pandas as pd
 
-        points = self._store.get_metrics(self.id)
+        points = [p for p in self._store.get_metrics(self.id) if not p.key.startswith(SYSTEM)]
         keys = {p.key for p in points}
         step_col, time_col = _free_name("step", keys), _free_name("_timestamp", keys)
         if not points:
@@ -173,6 +196,30 @@ class StoredRun:
         wide[time_col] = [times[s] for s in steps]
         return wide
 
+    def system_metrics(self) -> pd.DataFrame:
+        """System metrics sampled during the run: one row per sample, one column per
+        ``system/...`` key, with its wall time (UTC) in ``time`` and the step the run had
+        reached in ``step``. Empty (with those two columns) when nothing was sampled."""
+        import pandas as pd
+
+        points = [p for p in self._store.get_metrics(self.id) if p.key.startswith(SYSTEM)]
+        samples: dict[float, dict[str, float]] = {}  # the points of one sample share a time
+        steps: dict[float, int] = {}
+        for p in points:
+            samples.setdefault(p.timestamp, {})[p.key] = p.value
+            steps[p.timestamp] = p.step
+        times = sorted(samples)
+        wide = pd.DataFrame.from_records(
+            [samples[t] for t in times],
+            columns=sorted({p.key for p in points}),
+            index=range(len(times)),
+        )
+        wide.insert(0, "step", pd.Series([steps[t] for t in times], dtype="int64"))
+        wide.insert(
+            1, "time", pd.to_datetime(pd.Series(times, dtype="float64"), unit="s", utc=True)
+        )
+        return wide
+
     def __repr__(self) -> str:
         return f"<nbops.StoredRun {self.id} name={self.name!r} {self.status}>"
 
@@ -185,6 +232,11 @@ class StoredRun:
             f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in rows
         )
         return f"<table class='nbops-run'>{body}</table>"
+
+
+def _user_metrics(metrics: Any) -> dict[str, Any]:
+    """The last metric values without system metrics (they have their own view per run)."""
+    return {k: v for k, v in metrics.items() if not k.startswith(SYSTEM)}
 
 
 def _free_name(name: str, taken: set[str]) -> str:

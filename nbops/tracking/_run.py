@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbops.errors import ArtifactError, InvalidValueError, RunFinishedError
-from nbops.redact import redact
+from nbops.redact import redact, scrub_text
 from nbops.store import ArtifactRecord, MetricPoint, RunRecord, RunStore
 from nbops.tracking._active import forget
 from nbops.tracking._flusher import flusher
+from nbops.tracking._media import Media, as_media, media_name
 from nbops.tracking._summary import Summary
+from nbops.tracking._system import PREFIX as SYSTEM_PREFIX
+from nbops.tracking._system import SystemProbe, SystemSampler
 from nbops.tracking._values import artifact_name, as_float, as_step, jsonable
 
 if TYPE_CHECKING:
@@ -25,6 +30,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _HEARTBEAT_EVERY = 5.0
+#: Metadata key of a run's notes.
+NOTES_KEY = "notes"
 #: Metadata the W&B copy carries as code information (git, package list, notebook snapshot).
 _MIRRORED_METADATA = ("git", "packages", "notebook")
 
@@ -44,6 +51,7 @@ class Run:
         config: Mapping[str, Any] | None = None,
         mirror: WandbMirror | None = None,
         owner: bool = True,
+        resumed: bool = False,
     ) -> None:
         self._record = record
         self._store = store
@@ -52,6 +60,7 @@ class Run:
         self._lock = threading.Lock()  # guards the buffers; held for microseconds
         self._flush_lock = threading.Lock()  # one flush at a time, so finish waits for the flusher
         self._buffer: list[tuple[int, float, dict[str, float]]] = []
+        self._sampler: SystemSampler | None = None
         self._next_step = 0
         self._pending_metadata: dict[str, Any] = {}
         self._finish_hooks: list[Callable[[Run], None]] = []
@@ -61,12 +70,10 @@ class Run:
         self._status = "running"
         self.summary = Summary()
         self._owner = owner
-        if owner:
+        if owner and not resumed:
             store.create_run(record)
-            if mirror is not None:  # the store records how far the W&B copy got
-                mirror.report_to(
-                    lambda state: store.set_metadata(record.id, "wandb", state.to_dict())
-                )
+        if owner and mirror is not None:  # the store records how far the W&B copy got
+            mirror.report_to(lambda state: store.set_metadata(record.id, "wandb", state.to_dict()))
         if config:
             self.log_params(config)
         flusher().register(self)
@@ -94,7 +101,27 @@ class Run:
 
     @property
     def tags(self) -> tuple[str, ...]:
+        """The run's tags; assign a sequence to replace them (stored at once)."""
         return self._record.tags
+
+    @tags.setter
+    def tags(self, tags: Sequence[str] | str) -> None:
+        values = (tags,) if isinstance(tags, str) else tuple(str(t) for t in tags)
+        clean = tuple(dict.fromkeys(scrub_text(t) for t in values))
+        self._store.set_tags(self.id, clean)
+        self._record = replace(self._record, tags=clean)
+
+    @property
+    def notes(self) -> str:
+        """Free-text notes on the run (metadata ``notes``); assign a string to replace them."""
+        value = self._store.get_metadata(self.id).get(NOTES_KEY)
+        return value if isinstance(value, str) else ""
+
+    @notes.setter
+    def notes(self, text: str) -> None:
+        if not isinstance(text, str):
+            raise InvalidValueError(f"run notes are text, not {type(text).__name__}")
+        self._store.set_metadata(self.id, NOTES_KEY, scrub_text(text))
 
     @property
     def status(self) -> str:
@@ -125,11 +152,38 @@ class Run:
             raise RunFinishedError(self.id, "log metrics")
         # Non-string names are coerced once, here, so the store and W&B hold the same name.
         values = {k if type(k) is str else str(k): v for k, v in metrics.items()}
+        media: dict[str, Media] = {}
         for key, value in values.items():
             if type(value) is not float:
-                values[key] = as_float(key, value)
+                found = None if isinstance(value, (int, bool)) else as_media(key, value)
+                if found is not None:
+                    media[key] = found
+                else:
+                    values[key] = as_float(key, value)
+        for key in media:
+            del values[key]
         if step is not None and (type(step) is not int or step < 0):
             step = as_step(step)
+        if not media:
+            self._append(values, step, media=False)
+            return
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="nbops-media-") as folder:
+            files = {}  # written before the step is taken: bad media log nothing
+            for index, (key, item) in enumerate(media.items()):
+                files[key] = Path(folder) / f"{index}{item.suffix}"
+                item.write(key, files[key])
+            at = self._append(values, step, media=True)
+            for key, item in media.items():
+                details: dict[str, Any] = {"key": key, "step": at, "media": item.kind}
+                caption = getattr(item, "caption", None)
+                if caption:
+                    details["caption"] = scrub_text(str(caption))
+                name = media_name(key, at)
+                self.log_artifact(files[key], name=name, type=item.kind, metadata=details)
+
+    def _append(self, values: dict[str, float], step: int | None, *, media: bool) -> int:
         with self._lock:
             if self._status != "running":  # finish may have won the race since the check above
                 raise RunFinishedError(self.id, "log metrics")
@@ -137,9 +191,39 @@ class Run:
                 step = self._next_step
             if step >= self._next_step:
                 self._next_step = step + 1
-            self._buffer.append((step, time.time(), values))
-            self.summary._auto.update(values)
-            self.summary._dirty = True
+            if values or not media:
+                self._buffer.append((step, time.time(), values))
+                self.summary._auto.update(values)
+                self.summary._dirty = True
+        return step
+
+    def log_system(self, values: Mapping[str, float]) -> None:
+        """Record one sample of system metrics (keys ``system/...``) at the current wall time.
+
+        The sample is stored at the step last logged (so the store and the W&B copy agree row by
+        row), does not enter the summary or advance the step, and is dropped once the run has
+        finished (a late sample from the sampler thread).
+        """
+        clean = {str(k): float(v) for k, v in values.items() if str(k).startswith(SYSTEM_PREFIX)}
+        with self._lock:
+            if self._status != "running" or not clean:
+                return
+            self._buffer.append((max(self._next_step - 1, 0), time.time(), clean))
+
+    def start_system_metrics(self, interval: float) -> None:
+        """Sample system metrics every ``interval`` seconds until the run finishes."""
+        if interval <= 0 or not math.isfinite(interval):
+            raise InvalidValueError(
+                f"system_metrics must be True, False or a positive number of seconds, "
+                f"not {interval!r}"
+            )
+        if self._sampler is not None:
+            return
+        disk = self._store.path if self._store.path.exists() else Path.cwd()
+        self._sampler = SystemSampler(
+            self.log_system, interval, make_probe=lambda: SystemProbe(disk)
+        )
+        self._sampler.start()
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Merge parameters (the run's config). Secret-looking keys are stored redacted."""
@@ -151,7 +235,12 @@ class Run:
             self._mirror.update_config(clean)
 
     def log_artifact(
-        self, path: str | os.PathLike[str], name: str | None = None, type: str | None = None
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        type: str | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
     ) -> ArtifactRecord:
         """Copy a file or directory into the content-addressed object store and record it."""
         if self._status != "running":
@@ -174,6 +263,7 @@ class Run:
             kind=kind,
             source=str(source.resolve()),
             created_at=time.time(),
+            metadata=dict(metadata or {}),
         )
         record = self._store.add_artifact(self.id, record)
         if self._mirror is not None:
@@ -342,6 +432,8 @@ class Run:
             )
         if self._status != "running":
             return
+        if self._sampler is not None:
+            self._sampler.stop()
         if not self._owner:
             self._status = status
             flusher().unregister(self)

@@ -1,0 +1,81 @@
+"""Images, tables, histograms and matplotlib figures logged with ``log``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import nbops
+from nbops.errors import InvalidValueError
+
+
+def test_each_media_type_is_stored_by_step(tmp_path: Path) -> None:
+    from matplotlib.figure import Figure
+    from PIL import Image as PILImage
+
+    figure = Figure()
+    figure.add_subplot().plot([1, 2, 3])
+    source = tmp_path / "in.png"
+    PILImage.new("RGB", (4, 3), (255, 0, 0)).save(source)
+    with nbops.init(project="p", capture=False, system_metrics=False) as run:
+        run.log({"loss": 1.0, "sample": np.zeros((5, 6, 3), dtype=np.uint8)})
+        run.log({"sample": nbops.Image(np.ones((5, 6)), caption="all white")})
+        run.log({"file": nbops.Image(source), "confusion": figure})
+        run.log({"weights": np.array([0.1, 0.2, 0.2, 0.9]), "preds": nbops.Table({"y": [1, 2]})})
+        nbops.log({"hist": nbops.Histogram([1, 2, 2, 3], bins=2)})
+    stored = nbops.get_run(run.id)
+    samples = stored.media("sample")
+    assert [step for step, _ in samples] == [0, 1]
+    with PILImage.open(samples[0][1].path) as first:
+        assert (first.size, first.mode) == ((6, 5), "RGB")
+    with PILImage.open(samples[1][1].path) as second:
+        assert second.mode == "L" and second.getpixel((0, 0)) == 255
+    assert samples[1][1].record.metadata["caption"] == "all white"
+    assert samples[0][1].type == "image"
+    with PILImage.open(stored.media("file")[0][1].path) as copied:
+        assert copied.getpixel((0, 0)) == (255, 0, 0)
+    assert stored.media("confusion")[0][0] == 2
+    assert stored.media("confusion")[0][1].path.read_bytes()[:4] == b"\x89PNG"
+    table = pd.read_csv(stored.media("preds")[0][1].path)
+    assert list(table["y"]) == [1, 2]
+    weights = json.loads(stored.media("weights")[0][1].path.read_text())
+    assert sum(weights["counts"]) == 4
+    assert json.loads(stored.media("hist")[0][1].path.read_text())["counts"] == [1, 3]
+    history = stored.history()
+    assert list(history.columns) == ["step", "loss", "_timestamp"]  # media are not metrics
+    assert run.step == 5
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (np.zeros((4, 4, 2)), r"image 'bad' has shape \(4, 4, 2\)"),
+        (np.full((2, 2), 3.0), r"image 'bad': float pixels must be finite and in \[0, 1\]"),
+        (nbops.Table(pd.DataFrame()), "table 'bad' is empty"),
+        (nbops.Histogram([float("nan")]), "histogram 'bad' has no finite values"),
+        (nbops.Image("missing.png"), "image 'bad': cannot read"),
+    ],
+)
+def test_bad_media_name_the_key(value: object, message: str) -> None:
+    with nbops.init(project="p", capture=False, system_metrics=False) as run:
+        with pytest.raises(InvalidValueError, match=message):
+            run.log({"bad": value, "loss": 1.0})
+        assert run.step == 0  # nothing logged, not even the metric beside it
+        run.flush()
+        assert nbops.get_run(run.id).artifacts == {}
+        assert nbops.get_run(run.id).history().empty
+
+
+def test_media_reach_the_wandb_offline_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbops.mirror import find_offline_runs
+
+    monkeypatch.setenv("NBOPS_WANDB", "offline")
+    with nbops.init(project="p", capture=False, system_metrics=False) as run:
+        run.log({"sample": np.zeros((3, 3), dtype=np.uint8)})
+    (run_dir,) = find_offline_runs(os.environ["WANDB_DIR"])
+    assert b"sample.step0" in b"".join(p.read_bytes() for p in run_dir.rglob("*.wandb"))
