@@ -10,23 +10,18 @@ so only the registry (and the card, written by the monitor) change.
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import os
 import shutil
-import subprocess
-import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from nbops.errors import NbopsError
+from nbops.snapshot import copy_tree, export_commit
 
 logger = logging.getLogger(__name__)
-
-#: Never copied into a workspace: stores, version control, environments, caches.
-SKIPPED = (".nbops", ".git", ".venv", "venv", "wandb", "__pycache__", ".ipynb_checkpoints")
 
 
 @dataclass(frozen=True)
@@ -36,31 +31,6 @@ class Workspace:
     path: Path
     commit: str | None
     copied: tuple[str, ...]
-
-
-def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, check=False)
-
-
-def _from_commit(root: Path, commit: str, target: Path) -> bool:
-    top = _git(root, "rev-parse", "--show-toplevel")
-    if top.returncode != 0:
-        return False
-    prefix = os.path.relpath(root.resolve(), Path(top.stdout.decode().strip()).resolve())
-    treeish = commit if prefix == "." else f"{commit}:{Path(prefix).as_posix()}"
-    archive = _git(root, "archive", "--format=tar", treeish)
-    if archive.returncode != 0:
-        logger.warning("git archive %s failed: %s", treeish, archive.stderr.decode().strip())
-        return False
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(target, filter="data")
-    return True
-
-
-def _copy_tree(root: Path, target: Path) -> None:
-    shutil.copytree(
-        root, target, dirs_exist_ok=True, symlinks=True, ignore=shutil.ignore_patterns(*SKIPPED)
-    )
 
 
 def _copy_inputs(root: Path, target: Path, inputs: Iterable[str]) -> tuple[str, ...]:
@@ -91,9 +61,9 @@ def isolated_workspace(
     try:
         target = scratch / root.resolve().name
         target.mkdir()
-        used = commit if commit and _from_commit(root, commit, target) else None
+        used = commit if commit and export_commit(root, commit, target) else None
         if used is None:
-            _copy_tree(root, target)
+            copy_tree(root, target)
         if not (target / "nbops.yaml").is_file():
             raise NbopsError(
                 f"the project at {commit or 'the working tree'} has no nbops.yaml to retrain with"

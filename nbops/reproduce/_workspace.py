@@ -6,7 +6,6 @@ import os
 import platform
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +13,9 @@ from typing import Any
 
 from nbops.errors import NbopsError
 from nbops.reproduce._recipe import Recipe, ReproduceError
+from nbops.snapshot import SKIPPED, copy_tree, export_commit
 
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
-#: Folders never copied into a scratch project that is not under git.
-_SKIP = {".git", ".nbops", "wandb", ".venv", "__pycache__", ".ipynb_checkpoints", "node_modules"}
 
 
 @dataclass(frozen=True)
@@ -242,17 +240,10 @@ def build_workspace(recipe: Recipe, *, keep: bool, store: Any) -> Path:
 
 def _export_commit(recipe: Recipe, root: Path) -> None:
     assert recipe.commit is not None
-    archive = _git(["archive", "--format=tar", recipe.commit], recipe.root)
-    if archive.returncode != 0:
+    if not export_commit(recipe.root, recipe.commit, root):
         raise ReproduceError(
-            f"cannot export commit {recipe.commit[:12]} from {recipe.root}: "
-            f"{archive.stderr.decode(errors='replace').strip()}"
+            f"cannot export commit {recipe.commit[:12]} from {recipe.root} (git archive failed)"
         )
-    tar_path = root.parent / "commit.tar"
-    tar_path.write_bytes(archive.stdout)
-    with tarfile.open(tar_path) as tar:
-        tar.extractall(root, filter="data")
-    tar_path.unlink()
     if recipe.diff:
         _git(["init", "-q"], str(root))
         applied = _git(["apply", "--whitespace=nowarn", "-"], str(root), stdin=recipe.diff.encode())
@@ -263,19 +254,15 @@ def _export_commit(recipe: Recipe, root: Path) -> None:
                 f"{applied.stderr.decode(errors='replace').strip()}"
             )
     for rel in recipe.untracked:
-        if rel.strip("/").split("/")[0] in _SKIP:
+        if rel.strip("/").split("/")[0] in SKIPPED:
             continue
         source = Path(recipe.root) / rel
         target = root / rel
         if source.is_dir():
-            shutil.copytree(source, target, dirs_exist_ok=True, ignore=_ignore)
+            copy_tree(source, target)
         elif source.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
-
-
-def _ignore(_folder: str, names: list[str]) -> set[str]:
-    return {n for n in names if n in _SKIP}
 
 
 def _copy_folder(source: Path, root: Path) -> None:
@@ -284,7 +271,7 @@ def _copy_folder(source: Path, root: Path) -> None:
             f"the run's folder {source} is gone and the run recorded no git commit; "
             "reproduce it from an exported bundle"
         )
-    shutil.copytree(source, root, dirs_exist_ok=True, ignore=_ignore, symlinks=True)
+    copy_tree(source, root)
 
 
 def _restore_datasets(recipe: Recipe, root: Path, store: Any) -> None:
