@@ -4,6 +4,7 @@ Forms::
 
     nbops sweep run TARGET --space FILE --metric M --direction D --n-trials N [--jobs J]
                     [--storage URL] [--study NAME] [--timeout S]
+                    [--executor dask://HOST:PORT [--shared-disk]]
                     [--sampler tpe|random|grid|... --seed N --pruner median|hyperband|none]
     nbops sweep run sweep.yaml [flags]  (a W&B-style sweep file; flags override it)
     nbops sweep TARGET ...            (shorthand for ``run``)
@@ -42,6 +43,17 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
     p.add_argument("--jobs", type=int, help="worker processes (default 1)")
     p.add_argument("--storage", help="journal path, sqlite:///FILE or postgresql://... URL")
+    p.add_argument(
+        "--executor",
+        help="local (default) or dask://HOST:PORT: trials run as tasks on a Dask cluster "
+        "(needs --storage postgresql://..., or a journal with --shared-disk)",
+    )
+    p.add_argument(
+        "--shared-disk",
+        action="store_true",
+        default=None,
+        help="the Dask workers see this disk at the same paths (a journal storage is shared)",
+    )
     p.add_argument("--study", help="sweep name (resumes when it exists)")
     p.add_argument("--project", help="project of the trial runs")
     p.add_argument("--trial-timeout", type=float, help="seconds one notebook trial may run")
@@ -136,6 +148,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         "storage": args.storage,
         "study_name": args.study,
         "jobs": args.jobs,
+        "executor": args.executor,
+        "shared_disk": args.shared_disk,
         "project": args.project,
         "trial_timeout": args.trial_timeout,
         "sampler": args.sampler,

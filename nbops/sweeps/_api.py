@@ -9,7 +9,7 @@ import pickle
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbops.deps import available, require
 from nbops.shell import in_jupyter
@@ -29,6 +29,10 @@ from nbops.sweeps._storage import (
     sweep_name,
 )
 from nbops.sweeps._sweep import Sweep
+
+if TYPE_CHECKING:
+    from nbops.cluster import Executor
+    from nbops.sweeps._dask import DaskTasks
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +124,10 @@ def sweep(
 
     ``nbops.sweep(train, space, n_trials=20, metric="acc", direction="maximize")``. The
     options are the fields of :class:`~nbops.sweeps.SweepConfig` (objective, space, metric,
-    direction, n_trials, timeout, sampler, seed, pruner, storage, study_name, jobs, project,
-    wandb, kernel_name, trial_timeout, heartbeat_interval, grace_period); ``config`` gives
+    direction, n_trials, timeout, sampler, seed, pruner, storage, study_name, jobs, executor,
+    shared_disk, project, wandb, kernel_name, trial_timeout, heartbeat_interval,
+    grace_period); ``executor="dask://HOST:PORT"`` runs the trials as tasks on a Dask
+    cluster over a shared storage (PostgreSQL). ``config`` gives
     them as one object (a sweep file read by :func:`~nbops.sweeps.load_sweep_file`), the
     keyword options override it.
 
@@ -157,13 +163,37 @@ def _exhaustive(cfg: SweepConfig) -> bool:
 
 
 def _start(cfg: SweepConfig, panel: bool | None) -> Sweep:
+    from nbops.cluster import parse_executor
+
+    executor = parse_executor(cfg.executor)
+    if executor.is_local or cfg.jobs == 0:
+        return _launch(cfg, panel, executor, None)
+    from nbops.sweeps._dask import DaskTasks, check_storage
+
+    check_storage(cfg.storage, cfg.shared_disk)  # before any study or trial exists
+    tasks = DaskTasks(executor, cfg.jobs)
+    try:
+        return _launch(cfg, panel, executor, tasks)
+    except BaseException:
+        tasks.close()
+        raise
+
+
+def _launch(
+    cfg: SweepConfig, panel: bool | None, executor: Executor, tasks: DaskTasks | None
+) -> Sweep:
+    jobs = 1 if cfg.jobs is None else cfg.jobs
     parsed = load_space(cfg.space) if cfg.space is not None else None
     background = bool(panel)
     url_hint = cfg.storage
     notebook = isinstance(cfg.objective, (str, os.PathLike)) and (
         os.fspath(cfg.objective).endswith(".ipynb") or Path(os.fspath(cfg.objective)).is_file()
     )
-    processes = cfg.jobs > 1 or (background and (notebook or isinstance(cfg.objective, str)))
+    processes = (
+        not executor.is_local
+        or jobs > 1
+        or (background and (notebook or isinstance(cfg.objective, str)))
+    )
     kind, target, payload, fn = _objective_spec(cfg, parsed, processes)
     sampler, pruner, seed, grid_size = _search(cfg, parsed)
     study_name = cfg.study_name
@@ -216,17 +246,25 @@ def _start(cfg: SweepConfig, panel: bool | None) -> Sweep:
         grid_size=grid_size,
     )
     study = _create_study(spec, store, sampler, pruner, cfg.n_trials)
-    summary = _summary_run(spec, cfg.n_trials, cfg.jobs) if cfg.jobs else None
+    summary = (
+        _summary_run(spec, cfg.n_trials, jobs if executor.is_local else cfg.jobs, executor.url)
+        if jobs
+        else None
+    )
     result = Sweep(spec, study, summary_run=summary, objective=fn)
     shown = None
     if panel is not False and _in_jupyter():
         from nbops.sweeps._panel import SweepPanel
 
         shown = SweepPanel(result).show()
-    if cfg.jobs == 0:  # only create the sweep: workers join with `nbops sweep worker`
+    if jobs == 0:  # only create the sweep: workers join with `nbops sweep worker`
         result._done.set()
+    elif tasks is not None:
+        result._start_dask(tasks)
+        if not background:
+            _wait_interruptibly(result, shown)
     elif processes:
-        result._start_processes(cfg.jobs)
+        result._start_processes(jobs)
         if not background:
             _wait_interruptibly(result, shown)
     elif background:
@@ -275,7 +313,9 @@ def _create_study(
     return study
 
 
-def _summary_run(spec: SweepSpec, n_trials: int | None, jobs: int) -> Any:
+def _summary_run(
+    spec: SweepSpec, n_trials: int | None, jobs: int | None, executor: str = "local"
+) -> Any:
     from nbops.tracking import init, suspended
 
     config = {
@@ -285,6 +325,7 @@ def _summary_run(spec: SweepSpec, n_trials: int | None, jobs: int) -> Any:
         "direction": list(spec.directions),
         "n_trials": n_trials,
         "jobs": jobs,
+        "executor": executor,
         "storage": redact_url(spec.storage),
     }
     with suspended():

@@ -57,8 +57,14 @@ class SweepConfig:
         storage: None (a journal file under ``.nbops/sweeps/``), a ``.journal`` path,
             ``sqlite:///...``, ``postgresql://...`` (several machines), or ``"memory"``.
         study_name: The sweep's name (also the group of its trial runs); resumes if it exists.
-        jobs: Worker processes on this machine; 1 runs the objective in this process as it
-            is; 0 only creates the sweep, for ``nbops sweep worker`` elsewhere.
+        jobs: Worker processes on this machine (default 1: the objective runs in this process
+            as it is); 0 only creates the sweep, for ``nbops sweep worker`` elsewhere. On a
+            Dask ``executor``: sweep workers run as Dask tasks (default one per Dask worker).
+        executor: ``"local"`` (default) or ``"dask://HOST:PORT"``: trials run as Dask tasks on
+            that cluster, over a ``storage`` every worker reaches (PostgreSQL, or a journal
+            with ``shared_disk``).
+        shared_disk: The Dask workers see this machine's files at the same paths, so a
+            journal storage (the default one included) is shared with them.
         project, wandb: Project of the runs and W&B mirror mode.
         kernel_name: Kernel for notebook trials (default: the notebook's).
         trial_timeout: Seconds one notebook trial may run before its kernel is stopped.
@@ -79,7 +85,9 @@ class SweepConfig:
     pruner_options: Mapping[str, Any] = field(default_factory=dict)
     storage: Any = None
     study_name: str | None = None
-    jobs: int = 1
+    jobs: int | None = None
+    executor: str | None = None
+    shared_disk: bool = False
     project: str | None = None
     wandb: str | bool | None = None
     kernel_name: str | None = None
@@ -143,8 +151,14 @@ class SweepConfig:
         if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0):
             raise SweepError(f"timeout must be a positive number of seconds, not {t!r}")
         j = self.jobs
-        if isinstance(j, bool) or not isinstance(j, int) or j < 0:
+        if j is not None and (isinstance(j, bool) or not isinstance(j, int) or j < 0):
             raise SweepError(f"jobs must be a non-negative integer, not {j!r}")
+        if not isinstance(self.shared_disk, bool):
+            raise SweepError(f"shared_disk must be true or false, not {self.shared_disk!r}")
+        if self.executor is not None:
+            from nbops.cluster import parse_executor
+
+            parse_executor(self.executor)  # InvalidValueError names the forms it takes
         s = self.seed
         if s is not None and (isinstance(s, bool) or not isinstance(s, int)):
             raise SweepError(f"seed must be an integer, not {s!r}")

@@ -15,7 +15,7 @@ support::
       opt: {parameters: {beta: {min: 0.8, max: 0.99}}}     # nested: params["opt"]["beta"]
     early_terminate: {type: hyperband, min_iter: 3, eta: 3}
     run_cap: 50
-    jobs: 2                      # nbops-only keys: jobs, storage, timeout, seed, pruner, ...
+    jobs: 2                      # nbops-only keys: jobs, storage, executor, timeout, seed, ...
 
 Numbers are read as YAML 1.2 (``1e-4`` is a float).
 """
@@ -38,6 +38,8 @@ _NBOPS_KEYS = {
     "target",
     "jobs",
     "storage",
+    "executor",
+    "shared_disk",
     "timeout",
     "n_trials",
     "seed",

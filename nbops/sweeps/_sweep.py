@@ -24,6 +24,7 @@ from nbops.sweeps._storage import STOP_ATTR, fail_dead_local_trials, redact_url,
 from nbops.sweeps._worker import STOP_REASON_ATTR, Interrupter, run_worker
 
 if TYPE_CHECKING:
+    from nbops.sweeps._dask import DaskTasks
     from nbops.tracking import Run
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class Sweep:
         self._procs: list[subprocess.Popen[bytes]] = []
         self._logs: list[Path] = []
         self._spec_file: Path | None = None
+        self._dask: DaskTasks | None = None
         self._thread: threading.Thread | None = None
         self._interrupter: Interrupter | None = None
         self._stop = threading.Event()
@@ -197,6 +199,8 @@ class Sweep:
             logger.warning("could not record the stop in the study storage", exc_info=True)
         if not now:
             return
+        if self._dask is not None:
+            self._dask.stop(now)
         if self._interrupter is not None:
             self._interrupter.interrupt()
             if self._thread is not None and not self._procs:
@@ -327,6 +331,11 @@ class Sweep:
             target=self._supervise, name=f"nbops-sweep-{self.name}", daemon=True
         )
         self._thread.start()
+
+    def _start_dask(self, tasks: DaskTasks) -> None:
+        """Run the trials as Dask tasks (see :mod:`nbops.sweeps._dask`)."""
+        self._dask = tasks
+        self._thread = tasks.start(self)
 
     @property
     def pids(self) -> list[int]:

@@ -23,7 +23,7 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -145,9 +145,10 @@ def load_study(spec: SweepSpec, storage: Any = None) -> Any:
         ) from None
 
 
-def claim_trial(study: Any, spec: SweepSpec) -> Any:
+def claim_trial(study: Any, spec: SweepSpec, attrs: Mapping[str, Any] | None = None) -> Any:
     """Take the next trial (see :func:`nbops.sweeps._claim.claim`), marked as this worker's
-    (pid, host, start, the id its run will have) before another worker can look at it."""
+    (pid, host, start, the id its run will have, and ``attrs``) before another worker can
+    look at it."""
     from nbops.tracking import new_run_id
 
     mine = {
@@ -155,6 +156,7 @@ def claim_trial(study: Any, spec: SweepSpec) -> Any:
         "nbops.host": this_host(),
         "nbops.started": time.time(),
         "nbops.run_id": new_run_id(),
+        **(attrs or {}),
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "heartbeat is supposed to be used with optimize"
@@ -177,11 +179,13 @@ def run_worker(
     stop: threading.Event | None = None,
     study: Any = None,
     fn: Callable[..., Any] | None = None,
+    attrs: Mapping[str, Any] | None = None,
 ) -> int:
     """Run trials until the budget, the deadline or a stop; return how many this worker ran.
 
     ``fn`` is the objective itself when the worker runs in the caller's process (``jobs=1``):
-    it is called as it is, with its closures and globals, never copied.
+    it is called as it is, with its closures and globals, never copied. ``attrs`` are
+    recorded with each trial this worker claims (a Dask task names its worker).
 
     Raises:
         SweepInterrupted: The worker was interrupted (its running trial was told FAIL).
@@ -201,7 +205,7 @@ def run_worker(
             if heartbeat_interval(storage):
                 _fail_stale(study)
             fail_dead_local_trials(study)
-            trial = claim_trial(study, spec)
+            trial = claim_trial(study, spec, attrs)
             if trial is None:
                 if _lost_trials_may_return(study, storage):
                     # a RUNNING trial may belong to a worker that dies: its retry is ours

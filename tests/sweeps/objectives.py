@@ -63,3 +63,11 @@ def wandb_train(config: dict[str, Any]) -> dict[str, float]:
         loss += config["optimizer"]["momentum"] * 0.01
     nbops.log({"validation_loss": loss})
     return {"validation_loss": loss}
+
+
+def pause(params: dict[str, Any]) -> float:
+    """Waits ``seconds`` in short sleeps (an interrupt lands within 0.05 s), returns x."""
+    end = time.time() + float(params.get("seconds", 1.5))
+    while time.time() < end:
+        time.sleep(0.05)
+    return float(params["x"])
