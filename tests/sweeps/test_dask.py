@@ -34,7 +34,7 @@ def _by_state(sweep: Any) -> Counter[TrialState]:
 def _summary_config(sweep: Any) -> dict[str, Any]:
     from nbops.tracking import get_run
 
-    return dict(get_run(sweep._summary_run.id).config)
+    return dict(get_run(sweep._summary_run.id).params)
 
 
 @pytest.mark.slow
