@@ -2,13 +2,16 @@
 
 Run ``python benchmarks/store.py`` (``--runs 2000`` for a quick check; ``--postgres URL`` adds
 the PostgreSQL backend, e.g. ``postgresql://postgres@127.0.0.1:5432/bench``, and
-``--postgres auto`` starts a private server on loopback for the run). Each store is filled
-through the public store API, then timed:
+``--postgres auto`` starts a private server on loopback for the run; ``$NBOPS_BENCH_POSTGRES``
+is the default of ``--postgres``). Each store is filled through the public store API, then
+timed:
 
 * ``nbops.runs()`` (a DataFrame with params and last metrics), ``nbops runs list --json`` and
   a filtered, sorted, limited listing, all answered by the store in a few queries;
 * the peer in the same run: the way listings worked before (one parameters query per run);
-* logging: 10,000 steps x 3 metrics through ``nbops.init(...).log`` then ``flush()`` (durable).
+* logging: 10,000 steps x 3 metrics through ``nbops.init(...).log`` then ``flush()`` (durable);
+* with PostgreSQL, MLflow's tracking on the same server (``benchmarks/store_mlflow.py``; needs
+  mlflow, as in ``make bench``'s ``.venv-bench``): the same logging and listings, side by side.
 
 Prints a table with ratios; targets (issue 10/19): listing 10,000 runs <= 0.5 s.
 """
@@ -222,22 +225,28 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument(
         "--postgres",
-        help="a PostgreSQL URL to measure too (tables are created), or 'auto' for a private server",
+        default=os.environ.get("NBOPS_BENCH_POSTGRES"),
+        help="a PostgreSQL URL to measure too (tables are created), or 'auto' for a private "
+        "server (default: $NBOPS_BENCH_POSTGRES)",
     )
+    parser.add_argument("--no-mlflow", action="store_true", help="skip MLflow on PostgreSQL")
     args = parser.parse_args()
     results: dict[str, dict[str, float]] = {}
+    peer: dict[str, float | str] | str = "skipped: no PostgreSQL (--postgres)"
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["NBOPS_HOME"] = str(Path(tmp) / "home")
         os.environ["NBOPS_BLOBS"] = str(Path(tmp) / "blobs")
         results["sqlite"] = measure("sqlite", f"sqlite://{tmp}/store", args.runs)
-        if args.postgres == "auto":
-            with private_postgres() as url:
+        with contextlib.ExitStack() as stack:
+            url = args.postgres
+            if url == "auto":
+                url = stack.enter_context(private_postgres())
+            if url:
                 results["postgresql"] = measure("postgresql", url, args.runs)
                 from nbops.store import open_store
 
                 open_store(url).close()
-        elif args.postgres:
-            results["postgresql"] = measure("postgresql", args.postgres, args.runs)
+                peer = mlflow_peer(url, args.runs, args.no_mlflow)
     names = list(results)
     print(f"\nstore benchmark, {args.runs} runs (best of 3; seconds)")
     print(f"{'figure':<24}" + "".join(f"{n:>14}" for n in names))
@@ -262,6 +271,48 @@ def main() -> None:
             f"postgresql / sqlite: {statistics.median([a[k] / b[k] for k in a]):.2f}x "
             f"median; {ratios}"
         )
+    print_peer(results.get("postgresql"), peer, args.runs)
+
+
+def mlflow_peer(url: str, runs: int, skip: bool) -> dict[str, float | str] | str:
+    """MLflow's figures on the server of ``url``, or why there are none."""
+    if skip:
+        return "skipped: --no-mlflow"
+    import importlib.util
+
+    if importlib.util.find_spec("mlflow") is None:
+        return "skipped: mlflow not installed (make bench installs it into .venv-bench)"
+    import store_mlflow
+
+    return store_mlflow.measure(url, runs)
+
+
+#: (row, nbops figure, MLflow figure): each ratio is MLflow's time / nbops' time
+PAIRS = [
+    ("list N runs as a DataFrame", "nbops.runs()", "search_runs() frame"),
+    ("filtered+sorted+limit 20", "filtered+sorted+limit", "filtered+sorted+limit"),
+    ("10k x 3, caller loop", "log loop", "log_metrics async, caller loop"),
+    ("10k x 3 durable (background)", "log durable", "log_metrics async, durable"),
+    ("10k x 3 durable (sync calls)", "log durable", "log_metrics sync, durable"),
+    ("10k x 3 durable (log_batch)", "log durable", "log_batch 30 x 1,000, durable"),
+    ("fill N runs (set-up)", "fill", "fill"),
+]
+
+
+def print_peer(ours: dict[str, float] | None, peer: dict[str, float | str] | str, n: int) -> None:
+    if ours is None or isinstance(peer, str):
+        print(f"\nMLflow on PostgreSQL: {peer if isinstance(peer, str) else 'skipped'}")
+        return
+    print(f"\nnbops vs MLflow tracking, both on the same PostgreSQL ({n} runs; seconds)")
+    print(f"{'figure':<30}{'nbops':>10}{'MLflow':>10}   ratio")
+    for row, mine, theirs in PAIRS:
+        a, b = ours[mine], peer[theirs]
+        assert isinstance(b, float)
+        ratio = b / a
+        word = f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
+        print(f"{row:<30}{a:>10.3f}{b:>10.3f}   nbops {word}")
+    if "note" in peer:
+        print(f"note: {peer['note']}")
 
 
 if __name__ == "__main__":
