@@ -13,7 +13,8 @@ Stopping: :meth:`Sweep.stop` records the stop in the study, so tasks end after t
 fraction of a second: it interrupts its objective and tells the study FAIL. Trials a task
 left RUNNING (its worker lost, or deaf to the interrupt) are failed by the coordinator, so
 nothing stays RUNNING. A task also stops when its future is released (the coordinating
-process died). Trial runs go to the store each Dask worker is configured with
+process died). A cluster left with no worker for a minute ends the sweep with an error.
+Trial runs go to the store each Dask worker is configured with
 (``NBOPS_STORE`` or ``NBOPS_HOME`` in the workers' environment).
 """
 
@@ -45,6 +46,8 @@ ADDRESS_ATTR = "nbops.dask_address"
 TASK_ATTR = "nbops.dask_task"
 _WATCH_INTERVAL = 0.2
 _STOP_GRACE = 15.0
+#: Seconds a cluster may have no worker before the sweep gives up (its tasks would wait forever).
+NO_WORKERS_GRACE = 60.0
 _GONE = ("cancelled", "released", "forgotten")
 _SHARED = (
     "storage='postgresql://USER@HOST:PORT/DB' (a database every worker reaches), or a "
@@ -153,6 +156,7 @@ class DaskTasks:
         self.client: Any = dask_client(executor)  # distributed is untyped in places
         self.futures: list[Any] = []  # distributed.Future
         self._cancelled = False
+        self._gave_up = False  # every worker left the cluster
         self._closed = False
         try:
             self.workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
@@ -210,14 +214,28 @@ class DaskTasks:
             except Exception:  # closing a client of a dead scheduler
                 logger.debug("could not close the Dask client", exc_info=True)
 
+    def _has_workers(self) -> bool:
+        try:
+            return bool(self.client.scheduler_info(n_workers=-1)["workers"])
+        except (OSError, TimeoutError):  # the scheduler is unreachable: no worker either
+            return False
+
     @property
     def keys(self) -> set[str]:
         return {str(f.key) for f in self.futures}
 
     def _supervise(self, sweep: Sweep) -> None:
         try:
+            lost_since: float | None = None
+            checked = time.time()
             while not all(f.done() for f in self.futures):
                 time.sleep(0.1)
+                if time.time() - checked >= 1.0:  # tasks wait forever on a cluster left empty
+                    checked = time.time()
+                    lost_since = None if self._has_workers() else lost_since or checked
+                    if lost_since is not None and checked - lost_since >= NO_WORKERS_GRACE:
+                        self._gave_up = True
+                        self.client.cancel(self.futures)
             results = self._results(sweep)
             self._drain(sweep)
             summary = sweep._summary_run
@@ -227,6 +245,12 @@ class DaskTasks:
             failed = [r for r in results if r is not None]
             if reason:
                 sweep._error = SweepError(f"sweep {sweep.name} stopped: {reason}")
+            elif self._gave_up:
+                sweep._error = SweepError(
+                    f"sweep {sweep.name} stopped: the Dask cluster at {self.executor.url} had no "
+                    f"worker for {NO_WORKERS_GRACE:.0f} s; start workers and resume the sweep "
+                    "by its name"
+                )
             elif failed and len(failed) == len(self.futures) and not sweep.trials():
                 sweep._error = SweepError(
                     f"every Dask task of sweep {sweep.name} failed: {failed[0]}"

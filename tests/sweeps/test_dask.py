@@ -149,6 +149,38 @@ def test_stop_now_cancels_the_tasks_and_leaves_nothing_running(
 
 
 @pytest.mark.slow
+@pytest.mark.postgres
+def test_a_cluster_left_without_workers_ends_the_sweep(
+    dask_cluster: DaskCluster, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbops.sweeps import SweepError, _dask
+
+    monkeypatch.setattr(_dask, "NO_WORKERS_GRACE", 2.0)
+    sweep = nbops.sweep(
+        "tests.sweeps.objectives:pause",
+        space={**SPACE, "seconds": {"type": "constant", "value": 600.0}},
+        n_trials=4,
+        direction="maximize",
+        storage=postgres_url,
+        study_name=_name("dask-empty"),
+        executor=dask_cluster.url,
+        panel=True,
+    )
+    deadline = time.time() + 90
+    while len([t for t in sweep.trials() if t.params]) < 2:
+        assert time.time() < deadline, dask_cluster.logs()
+        time.sleep(0.05)
+    dask_cluster.kill_worker("w0")
+    dask_cluster.kill_worker("w1")
+    with pytest.raises(SweepError, match="had no worker for 2 s"):
+        sweep.wait(timeout=120)
+    assert sweep.done
+    assert _by_state(sweep) == {TrialState.FAIL: 2}  # nothing left RUNNING
+    for trial in sweep.study.get_trials():
+        assert trial.user_attrs["nbops.error"].startswith("its Dask worker w")
+
+
+@pytest.mark.slow
 @pytest.mark.kernel
 @pytest.mark.postgres
 def test_a_notebook_sweep_on_the_cluster(
