@@ -4,6 +4,9 @@ stop now, notebook targets; and the clear errors before any study exists."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -17,7 +20,7 @@ import nbops
 from nbops.cluster import ClusterUnavailableError
 from nbops.errors import InvalidValueError
 from nbops.sweeps import SweepStorageError, load_sweep_file
-from tests.conftest import DaskCluster
+from tests.conftest import DaskCluster, subprocess_env
 from tests.sweeps.conftest import write_notebook
 
 SPACE = {"x": {"type": "float", "low": -5.0, "high": 5.0}}
@@ -146,6 +149,49 @@ def test_stop_now_cancels_the_tasks_and_leaves_nothing_running(
     from nbops.tracking import get_run
 
     assert get_run(sweep._summary_run.id).status == "killed"
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_ctrl_c_on_the_cli_cancels_the_tasks(
+    dask_cluster: DaskCluster, postgres_url: str, isolated_env: Path
+) -> None:
+    from nbops.sweeps import SweepError
+
+    space = isolated_env / "space.yaml"
+    space.write_text("x: {type: float, low: 0, high: 1}\nseconds: 600\n")
+    name = _name("dask-ctrl-c")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "nbops", "sweep", "run", "tests.sweeps.objectives:pause",
+            "--space", str(space), "--n-trials", "4", "--direction", "maximize",
+            "--storage", postgres_url, "--study", name, "--executor", dask_cluster.url,
+        ],
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    study = None
+    while True:
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, dask_cluster.logs()
+        try:
+            study = study or nbops.load_sweep(name, storage=postgres_url).study
+        except SweepError:  # not created yet
+            time.sleep(0.2)
+            continue
+        if len([t for t in study.get_trials() if t.params]) >= 2:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    trials = study.get_trials()
+    assert Counter(t.state for t in trials) == {TrialState.FAIL: 2}, err
+    for trial in trials:
+        assert trial.user_attrs["nbops.error"] == "interrupted: the sweep's Dask task was cancelled"
 
 
 @pytest.mark.slow
