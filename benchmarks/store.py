@@ -13,7 +13,8 @@ timed:
 * with PostgreSQL, MLflow's tracking on the same server (``benchmarks/store_mlflow.py``; needs
   mlflow, as in ``make bench``'s ``.venv-bench``): the same logging and listings, side by side.
 
-Prints a table with ratios; targets (issue 10/19): listing 10,000 runs <= 0.5 s.
+Prints a table with ratios and writes ``benchmarks/store-results.json``; targets (issue 10/19):
+listing 10,000 runs <= 0.5 s.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import math
 import os
 import statistics
@@ -159,6 +161,15 @@ def measure(label: str, url: str, n: int) -> dict[str, float]:
             "20",
         )
     )
+    figures["runs(filters,sort,limit)"] = _best(
+        lambda: nbops.runs(
+            "bench",
+            filters=["metrics.acc>0.9", "params.lr=0.1"],
+            tags="baseline",
+            sort="-metrics.acc",
+            limit=20,
+        )
+    )
     figures["store rows, one pass"] = _best(lambda: store.list_run_rows("bench"))
     figures["old runs(): per run"] = _best(lambda: old_runs(store))
     del os.environ["NBOPS_STORE"]
@@ -272,6 +283,10 @@ def main() -> None:
             f"median; {ratios}"
         )
     print_peer(results.get("postgresql"), peer, args.runs)
+    out = Path(__file__).with_name("store-results.json")
+    doc = {"runs": args.runs, "load_average": os.getloadavg(), "nbops": results, "mlflow": peer}
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {out}", file=sys.stderr)
 
 
 def mlflow_peer(url: str, runs: int, skip: bool) -> dict[str, float | str] | str:
@@ -290,7 +305,7 @@ def mlflow_peer(url: str, runs: int, skip: bool) -> dict[str, float | str] | str
 #: (row, nbops figure, MLflow figure): each ratio is MLflow's time / nbops' time
 PAIRS = [
     ("list N runs as a DataFrame", "nbops.runs()", "search_runs() frame"),
-    ("filtered+sorted+limit 20", "filtered+sorted+limit", "filtered+sorted+limit"),
+    ("filtered+sorted+limit 20", "runs(filters,sort,limit)", "filtered+sorted+limit"),
     ("10k x 3, caller loop", "log loop", "log_metrics async, caller loop"),
     ("10k x 3 durable (background)", "log durable", "log_metrics async, durable"),
     ("10k x 3 durable (sync calls)", "log durable", "log_metrics sync, durable"),
