@@ -62,6 +62,7 @@ def _run_document(store: Any, run_id: str) -> dict[str, Any]:
         "models": metadata.get("models") or [],
         "reproduces": metadata.get("reproduces"),
         "reproductions": _reproductions(store, run_id),
+        "executor": metadata.get("executor"),
     }
 
 
@@ -140,6 +141,12 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         print(f"  tags: {', '.join(doc['tags'])}")
     if doc["notes"]:
         print(f"  notes: {doc['notes']}")
+    if doc["executor"]:
+        where = doc["executor"]
+        print(
+            f"  executed on {where.get('url')}: worker {where.get('worker')} "
+            f"({where.get('address')}), task {where.get('key')}, attempt {where.get('attempt')}"
+        )
     if doc["error"]:
         err = doc["error"]
         cell = f"cell {err['cell']}" if err.get("cell") else f"In [{err.get('execution_count')}]"

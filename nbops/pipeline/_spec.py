@@ -295,8 +295,36 @@ def _stage(name: str, body: Any, problems: list[str], root: Path | None = None) 
     )
 
 
-PIPELINE_KEYS = ("card",)
+PIPELINE_KEYS = ("card", "executor")
 CARD_KEYS = ("model", "output", "html")
+EXECUTOR_KEYS = ("url", "shared_disk", "retries")
+
+
+def _executor_options(value: Any, problems: list[str]) -> None:
+    """``executor: URL`` or ``executor: {url: URL, shared_disk: BOOL, retries: N}``."""
+    from nbops.cluster import parse_executor
+
+    body = {"url": value} if isinstance(value, str) else value
+    if not isinstance(body, Mapping) or not isinstance(body.get("url"), str):
+        problems.append(
+            "pipeline.executor: write a URL (local or dask://HOST:PORT) or "
+            "{url: dask://HOST:PORT, shared_disk: false, retries: 1}"
+        )
+        return
+    for key in body:
+        if key not in EXECUTOR_KEYS:
+            problems.append(
+                f"pipeline.executor: unknown key {key!r}{_suggest(str(key), EXECUTOR_KEYS)}"
+            )
+    try:
+        parse_executor(body["url"])
+    except NbopsError as exc:
+        problems.append(f"pipeline.executor: {exc}")
+    if not isinstance(body.get("shared_disk", False), bool):
+        problems.append("pipeline.executor.shared_disk must be true or false")
+    retries = body.get("retries", 1)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        problems.append("pipeline.executor.retries must be a whole number, 0 or more")
 
 
 def _pipeline_options(value: Any, problems: list[str]) -> None:
@@ -308,6 +336,8 @@ def _pipeline_options(value: Any, problems: list[str]) -> None:
     for key in value:
         if key not in PIPELINE_KEYS:
             problems.append(f"pipeline: unknown key {key!r}{_suggest(str(key), PIPELINE_KEYS)}")
+    if value.get("executor") is not None:
+        _executor_options(value["executor"], problems)
     card = value.get("card")
     if card is None:
         return

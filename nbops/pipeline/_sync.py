@@ -315,3 +315,25 @@ def open_configured(root: Path, store_dir: Path, name: str | None = None) -> Rem
     from nbops.pipeline._remotes import get_remote
 
     return open_remote(get_remote(root, store_dir, name).url, root)
+
+
+def push_objects(
+    remote: Remote, digests: Iterable[str], blobs: BlobStore, report: Report = print
+) -> int:
+    """Upload the objects of ``digests`` that ``remote`` lacks, each verified on the way (several
+    at once where the remote allows); return how many moved."""
+    todo = [d for d in dict.fromkeys(digests) if not remote.exists(_object_name(d))]
+    if remote.concurrency > 1 and len(todo) > 1:
+        with ThreadPoolExecutor(remote.concurrency, thread_name_prefix="nbops-push") as pool:
+            list(pool.map(lambda d: _push_one(remote, d, blobs, report), todo))
+    else:
+        for digest in todo:
+            _push_one(remote, digest, blobs, report)
+    return len(todo)
+
+
+def push_outs(
+    remote: Remote, outs: Mapping[str, str], blobs: BlobStore, report: Report = print
+) -> int:
+    """Upload what restoring ``outs`` elsewhere needs (a folder's manifest and its files)."""
+    return push_objects(remote, _out_blobs(outs, blobs), blobs, report)
