@@ -145,7 +145,7 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         where = doc["executor"]
         print(
             f"  executed on {where.get('url')}: worker {where.get('worker')} "
-            f"({where.get('address')}), task {where.get('key')}, attempt {where.get('attempt')}"
+            f"({where.get('address')}), task {where.get('task')}, attempt {where.get('attempt')}"
         )
     if doc["error"]:
         err = doc["error"]

@@ -37,7 +37,8 @@ from nbops.store import BlobStore
 
 logger = logging.getLogger(__name__)
 
-#: metadata key of a stage's run: where it ran (executor URL, worker, Dask key, attempt)
+#: metadata key of a stage's run: where it ran (``url``, ``worker``, ``address``, ``task``: the
+#: Dask key, not named ``key``, which redaction takes for a secret, and ``attempt``)
 EXECUTOR_KEY = "executor"
 
 
@@ -192,7 +193,7 @@ def run_stage_job(job: StageJob) -> JobResult:
             store=store,
             activate=False,
         )
-        where = {"url": job.executor_url, "worker": worker, "address": address, "key": key}
+        where = {"url": job.executor_url, "worker": worker, "address": address, "task": key}
         run.set_metadata(EXECUTOR_KEY, {**where, "attempt": len(previous) + 1})
         try:
             env = {**stage_env(run.id, Path(job.store_dir), notebook), "NBOPS_STORE": job.store_url}
