@@ -3,6 +3,9 @@ processes on loopback), files moved through a directory remote, real kernels."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,8 +22,9 @@ from nbops.pipeline import (
     read_lock,
     run_pipeline,
 )
+from nbops.process import pid_alive
 from nbops.store import RunRecord, open_store
-from tests.conftest import DaskCluster
+from tests.conftest import DaskCluster, subprocess_env
 from tests.pipeline.conftest import write_notebook, write_spec
 
 WRITE = "from pathlib import Path\nimport time\n"
@@ -258,3 +262,39 @@ def test_bad_executor_urls_are_cli_errors(isolated_env: Path, cli: Any) -> None:
     result = cli("run", "--executor", "dask://127.0.0.1:1", "--shared-disk")
     assert result.exit_code != 0 and "no Dask scheduler answers" in result.stderr
     assert not (isolated_env / "a.txt").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_makes_the_workers_kill_their_kernels(
+    isolated_env: Path, dask_cluster: DaskCluster, tmp_path: Path
+) -> None:
+    root = isolated_env
+    marker = tmp_path / "kernel.pid"
+    write_notebook(
+        root / "long.ipynb",
+        f"marker = {str(marker)!r}",
+        "import os, time\nopen(marker, 'w').write(str(os.getpid()))\ntime.sleep(120)",
+    )
+    write_spec(
+        root, {"stages": {"long": {"notebook": "long.ipynb", "params": {"marker": str(marker)}}}}
+    )
+    _remote(root, tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbops", "run", "--executor", dask_cluster.url],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    )
+    deadline = time.monotonic() + 120
+    while not (marker.exists() and marker.read_text()):
+        assert time.monotonic() < deadline and proc.poll() is None, dask_cluster.logs()
+        time.sleep(0.2)
+    kernel = int(marker.read_text())
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, err
+    assert not pid_alive(kernel)  # killed by its worker, which the coordinator told to stop
+    ((run, where),) = _stage_runs("long")
+    assert run.status == "killed" and where["worker"] in ("w0", "w1")
