@@ -8,8 +8,10 @@ it produced and concludes it with the local bookkeeping. Dask retries a task who
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -96,6 +98,8 @@ class DaskStages:
         self.stop_name = f"nbops-stop-{ctx.pipeline_id}"
         self.stop_event: Any = distributed.Event(self.stop_name, client=self.client)
         self._transfers = threading.Lock()  # a remote is used from one thread at a time
+        self._slots = threading.BoundedSemaphore(1)
+        self.jobs = 1
         ctx.on_stop.append(self.stop)
 
     def __enter__(self) -> DaskStages:
@@ -114,6 +118,13 @@ class DaskStages:
         info = self.client.scheduler_info(n_workers=-1)["workers"]
         return {address: str(w.get("name", address)) for address, w in info.items()}
 
+    def limit(self, jobs: int) -> int:
+        """Let ``jobs`` stages execute on the cluster at once; return how many threads the
+        scheduler should use: twice as many, so a stage's inputs are sent and the previous
+        one's outputs fetched while the workers are busy."""
+        self.jobs, self._slots = jobs, threading.BoundedSemaphore(jobs)
+        return 2 * jobs
+
     def stop(self) -> None:
         """Ctrl-C: tell every worker running a stage of this run to kill its kernel."""
         self.stop_event.set()
@@ -128,11 +139,12 @@ class DaskStages:
         clear_outs(ctx.spec.root, stage.outs)
         job = self._job(ctx, stage, fp)
         key = f"nbops-{ctx.pipeline_id}-{stage.name}"
-        future = self.client.submit(
-            run_stage_job, job, key=key, pure=False, retries=self.options.retries
-        )
         try:
-            result: JobResult = self._wait(ctx, future)
+            with self._slot(ctx):
+                future = self.client.submit(
+                    run_stage_job, job, key=key, pure=False, retries=self.options.retries
+                )
+                result: JobResult = self._wait(ctx, future)
         except Exception as exc:  # noqa: BLE001 - the task failed on every attempt, or was lost
             self._mark_lost(ctx, stage, keep=None)
             outcome = "interrupted" if ctx.stopping.is_set() else "failed"
@@ -179,6 +191,20 @@ class DaskStages:
             else (),
             stop_event=self.stop_name,
         )
+
+    @contextlib.contextmanager
+    def _slot(self, ctx: RunContext) -> Iterator[None]:
+        """One of the ``jobs`` places on the cluster (none once Ctrl-C stopped the run)."""
+        stopped = NbopsError("stopped by Ctrl-C before it was sent to the cluster")
+        while not self._slots.acquire(timeout=0.5):
+            if ctx.stopping.is_set():
+                raise stopped
+        try:
+            if ctx.stopping.is_set():
+                raise stopped
+            yield
+        finally:
+            self._slots.release()
 
     def _wait(self, ctx: RunContext, future: Any) -> JobResult:
         """The task's result; on Ctrl-C the worker kills the kernel and reports, else after

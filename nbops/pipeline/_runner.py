@@ -202,17 +202,19 @@ def run_pipeline(
             remote=shared if pull else None,
         )
         run_stage: RunStage = execute_stage
+        threads = jobs or 1
         if not options.executor.is_local and not dry_run:
             cluster = held.enter_context(DaskStages(ctx, options, store_url(base), shared))
             run_stage = cluster.run
-            jobs = jobs or max(1, len(cluster.workers()))
-            report(f"running stages on {options.executor.url} ({len(cluster.workers())} workers)")
+            workers = len(cluster.workers())
+            threads = cluster.limit(jobs or max(1, workers))
+            report(f"running stages on {options.executor.url} ({workers} workers)")
         if pull and shared is not None:
             fetched = fetch_records(shared, ctx.runcache)
             report(f"pulled {fetched} run cache record(s) from {shared.url}")
         try:
             results = _schedule(
-                ctx, order, selected, force=force, jobs=jobs or 1, dry_run=dry_run, run=run_stage
+                ctx, order, selected, force=force, jobs=threads, dry_run=dry_run, run=run_stage
             )
         finally:
             ctx.cache.save()
