@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -21,10 +22,11 @@ from nbops.errors import NbopsError
 from nbops.pipeline._job import EXECUTOR_KEY, JobResult, StageJob, run_stage_job
 from nbops.pipeline._outputs import clear_outs, restore_outs, save_outs
 from nbops.pipeline._remote import DirectoryRemote, Remote
+from nbops.pipeline._remotes import RemoteConfigError
 from nbops.pipeline._spec import PipelineSpec, Stage
 from nbops.pipeline._stage import RunContext, StageResult, conclude_stage, execute_stage
 from nbops.pipeline._status import Fingerprint
-from nbops.pipeline._sync import fetch_objects, fetch_outs, push_outs
+from nbops.pipeline._sync import fetch_objects, fetch_outs, open_configured, push_outs
 
 #: how long a stopped stage may take to kill its kernel and report before it is cancelled
 STOP_GRACE = 30.0
@@ -71,6 +73,27 @@ def executor_options(
     return ExecutorOptions(
         parse_executor(body.get("url")), bool(body.get("shared_disk")), int(body.get("retries", 1))
     )
+
+
+def needs_remote(options: ExecutorOptions, dry_run: bool) -> bool:
+    """Whether the stages' files travel through the remote (a cluster without a shared disk)."""
+    return not options.executor.is_local and not options.shared_disk and not dry_run
+
+
+def open_transfer_remote(
+    base: Path, store_dir: Path, name: str | None, options: ExecutorOptions
+) -> Remote:
+    """The remote of ``--remote`` (default: the default one); for a cluster that needs it and
+    finds none, the error says how to configure one."""
+    try:
+        return open_configured(base, store_dir, name)
+    except RemoteConfigError as exc:
+        if name is None and needs_remote(options, dry_run=False):
+            raise ExecutorConfigError(
+                f"the Dask executor moves notebooks and files through the project's default "
+                f"remote ({exc}); {CONFIGURE}"
+            ) from None
+        raise
 
 
 def _remote_url(remote: Remote) -> str:

@@ -14,25 +14,17 @@ from typing import Any
 from nbops.cluster import parse_executor
 from nbops.config import default_project, store_path, store_url
 from nbops.errors import NbopsError
-from nbops.pipeline._dask import (
-    CONFIGURE,
-    DaskStages,
-    ExecutorConfigError,
-    ExecutorOptions,
-    executor_options,
-)
+from nbops.pipeline._dask import DaskStages, executor_options, needs_remote, open_transfer_remote
 from nbops.pipeline._hashing import HashCache
 from nbops.pipeline._ignore import IgnoreRules
 from nbops.pipeline._lock import LockEntry, read_lock, update_lock
 from nbops.pipeline._outputs import missing_blobs, restore_outs
-from nbops.pipeline._remote import Remote
-from nbops.pipeline._remotes import RemoteConfigError
 from nbops.pipeline._runlock import RunLock
 from nbops.pipeline._secrets import Sealer
 from nbops.pipeline._spec import Stage, load_spec
 from nbops.pipeline._stage import Report, RunContext, StageResult, execute_stage
 from nbops.pipeline._status import Fingerprint, fingerprint, input_reasons, out_reasons
-from nbops.pipeline._sync import fetch_outs, fetch_records, open_configured
+from nbops.pipeline._sync import fetch_outs, fetch_records
 from nbops.pipeline._sync import push as push_outputs
 from nbops.pipeline._validate import validate
 from nbops.store import open_store
@@ -179,9 +171,9 @@ def run_pipeline(
     with contextlib.ExitStack() as held:
         if not dry_run:
             held.enter_context(RunLock(base, store_dir, wait=wait))
-        remote_needed = pull or push or _transfers(options, dry_run)
+        remote_needed = pull or push or needs_remote(options, dry_run)
         shared = (
-            held.enter_context(_open_remote(base, store_dir, remote, options))
+            held.enter_context(open_transfer_remote(base, store_dir, remote, options))
             if remote_needed
             else None
         )
@@ -228,27 +220,6 @@ def run_pipeline(
     if not dry_run and not targets and any(s.outcome == "ran" for s in result.stages):
         _write_card(ctx)
     return result
-
-
-def _transfers(options: ExecutorOptions, dry_run: bool) -> bool:
-    """Whether the stages' files travel through the remote (a cluster without a shared disk)."""
-    return not options.executor.is_local and not options.shared_disk and not dry_run
-
-
-def _open_remote(
-    base: Path, store_dir: Path, name: str | None, options: ExecutorOptions
-) -> contextlib.AbstractContextManager[Remote]:
-    """The remote of ``--remote`` (default: the default one); for a cluster that needs it and
-    finds none, the error says how to configure one."""
-    try:
-        return open_configured(base, store_dir, name)
-    except RemoteConfigError as exc:
-        if name is None and _transfers(options, dry_run=False):
-            raise ExecutorConfigError(
-                f"the Dask executor moves notebooks and files through the project's default "
-                f"remote ({exc}); {CONFIGURE}"
-            ) from None
-        raise
 
 
 def _expand_targets(stages: Mapping[str, Stage], targets: Sequence[str]) -> list[str]:

@@ -298,3 +298,31 @@ def test_ctrl_c_makes_the_workers_kill_their_kernels(
     assert not pid_alive(kernel)  # killed by its worker, which the coordinator told to stop
     ((run, where),) = _stage_runs("long")
     assert run.status == "killed" and where["worker"] in ("w0", "w1")
+
+
+def test_the_command_line_overrides_the_executor_of_nbops_yaml(isolated_env: Path) -> None:
+    from nbops.pipeline import load_spec
+    from nbops.pipeline._dask import executor_options
+
+    _diamond(isolated_env, pause=0)
+    spec = (isolated_env / "nbops.yaml").read_text()
+    (isolated_env / "nbops.yaml").write_text(
+        spec + "pipeline:\n  executor: {url: 'dask://10.0.0.5:8786', retries: 3}\n"
+    )
+    loaded = load_spec(isolated_env)
+    options = executor_options(loaded, None, None, None)
+    assert (options.executor.address, options.shared_disk, options.retries) == (
+        "tcp://10.0.0.5:8786",
+        False,
+        3,
+    )
+    options = executor_options(loaded, "local", True, 0)
+    assert (options.executor.is_local, options.shared_disk, options.retries) == (True, True, 0)
+    (isolated_env / "nbops.yaml").write_text(spec + "pipeline:\n  executor: dask://h:1\n")
+    assert executor_options(load_spec(isolated_env), None, None, None).retries == 1
+    (isolated_env / "nbops.yaml").write_text(
+        spec + "pipeline:\n  executor: {url: 'dask://h:1', shared: true, retries: -1}\n"
+    )
+    problems = load_spec(isolated_env, strict=False).problems
+    assert any("unknown key 'shared'" in p and "shared_disk" in p for p in problems), problems
+    assert any("retries must be a whole number" in p for p in problems), problems
