@@ -9,7 +9,7 @@ disk assumed), and times, wall clock, ``run_pipeline(force=True)`` locally with 
 the cluster (its default ``--jobs``: one stage per worker), alternately, ``--repeats`` times
 each. The first round is cold (fresh workers import papermill, jupyter_client and nbops on their
 first stage); the target compares the warm rounds (a cluster's workers outlive one run): the
-cluster at least 1.8x faster. Prints a table; ``--output`` writes the figures as JSON.
+cluster at least 1.8x faster. Prints a table and writes ``benchmarks/dask-pipeline-results.json``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 TARGET = 1.8
+RESULTS = Path(__file__).resolve().parent / "dask-pipeline-results.json"
 
 
 def _notebook(params: str, code: str) -> str:
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=2.0, help="each stage sleeps (2 s)")
     parser.add_argument("--workers", type=int, default=2, help="Dask workers (default 2)")
     parser.add_argument("--repeats", type=int, default=2, help="rounds of each (default 2)")
-    parser.add_argument("--output", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="JSON results file")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="nbops-dask-bench-") as tmp:
         base = Path(tmp)
@@ -174,8 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         f"speedup cold {locals_[0] / dasks[0]:.2f}x, warm {speedup:.2f}x "
         f"(target >= {TARGET}x): {verdict}; load average {os.getloadavg()[0]:.1f}"
     )
-    if args.output:
-        args.output.write_text(json.dumps(figures, indent=2) + "\n")
+    args.output.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
 
