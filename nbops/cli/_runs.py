@@ -246,7 +246,9 @@ def cmd_runs_tag(args: argparse.Namespace) -> int:
             tags = [t for t in tags if t != name]
         elif name not in tags:
             tags.append(name)
-    store.set_tags(run_id, tags)
+    from nbops.tracking import set_tags
+
+    tags = list(set_tags(run_id, tags, store=store))
     print(f"{run_id}: tags {', '.join(tags) if tags else '(none)'}")
     return 0
 
@@ -283,11 +285,11 @@ def cmd_runs_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_runs_note(args: argparse.Namespace) -> int:
-    from nbops.redact import scrub_text
+    from nbops.tracking import set_notes
 
     store = _store()
     run_id = _resolve(store, args.run_id)
-    store.set_metadata(run_id, "notes", scrub_text(" ".join(args.text)))
+    set_notes(run_id, " ".join(args.text), store=store)
     print(f"{run_id}: notes set")
     return 0
 

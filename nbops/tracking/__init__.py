@@ -14,6 +14,7 @@ from nbops.tracking._active import (
 from nbops.tracking._api import finish, init, log, log_artifact, log_params
 from nbops.tracking._autolog import autolog, autolog_enabled
 from nbops.tracking._compare import Comparison, compare
+from nbops.tracking._edit import set_notes, set_tags
 from nbops.tracking._gc import RunsGcResult, delete_runs, gc_runs
 from nbops.tracking._ids import new_run_id
 from nbops.tracking._media import Histogram, Image, Media, Table
@@ -57,5 +58,7 @@ __all__ = [
     "remove_activation_listener",
     "require_active",
     "runs",
+    "set_notes",
+    "set_tags",
     "suspended",
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ def test_each_media_type_is_stored_by_step(tmp_path: Path) -> None:
         run.log({"sample": nbops.Image(np.ones((5, 6)), caption="all white")})
         run.log({"file": nbops.Image(source), "confusion": figure})
         run.log({"weights": np.array([0.1, 0.2, 0.2, 0.9]), "preds": nbops.Table({"y": [1, 2]})})
+        run.log({"frame": pd.DataFrame({"x": [1.5]}), "column": pd.Series([3], name="s")})
         nbops.log({"hist": nbops.Histogram([1, 2, 2, 3], bins=2)})
     stored = nbops.get_run(run.id)
     samples = stored.media("sample")
@@ -46,9 +46,12 @@ def test_each_media_type_is_stored_by_step(tmp_path: Path) -> None:
     weights = json.loads(stored.media("weights")[0][1].path.read_text())
     assert sum(weights["counts"]) == 4
     assert json.loads(stored.media("hist")[0][1].path.read_text())["counts"] == [1, 3]
+    assert pd.read_csv(stored.media("frame")[0][1].path)["x"].tolist() == [1.5]
+    assert pd.read_csv(stored.media("column")[0][1].path)["s"].tolist() == [3]
+    assert stored.media("frame")[0][1].type == "table"
     history = stored.history()
     assert list(history.columns) == ["step", "loss", "_timestamp"]  # media are not metrics
-    assert run.step == 5
+    assert run.step == 6
 
 
 @pytest.mark.parametrize(
@@ -69,13 +72,3 @@ def test_bad_media_name_the_key(value: object, message: str) -> None:
         run.flush()
         assert nbops.get_run(run.id).artifacts == {}
         assert nbops.get_run(run.id).history().empty
-
-
-def test_media_reach_the_wandb_offline_copy(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nbops.mirror import find_offline_runs
-
-    monkeypatch.setenv("NBOPS_WANDB", "offline")
-    with nbops.init(project="p", capture=False, system_metrics=False) as run:
-        run.log({"sample": np.zeros((3, 3), dtype=np.uint8)})
-    (run_dir,) = find_offline_runs(os.environ["WANDB_DIR"])
-    assert b"sample.step0" in b"".join(p.read_bytes() for p in run_dir.rglob("*.wandb"))
