@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -72,3 +73,38 @@ def test_bad_media_name_the_key(value: object, message: str) -> None:
         run.flush()
         assert nbops.get_run(run.id).artifacts == {}
         assert nbops.get_run(run.id).history().empty
+
+
+def test_runs_show_html_renders_every_media_kind(cli: Any, tmp_path: Path) -> None:
+    import base64
+    import io
+    import re
+    from html.parser import HTMLParser
+
+    from PIL import Image as PILImage
+
+    evil = "<script>alert(1)</script>"
+    picture = np.zeros((2, 3, 3), dtype=np.uint8)
+    picture[0, 0] = (255, 0, 0)
+    with nbops.init(project="p", capture=False, system_metrics=False, config={"x": evil}) as run:
+        run.log({"loss": 1.0, "picture": nbops.Image(picture, caption=evil)})
+        run.log({"loss": 0.5, "rows": pd.DataFrame({evil: range(30), "b": ["<i>"] * 30})})
+        run.log({"spread": nbops.Histogram([1, 2, 2, 3, 3, 3], bins=3)})
+        run.log_table("weights", np.arange(6.0).reshape(3, 2))
+        run.notes = evil
+    out = tmp_path / "run.html"
+    result = cli("runs", "show", run.id, "--html", str(out), "--rows", "5")
+    assert result.exit_code == 0, result.stderr
+    page = out.read_text()
+    assert evil not in page and "<i>" not in page and "&lt;script&gt;" in page
+    HTMLParser().feed(page)  # well-formed enough to parse
+    (uri,) = re.findall(r"<img src='data:image/png;base64,([^']+)' alt='picture'>", page)
+    with PILImage.open(io.BytesIO(base64.b64decode(uri))) as shown:
+        assert shown.size == (3, 2) and shown.getpixel((0, 0)) == (255, 0, 0)
+    table = page.split("<h3>rows</h3>", 1)[1].split("</table>", 1)[0]
+    assert table.count("<tr>") == 6 and "25 more row(s) of 30" in page  # header + 5 rows
+    spread = page.split("<h3>spread</h3>", 1)[1].split("</svg>", 1)[0]
+    assert spread.count("<rect") == 3 and "max 3" in spread
+    assert "<h3>weights</h3>" in page and "<td>5.0</td>" in page
+    assert page.count("<svg") >= 2  # the loss curve (matplotlib) and the histogram
+    assert "step 0: &lt;script&gt;" in page
