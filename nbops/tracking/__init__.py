@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from nbops.tracking._active import (
     RUN_ID_ENV,
     active_run,
@@ -24,6 +26,9 @@ from nbops.tracking._summary import Summary
 from nbops.tracking._system import SystemProbe, SystemSampler, gpu_metrics
 from nbops.tracking._tables import is_table
 
+if TYPE_CHECKING:
+    from nbops.tracking._panel import RunsPanel as RunsPanel
+
 __all__ = [
     "RUN_ID_ENV",
     "Artifact",
@@ -33,6 +38,7 @@ __all__ = [
     "Media",
     "Run",
     "RunsGcResult",
+    "RunsPanel",
     "StoredRun",
     "Summary",
     "SystemProbe",
@@ -62,3 +68,14 @@ __all__ = [
     "set_tags",
     "suspended",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RunsPanel":  # imports ipywidgets
+        from nbops.deps import require
+
+        require("ipywidgets", feature="the runs panel")
+        from nbops.tracking._panel import RunsPanel
+
+        return RunsPanel
+    raise AttributeError(f"module 'nbops.tracking' has no attribute {name!r}")
