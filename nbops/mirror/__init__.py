@@ -24,6 +24,7 @@ from nbops.mirror._rebuild import (
     complete_offline_copies,
     incomplete_copies,
     mark_outdated,
+    media_files,
     rebuild_offline_copy,
 )
 from nbops.mirror._state import (
@@ -71,6 +72,7 @@ __all__ = [
     "find_offline_runs",
     "incomplete_copies",
     "mark_outdated",
+    "media_files",
     "read_offline_run",
     "rebuild_offline_copy",
     "resolve_mode",

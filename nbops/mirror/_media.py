@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
 #: The media kinds the mirror turns into W&B objects.
 MEDIA_KINDS = ("image", "table", "histogram", "array")
+
+_links_lock = threading.Lock()
+_links: list[Path] = []  # the folder for .png links to blobs, made on first use
 
 
 @dataclass(frozen=True)
@@ -31,15 +42,18 @@ class MediaFile:
     index: bool = False
 
 
-def to_wandb(wandb: Any, media: MediaFile) -> Any:
+def to_wandb(wandb: Any, media: MediaFile, links: list[Path]) -> Any:
     """``media`` as a ``wandb.Image``, ``wandb.Table`` or ``wandb.Histogram``, or None when the
-    file cannot be shown that way (an array of more than two dimensions)."""
-    if media.kind == "image":  # the blob has no file extension for wandb to go by: open it
-        from PIL import Image as PILImage
+    file cannot be shown that way (an array of more than two dimensions).
 
-        with PILImage.open(media.path) as image:
-            image.load()
-            return wandb.Image(image, caption=media.caption)
+    An image blob has no file extension for wandb to go by: it gets a ``.png`` hard link (a
+    copy where links fail), appended to ``links`` for the caller to remove once logged. wandb
+    then copies the PNG as it is instead of decoding and encoding it again.
+    """
+    if media.kind == "image":
+        link = _png_link(media.path)
+        links.append(link)
+        return wandb.Image(str(link), caption=media.caption)
     if media.kind == "histogram":
         with open(media.path, encoding="utf-8") as handle:
             doc = json.load(handle)
@@ -62,21 +76,42 @@ def to_wandb(wandb: Any, media: MediaFile) -> Any:
     return None
 
 
-def with_media(wandb: Any, values: dict[str, Any]) -> dict[str, Any]:
+@contextmanager
+def media_row(wandb: Any, values: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """``values`` with every :class:`MediaFile` replaced by its W&B object (or left out when
-    it cannot be converted; the store keeps it either way)."""
+    it cannot be converted; the store keeps it either way), for one ``run.log`` call in the
+    ``with`` block; the temporary links made for images are removed after it."""
     if not any(isinstance(v, MediaFile) for v in values.values()):
-        return values
+        yield values
+        return
+    links: list[Path] = []
     row: dict[str, Any] = {}
-    for key, value in values.items():
-        if not isinstance(value, MediaFile):
-            row[key] = value
-            continue
-        try:
-            converted = to_wandb(wandb, value)
-        except Exception as exc:  # noqa: BLE001 - one bad file must not lose the row's metrics
-            logger.warning("media %r not mirrored to W&B: %s: %s", key, type(exc).__name__, exc)
-            continue
-        if converted is not None:
-            row[key] = converted
-    return row
+    try:
+        for key, value in values.items():
+            if not isinstance(value, MediaFile):
+                row[key] = value
+                continue
+            try:
+                converted = to_wandb(wandb, value, links)
+            except Exception as exc:  # noqa: BLE001 - one bad file must not lose the row
+                logger.warning("media %r not mirrored to W&B: %s: %s", key, type(exc).__name__, exc)
+                continue
+            if converted is not None:
+                row[key] = converted
+        yield row
+    finally:
+        for link in links:
+            link.unlink(missing_ok=True)
+
+
+def _png_link(path: str) -> Path:
+    with _links_lock:
+        if not _links:
+            _links.append(Path(tempfile.mkdtemp(prefix="nbops-wandb-media-")))
+        folder = _links[0]
+    link = folder / f"{uuid.uuid4().hex}.png"
+    try:
+        os.link(path, link)
+    except OSError:  # another file system, or links not allowed
+        shutil.copyfile(path, link)
+    return link

@@ -20,7 +20,7 @@ from typing import Any
 from nbops.errors import MirrorError
 from nbops.fileio import write_atomic
 from nbops.mirror._code import code_files, git_info, write_code_files
-from nbops.mirror._media import MEDIA_KINDS, MediaFile, with_media
+from nbops.mirror._media import MEDIA_KINDS, MediaFile, media_row
 from nbops.mirror._offline_file import exit_record_written
 from nbops.mirror._state import COMPLETE, METADATA_KEY, NOT_MIRRORED, PARTIAL, MirrorState
 from nbops.mirror._wandb_process import (
@@ -199,21 +199,16 @@ def _write(run: Any, store: RunStore, run_id: str, metadata: dict[str, Any], scr
         values[point.key] = point.value
         if point.timestamp > timestamp:
             rows[point.step] = (point.timestamp, values)
-    objects = store.blobs
-    artifacts = store.list_artifacts(run_id)
-    for i, artifact in enumerate(artifacts):  # media go into their step's row, as when live
-        media = _media(artifact, objects, scratch / f"media{i}")
-        if media is not None:
-            step = int(artifact.metadata["step"])
-            rows.setdefault(step, (artifact.created_at, {}))[1][str(artifact.metadata["key"])] = (
-                media
-            )
+    for step, timestamp, key, media in media_files(store, run_id, scratch):
+        rows.setdefault(step, (timestamp, {}))[1][key] = media  # as when logged live
     for step in sorted(rows):
         timestamp, values = rows[step]
-        run.log({**with_media(wandb, values), "_timestamp": timestamp}, step=step)
+        with media_row(wandb, values) as row:
+            run.log({**row, "_timestamp": timestamp}, step=step)
     run.summary.update(redact(store.get_summary(run_id)))
     write_code_files(run, code_files(metadata))
-    for i, artifact in enumerate(artifacts):
+    objects = store.blobs
+    for i, artifact in enumerate(store.list_artifacts(run_id)):
         if _is_media(artifact) and not artifact.metadata.get("artifact"):
             continue  # logged media are W&B history values, not W&B artifacts
         if artifact.kind == "dir":
@@ -236,17 +231,35 @@ def _is_media(artifact: ArtifactRecord) -> bool:
     )
 
 
-def _media(artifact: ArtifactRecord, objects: Any, scratch: Path) -> MediaFile | None:
-    """The W&B media value of a media artifact logged with ``log`` or ``log_table``."""
-    if not _is_media(artifact):
-        return None
-    details = artifact.metadata
-    return MediaFile(
-        kind=str(details["media"]),
-        path=str(_local(objects, artifact.digest, scratch)),
-        caption=details.get("caption"),
-        index=bool(details.get("index", False)),
-    )
+def media_files(
+    store: RunStore, run_id: str, scratch: Path | None = None
+) -> list[tuple[int, float, str, MediaFile]]:
+    """The media logged into run ``run_id`` (with ``log`` or ``log_table``) as
+    ``(step, time, key, MediaFile)``, for the W&B copy's history rows.
+
+    Args:
+        scratch: A folder for blobs fetched from a remote blob store; without one, the blob
+            store's local paths are used.
+    """
+    objects = store.blobs
+    found = []
+    for i, artifact in enumerate(store.list_artifacts(run_id)):
+        if not _is_media(artifact):
+            continue
+        details = artifact.metadata
+        path = (
+            _local(objects, artifact.digest, scratch / f"media{i}")
+            if scratch is not None
+            else objects.path_of(artifact.digest)
+        )
+        media = MediaFile(
+            kind=str(details["media"]),
+            path=str(path),
+            caption=details.get("caption"),
+            index=bool(details.get("index", False)),
+        )
+        found.append((int(details["step"]), artifact.created_at, str(details["key"]), media))
+    return found
 
 
 def _local(objects: Any, digest: str, scratch: Path) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops.mirror._code import code_files, git_info, write_code_files
-from nbops.mirror._media import MediaFile, with_media
+from nbops.mirror._media import MediaFile, media_row
 from nbops.mirror._mode import resolve_mode
 from nbops.mirror._probe import PROBE_TIMEOUT, check_server
 from nbops.mirror._state import COMPLETE, NOT_MIRRORED, PARTIAL, MirrorState
@@ -448,7 +448,8 @@ class WandbMirror:
                 skipped += 1
                 continue
             self._last_step = step
-            run.log({**with_media(wandb, metrics), "_timestamp": timestamp}, step=step)
+            with media_row(wandb, metrics) as row:
+                run.log({**row, "_timestamp": timestamp}, step=step)
             written += 1
         with self._lock:
             self._skipped += skipped

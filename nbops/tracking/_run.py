@@ -463,7 +463,7 @@ class Run:
         return self._owner
 
     def sync_from_store(self) -> None:
-        """Adopt what other processes wrote into this run (metrics, summary, parameters).
+        """Adopt what other processes wrote into this run (metrics, media, summary, parameters).
 
         The owner of a run that a kernel logged into calls this before ``finish`` so the summary
         and the W&B mirror hold the kernel's values too.
@@ -480,11 +480,15 @@ class Run:
                 if key not in self.summary._auto:
                     self.summary._pinned.setdefault(key, value)
         if self._mirror is not None:
+            from nbops.mirror import media_files
+
             self._mirror.update_config(params)
-            rows: dict[int, tuple[int, float, dict[str, float]]] = {}
+            rows: dict[int, tuple[int, float, dict[str, float | MediaFile]]] = {}
             for point in points:
                 row = rows.setdefault(point.step, (point.step, point.timestamp, {}))
                 row[2][point.key] = point.value
+            for step, timestamp, key, media in media_files(self._store, self.id):
+                rows.setdefault(step, (step, timestamp, {}))[2][key] = media
             self._mirror.log([rows[step] for step in sorted(rows)])
 
     def finish(self, status: str = "finished") -> None:

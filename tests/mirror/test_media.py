@@ -79,3 +79,20 @@ def test_rebuilt_copy_has_the_same_media(tmp_path: Path) -> None:
     result = rebuild_offline_copy(open_store(), run.id, tmp_path)
     assert result.action == "rebuilt"
     _check(Path(result.detail))
+
+
+def test_media_logged_by_an_attached_process_reach_the_owners_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nbops.tracking import Run
+
+    monkeypatch.setenv("NBOPS_WANDB", "offline")
+    owner = nbops.init(project="p", capture=False, system_metrics=False)
+    stage = Run.attach(owner.id, owner.store)  # as a pipeline stage's kernel writes into it
+    stage.log({"acc": 0.9, "sample": nbops.Image(np.full((2, 2), 255, np.uint8))})
+    stage.finish()
+    owner.sync_from_store()
+    owner.finish()
+    state = nbops.get_run(owner.id).metadata["wandb"]
+    media = _media_rows(Path(state["run_dir"]))
+    assert media["sample"][0] == 0 and media["sample"][1]["_type"] == "image-file"
