@@ -86,7 +86,7 @@ class RunsPanel(widgets.VBox):  # type: ignore[misc]
         self.plot = widgets.Output()
         self.errors = widgets.Output()
         self._running: set[str] = set()
-        self._drawn: tuple[str, ...] = ()
+        self._drawn: tuple[str, ...] | None = None  # None: nothing drawn yet
         self._lock = threading.RLock()  # one refresh at a time (thread and callbacks)
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None

@@ -109,3 +109,14 @@ def test_errors_go_into_the_panel() -> None:
         assert "no run logged metric" in shown["data"]["text/html"]
     finally:
         panel.close()
+
+
+def test_empty_store_shows_a_hint() -> None:
+    panel = nbops.RunsPanel(interval=0)
+    try:
+        assert panel.runs_list.options == ()
+        assert "<b>0</b> of 0 run(s)" in panel.header.value
+        assert "Select runs" in panel.plot.outputs[0]["data"]["text/html"]
+        assert panel.errors.outputs == ()
+    finally:
+        panel.close()
