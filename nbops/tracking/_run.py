@@ -216,7 +216,7 @@ class Run:
 
     def _append(
         self,
-        values: dict[str, float],
+        values: dict[str, Any],
         step: int | None,
         *,
         media: Mapping[str, MediaFile] | None = None,
@@ -231,9 +231,9 @@ class Run:
             if values or not media:
                 self.summary._auto.update(values)
                 self.summary._dirty = True
-            row: dict[str, float | MediaFile] = dict(values)
-            row.update(media or {})
-            self._buffer.append((step, time.time(), row))
+            if media:  # the scalars' dict is kept as it is otherwise: log() is hot
+                values = {**values, **media}
+            self._buffer.append((step, time.time(), values))
         return step
 
     def log_system(self, values: Mapping[str, float]) -> None:
