@@ -25,6 +25,7 @@ def _log_every_kind(run: Any) -> None:
     run.log({"confusion": figure, "preds": nbops.Table({"y": [1, 2], "p": ["a", "b"]})})
     run.log({"weights": nbops.Histogram([1, 2, 2, 3], bins=2), "frame": pd.DataFrame({"x": [7]})})
     run.log_table("scores", pd.DataFrame({"acc": [0.9, 0.8]}, index=["a", "b"]))
+    run.log_table("matrix", np.arange(6.0).reshape(3, 2))
 
 
 def _media_rows(run_dir: Path) -> dict[str, tuple[int, dict[str, Any]]]:
@@ -47,7 +48,9 @@ def _check(run_dir: Path) -> None:
         "weights": (3, "histogram"),
         "frame": (3, "table-file"),
         "scores": (3, "table-file"),
+        "matrix": (3, "table-file"),
     }
+    assert (media["matrix"][1]["nrows"], media["matrix"][1]["ncols"]) == (3, 2)
     assert media["sample"][1]["caption"] == "c<b>"
     assert (media["sample"][1]["width"], media["sample"][1]["height"]) == (5, 4)
     assert media["weights"][1]["values"] == [1, 3]
