@@ -30,6 +30,8 @@ from nbops.pipeline._sync import fetch_objects, fetch_outs, open_configured, pus
 
 #: how long a stopped stage may take to kill its kernel and report before it is cancelled
 STOP_GRACE = 30.0
+#: seconds between looks for attempts whose worker died, while a stage runs
+LOST_EVERY = 5.0
 
 
 class ExecutorConfigError(NbopsError):
@@ -122,6 +124,7 @@ class DaskStages:
         self.stop_event: Any = distributed.Event(self.stop_name, client=self.client)
         self._transfers = threading.Lock()  # a remote is used from one thread at a time
         self._slots = threading.BoundedSemaphore(1)
+        self._lost: set[str] = set()  # attempts already reported lost
         self.jobs = 1
         ctx.on_stop.append(self.stop)
 
@@ -167,7 +170,7 @@ class DaskStages:
                 future = self.client.submit(
                     run_stage_job, job, key=key, pure=False, retries=self.options.retries
                 )
-                result: JobResult = self._wait(ctx, future)
+                result: JobResult = self._wait(ctx, stage, future)
         except Exception as exc:  # noqa: BLE001 - the task failed on every attempt, or was lost
             self._mark_lost(ctx, stage, keep=None)
             outcome = "interrupted" if ctx.stopping.is_set() else "failed"
@@ -229,16 +232,21 @@ class DaskStages:
         finally:
             self._slots.release()
 
-    def _wait(self, ctx: RunContext, future: Any) -> JobResult:
-        """The task's result; on Ctrl-C the worker kills the kernel and reports, else after
-        :data:`STOP_GRACE` seconds the task is cancelled."""
+    def _wait(self, ctx: RunContext, stage: Stage, future: Any) -> JobResult:
+        """The task's result; an attempt whose worker died is marked ``crashed`` while Dask
+        runs the task again elsewhere. On Ctrl-C the worker kills the kernel and reports, else
+        after :data:`STOP_GRACE` seconds the task is cancelled."""
         stopped_at: float | None = None
+        checked = time.monotonic()
         while True:
             try:
                 result: JobResult = future.result(timeout=0.5)
                 return result
             except TimeoutError:
                 pass
+            if time.monotonic() - checked > LOST_EVERY:
+                self._mark_lost(ctx, stage, keep=None)  # the running attempt's worker is alive
+                checked = time.monotonic()
             if ctx.stopping.is_set():
                 stopped_at = stopped_at or time.monotonic()
                 if time.monotonic() - stopped_at > STOP_GRACE:
@@ -268,7 +276,8 @@ class DaskStages:
             gone = where.get("address") not in alive
             if record.status == "running" and gone:
                 ctx.store.set_status(record.id, "crashed", time.time())
-            if record.status in ("running", "crashed") and gone:
+            if record.status in ("running", "crashed") and gone and record.id not in self._lost:
+                self._lost.add(record.id)
                 ctx.report(
                     f"{stage.name:<14} lost      (worker {where.get('worker')} died during "
                     f"attempt {where.get('attempt')}; run {record.id} crashed)"

@@ -163,10 +163,11 @@ def test_a_worker_killed_mid_stage_is_retried_elsewhere(
     )
     _remote(root, tmp_path)
     outcome: dict[str, Any] = {}
+    lines: list[str] = []
 
     def run() -> None:
         try:
-            outcome["result"] = run_pipeline(root, executor=dask_cluster.url, report=print)
+            outcome["result"] = run_pipeline(root, executor=dask_cluster.url, report=lines.append)
         except BaseException as exc:  # noqa: BLE001 - reported by the assertions below
             outcome["error"] = exc
 
@@ -192,6 +193,8 @@ def test_a_worker_killed_mid_stage_is_retried_elsewhere(
     assert retried_where["worker"] != where["worker"] and retried_where["attempt"] == 2
     assert retried_where["task"] == where["task"]  # the same task, retried by Dask
     assert marker.read_text() == "started\nstarted\n"
+    lost = f"(worker {where['worker']} died during attempt 1; run {first.id} crashed)"
+    assert sum(lost in line for line in lines) == 1, lines  # reported once
 
     again = run_pipeline(root, executor=dask_cluster.url, report=print)
     assert _outcomes(again) == {"slow": "cached"}
