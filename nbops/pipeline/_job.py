@@ -65,7 +65,7 @@ class StageJob:
     """
 
     stage: Stage
-    params: Mapping[str, Any]
+    params: Mapping[str, Any] = field(repr=False)  # may hold secrets: kept out of Dask's logs
     kernel: str
     pipeline_id: str
     project: str
