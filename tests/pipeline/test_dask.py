@@ -329,3 +329,16 @@ def test_the_command_line_overrides_the_executor_of_nbops_yaml(isolated_env: Pat
     problems = load_spec(isolated_env, strict=False).problems
     assert any("unknown key 'shared'" in p and "shared_disk" in p for p in problems), problems
     assert any("retries must be a whole number" in p for p in problems), problems
+
+
+def test_a_stage_job_keeps_parameter_values_out_of_its_repr() -> None:
+    import pickle
+
+    from nbops.pipeline import Stage, StageJob
+
+    job = StageJob(
+        Stage("train", "train.ipynb"), {"api_key": "s3cr3t-value"}, "python3", "pid", "demo",
+        "sqlite:///store", "store", "/project", "/project/out.ipynb", "dask://127.0.0.1:8786",
+    )  # fmt: skip
+    assert "s3cr3t-value" not in repr(job)  # Dask logs a failed task's arguments
+    assert pickle.loads(pickle.dumps(job)).params == {"api_key": "s3cr3t-value"}
