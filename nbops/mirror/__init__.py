@@ -30,6 +30,7 @@ from nbops.mirror._state import (
     NOT_MIRRORED,
     PARTIAL,
     MirrorState,
+    deferred_state,
     describe_copy,
 )
 from nbops.mirror._sync import (
@@ -63,6 +64,7 @@ __all__ = [
     "check_server",
     "code_files",
     "complete_offline_copies",
+    "deferred_state",
     "describe_copy",
     "exit_record_written",
     "find_offline_runs",

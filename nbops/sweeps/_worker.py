@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 EXIT_INTERRUPTED = 130
 STOP_REASON_ATTR = "nbops.stop_reason"
 MISSING_PREFIX = "metric missing: "
+#: Reason recorded with a trial's W&B copy, written from the store after the trial.
+COPY_REASON = "written from the store after the trial, off the trial's path"
 
 
 class Interrupter:
@@ -262,33 +264,53 @@ def _fail_stale(study: Any) -> None:
 
 class RunFinisher:
     """Finishes trial runs on a few threads, so the next trial need not wait for a run's
-    W&B mirror to close (tens of milliseconds, mostly waiting); :meth:`close` waits for all.
-    The trial's result is in the study before its run is handed over."""
+    W&B mirror to close or its deferred W&B copy to be written from the store (tens of
+    milliseconds each, mostly waiting on wandb); :meth:`close` waits for all, so the copies are
+    complete when the worker returns. The trial's result is in the study before its run is
+    handed over."""
 
     def __init__(self, threads: int = 4) -> None:
         self._pool: Any = None
         self._threads = threads
         self._pending: list[Any] = []
 
-    def finish(self, run: Any, status: str) -> None:
+    def finish(self, run: Any, status: str, *, copy: bool = False) -> None:
+        """Finish ``run`` with ``status``, then write its W&B copy from the store if ``copy``."""
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
             self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="nbops-run-finish")
         self._pending = [f for f in self._pending if not f.done()]
-        self._pending.append(self._pool.submit(self._finish, run, status))
-
-    @staticmethod
-    def _finish(run: Any, status: str) -> None:
-        try:  # not under tracking.suspended(): that swaps the process-wide active run
-            run.finish(status)
-        except Exception:  # the store or the mirror; the trial itself is recorded
-            logger.warning("could not finish the run %s of a trial", run.id, exc_info=True)
+        self._pending.append(self._pool.submit(finish_trial_run, run, status, copy))
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+
+
+def finish_trial_run(run: Any, status: str, copy: bool) -> None:
+    """Finish a trial's run, then write its deferred W&B copy from the store; never raises
+    (the trial is recorded; ``nbops sync --offline`` writes a copy that failed here)."""
+    try:
+        run.finish(status)
+    except Exception:  # the store; the trial itself is recorded
+        logger.warning("could not finish the run %s of a trial", run.id, exc_info=True)
+        return
+    if not copy:
+        return
+    from nbops.config import find_project_root
+    from nbops.mirror import rebuild_offline_copy
+
+    directory = os.environ.get("WANDB_DIR") or find_project_root()
+    try:
+        rebuild_offline_copy(run.store, run.id, directory, reason=COPY_REASON)
+    except Exception as exc:  # noqa: BLE001 - wandb; the store keeps the copy marked partial
+        logger.warning(
+            "could not write the W&B copy of trial run %s (%s); `nbops sync --offline` writes it",
+            run.id,
+            exc,
+        )
 
 
 def run_trial(
@@ -376,9 +398,9 @@ def _finish(
         interrupted = error is not None and error.startswith("interrupted")
         status = "finished" if state != TrialState.FAIL else "killed" if interrupted else "failed"
         if finisher is not None:
-            finisher.finish(run, status)
+            finisher.finish(run, status, copy=scope.copy_later)
         else:
-            run.finish(status)
+            finish_trial_run(run, status, scope.copy_later)
     return exhausted
 
 
