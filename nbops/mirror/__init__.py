@@ -9,6 +9,7 @@ thread.
 from __future__ import annotations
 
 from nbops.mirror._code import code_files
+from nbops.mirror._copier import OfflineCopier
 from nbops.mirror._mode import resolve_mode
 from nbops.mirror._offline_file import (
     OfflineArtifact,
@@ -54,6 +55,7 @@ __all__ = [
     "MirrorWarning",
     "NoApiKeyError",
     "OfflineArtifact",
+    "OfflineCopier",
     "OfflineRun",
     "ServerCheck",
     "ServerRejectedError",
