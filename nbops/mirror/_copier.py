@@ -7,7 +7,8 @@ wandb's work (about 20 ms of Python per run, plus wandb-core) then takes neither
 time nor its GIL. The helper reads run ids on its stdin and exits once that closes and its last
 copy is written, so the copies of a process that dies are still completed.
 
-Run as ``python -m nbops.mirror._copier DIRECTORY REASON`` with ``NBOPS_STORE`` naming the store.
+The helper runs as ``python -m nbops.mirror copy DIRECTORY REASON`` with ``NBOPS_STORE`` naming
+the store.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class OfflineCopier:
     def _start(self) -> subprocess.Popen[str]:
         env = dict(os.environ, NBOPS_STORE=self._store.url)
         return subprocess.Popen(
-            [sys.executable, "-m", "nbops.mirror._copier", self._directory, self._reason],
+            [sys.executable, "-m", "nbops.mirror", "copy", self._directory, self._reason],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             env=env,
@@ -153,7 +154,3 @@ def main(argv: list[str]) -> int:
             if run_id:
                 pool.submit(copy_one, store, run_id, directory, reason)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

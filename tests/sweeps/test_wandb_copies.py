@@ -38,7 +38,9 @@ def default_mirror(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.mark.parametrize("jobs", [1, pytest.param(2, marks=pytest.mark.slow)])
-def test_every_trial_copy_is_complete_and_equals_the_store(default_mirror: Path, jobs: int) -> None:
+def test_every_trial_copy_is_complete_and_equals_the_store(
+    default_mirror: Path, jobs: int, capfd: pytest.CaptureFixture[str]
+) -> None:
     sweep = nbops.sweep(
         objectives.curve_without_live_mirror,
         space=SPACE,
@@ -61,6 +63,8 @@ def test_every_trial_copy_is_complete_and_equals_the_store(default_mirror: Path,
         assert len(store.get_metrics(run_id)) == 6  # 3 steps x 2 metrics, all in the copy
     # one copy per trial plus the sweep's summary run, nothing left over
     assert len(on_disk) == 5 + 1
+    err = capfd.readouterr().err  # the copy helper process writes to this process's stderr
+    assert "Warning" not in err and "Traceback" not in err, err
 
 
 def test_a_copy_owed_by_a_dead_process_is_marked_for_sync(default_mirror: Path) -> None:
