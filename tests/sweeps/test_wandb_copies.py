@@ -23,6 +23,7 @@ from nbops.mirror import (
 from nbops.store import open_store
 from tests.mirror.test_copy_completion import assert_copy_equals_store
 from tests.sweeps import objectives
+from tests.sweeps.conftest import write_notebook
 
 SPACE = {"x": {"type": "float", "low": -1.0, "high": 1.0}}
 
@@ -60,7 +61,8 @@ def test_every_trial_copy_is_complete_and_equals_the_store(
         run_dir = Path(state["run_dir"])
         assert run_dir.resolve() in on_disk
         assert_copy_equals_store(store, run_id, run_dir)
-        assert len(store.get_metrics(run_id)) == 6  # 3 steps x 2 metrics, all in the copy
+        logged = [p for p in store.get_metrics(run_id) if not p.key.startswith("system/")]
+        assert len(logged) == 6  # 3 steps x 2 metrics, all in the copy
     # one copy per trial plus the sweep's summary run, nothing left over
     assert len(on_disk) == 5 + 1
     err = capfd.readouterr().err  # the copy helper process writes to this process's stderr
@@ -74,3 +76,24 @@ def test_a_copy_owed_by_a_dead_process_is_marked_for_sync(default_mirror: Path) 
     run.log({"a": 1.0})
     run.finish()
     assert [run_id for run_id, _ in incomplete_copies(run.store)] == [run.id]
+
+
+@pytest.mark.kernel
+def test_a_notebook_trials_copy_holds_what_its_kernel_logged(default_mirror: Path) -> None:
+    notebook = write_notebook(
+        default_mirror.parent / "train.ipynb",
+        "x = 0.0",
+        "import nbops\nfor step in range(3):\n    nbops.log({'score': -(x - 0.3) ** 2 - step})",
+    )
+    sweep = nbops.sweep(
+        notebook, space=SPACE, metric="score", n_trials=2, study_name="nb-copies",
+        direction="maximize",
+    )  # fmt: skip
+    store = open_store()
+    for trial in sweep.trials():
+        assert trial.state == TrialState.COMPLETE, sweep.errors
+        run_id = trial.user_attrs["nbops.run_id"]
+        state = store.get_metadata(run_id)["wandb"]
+        assert state["copy"] == COMPLETE, state
+        assert_copy_equals_store(store, run_id, Path(state["run_dir"]))
+        assert [p.key for p in store.get_metrics(run_id)].count("score") == 3
