@@ -143,6 +143,10 @@ def main(argv: list[str]) -> int:
     """The helper: write the copy of each run id read on stdin until it closes."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     directory, reason = argv
+    try:  # copies are background work: on a busy machine the trials come first
+        os.nice(10)
+    except OSError:
+        pass
     from nbops.store import open_store
 
     store = open_store()
