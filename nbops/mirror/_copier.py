@@ -89,7 +89,8 @@ class OfflineCopier:
 
     def close(self, timeout: float = CLOSE_TIMEOUT) -> list[str]:
         """Wait (at most ``timeout`` s) for every submitted copy; return the run ids whose
-        copy is not complete. A helper still writing after ``timeout`` goes on alone."""
+        copy is not complete. A helper still writing after ``timeout`` goes on alone; with
+        ``timeout=0`` (a stopped or interrupted sweep) nothing is awaited and nothing said."""
         with self._lock:
             proc, self._proc = self._proc, None
             pool, self._pool = self._pool, None
@@ -102,6 +103,8 @@ class OfflineCopier:
                 proc.stdin.close()
             except OSError:
                 pass
+            if timeout <= 0:
+                return [run_id for run_id in submitted if not _complete(self._store, run_id)]
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -45,12 +45,17 @@ class RunFinisher:
             self._copier = OfflineCopier(run.store, directory, COPY_REASON)
         return self._copier
 
-    def close(self) -> None:
+    def close(self, *, wait_copies: bool = True) -> None:
+        """Wait for the runs to finish, and for their W&B copies unless ``wait_copies`` is
+        False (an interrupted worker: its helper writes the copies left on its own)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
         if self._copier is not None:
-            self._copier.close()
+            if wait_copies:
+                self._copier.close()
+            else:
+                self._copier.close(timeout=0)
             self._copier = None
 
 

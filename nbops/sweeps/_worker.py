@@ -216,7 +216,7 @@ def run_worker(
             _stop_if_metric_missing(study, trial)
     finally:
         objective.close()
-        finisher.close()
+        finisher.close(wait_copies=not interrupter.pending)
     if interrupter.pending:
         raise SweepInterrupted("the sweep was stopped")
     return count
