@@ -63,12 +63,11 @@ class TrialScope:
             capture=False,
             run_id=run_id,
         )
-        if self.copy_later:  # stored with the run's first flush
+        sweep = {"study": self.spec.study_name, "trial": self.trial.number, "notebook": notebook}
+        # stored with the run's first flush (within 0.2 s), not one more write on the trial path
+        self.run.set_metadata("sweep", sweep, deferred=True)
+        if self.copy_later:
             self.run.set_metadata(METADATA_KEY, deferred_state().to_dict(), deferred=True)
-        self.run.set_metadata(
-            "sweep",
-            {"study": self.spec.study_name, "trial": self.trial.number, "notebook": notebook},
-        )
         return self.run
 
 
