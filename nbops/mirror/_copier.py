@@ -148,7 +148,7 @@ def main(argv: list[str]) -> int:
     directory, reason = argv
     try:  # copies are background work: on a busy machine the trials come first
         os.nice(10)
-    except OSError:
+    except (AttributeError, OSError):  # no os.nice on Windows
         pass
     from nbops.store import open_store
 
