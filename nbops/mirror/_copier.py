@@ -103,11 +103,13 @@ class OfflineCopier:
                 proc.stdin.close()
             except OSError:
                 pass
-            if timeout <= 0:
+            if timeout <= 0:  # reaped once it is done, so it never lingers as a zombie
+                threading.Thread(target=proc.wait, name="nbops-copy-reap", daemon=True).start()
                 return [run_id for run_id in submitted if not _complete(self._store, run_id)]
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                threading.Thread(target=proc.wait, name="nbops-copy-reap", daemon=True).start()
                 logger.warning(
                     "W&B copies still being written %g s after the sweep ended; they go on in "
                     "process %s (`nbops sync --offline` completes any left unwritten)",
