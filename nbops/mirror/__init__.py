@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from nbops.mirror._code import code_files
 from nbops.mirror._copier import OfflineCopier
+from nbops.mirror._media import MediaFile
 from nbops.mirror._mode import resolve_mode
 from nbops.mirror._offline_file import (
     OfflineArtifact,
@@ -23,6 +24,8 @@ from nbops.mirror._rebuild import (
     CopyResult,
     complete_offline_copies,
     incomplete_copies,
+    mark_outdated,
+    media_files,
     rebuild_offline_copy,
 )
 from nbops.mirror._state import (
@@ -51,6 +54,7 @@ __all__ = [
     "PARTIAL",
     "PROBE_TIMEOUT",
     "CopyResult",
+    "MediaFile",
     "MirrorState",
     "MirrorWarning",
     "NoApiKeyError",
@@ -71,6 +75,8 @@ __all__ = [
     "exit_record_written",
     "find_offline_runs",
     "incomplete_copies",
+    "mark_outdated",
+    "media_files",
     "read_offline_run",
     "rebuild_offline_copy",
     "resolve_mode",
