@@ -9,6 +9,7 @@ thread.
 from __future__ import annotations
 
 from nbops.mirror._code import code_files
+from nbops.mirror._copier import OfflineCopier
 from nbops.mirror._media import MediaFile
 from nbops.mirror._mode import resolve_mode
 from nbops.mirror._offline_file import (
@@ -33,6 +34,7 @@ from nbops.mirror._state import (
     NOT_MIRRORED,
     PARTIAL,
     MirrorState,
+    deferred_state,
     describe_copy,
 )
 from nbops.mirror._sync import (
@@ -57,6 +59,7 @@ __all__ = [
     "MirrorWarning",
     "NoApiKeyError",
     "OfflineArtifact",
+    "OfflineCopier",
     "OfflineRun",
     "ServerCheck",
     "ServerRejectedError",
@@ -67,6 +70,7 @@ __all__ = [
     "check_server",
     "code_files",
     "complete_offline_copies",
+    "deferred_state",
     "describe_copy",
     "exit_record_written",
     "find_offline_runs",

@@ -122,8 +122,13 @@ def rebuild_offline_copy(
     run_id: str,
     directory: str | os.PathLike[str],
     previous: MirrorState | None = None,
+    *,
+    reason: str = "rebuilt from the store by `nbops sync`",
 ) -> CopyResult:
     """Write run ``run_id`` from the store into a new, complete offline W&B run.
+
+    Also writes the copies deferred with :func:`~nbops.mirror.deferred_state` (a sweep's
+    trials), with ``reason`` saying so in the run's ``wandb`` metadata.
 
     The incomplete copy it replaces (the run directory recorded in ``previous`` and any other
     ``offline-run-*`` folder of the same W&B id next to it) is removed once the new copy is on
@@ -182,7 +187,7 @@ def rebuild_offline_copy(
         copy=COMPLETE,
         rows=rows,
         total=rows,
-        reason="rebuilt from the store by `nbops sync`",
+        reason=reason,
         run_dir=str(run_dir),
         wandb_id=run.id,
     )

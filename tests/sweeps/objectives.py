@@ -63,3 +63,12 @@ def wandb_train(config: dict[str, Any]) -> dict[str, float]:
         loss += config["optimizer"]["momentum"] * 0.01
     nbops.log({"validation_loss": loss})
     return {"validation_loss": loss}
+
+
+def curve_without_live_mirror(params: dict[str, Any]) -> float:
+    """Logs a short curve; fails the trial if a W&B run was started on the trial's path."""
+    run = nbops.active_run()
+    assert run is not None and run.mirror is None, "a W&B run was started on the trial's path"
+    for step in range(3):
+        nbops.log({"loss": abs(params["x"] - 0.3) / (step + 1), "step_x": params["x"] * step})
+    return -abs(params["x"] - 0.3)
