@@ -126,12 +126,14 @@ def wait_first_answer(port: int, path: str, body: bytes, proc: Any, timeout: flo
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             if post(conn, path, body) == 200:
                 return
         except OSError:
             pass
+        finally:
+            conn.close()
         time.sleep(0.02)
     raise RuntimeError("server did not answer")
 
@@ -153,11 +155,13 @@ def load(port: int, path: str, body: bytes, concurrency: int, seconds: float) ->
                 ok = post(conn, path, body) == 200
             except OSError:
                 ok = False
+                conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             if ok:
                 mine.append(time.perf_counter() - t0)
             else:
                 bad += 1
+        conn.close()
         with lock:
             latencies.extend(mine)
             errors += bad
@@ -196,7 +200,6 @@ def start(name: str, work: Path, store: Path, port: int) -> subprocess.Popen[byt
         BENCH_JOBLIB=str(work / "model.joblib"),
         BENTOML_DO_NOT_TRACK="True",
     )
-    log = open(work / f"{name}.log", "wb")  # noqa: SIM115 - kept open for the server's life
     if name == "nbops":
         cmd = [sys.executable, "-m", "nbops", "serve", "digits", "--port", str(port)]
     elif name == "fastapi":
@@ -250,7 +253,8 @@ def start(name: str, work: Path, store: Path, port: int) -> subprocess.Popen[byt
         ]
     else:
         raise SystemExit(f"unknown peer {name}")
-    return subprocess.Popen(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(work / f"{name}.log", "ab") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def request_body(rows: Any, bento: bool = False) -> bytes:
