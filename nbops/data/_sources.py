@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nbops.data._profile import read_table
+from nbops.data._profile import TableReadError, read_table
 
 #: ``reader(spec, *, store) -> pandas.DataFrame``; raise an NbopsError for a bad spec.
 TableReader = Callable[..., Any]
@@ -81,7 +81,16 @@ def read_source(
     text = os.fspath(spec)
     prefix = source_prefix(text)
     if prefix is None:
-        return read_table(Path(root) / text if root is not None else Path(text))
+        path = Path(root) / text if root is not None else Path(text)
+        match = _PREFIX.match(text)
+        if match is not None and len(match[1]) > 1 and not path.exists():
+            known = ", ".join(f"{p}:" for p in table_sources()) or "none"
+            raise TableReadError(
+                f"no such file: {text}, and no table source is registered for {match[1]}: "
+                f"(known: {known}; a package registers one through the entry point group "
+                "nbops.tables, so reinstall it if it should be there)"
+            )
+        return read_table(path)
     if prefix not in _readers:
         _readers[prefix] = _pending[prefix].load()
     return _readers[prefix](text, store=store)

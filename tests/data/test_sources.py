@@ -33,8 +33,10 @@ def test_prefixes_go_to_their_reader_and_paths_to_files(tmp_path: Path) -> None:
     assert read_source("t.csv", root=tmp_path)["y"].tolist() == [3]
     assert source_prefix("C:/data/t.csv") is None  # a drive letter, not a prefix
     assert source_prefix("unknown:thing") is None
-    with pytest.raises(TableReadError, match="no such file"):
+    with pytest.raises(TableReadError, match="no table source is registered for unknown:"):
         read_source("unknown:thing", root=tmp_path)
+    with pytest.raises(TableReadError, match="no such file"):
+        read_source("missing.csv", root=tmp_path)
     with pytest.raises(ValueError, match="lower-case word"):
         register_table_source("Bad Prefix", reader)
 
