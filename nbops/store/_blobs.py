@@ -35,7 +35,7 @@ class BlobStore(abc.ABC):
     Contract (checked by :class:`nbops.testing.BlobConformance`):
 
     * **Content addressing.** A blob's name is the sha256 of its bytes; putting the same bytes
-      twice stores them once. Blobs are never modified; only ``nbops runs gc`` removes them
+      twice stores them once. Blobs are never modified; only ``nbops gc`` removes them
       (:meth:`remove`), and only blobs nothing in the store or the project refers to.
     * **Atomicity.** A blob is either absent or complete: writers go through a temporary name and
       a rename (or the remote's equivalent), so a killed writer leaves no partial blob.

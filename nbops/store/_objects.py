@@ -65,10 +65,23 @@ class ObjectStore(BlobStore):
             if not final.exists():
                 final.parent.mkdir(exist_ok=True)
                 staged.commit(final, mode=0o444)
+            else:
+                _touch(final)
         return digest, size
 
     def put_bytes(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
         if not self.exists(digest):
             write_atomic(self.path_of(digest), data, mode=0o444)
+        else:
+            _touch(self.path_of(digest))
         return digest
+
+
+def _touch(path: Path) -> None:
+    """Mark a blob written again, so ``nbops gc`` sees it as new (it may be about to be
+    recorded by whoever just stored it)."""
+    try:
+        os.utime(path)
+    except OSError:  # another user's blob in a shared folder
+        pass
