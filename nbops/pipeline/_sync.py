@@ -16,7 +16,14 @@ from typing import Any
 from nbops.errors import NbopsError
 from nbops.pipeline._lock import LockEntry, read_lock
 from nbops.pipeline._outputs import missing_blobs, restore_outs
-from nbops.pipeline._remote import Progress, Readable, Remote, RemoteError, open_remote
+from nbops.pipeline._remote import (
+    PartialMismatchError,
+    Progress,
+    Readable,
+    Remote,
+    RemoteError,
+    open_remote,
+)
 from nbops.store import BlobStore, RunCache, RunStore
 
 Report = Callable[[str], None]
@@ -145,9 +152,17 @@ def push(
 def _push_one(remote: Remote, digest: str, blobs: BlobStore, report: Report) -> None:
     path = blobs.path_of(digest)
     size = path.stat().st_size
-    with open(path, "rb") as fh:
-        source = _Hashing(fh)
-        remote.write(_object_name(digest), source, _progress(report, digest[:12], size), size)
+    for attempt in (1, 2):
+        with open(path, "rb") as fh:
+            source = _Hashing(fh)
+            try:
+                remote.write(
+                    _object_name(digest), source, _progress(report, digest[:12], size), size
+                )
+                break
+            except PartialMismatchError:  # removed: the second attempt starts over
+                if attempt == 2:
+                    raise
     if source.sha.hexdigest() != digest:  # the local object rotted: do not spread it
         remote.delete(_object_name(digest))
         raise RemoteError(f"local object {digest[:12]} is corrupt ({path}); delete it")
