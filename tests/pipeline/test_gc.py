@@ -121,6 +121,13 @@ def test_gc_keeps_fresh_blobs_and_waits_for_no_run(isolated_env: Path, tmp_path:
     with RunLock(root, root / ".nbops"), pytest.raises(PipelineBusyError):
         gc(root, store, root / ".nbops", keep=1, min_age=0, report=quiet)
     assert store.blobs.exists(own)
+    _age_blobs(root)
+    assert store.blobs.put_bytes(b"only the deleted run has this") == own  # stored again
+    again = gc(root, store, root / ".nbops", keep=1, min_age=60, report=quiet)
+    assert again.objects == 0 and store.blobs.exists(own)  # its writer may record it next
+    _age_blobs(root)
+    later = gc(root, store, root / ".nbops", keep=1, min_age=60, report=quiet)
+    assert later.objects == 1 and not store.blobs.exists(own)
 
 
 def test_one_gc_command_with_json_and_runs_gc_is_gone(
