@@ -77,6 +77,24 @@ class BlobStore(abc.ABC):
     def digests(self) -> Iterator[str]:
         """Every stored blob's digest (in no particular order)."""
 
+    def staging_dir(self) -> Path:
+        """A private local folder where a download may keep a file it is writing (a partial
+        download resumed later); :meth:`adopt` takes such a file cheaply."""
+        import tempfile
+
+        uid = os.getuid() if hasattr(os, "getuid") else 0
+        folder = Path(tempfile.gettempdir()) / f"nbops-partial-{uid}"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        return folder
+
+    def adopt(self, path: str | os.PathLike[str], digest: str) -> None:
+        """Take the file ``path``, whose sha256 the caller checked is ``digest``, as that blob
+        (moved where the store allows, else copied and hashed again); ``path`` is gone after."""
+        stored, _ = self.put_file(path)
+        if stored != digest:
+            raise ArtifactError(f"{path} changed while it was stored as {digest[:12]}")
+        Path(path).unlink()
+
     def read_bytes(self, digest: str) -> bytes:
         """The blob's bytes."""
         path = self.path_of(check_digest(digest))

@@ -7,7 +7,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from nbops.fileio import staged_file, write_atomic
+from nbops.errors import ArtifactError
+from nbops.fileio import move_atomic, staged_file, write_atomic
 from nbops.store._blobs import BlobStore, check_digest
 
 _CHUNK = 1 << 20
@@ -68,6 +69,31 @@ class ObjectStore(BlobStore):
             else:
                 _touch(final)
         return digest, size
+
+    def staging_dir(self) -> Path:
+        """``<root>/.staging``: on the blobs' filesystem, so :meth:`adopt` is a rename."""
+        folder = self.root / ".staging"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def adopt(self, path: str | os.PathLike[str], digest: str) -> None:
+        source = Path(path)
+        if source.parent.resolve() != self.staging_dir().resolve():
+            super().adopt(path, digest)
+            return
+        final = self.path_of(digest)
+        if final.exists():
+            source.unlink()
+            _touch(final)
+            return
+        final.parent.mkdir(exist_ok=True)
+        with open(source, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(source, 0o444)
+        try:
+            move_atomic(source, final)
+        except FileNotFoundError:
+            raise ArtifactError(f"{source} vanished before it was stored") from None
 
     def put_bytes(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()

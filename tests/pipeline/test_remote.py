@@ -261,11 +261,12 @@ def test_an_interrupted_pull_of_a_large_object_resumes(
 
             return Stream()
 
-    partial = sync._partial_file(digest)
+    store = open_store(isolated_env / ".nbops")
+    partial = sync._partial_file(store.blobs, digest)
+    assert partial.parent.parent == isolated_env / ".nbops" / "objects"  # beside the blobs
     partial.write_bytes(data[: 2 << 20])  # what a killed pull had fetched
     lines: list[str] = []
     remote = Counting(remote_dir)
-    store = open_store(isolated_env / ".nbops")
     assert sync.fetch_objects(remote, [digest], store.blobs, lines.append) == (1, 3 << 20)
     assert remote.read == 1 << 20  # only the missing third crossed
     assert store.blobs.path_of(digest).read_bytes() == data
@@ -275,7 +276,7 @@ def test_an_interrupted_pull_of_a_large_object_resumes(
     digest2 = hashlib.sha256(data[::-1]).hexdigest()
     (remote_dir / "objects" / digest2[:2]).mkdir(parents=True, exist_ok=True)
     (remote_dir / "objects" / digest2[:2] / digest2[2:]).write_bytes(data[::-1])
-    sync._partial_file(digest2).write_bytes(b"garbage" * 1000)
+    sync._partial_file(store.blobs, digest2).write_bytes(b"garbage" * 1000)
     with pytest.raises(RemoteError, match="corrupt"):
         sync.fetch_objects(remote, [digest2], store.blobs, quiet)
     assert sync.fetch_objects(remote, [digest2], store.blobs, quiet)[0] == 1  # starts over
@@ -299,9 +300,9 @@ def test_a_pull_over_ssh_resumes_from_its_partial_file(
     remote_dir = tmp_path / "ssh-remote"
     (remote_dir / "objects" / digest[:2]).mkdir(parents=True)
     (remote_dir / "objects" / digest[:2] / digest[2:]).write_bytes(data)
-    sync._partial_file(digest).write_bytes(data[: (2 << 20) + 123])
-    lines: list[str] = []
     store = open_store(isolated_env / ".nbops")
+    sync._partial_file(store.blobs, digest).write_bytes(data[: (2 << 20) + 123])
+    lines: list[str] = []
     with open_remote(f"ssh://127.0.0.1:{sshd['port']}{remote_dir}") as remote:
         assert sync.fetch_objects(remote, [digest], store.blobs, lines.append)[0] == 1
     assert store.blobs.path_of(digest).read_bytes() == data
