@@ -138,7 +138,11 @@ def run_pipeline(
     passed_over = {
         s for g, members in addressed.items() for s in spec.stages if group_of(s) == g and "@" in s
     } - {m for members in addressed.values() for m in members}
-    targets = [t for t in _expand_targets(spec.stages, targets) if t not in passed_over]
+    asked = _expand_targets(spec.stages, targets)
+    targets = [t for t in asked if t not in passed_over]
+    if asked and not targets:
+        pinned = ", ".join(m for members in addressed.values() for m in members)
+        raise NbopsError(f"-p addresses {pinned}, not {', '.join(asked)}; drop one of them")
     unknown = [t for t in targets if t not in spec.stages]
     if unknown:
         raise NbopsError(f"no stage named {', '.join(unknown)}; stages: {', '.join(spec.stages)}")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from nbops.errors import NbopsError
 from nbops.pipeline import SpecError, load_spec, read_lock, run_pipeline
 from tests.pipeline.conftest import STAMP, executions, write_notebook, write_spec
 
@@ -157,3 +158,5 @@ def test_p_on_an_axis_addresses_the_stage_of_that_value(isolated_env: Path) -> N
         ("train@depth=2,lr=0.125", "cached"),
         ("train@depth=3,lr=0.125", "ran"),
     ]
+    with pytest.raises(NbopsError, match=r"addresses train@depth=2,lr=0\.5"):
+        run_pipeline(root, ["train@depth=3,lr=0.25"], overrides={"train": {"lr": 0.5, "depth": 2}})
