@@ -22,7 +22,7 @@ from typing import Any
 
 from nbops.errors import NbopsError
 from nbops.pipeline._lock import read_lock
-from nbops.pipeline._remote import Remote
+from nbops.pipeline._remote import Remote, ResumableRemote
 from nbops.pipeline._runlock import RunLock
 from nbops.store import (
     RunStore,
@@ -254,4 +254,7 @@ def _gc_remote(
     if not dry_run:
         for name in dropped:
             remote.delete(name)
+    if isinstance(remote, ResumableRemote):  # interrupted uploads nobody continues
+        partials, partial_bytes = remote.drop_partials(dry_run)
+        objects, freed = objects + partials, freed + partial_bytes
     return (len(dropped), objects), freed

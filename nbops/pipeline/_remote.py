@@ -151,6 +151,24 @@ class ResumableRemote(Remote):
     def _makedirs(self, folder: str) -> None:
         """Create ``folder`` and its parents."""
 
+    @abstractmethod
+    def _partials(self, folder: str) -> dict[str, int]:
+        """``{path: size}`` of the partial uploads (``.*.part``) anywhere under ``folder``."""
+
+    def drop_partials(self, dry_run: bool = False) -> tuple[int, int]:
+        """Remove interrupted uploads nobody is continuing (their size stays the same over
+        :data:`PARTIAL_IDLE`); return ``(files, bytes)``."""
+        found = self._partials(self._path("objects"))
+        if not found:
+            return 0, 0
+        time.sleep(PARTIAL_IDLE)
+        again = self._partials(self._path("objects"))
+        idle = {p: n for p, n in found.items() if again.get(p) == n}
+        if not dry_run:
+            for path in idle:
+                self._remove(path)
+        return len(idle), sum(idle.values())
+
     def _claim(self, folder: str, prefix: str, mine: str) -> int:
         """Take over an idle partial upload as ``mine``; return its size (0: none)."""
         found = {p: n for p, n in self._sizes(folder, prefix).items() if p.endswith(".part")}
@@ -269,6 +287,18 @@ class DirectoryRemote(ResumableRemote):
                     found[entry.path] = entry.stat().st_size
                 except FileNotFoundError:
                     continue
+        return found
+
+    def _partials(self, folder: str) -> dict[str, int]:
+        found = {}
+        for dirpath, _dirs, files in os.walk(folder):
+            for file in files:
+                if file.startswith(".") and file.endswith(".part"):
+                    path = os.path.join(dirpath, file)
+                    try:
+                        found[path] = os.stat(path).st_size
+                    except FileNotFoundError:
+                        continue
         return found
 
     def _open(self, path: str, mode: str) -> IO[bytes]:

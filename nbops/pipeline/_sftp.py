@@ -173,6 +173,26 @@ class SFTPRemote(ResumableRemote):
             if e.filename.startswith(prefix)
         }
 
+    def _partials(self, folder: str) -> dict[str, int]:
+        import stat
+
+        found: dict[str, int] = {}
+        stack = [folder]
+        while stack:
+            current = stack.pop()
+            try:
+                with self._channel() as sftp:
+                    entries = sftp.listdir_attr(current)
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                path = posixpath.join(current, entry.filename)
+                if entry.st_mode is not None and stat.S_ISDIR(entry.st_mode):
+                    stack.append(path)
+                elif entry.filename.startswith(".") and entry.filename.endswith(".part"):
+                    found[path] = int(entry.st_size or 0)
+        return found
+
     def _open(self, path: str, mode: str) -> IO[bytes]:
         return cast("IO[bytes]", _ChannelFile(self, path, path, 0, mode))
 

@@ -182,3 +182,25 @@ def test_sftp_moves_objects_on_several_channels_verified_and_atomic(
         moved = pull(root, fresh, remote, report=quiet)
     assert moved.objects == 16 and len(moved.restored) == 16
     assert all(fresh.blobs.exists(d) for d in outs.values())
+
+
+def test_gc_drops_interrupted_uploads_nobody_continues(
+    isolated_env: Path, remote_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbops.pipeline import gc
+
+    root = isolated_env
+    digest = _lock_with_outs(root, {"a.bin": 1000})["a.bin"]
+    folder = remote_dir / "objects" / "ab"
+    folder.mkdir(parents=True)
+    stray = folder / ".cdef.0123.part"
+    stray.write_bytes(b"x" * 5000)
+    monkeypatch.setattr(remote_module, "PARTIAL_IDLE", 0.1)
+    store = open_store(root / ".nbops")
+    with open_configured(root, root / ".nbops") as remote:
+        push(root, store, remote, report=quiet)
+        dry = gc(root, store, root / ".nbops", remote=remote, dry_run=True, report=quiet)
+        assert (dry.remote_objects, dry.freed["remote"]) == (1, 5000) and stray.exists()
+        done = gc(root, store, root / ".nbops", remote=remote, report=quiet)
+        assert done.freed["remote"] == 5000 and not stray.exists()
+        assert remote.exists(f"objects/{digest[:2]}/{digest[2:]}")  # the lock's out stays
