@@ -228,6 +228,7 @@ def _fetch_one(remote: Remote, digest: str, blobs: BlobStore, report: Report) ->
                 if progress is not None:
                     progress(done, size)
         fh.flush()
+        os.fsync(fh.fileno())  # on disk before it is renamed into the store
         if sha.hexdigest() != digest:
             fh.truncate(0)
             raise RemoteError(f"object {digest[:12]} in {remote.url} is corrupt; not used")

@@ -88,8 +88,9 @@ class BlobStore(abc.ABC):
         return folder
 
     def adopt(self, path: str | os.PathLike[str], digest: str) -> None:
-        """Take the file ``path``, whose sha256 the caller checked is ``digest``, as that blob
-        (moved where the store allows, else copied and hashed again); ``path`` is gone after."""
+        """Take the file ``path``, whose sha256 the caller checked is ``digest`` and which it
+        flushed to disk (``os.fsync``), as that blob (moved where the store allows, else copied
+        and hashed again); ``path`` is gone after."""
         stored, _ = self.put_file(path)
         if stored != digest:
             raise ArtifactError(f"{path} changed while it was stored as {digest[:12]}")

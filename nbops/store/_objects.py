@@ -87,8 +87,6 @@ class ObjectStore(BlobStore):
             _touch(final)
             return
         final.parent.mkdir(exist_ok=True)
-        with open(source, "rb") as fh:
-            os.fsync(fh.fileno())
         os.chmod(source, 0o444)
         try:
             move_atomic(source, final)

@@ -6,6 +6,7 @@ Each class needs ``make_store(path) -> RunStore``, as :class:`StoreConformance` 
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,9 @@ class BlobConformance(_Parts):
         data = b"bytes fetched from a remote"
         digest = hashlib.sha256(data).hexdigest()
         staged = store.blobs.staging_dir() / "download.part"
-        staged.write_bytes(data)
+        with open(staged, "wb") as fh:
+            fh.write(data)
+            os.fsync(fh.fileno())
         store.blobs.adopt(staged, digest)
         assert store.blobs.read_bytes(digest) == data and not staged.exists()
         assert digest in set(store.blobs.digests())
