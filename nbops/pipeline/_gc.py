@@ -67,7 +67,7 @@ class GcResult:
             "objects": self.objects,
             "remote_records": self.remote_records,
             "remote_objects": self.remote_objects,
-            "bytes_freed": {k: self.freed.get(k, 0) for k in KINDS},
+            "bytes_freed": {k.replace(" ", "_"): self.freed.get(k, 0) for k in KINDS},
             "bytes_freed_total": self.bytes_freed,
         }
 

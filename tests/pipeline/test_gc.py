@@ -140,7 +140,7 @@ def test_one_gc_command_with_json_and_runs_gc_is_gone(
     assert dry.exit_code == 0, dry.stderr
     doc = json.loads(dry.output)
     assert doc["dry_run"] is True and len(doc["runs"]) == 1 and doc["objects"] == 1
-    assert doc["bytes_freed"]["deleted runs"] == doc["bytes_freed_total"] > 0
+    assert doc["bytes_freed"]["deleted_runs"] == doc["bytes_freed_total"] > 0
     assert open_store().blobs.exists(own)
     done = cli("gc")
     assert done.exit_code == 0, done.stderr

@@ -63,7 +63,7 @@ def test_delete_hides_and_gc_removes_only_unshared_objects(tmp_path: Path, cli: 
     outcome = json.loads(cli("gc", "--json").output)
     assert outcome["runs"] == [gone]
     assert outcome["objects"] == 3  # own.txt, the tree's manifest and its inner file
-    assert outcome["bytes_freed"]["deleted runs"] >= own_size
+    assert outcome["bytes_freed"]["deleted_runs"] >= own_size
     assert not blobs.exists(gone_digests["own"])
     assert not blobs.exists(gone_digests["tree"])
     assert blobs.exists(gone_digests["shared"])  # another run logged the same bytes
