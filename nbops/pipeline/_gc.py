@@ -3,8 +3,9 @@
 One referenced set is built from every owner: runs not deleted (their artifacts), model and
 dataset versions, the run cache records kept (each stage's ``keep`` most recent, with the outs
 and executed notebook each names) and ``nbops.lock``. Then: deleted runs' rows, older run
-cache records, old executed-notebook folders and every local blob outside that set go; with a
-remote, its records beyond ``keep`` and the objects nothing kept there refers to go too.
+cache records, old executed-notebook folders, downloads an interrupted pull left behind and
+every local blob outside that set go; with a remote, its records beyond ``keep``, the objects
+nothing kept there refers to and uploads nobody continues go too.
 
 Blobs written since the oldest run still running started, or less than ``min_age`` seconds
 ago, stay: a writer may be about to record them. ``nbops run`` is held off while gc works.
@@ -36,7 +37,14 @@ from nbops.store import (
 MIN_AGE = 600.0
 
 #: the kinds ``GcResult.freed`` reports, in the order they are shown
-KINDS = ("deleted runs", "run cache", "unreferenced", "executed notebooks", "remote")
+KINDS = (
+    "deleted runs",
+    "run cache",
+    "unreferenced",
+    "executed notebooks",
+    "partial downloads",
+    "remote",
+)
 
 
 @dataclass(frozen=True)
@@ -135,6 +143,7 @@ def gc(
             )
             objects += 1
             freed[kind] += size if dry_run else store.blobs.remove(digest)
+        freed["partial downloads"] = _gc_staging(store, cutoff, dry_run)
         notebooks, freed["executed notebooks"] = _gc_executed(
             store, store_dir, [records[k] for k in kept], keep, dry_run
         )
@@ -167,6 +176,19 @@ def _summary(result: GcResult, dry_run: bool, remote: Remote | None) -> str:
         f"{result.bytes_freed / 2**20:,.1f} MiB {'would be ' if dry_run else ''}freed"
         + (f" ({kinds})" if kinds else "")
     )
+
+
+def _gc_staging(store: RunStore, cutoff: float, dry_run: bool) -> int:
+    """Remove downloads an interrupted pull left in the blob store's staging folder, untouched
+    since ``cutoff``; return the bytes."""
+    freed = 0
+    for path in store.blobs.staging_dir().iterdir():
+        stat = path.stat()
+        if path.is_file() and stat.st_mtime < cutoff:
+            freed += stat.st_size
+            if not dry_run:
+                path.unlink(missing_ok=True)
+    return freed
 
 
 def _gc_executed(

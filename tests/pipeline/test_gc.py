@@ -82,6 +82,8 @@ def test_gc_frees_what_no_owner_refers_to_and_keeps_shared_objects(
     gone, shared, own = _deleted_run_sharing_a_dataset(tmp_path)
     store = open_store(root / ".nbops")
     blobs = store.blobs
+    left = blobs.staging_dir() / "0123.part"  # what a killed pull left
+    left.write_bytes(b"p" * 777)
     _age_blobs(root)
     before = sorted(blobs.digests())
 
@@ -91,6 +93,7 @@ def test_gc_frees_what_no_owner_refers_to_and_keeps_shared_objects(
     assert dry.runs == (gone,) and dry.records == 1
     assert dry.freed["deleted runs"] == len("only the deleted run has this")
     assert dry.freed["run cache"] >= 1000  # a's out and its executed notebook
+    assert dry.freed["partial downloads"] == 777 and left.exists()
 
     done = gc(root, store, root / ".nbops", keep=1, min_age=0, report=quiet)
     assert (done.runs, done.records, done.objects) == (dry.runs, dry.records, dry.objects)
@@ -99,6 +102,7 @@ def test_gc_frees_what_no_owner_refers_to_and_keeps_shared_objects(
     assert not blobs.exists(own)  # only the deleted run had it
     assert blobs.exists(shared)  # a dataset version still refers to it
     assert blobs.exists(out_b)  # the lock refers to it
+    assert not left.exists()
     with pytest.raises(nbops.NbopsError):
         nbops.get_run(gone)
     assert next(iter(store.run_cache.list().values()))["entry"]["outs"]["tag.txt"] == out_b
