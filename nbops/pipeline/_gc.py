@@ -24,7 +24,7 @@ from typing import Any
 from nbops.errors import NbopsError
 from nbops.pipeline._lock import read_lock
 from nbops.pipeline._remote import Remote, ResumableRemote
-from nbops.pipeline._runlock import RunLock
+from nbops.pipeline._runlock import PipelineBusyError, RunLock
 from nbops.store import (
     RunStore,
     busy_since,
@@ -103,56 +103,65 @@ def gc(
     """Remove deleted runs, run cache records beyond each stage's ``keep`` most recent, old
     executed notebooks and the local blobs nothing refers to; on ``remote`` (when given) its
     records beyond ``keep`` and unreferenced objects. ``dry_run`` only counts them."""
-    from nbops.tracking import purge_deleted_runs
-
     if keep < 1:
         raise ValueError("keep must be at least 1")
-    with RunLock(root, store_dir):
-        lock = read_lock(root)
-        records = store.run_cache.list()
-        kept = _kept(records, keep)
-        dropped = [k for k in records if k not in kept]
-        dropped_blobs = outs_contents(
-            store.blobs,
-            [
-                d
-                for k in dropped
-                for d in ((records[k].get("entry") or {}).get("outs") or {}).values()
-            ],
-        ) | {str(records[k]["executed"]) for k in dropped if records[k].get("executed")}
-        purged = purge_deleted_runs(store=store, dry_run=dry_run)
-        if not dry_run:
-            for key in dropped:
-                store.run_cache.delete(key)
-        referenced = store_references(store, cache_keys=kept)
-        referenced |= outs_contents(
-            store.blobs, [d for e in lock.values() for d in e.outs.values()]
-        )
-        freed = dict.fromkeys(KINDS, 0)
-        objects = 0
-        cutoff = min(time.time() - min_age, busy_since(store))
-        for digest, size in list(
-            unreferenced_blobs(store.blobs, referenced, written_before=cutoff)
-        ):
-            kind = (
-                "deleted runs"
-                if digest in purged.blobs
-                else "run cache"
-                if digest in dropped_blobs
-                else "unreferenced"
-            )
-            objects += 1
-            freed[kind] += size if dry_run else store.blobs.remove(digest)
-        freed["partial downloads"] = _gc_staging(store, cutoff, dry_run)
-        notebooks, freed["executed notebooks"] = _gc_executed(
-            store, store_dir, [records[k] for k in kept], keep, dry_run
-        )
-        remote_counts = (0, 0)
-        if remote is not None:
-            remote_counts, freed["remote"] = _gc_remote(remote, lock, keep, dry_run)
-    result = GcResult(purged.runs, len(dropped), notebooks, objects, *remote_counts, freed=freed)
+    held = RunLock(root, store_dir)
+    try:
+        held.acquire()
+    except PipelineBusyError as exc:
+        pid, host = exc.holder.get("pid", "?"), exc.holder.get("host", "?")
+        raise NbopsError(
+            f"`nbops run` is running in {root} (pid {pid} on {host}); run gc once it is done"
+        ) from None
+    try:
+        result = _gc_locked(root, store, store_dir, keep, remote, dry_run, min_age)
+    finally:
+        held.release()
     report(_summary(result, dry_run, remote))
     return result
+
+
+def _gc_locked(
+    root: Path,
+    store: RunStore,
+    store_dir: Path,
+    keep: int,
+    remote: Remote | None,
+    dry_run: bool,
+    min_age: float,
+) -> GcResult:
+    """:func:`gc`'s work, under the project's run lock."""
+    from nbops.tracking import purge_deleted_runs
+
+    lock = read_lock(root)
+    records = store.run_cache.list()
+    kept = _kept(records, keep)
+    dropped = [k for k in records if k not in kept]
+    dropped_blobs = _record_blobs(store, [records[k] for k in dropped])
+    purged = purge_deleted_runs(store=store, dry_run=dry_run)
+    if not dry_run:
+        for key in dropped:
+            store.run_cache.delete(key)
+    referenced = store_references(store, cache_keys=kept)
+    referenced |= outs_contents(store.blobs, [d for e in lock.values() for d in e.outs.values()])
+    freed = dict.fromkeys(KINDS, 0)
+    cutoff = min(time.time() - min_age, busy_since(store))
+    doomed = list(unreferenced_blobs(store.blobs, referenced, written_before=cutoff))
+    for digest, size in doomed:
+        kind = "unreferenced"
+        if digest in purged.blobs:
+            kind = "deleted runs"
+        elif digest in dropped_blobs:
+            kind = "run cache"
+        freed[kind] += size if dry_run else store.blobs.remove(digest)
+    freed["partial downloads"] = _gc_staging(store, cutoff, dry_run)
+    notebooks, freed["executed notebooks"] = _gc_executed(
+        store, store_dir, [records[k] for k in kept], keep, dry_run
+    )
+    remote_counts = (0, 0)
+    if remote is not None:
+        remote_counts, freed["remote"] = _gc_remote(remote, lock, keep, dry_run)
+    return GcResult(purged.runs, len(dropped), notebooks, len(doomed), *remote_counts, freed=freed)
 
 
 def _record_blobs(store: RunStore, records: list[Mapping[str, Any]]) -> set[str]:
