@@ -297,19 +297,7 @@ def cmd_runs_delete(args: argparse.Namespace) -> int:
             print("nothing deleted")
             return 1
     deleted = delete_runs(ids, store=store)
-    print(f"deleted {len(deleted)} run(s); `nbops runs gc` removes them and their objects")
-    return 0
-
-
-def cmd_runs_gc(args: argparse.Namespace) -> int:
-    from nbops.tracking import gc_runs
-
-    result = gc_runs(store=_store(), dry_run=args.dry_run)
-    verb = "would remove" if args.dry_run else "removed"
-    print(
-        f"{verb} {len(result.runs)} deleted run(s) and {result.objects} object(s); "
-        f"{result.bytes_freed:,} bytes freed"
-    )
+    print(f"deleted {len(deleted)} run(s); `nbops gc` removes them and their objects")
     return 0
 
 
@@ -376,20 +364,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_runs_tag)
     p = actions.add_parser(
         "delete",
-        help="mark runs deleted (hidden; removed by nbops runs gc)",
-        description="Mark runs deleted: listings hide them; `nbops runs gc` removes them.",
+        help="mark runs deleted (hidden; removed by nbops gc)",
+        description="Mark runs deleted: listings hide them; `nbops gc` removes them.",
     )
     p.add_argument("run_ids", nargs="+", metavar="ID", help="run ids or unique prefixes")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=cmd_runs_delete)
-    p = actions.add_parser(
-        "gc",
-        help="remove deleted runs and the objects only they used",
-        description="Remove deleted runs' records, and their artifacts' objects unless a "
-        "dataset, a model, the pipeline lock or run cache, or another run refers to them.",
-    )
-    p.add_argument("--dry-run", action="store_true", help="only report what would go")
-    p.set_defaults(func=cmd_runs_gc)
     p = actions.add_parser("note", help="set a run's notes")
     p.add_argument("run_id", metavar="ID", help="run id, unique prefix, or 'latest'")
     p.add_argument("text", nargs="+", metavar="TEXT", help="the notes (replaces earlier ones)")

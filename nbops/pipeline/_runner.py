@@ -18,6 +18,7 @@ from nbops.pipeline._dask import DaskStages, executor_options, needs_remote, ope
 from nbops.pipeline._hashing import HashCache
 from nbops.pipeline._ignore import IgnoreRules
 from nbops.pipeline._lock import LockEntry, read_lock, update_lock
+from nbops.pipeline._matrix import group_of, pinned_members, split_pins
 from nbops.pipeline._outputs import missing_blobs, restore_outs
 from nbops.pipeline._runlock import RunLock
 from nbops.pipeline._secrets import Sealer
@@ -142,14 +143,26 @@ def run_pipeline(
         parse_executor(executor)  # a bad URL is an error before anything else
     base = Path(root) if root is not None else find_project_root()
     spec = load_spec(base, strict=False)
+    groups = spec.raw.get("stages") or {}
+    pins, overrides = split_pins(groups, overrides or {})
+    if pins:  # -p train.lr=0.05 on an axis addresses train@lr=0.05 (made if not listed)
+        spec = load_spec(base, strict=False, pins=pins)
+    addressed = {g: pinned_members(g, groups[g], pin) for g, pin in pins.items()}
     overrides = {
         member: values
-        for name, values in (overrides or {}).items()
-        for member in _expand_targets(spec.stages, [name])
+        for name, values in overrides.items()
+        for member in addressed.get(name) or _expand_targets(spec.stages, [name])
     }  # -p train.depth=4 sets it on every stage of a foreach/matrix group
     graph = validate(spec, overrides, kernels=True)
     options = executor_options(spec, executor, shared_disk, retries)
-    targets = _expand_targets(spec.stages, targets)
+    passed_over = {
+        s for g, members in addressed.items() for s in spec.stages if group_of(s) == g and "@" in s
+    } - {m for members in addressed.values() for m in members}
+    asked = _expand_targets(spec.stages, targets)
+    targets = [t for t in asked if t not in passed_over]
+    if asked and not targets:
+        pinned = ", ".join(m for members in addressed.values() for m in members)
+        raise NbopsError(f"-p addresses {pinned}, not {', '.join(asked)}; drop one of them")
     unknown = [t for t in targets if t not in spec.stages]
     if unknown:
         raise NbopsError(f"no stage named {', '.join(unknown)}; stages: {', '.join(spec.stages)}")
@@ -165,7 +178,7 @@ def run_pipeline(
     elif downstream:
         selected = set(targets).union(*(graph.downstream(t) for t in targets))
     else:
-        selected = graph.closure(targets) if targets else set(spec.stages)
+        selected = graph.closure(targets or set(spec.stages) - passed_over)
     order = graph.topological(selected)
     store = open_store(store_url(base))
     with contextlib.ExitStack() as held:
@@ -224,8 +237,6 @@ def run_pipeline(
 
 def _expand_targets(stages: Mapping[str, Stage], targets: Sequence[str]) -> list[str]:
     """Stage names as given, a foreach/matrix group (``train``) as all of its stages."""
-    from nbops.pipeline._matrix import group_of
-
     out: list[str] = []
     for target in targets:
         members = [s for s in stages if "@" in s and group_of(s) == target]

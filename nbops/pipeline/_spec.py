@@ -353,12 +353,19 @@ def _pipeline_options(value: Any, problems: list[str]) -> None:
 
 
 def parse_spec(
-    raw: Any, root: Path, source: str = SPEC_FILE, *, strict: bool = True
+    raw: Any,
+    root: Path,
+    source: str = SPEC_FILE,
+    *,
+    strict: bool = True,
+    pins: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> PipelineSpec:
     """Build a :class:`PipelineSpec` from parsed YAML, checking its shape (not the notebooks).
 
     With ``strict=False`` shape problems are kept in ``problems`` instead of raised, so that
     :func:`~nbops.pipeline.validate` can report them with every other problem at once.
+    ``pins`` (``{group: {axis: value}}``, from ``-p``) adds the foreach/matrix stages a pinned
+    value names when the spec does not list that value.
     """
     problems: list[str] = []
     if not isinstance(raw, Mapping) or not isinstance(raw.get("stages"), Mapping):
@@ -373,7 +380,7 @@ def parse_spec(
         if "@" in str(group):
             problems.append(f"stage name {group!r}: '@' is reserved for foreach/matrix stages")
             continue
-        for name, body in expand(str(group), group_body, problems):
+        for name, body in expand(str(group), group_body, problems, (pins or {}).get(str(group))):
             stage = _stage(name, body, problems, root)
             if stage is not None:
                 stages[stage.name] = stage
@@ -385,7 +392,12 @@ def parse_spec(
     return PipelineSpec(root=root, stages=stages, raw=dict(raw), problems=tuple(problems))
 
 
-def load_spec(root: str | os.PathLike[str], *, strict: bool = True) -> PipelineSpec:
+def load_spec(
+    root: str | os.PathLike[str],
+    *,
+    strict: bool = True,
+    pins: Mapping[str, Mapping[str, Any]] | None = None,
+) -> PipelineSpec:
     """Read ``<root>/nbops.yaml``; raise :class:`SpecError` when it is missing or malformed
     (with ``strict=False``, shape problems are left for :func:`~nbops.pipeline.validate`)."""
     import yaml
@@ -405,4 +417,4 @@ def load_spec(root: str | os.PathLike[str], *, strict: bool = True) -> PipelineS
         ) from None
     except yaml.YAMLError as exc:
         raise SpecError(str(path), [f"not valid YAML: {exc}"]) from None
-    return parse_spec(raw, Path(root), str(path), strict=strict)
+    return parse_spec(raw, Path(root), str(path), strict=strict, pins=pins)

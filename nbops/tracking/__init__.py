@@ -17,7 +17,7 @@ from nbops.tracking._api import finish, init, log, log_artifact, log_params
 from nbops.tracking._autolog import autolog, autolog_enabled
 from nbops.tracking._compare import Comparison, compare
 from nbops.tracking._edit import set_notes, set_tags
-from nbops.tracking._gc import RunsGcResult, delete_runs, gc_runs
+from nbops.tracking._gc import PurgedRuns, delete_runs, purge_deleted_runs
 from nbops.tracking._ids import new_run_id
 from nbops.tracking._media import Histogram, Image, Media, Table
 from nbops.tracking._query import Artifact, StoredRun, get_run, runs
@@ -36,8 +36,8 @@ __all__ = [
     "Histogram",
     "Image",
     "Media",
+    "PurgedRuns",
     "Run",
-    "RunsGcResult",
     "RunsPanel",
     "StoredRun",
     "Summary",
@@ -52,7 +52,6 @@ __all__ = [
     "compare",
     "delete_runs",
     "finish",
-    "gc_runs",
     "get_run",
     "gpu_metrics",
     "init",
@@ -61,6 +60,7 @@ __all__ = [
     "log_artifact",
     "log_params",
     "new_run_id",
+    "purge_deleted_runs",
     "remove_activation_listener",
     "require_active",
     "runs",
