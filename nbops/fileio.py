@@ -121,3 +121,10 @@ def copy_atomic(
     with staged_file(dest.parent, prefix=f".{dest.name}.") as staged, open(source, "rb") as src:
         shutil.copyfileobj(src, staged.file)
         return staged.commit(dest, mode=mode)
+
+
+def move_atomic(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Rename ``source`` over ``target`` in one step (both on one filesystem); a missing
+    ``source`` raises :class:`FileNotFoundError`, so of two movers only one gets it."""
+    os.replace(source, target)
+    return Path(target)

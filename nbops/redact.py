@@ -217,12 +217,29 @@ def is_secret_name(name: str) -> bool:
     return _is_secret(secret_rules(), name)
 
 
+#: (rules, a snapshot of the process environment, its secret values): every redaction asks.
+_env_cache: tuple[SecretRules, tuple[tuple[Any, Any], ...], list[str]] | None = None
+
+
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
-    """Return the values of secret-looking environment variables, longest first."""
-    env = os.environ if environ is None else environ
+    """Return the values of secret-looking environment variables, longest first.
+
+    For the process environment the answer is reused while the environment is unchanged
+    (compared exactly, item by item, against the raw bytes ``os.environ`` keeps).
+    """
+    global _env_cache
     rules = secret_rules()
+    raw = getattr(os.environ, "_data", None) if environ is None else None
+    snapshot = tuple(raw.items()) if isinstance(raw, dict) else None
+    cached = _env_cache
+    if snapshot is not None and cached is not None and cached[0] is rules and cached[1] == snapshot:
+        return list(cached[2])
+    env = os.environ if environ is None else environ
     values = {v for k, v in env.items() if len(v) >= _MIN_SECRET_LEN and _is_secret(rules, k)}
-    return sorted(values, key=len, reverse=True)
+    found = sorted(values, key=len, reverse=True)
+    if snapshot is not None:
+        _env_cache = (rules, snapshot, found)
+    return list(found)
 
 
 def scrub_text(text: str, secrets: list[str] | None = None) -> str:

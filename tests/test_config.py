@@ -35,3 +35,29 @@ def test_default_project_is_the_root_name(tmp_path: Path, monkeypatch: pytest.Mo
     assert default_project(root) == "my-project"
     monkeypatch.setenv("NBOPS_PROJECT", "override")
     assert default_project(root) == "override"
+
+
+def test_root_is_cached_until_a_searched_folder_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outer = tmp_path / "outer"
+    deep = outer / "inner" / "deep"
+    deep.mkdir(parents=True)
+    (outer / "pyproject.toml").write_text("")
+    assert find_project_root(deep) == outer.resolve()
+    looked: list[Path] = []
+    real_exists = Path.exists
+
+    def counting_exists(self: Path, *args: object, **kwargs: object) -> bool:
+        looked.append(self)
+        return real_exists(self)
+
+    monkeypatch.setattr(Path, "exists", counting_exists)
+    assert find_project_root(deep) == outer.resolve()
+    assert looked == []  # answered from the cache: no marker looked up again
+    (outer / "inner" / "nbops.yaml").write_text("")  # a nearer root appears
+    assert find_project_root(deep) == (outer / "inner").resolve()
+    (outer / "inner" / "nbops.yaml").unlink()  # and goes away
+    assert find_project_root(deep) == outer.resolve()
+    (deep / ".git").mkdir()  # a marker in the start folder itself
+    assert find_project_root(deep) == deep.resolve()

@@ -161,3 +161,22 @@ def test_redact_masks_keys_and_scrubs_values_recursively() -> None:
 def test_scrub_text_uses_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SERVICE_SECRET", "s3cr3t-value")
     assert scrub_text("connect with s3cr3t-value now") == f"connect with {REDACTED} now"
+
+
+def test_secret_values_follow_every_change_of_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nbops.redact import secret_values
+
+    first = "tok-0123456789abcdef"
+    monkeypatch.delenv("NBOPS_TEST_API_TOKEN", raising=False)
+    assert first not in secret_values()
+    secret_values()  # answered from the cache now
+    monkeypatch.setenv("NBOPS_TEST_API_TOKEN", first)
+    assert first in secret_values()
+    second = "tok-fedcba9876543210"
+    monkeypatch.setenv("NBOPS_TEST_API_TOKEN", second)  # same variables, a new value
+    assert second in secret_values() and first not in secret_values()
+    monkeypatch.delenv("NBOPS_TEST_API_TOKEN")
+    assert second not in secret_values()
+    assert secret_values({"MY_PASSWORD": "hunter2-hunter2"}) == ["hunter2-hunter2"]

@@ -1,4 +1,4 @@
-"""``nbops drift``: compare two CSV or Parquet files column by column.
+"""``nbops drift``: compare two CSV or Parquet files (or logged traffic) column by column.
 
 Exit codes: 0 compared (drift or not), 1 an error (unreadable file, bad data), 2 a usage error,
 3 drift detected with ``--fail-on-drift``.
@@ -18,12 +18,12 @@ EXIT_DRIFT = 3
 
 
 def read_table(path: str) -> Any:
-    """Read a table for ``nbops drift``; a file that cannot be read is a usage error (exit 2)."""
-    from nbops.data import TableReadError
-    from nbops.data import read_table as read
+    """Read a table for ``nbops drift``: a file, or a table source such as
+    ``predictions:MODEL@ALIAS:7d``; a file that cannot be read is a usage error (exit 2)."""
+    from nbops.data import TableReadError, read_source
 
     try:
-        return read(path)
+        return read_source(path)
     except TableReadError as exc:
         raise NbopsUsageError(str(exc)) from None
 
@@ -44,6 +44,7 @@ def _thresholds(pairs: list[str]) -> dict[str, float]:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
+    from nbops.data import source_prefix
     from nbops.monitor import drift
 
     columns = None
@@ -55,7 +56,8 @@ def cmd_drift(args: argparse.Namespace) -> int:
     current = read_table(args.current)
     report = drift(reference, current, columns=columns, thresholds=_thresholds(args.threshold))
     if args.html:
-        report.save_html(args.html, title=f"Data drift: {Path(args.current).name}")
+        name = args.current if source_prefix(args.current) else Path(args.current).name
+        report.save_html(args.html, title=f"Data drift: {name}")
     if args.json:
         print_json(report.to_dict())
     else:
@@ -105,7 +107,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "3 drift detected with --fail-on-drift.",
     )
     p.add_argument("reference", metavar="REFERENCE", help="baseline .csv/.tsv/.parquet file")
-    p.add_argument("current", metavar="CURRENT", help=".csv/.tsv/.parquet file to check")
+    p.add_argument(
+        "current",
+        metavar="CURRENT",
+        help=".csv/.tsv/.parquet file to check, or a served model's logged inputs: "
+        "predictions:MODEL@ALIAS:7d",
+    )
     p.add_argument("--html", metavar="PATH", help="write an HTML report with distribution plots")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument(

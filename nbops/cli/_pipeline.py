@@ -50,8 +50,11 @@ def _wait_seconds(value: str | None) -> float | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from nbops.cluster import parse_executor
     from nbops.pipeline import PipelineFailed, parse_overrides, run_pipeline
 
+    if args.executor is not None:
+        parse_executor(args.executor)
     overrides = parse_overrides(args.param or [])
     try:
         result = run_pipeline(
@@ -66,6 +69,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             pull=args.pull,
             push=args.push,
             remote=args.remote,
+            executor=args.executor,
+            shared_disk=True if args.shared_disk else None,
+            retries=args.retries,
             report=_printer(),
         )
     except PipelineFailed as exc:
@@ -154,7 +160,30 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="STAGE.KEY=VALUE",
         help="override a parameter (YAML value), e.g. -p train.max_depth=6",
     )
-    p.add_argument("--jobs", "-j", type=int, default=1, help="stages run at once (default 1)")
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        help="stages run at once (default 1; with a Dask executor, its number of workers)",
+    )
+    p.add_argument(
+        "--executor",
+        metavar="URL",
+        help="where stages run: local (default) or dask://HOST:PORT, a Dask scheduler "
+        "(overrides pipeline.executor in nbops.yaml)",
+    )
+    p.add_argument(
+        "--shared-disk",
+        action="store_true",
+        help="the Dask workers see this project and its store at the same paths "
+        "(otherwise files travel through the default remote)",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        metavar="N",
+        help="times Dask retries a stage's task that raised (default 1)",
+    )
     p.add_argument(
         "--pull",
         action="store_true",

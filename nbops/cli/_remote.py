@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nbops.cli._output import table
+from nbops.cli._output import print_json, table
 
 if TYPE_CHECKING:
     from nbops.store import RunStore
@@ -114,15 +114,17 @@ def cmd_gc(args: argparse.Namespace) -> int:
         remote = None
         if args.remote is not None:
             remote = held.enter_context(open_configured(root, store_dir, args.remote or None))
-        gc(
+        result = gc(
             root,
             _store(root),
             store_dir,
             keep=args.keep,
             remote=remote,
             dry_run=args.dry_run,
-            report=print,
+            report=(lambda _line: None) if args.json else print,
         )
+    if args.json:
+        print_json({"dry_run": args.dry_run, **result.as_dict()})
     return 0
 
 
@@ -155,9 +157,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         q.set_defaults(func=func)
     q = sub.add_parser(
         "gc",
-        help="remove run cache records, executed notebooks and remote objects no longer needed",
-        description="Keep what nbops.lock refers to and each stage's --keep most recent run "
-        "cache records; remove the rest here and, with --remote, on the remote.",
+        help="remove deleted runs, old run cache records and notebooks, unreferenced objects",
+        description="Keep what an owner refers to (runs not deleted, datasets, models, "
+        "nbops.lock, each stage's --keep most recent run cache records and their executed "
+        "notebooks); remove the rest here and, with --remote, on the remote. Reports the "
+        "bytes freed per kind.",
     )
     q.add_argument("--keep", type=int, default=5, help="records kept per stage (default 5)")
     q.add_argument(
@@ -169,4 +173,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="also clean a remote (default: the default remote)",
     )
     q.add_argument("--dry-run", action="store_true", help="say what would be removed")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
     q.set_defaults(func=cmd_gc)

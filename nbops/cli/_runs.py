@@ -62,6 +62,7 @@ def _run_document(store: Any, run_id: str) -> dict[str, Any]:
         "models": metadata.get("models") or [],
         "reproduces": metadata.get("reproduces"),
         "reproductions": _reproductions(store, run_id),
+        "executor": metadata.get("executor"),
     }
 
 
@@ -131,6 +132,8 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
 def cmd_runs_show(args: argparse.Namespace) -> int:
     store = _store()
     doc = _run_document(store, _resolve(store, args.run_id))
+    if args.html:
+        _write_page(store, doc["id"], args.html, args.rows)
     if args.json:
         print_json(doc)
         return 0
@@ -140,6 +143,12 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         print(f"  tags: {', '.join(doc['tags'])}")
     if doc["notes"]:
         print(f"  notes: {doc['notes']}")
+    if doc["executor"]:
+        where = doc["executor"]
+        print(
+            f"  executed on {where.get('url')}: worker {where.get('worker')} "
+            f"({where.get('address')}), task {where.get('task')}, attempt {where.get('attempt')}"
+        )
     if doc["error"]:
         err = doc["error"]
         cell = f"cell {err['cell']}" if err.get("cell") else f"In [{err.get('execution_count')}]"
@@ -183,6 +192,26 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         )
         print(f"  cell provenance: {prov.get('executions')} executions, {verdict}")
     return 0
+
+
+def _write_page(store: Any, run_id: str, path: str, rows: int) -> None:
+    """Write the run as a standalone HTML page (curves, media) to ``path``."""
+    import sys
+    from html import escape
+
+    from nbops.fileio import write_atomic
+    from nbops.tracking import get_run
+
+    if rows < 0:
+        raise NbopsUsageError(f"--rows must be 0 or more, not {rows}")
+    run = get_run(run_id, store=store)
+    title = escape(f"nbops run {run.name} ({run.id})")
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head>"
+        f"<body>{run.to_html(rows=rows)}</body></html>"
+    )
+    write_atomic(path, page)
+    print(f"wrote {path}", file=sys.stderr)
 
 
 def _wandb_copy_line(store: Any, doc: dict[str, Any]) -> str:
@@ -246,7 +275,9 @@ def cmd_runs_tag(args: argparse.Namespace) -> int:
             tags = [t for t in tags if t != name]
         elif name not in tags:
             tags.append(name)
-    store.set_tags(run_id, tags)
+    from nbops.tracking import set_tags
+
+    tags = list(set_tags(run_id, tags, store=store))
     print(f"{run_id}: tags {', '.join(tags) if tags else '(none)'}")
     return 0
 
@@ -266,28 +297,16 @@ def cmd_runs_delete(args: argparse.Namespace) -> int:
             print("nothing deleted")
             return 1
     deleted = delete_runs(ids, store=store)
-    print(f"deleted {len(deleted)} run(s); `nbops runs gc` removes them and their objects")
-    return 0
-
-
-def cmd_runs_gc(args: argparse.Namespace) -> int:
-    from nbops.tracking import gc_runs
-
-    result = gc_runs(store=_store(), dry_run=args.dry_run)
-    verb = "would remove" if args.dry_run else "removed"
-    print(
-        f"{verb} {len(result.runs)} deleted run(s) and {result.objects} object(s); "
-        f"{result.bytes_freed:,} bytes freed"
-    )
+    print(f"deleted {len(deleted)} run(s); `nbops gc` removes them and their objects")
     return 0
 
 
 def cmd_runs_note(args: argparse.Namespace) -> int:
-    from nbops.redact import scrub_text
+    from nbops.tracking import set_notes
 
     store = _store()
     run_id = _resolve(store, args.run_id)
-    store.set_metadata(run_id, "notes", scrub_text(" ".join(args.text)))
+    set_notes(run_id, " ".join(args.text), store=store)
     print(f"{run_id}: notes set")
     return 0
 
@@ -319,6 +338,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = actions.add_parser("show", help="one run in full")
     p.add_argument("run_id", metavar="ID", help="run id, unique prefix, or 'latest'")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--html",
+        metavar="PATH",
+        help="also write an HTML page with the metric curves and logged media (images, tables, "
+        "histograms)",
+    )
+    p.add_argument(
+        "--rows", type=int, default=20, help="rows shown per logged table in --html (default 20)"
+    )
     p.set_defaults(func=cmd_runs_show)
     p = actions.add_parser("compare", help="params and metrics side by side")
     p.add_argument("run_ids", nargs="+", metavar="ID", help="two or more run ids")
@@ -336,20 +364,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_runs_tag)
     p = actions.add_parser(
         "delete",
-        help="mark runs deleted (hidden; removed by nbops runs gc)",
-        description="Mark runs deleted: listings hide them; `nbops runs gc` removes them.",
+        help="mark runs deleted (hidden; removed by nbops gc)",
+        description="Mark runs deleted: listings hide them; `nbops gc` removes them.",
     )
     p.add_argument("run_ids", nargs="+", metavar="ID", help="run ids or unique prefixes")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=cmd_runs_delete)
-    p = actions.add_parser(
-        "gc",
-        help="remove deleted runs and the objects only they used",
-        description="Remove deleted runs' records, and their artifacts' objects unless a "
-        "dataset, a model, the pipeline lock or run cache, or another run refers to them.",
-    )
-    p.add_argument("--dry-run", action="store_true", help="only report what would go")
-    p.set_defaults(func=cmd_runs_gc)
     p = actions.add_parser("note", help="set a run's notes")
     p.add_argument("run_id", metavar="ID", help="run id, unique prefix, or 'latest'")
     p.add_argument("text", nargs="+", metavar="TEXT", help="the notes (replaces earlier ones)")

@@ -13,6 +13,13 @@ from nbops.data._api import (
 )
 from nbops.data._files import DatasetPathError
 from nbops.data._profile import TableReadError, read_table
+from nbops.data._sources import (
+    TableReader,
+    read_source,
+    register_table_source,
+    source_prefix,
+    table_sources,
+)
 from nbops.data._versions import DatasetIndex, DatasetVersion, parse_ref
 
 __all__ = [
@@ -21,12 +28,17 @@ __all__ = [
     "DatasetPathError",
     "DatasetVersion",
     "TableReadError",
+    "TableReader",
     "dataset_versions",
     "get_dataset",
     "list_datasets",
     "load_dataset",
     "log_dataset",
     "parse_ref",
+    "read_source",
     "read_table",
+    "register_table_source",
     "restore_dataset",
+    "source_prefix",
+    "table_sources",
 ]

@@ -9,6 +9,8 @@ thread.
 from __future__ import annotations
 
 from nbops.mirror._code import code_files
+from nbops.mirror._copier import OfflineCopier
+from nbops.mirror._media import MediaFile
 from nbops.mirror._mode import resolve_mode
 from nbops.mirror._offline_file import (
     OfflineArtifact,
@@ -22,6 +24,8 @@ from nbops.mirror._rebuild import (
     CopyResult,
     complete_offline_copies,
     incomplete_copies,
+    mark_outdated,
+    media_files,
     rebuild_offline_copy,
 )
 from nbops.mirror._state import (
@@ -30,6 +34,7 @@ from nbops.mirror._state import (
     NOT_MIRRORED,
     PARTIAL,
     MirrorState,
+    deferred_state,
     describe_copy,
 )
 from nbops.mirror._sync import (
@@ -49,10 +54,12 @@ __all__ = [
     "PARTIAL",
     "PROBE_TIMEOUT",
     "CopyResult",
+    "MediaFile",
     "MirrorState",
     "MirrorWarning",
     "NoApiKeyError",
     "OfflineArtifact",
+    "OfflineCopier",
     "OfflineRun",
     "ServerCheck",
     "ServerRejectedError",
@@ -63,10 +70,13 @@ __all__ = [
     "check_server",
     "code_files",
     "complete_offline_copies",
+    "deferred_state",
     "describe_copy",
     "exit_record_written",
     "find_offline_runs",
     "incomplete_copies",
+    "mark_outdated",
+    "media_files",
     "read_offline_run",
     "rebuild_offline_copy",
     "resolve_mode",

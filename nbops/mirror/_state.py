@@ -12,6 +12,8 @@ METADATA_KEY = "wandb"
 COMPLETE = "complete"
 PARTIAL = "partial"
 NOT_MIRRORED = "not mirrored"
+#: Reason recorded for a copy written from the store once its run has finished.
+DEFERRED_REASON = "written from the store once the run finishes"
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,8 @@ class MirrorState:
         mode: ``"online"``, ``"offline"`` or ``"disabled"``; becomes ``"offline"`` after a
             fallback from a server that did not answer or answered with an error.
         status: The mirror worker: ``"starting"``, ``"running"``, ``"finished"``, ``"failed"``
-            or ``"disabled"``.
+            or ``"disabled"``; ``"deferred"`` for a copy written from the store after the run
+            (:func:`deferred_state`).
         copy: ``"complete"`` (every row and the exit record are in the W&B copy), ``"partial"``
             (still draining, or the process ended first: ``nbops sync --offline`` completes it)
             or ``"not mirrored"``.
@@ -60,6 +63,14 @@ class MirrorState:
         if "copy" not in doc:  # written before copies were tracked
             values["copy"] = COMPLETE if doc.get("status") == "finished" else PARTIAL
         return cls(**values)
+
+
+def deferred_state() -> MirrorState:
+    """The state of an offline copy that will be written from the store after its run ends
+    (:func:`~nbops.mirror.rebuild_offline_copy`), so no W&B run starts on the run's own path.
+    Until written it counts as partial: ``nbops sync --offline`` completes it if the process
+    that owed it ends first."""
+    return MirrorState(mode="offline", status="deferred", copy=PARTIAL, reason=DEFERRED_REASON)
 
 
 def describe_copy(doc: Mapping[str, Any] | None, store_rows: int | None = None) -> str:

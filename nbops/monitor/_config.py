@@ -6,7 +6,7 @@
       model: digits-forest          # watched as MODEL@alias
       alias: production
       reference: digits-train       # a dataset in the production model's lineage
-      current: data/current.parquet # the new data
+      current: data/current.parquet # the new data, or logged traffic: predictions:MODEL@ALIAS:7d
       holdout: data/holdout.parquet # both models are scored on it
       target: target                # label column (left out of the drift check)
       metric: accuracy              # accuracy, f1, precision, recall, error_rate, mae, rmse, r2
@@ -19,7 +19,7 @@
       webhook: https://hooks.example.org/nbops   # optional; one JSON event per decision
       webhook_secret_env: NBOPS_WEBHOOK_SECRET  # env var holding the HMAC secret (optional)
       feedback:                     # optional: labelled predictions (performance trigger)
-        path: data/feedback.parquet
+        path: data/feedback.parquet # or the server's labelled predictions: feedback:MODEL@ALIAS:30d
         prediction: prediction
         label: target
         time: timestamp
@@ -109,6 +109,13 @@ def _number(raw: Mapping[str, Any], key: str, default: float, problems: list[str
     return float(value)
 
 
+def _exists(root: Path, spec: str) -> bool:
+    """Whether the file exists; a table source (``predictions:...``) is checked when read."""
+    from nbops.data import source_prefix
+
+    return source_prefix(spec) is not None or (root / spec).is_file()
+
+
 def _feedback(raw: Any, root: Path, problems: list[str]) -> Feedback | None:
     if raw is None:
         return None
@@ -116,7 +123,7 @@ def _feedback(raw: Any, root: Path, problems: list[str]) -> Feedback | None:
         problems.append("feedback must be a mapping with at least path")
         return None
     problems += [f"unknown key feedback.{k}" for k in raw if k not in FEEDBACK_KEYS]
-    if not (root / raw["path"]).is_file():
+    if not _exists(root, raw["path"]):
         problems.append(f"feedback.path: {raw['path']} does not exist")
     fields = {k: raw[k] for k in FEEDBACK_KEYS if k in raw and k != "tolerance"}
     return Feedback(
@@ -146,7 +153,7 @@ def load_monitor_config(root: Path) -> MonitorConfig:
     if webhook is not None and not str(webhook).startswith(("http://", "https://")):
         problems.append("webhook must be an http:// or https:// URL")
     for key in ("current", "holdout"):
-        if isinstance(raw.get(key), str) and not (root / raw[key]).is_file():
+        if isinstance(raw.get(key), str) and not _exists(root, raw[key]):
             problems.append(f"{key}: {raw[key]} does not exist")
     retrain = raw.get("retrain") or {}
     if not isinstance(retrain, Mapping):

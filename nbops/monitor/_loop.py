@@ -86,12 +86,20 @@ def _open(root: Path, cfg: MonitorConfig, dry_run: bool, report: Report) -> Moni
 
 def _check(ctx: MonitorPass, dry_run: bool) -> MonitorResult:
     """The drift (and performance) checks; ``action`` ``retrain`` when the loop goes on."""
-    from nbops.data import read_table
+    from nbops.data import read_source
     from nbops.monitor._drift import drift
 
     cfg, run = ctx.cfg, ctx.run
-    current = read_table(ctx.root / cfg.current)
+    current = read_source(cfg.current, root=ctx.root, store=ctx.store)
+    if current.empty:
+        raise MonitorConfigError(f"current: {cfg.current} has no rows to compare")
     columns = list(cfg.columns) or [c for c in ctx.reference.columns if c != cfg.target]
+    missing = [str(c) for c in columns if c not in current.columns]
+    if missing:
+        raise MonitorConfigError(
+            f"current: {cfg.current} has no column {', '.join(missing[:5])} of the reference "
+            f"{ctx.reference_name}; give it the training data's columns (or set monitor.columns)"
+        )
     if cfg.target in ctx.reference.columns and cfg.target in current.columns:
         columns.append(cfg.target)  # target drift, reported apart from the features' share
     found = drift(
@@ -147,10 +155,10 @@ def _performance(ctx: MonitorPass) -> bool:
     feedback = ctx.cfg.feedback
     if feedback is None:
         return False
-    from nbops.data import read_table
+    from nbops.data import read_source
     from nbops.monitor._model_drift import model_drift
 
-    table = read_table(ctx.root / feedback.path)
+    table = read_source(feedback.path, root=ctx.root, store=ctx.store)
     missing = [
         c for c in (feedback.prediction, feedback.label, feedback.time) if c not in table.columns
     ]

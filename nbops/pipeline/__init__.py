@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from nbops.pipeline._dask import ExecutorConfigError
 from nbops.pipeline._gc import GcResult, gc
 from nbops.pipeline._graph import StageGraph, render
+from nbops.pipeline._job import JobResult, StageJob, run_stage_job
 from nbops.pipeline._lock import LOCK_FILE, LockEntry, LockError, read_lock, write_lock
 from nbops.pipeline._metrics import MetricChange, RevisionError, metrics_diff
 from nbops.pipeline._outputs import OutputError, missing_blobs, restore_outs
@@ -32,9 +34,11 @@ __all__ = [
     "SPEC_FILE",
     "DirectoryRemote",
     "DuplicateKeyError",
+    "ExecutorConfigError",
     "FsspecRemote",
     "Gate",
     "GcResult",
+    "JobResult",
     "LockEntry",
     "LockError",
     "MetricChange",
@@ -53,6 +57,7 @@ __all__ = [
     "SpecError",
     "Stage",
     "StageGraph",
+    "StageJob",
     "StageResult",
     "StageStatus",
     "TransferResult",
@@ -75,6 +80,7 @@ __all__ = [
     "render",
     "restore_outs",
     "run_pipeline",
+    "run_stage_job",
     "scaffold",
     "validate",
     "write_lock",

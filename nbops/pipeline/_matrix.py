@@ -4,6 +4,10 @@
 ``matrix: {lr: [...], depth: [...]}`` makes one per combination (``train@depth=4,lr=0.1``,
 keys sorted). Each gets the values as parameters, ``${lr}`` replaced in its deps, outs and
 string params, and is cached on its own. ``nbops run train`` runs them all.
+
+``-p train.lr=0.05`` on an axis pins it: the run addresses the stage(s) with that value, which
+are the existing ``train@lr=0.05`` or, for a value not listed, a stage of that name made the
+same way (its outs filled with the new value), never an old stage running with another value.
 """
 
 from __future__ import annotations
@@ -31,8 +35,49 @@ def _fill(value: Any, values: Mapping[str, Any]) -> Any:
     return value
 
 
-def expand(name: str, body: Any, problems: list[str]) -> list[tuple[str, Any]]:
-    """``[(stage name, stage body)]``: the stage itself, or one per value combination."""
+def axes_of(body: Any) -> set[str]:
+    """The axis names of a foreach/matrix stage body (empty for a plain stage)."""
+    if not isinstance(body, Mapping):
+        return set()
+    axes = body.get("foreach", body.get("matrix"))
+    return {str(k) for k in axes} if isinstance(axes, Mapping) else set()
+
+
+def split_pins(
+    groups: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]]
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Split ``-p`` overrides into axis pins (``{group: {axis: value}}``) and the rest."""
+    pins: dict[str, dict[str, Any]] = {}
+    rest: dict[str, dict[str, Any]] = {}
+    for name, values in overrides.items():
+        axes = axes_of(groups.get(name)) if "@" not in name else set()
+        for key, value in values.items():
+            (pins if key in axes else rest).setdefault(name, {})[key] = value
+    return pins, rest
+
+
+def expand(
+    name: str, body: Any, problems: list[str], pin: Mapping[str, Any] | None = None
+) -> list[tuple[str, Any]]:
+    """``[(stage name, stage body)]``: the stage itself, or one per value combination, plus
+    the combinations ``pin`` (``{axis: value}``) adds when a value is not listed."""
+    members = _expand(name, body, problems)
+    if not pin or not members:
+        return members
+    key = "foreach" if "foreach" in body else "matrix"
+    pinned = {**body, key: {**body[key], **{k: [v] for k, v in pin.items()}}}
+    have = {n for n, _ in members}
+    return members + [m for m in _expand(name, pinned, problems) if m[0] not in have]
+
+
+def pinned_members(name: str, body: Any, pin: Mapping[str, Any]) -> list[str]:
+    """The names of the stages of group ``name`` that ``pin`` addresses."""
+    key = "foreach" if "foreach" in body else "matrix"
+    pinned = {**body, key: {**body[key], **{k: [v] for k, v in pin.items()}}}
+    return [n for n, _ in _expand(name, pinned, [])]
+
+
+def _expand(name: str, body: Any, problems: list[str]) -> list[tuple[str, Any]]:
     if not isinstance(body, Mapping) or not ({"foreach", "matrix"} & set(body)):
         return [(name, body)]
     if "foreach" in body and "matrix" in body:

@@ -7,6 +7,7 @@ import hashlib
 import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from nbops.errors import NbopsError
 from nbops.fileio import staged_dir, staged_file
@@ -72,15 +73,25 @@ def missing_blobs(outs: Mapping[str, str], blobs: BlobStore) -> list[str]:
     return missing
 
 
-def _verified_copy(blob: Path, digest: str, target: Path) -> None:
+def _verified_copy(blob: Path, digest: str, target: Path, *, staged: bool = True) -> None:
+    """Copy a blob out, checking its hash; ``staged=False`` writes ``target`` directly (it is
+    inside a folder that appears whole, so a temporary name and an fsync per file buy nothing)."""
+    if not staged:
+        with open(blob, "rb") as src, open(target, "wb") as out:
+            _copy_checked(src, out, digest, blob)
+        return
+    with staged_file(target.parent, prefix=f".{target.name}.") as tmp, open(blob, "rb") as src:
+        _copy_checked(src, tmp, digest, blob)
+        tmp.commit(target, mode=0o644)
+
+
+def _copy_checked(src: BinaryIO, out: Any, digest: str, blob: Path) -> None:
     sha = hashlib.sha256()
-    with staged_file(target.parent, prefix=f".{target.name}.") as staged, open(blob, "rb") as src:
-        while chunk := src.read(1 << 20):
-            sha.update(chunk)
-            staged.write(chunk)
-        if sha.hexdigest() != digest:
-            raise OutputError(f"cached object {digest[:12]} is corrupt; delete {blob} and re-run")
-        staged.commit(target, mode=0o644)
+    while chunk := src.read(1 << 20):
+        sha.update(chunk)
+        out.write(chunk)
+    if sha.hexdigest() != digest:
+        raise OutputError(f"cached object {digest[:12]} is corrupt; delete {blob} and re-run")
 
 
 def restore_outs(root: Path, outs: Mapping[str, str], blobs: BlobStore) -> None:
@@ -97,8 +108,8 @@ def restore_outs(root: Path, outs: Mapping[str, str], blobs: BlobStore) -> None:
                 remove_path(path)
             _verified_copy(blobs.path_of(digest), digest, path)
             continue
-        with staged_dir(path) as staging:
+        with staged_dir(path) as staging:  # the folder appears whole: no file needs staging
             for rel, blob in blobs.read_manifest(digest[4:]).items():
                 target = staging / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
-                _verified_copy(blobs.path_of(blob), blob, target)
+                _verified_copy(blobs.path_of(blob), blob, target, staged=False)

@@ -5,29 +5,35 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from nbops.cluster import parse_executor
 from nbops.config import default_project, store_path, store_url
 from nbops.errors import NbopsError
+from nbops.pipeline._dask import DaskStages, executor_options, needs_remote, open_transfer_remote
 from nbops.pipeline._hashing import HashCache
 from nbops.pipeline._ignore import IgnoreRules
 from nbops.pipeline._lock import LockEntry, read_lock, update_lock
+from nbops.pipeline._matrix import group_of, pinned_members, split_pins
 from nbops.pipeline._outputs import missing_blobs, restore_outs
 from nbops.pipeline._runlock import RunLock
 from nbops.pipeline._secrets import Sealer
 from nbops.pipeline._spec import Stage, load_spec
 from nbops.pipeline._stage import Report, RunContext, StageResult, execute_stage
 from nbops.pipeline._status import Fingerprint, fingerprint, input_reasons, out_reasons
-from nbops.pipeline._sync import fetch_outs, fetch_records, open_configured
+from nbops.pipeline._sync import fetch_outs, fetch_records
 from nbops.pipeline._sync import push as push_outputs
 from nbops.pipeline._validate import validate
 from nbops.store import open_store
 
 logger = logging.getLogger(__name__)
+
+#: how a stale stage is executed: in a kernel here, or as a task on a cluster
+RunStage = Callable[[RunContext, Stage, Fingerprint, tuple[str, ...]], StageResult]
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,7 @@ def run_pipeline(
     *,
     force: bool = False,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
-    jobs: int = 1,
+    jobs: int | None = None,
     dry_run: bool = False,
     wait: float | None = None,
     downstream: bool = False,
@@ -97,6 +103,9 @@ def run_pipeline(
     pull: bool = False,
     push: bool = False,
     remote: str | None = None,
+    executor: str | None = None,
+    shared_disk: bool | None = None,
+    retries: int | None = None,
     report: Report = print,
 ) -> PipelineResult:
     """Run what is stale among ``targets`` (default: all) and what they need.
@@ -106,6 +115,12 @@ def run_pipeline(
     ``pull``: fetch the run cache of the remote (``remote``, default: the default remote) first,
     and the objects of any stage restored from it; ``push``: push after a successful run.
 
+    ``executor``: where stages run, ``local`` (threads here, the default) or ``dask://HOST:PORT``
+    (one Dask task per stage); it overrides ``pipeline.executor`` of ``nbops.yaml``, as do
+    ``shared_disk`` (the workers see this project and its store at the same paths; otherwise
+    files travel through the default remote) and ``retries`` (of a task that raised; default 1).
+    ``jobs``: stages at once (default: 1 locally, the number of workers on Dask).
+
     One run at a time per project: another ``nbops run`` holding the project's run lock makes
     this one fail at once with :class:`PipelineBusyError`, or wait up to ``wait`` seconds
     (``float("inf")``: as long as it takes). A dry run takes no lock.
@@ -113,6 +128,9 @@ def run_pipeline(
     Raises:
         PipelineBusyError: another run holds the project's run lock.
         SpecError: ``nbops.yaml`` is invalid (nothing ran).
+        InvalidValueError: the executor URL is not understood (nothing ran).
+        ExecutorConfigError: a Dask executor without a remote or a shared disk (nothing ran).
+        ClusterUnavailableError: no Dask scheduler answers (nothing ran).
         PipelineFailed: a stage failed; independent stages still finished, and the lock kept
             the last good entry of each failed stage.
         KeyboardInterrupt: stopped by Ctrl-C after killing running kernels; completed stages
@@ -121,19 +139,34 @@ def run_pipeline(
     from nbops.config import find_project_root
     from nbops.tracking import new_run_id
 
+    if executor is not None:
+        parse_executor(executor)  # a bad URL is an error before anything else
     base = Path(root) if root is not None else find_project_root()
     spec = load_spec(base, strict=False)
+    groups = spec.raw.get("stages") or {}
+    pins, overrides = split_pins(groups, overrides or {})
+    if pins:  # -p train.lr=0.05 on an axis addresses train@lr=0.05 (made if not listed)
+        spec = load_spec(base, strict=False, pins=pins)
+    addressed = {g: pinned_members(g, groups[g], pin) for g, pin in pins.items()}
     overrides = {
         member: values
-        for name, values in (overrides or {}).items()
-        for member in _expand_targets(spec.stages, [name])
+        for name, values in overrides.items()
+        for member in addressed.get(name) or _expand_targets(spec.stages, [name])
     }  # -p train.depth=4 sets it on every stage of a foreach/matrix group
     graph = validate(spec, overrides, kernels=True)
-    targets = _expand_targets(spec.stages, targets)
+    options = executor_options(spec, executor, shared_disk, retries)
+    passed_over = {
+        s for g, members in addressed.items() for s in spec.stages if group_of(s) == g and "@" in s
+    } - {m for members in addressed.values() for m in members}
+    asked = _expand_targets(spec.stages, targets)
+    targets = [t for t in asked if t not in passed_over]
+    if asked and not targets:
+        pinned = ", ".join(m for members in addressed.values() for m in members)
+        raise NbopsError(f"-p addresses {pinned}, not {', '.join(asked)}; drop one of them")
     unknown = [t for t in targets if t not in spec.stages]
     if unknown:
         raise NbopsError(f"no stage named {', '.join(unknown)}; stages: {', '.join(spec.stages)}")
-    if jobs < 1:
+    if jobs is not None and jobs < 1:
         raise NbopsError("--jobs must be at least 1")
     if (downstream or single) and not targets:
         raise NbopsError("--downstream and --single need the stage(s) to start from")
@@ -145,14 +178,17 @@ def run_pipeline(
     elif downstream:
         selected = set(targets).union(*(graph.downstream(t) for t in targets))
     else:
-        selected = graph.closure(targets) if targets else set(spec.stages)
+        selected = graph.closure(targets or set(spec.stages) - passed_over)
     order = graph.topological(selected)
     store = open_store(store_url(base))
     with contextlib.ExitStack() as held:
         if not dry_run:
             held.enter_context(RunLock(base, store_dir, wait=wait))
+        remote_needed = pull or push or needs_remote(options, dry_run)
         shared = (
-            held.enter_context(open_configured(base, store_dir, remote)) if pull or push else None
+            held.enter_context(open_transfer_remote(base, store_dir, remote, options))
+            if remote_needed
+            else None
         )
         ctx = RunContext(
             spec=spec,
@@ -170,11 +206,21 @@ def run_pipeline(
             sealer=Sealer.for_store(store_dir),
             remote=shared if pull else None,
         )
+        run_stage: RunStage = execute_stage
+        threads = jobs or 1
+        if not options.executor.is_local and not dry_run:
+            cluster = held.enter_context(DaskStages(ctx, options, store_url(base), shared))
+            run_stage = cluster.run
+            workers = len(cluster.workers())
+            threads = cluster.limit(jobs or max(1, workers))
+            report(f"running stages on {options.executor.url} ({workers} workers)")
         if pull and shared is not None:
             fetched = fetch_records(shared, ctx.runcache)
             report(f"pulled {fetched} run cache record(s) from {shared.url}")
         try:
-            results = _schedule(ctx, order, selected, force=force, jobs=jobs, dry_run=dry_run)
+            results = _schedule(
+                ctx, order, selected, force=force, jobs=threads, dry_run=dry_run, run=run_stage
+            )
         finally:
             ctx.cache.save()
         result = PipelineResult(ctx.pipeline_id, tuple(results[name] for name in order))
@@ -191,8 +237,6 @@ def run_pipeline(
 
 def _expand_targets(stages: Mapping[str, Stage], targets: Sequence[str]) -> list[str]:
     """Stage names as given, a foreach/matrix group (``train``) as all of its stages."""
-    from nbops.pipeline._matrix import group_of
-
     out: list[str] = []
     for target in targets:
         members = [s for s in stages if "@" in s and group_of(s) == target]
@@ -213,8 +257,17 @@ def _write_card(ctx: RunContext) -> None:
 
 
 def _schedule(
-    ctx: RunContext, order: list[str], selected: set[str], *, force: bool, jobs: int, dry_run: bool
+    ctx: RunContext,
+    order: list[str],
+    selected: set[str],
+    *,
+    force: bool,
+    jobs: int,
+    dry_run: bool,
+    run: RunStage = execute_stage,
 ) -> dict[str, StageResult]:
+    """Decide each stage when its upstream stages are done; hand the stale ones to ``run`` (the
+    executor: in-process kernels, or a Dask task per stage) on up to ``jobs`` threads."""
     results: dict[str, StageResult] = {}
     pending = list(order)
     running: dict[Future[StageResult], str] = {}
@@ -231,7 +284,7 @@ def _schedule(
                     results[name] = decided
                     continue
                 ctx.report(f"{name:<14} running   ({'; '.join(decided[1])})")
-                running[pool.submit(execute_stage, ctx, ctx.spec.stages[name], *decided)] = name
+                running[pool.submit(run, ctx, ctx.spec.stages[name], *decided)] = name
             if running:
                 done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -384,3 +437,8 @@ def _kill_kernels(ctx: RunContext) -> None:
 
     for manager in list(ctx.kernels.values()):
         kill_kernel(manager)
+    for stop in ctx.on_stop:
+        try:
+            stop()
+        except Exception:
+            logger.warning("cannot stop the remote stages", exc_info=True)

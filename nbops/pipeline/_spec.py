@@ -295,8 +295,36 @@ def _stage(name: str, body: Any, problems: list[str], root: Path | None = None) 
     )
 
 
-PIPELINE_KEYS = ("card",)
+PIPELINE_KEYS = ("card", "executor")
 CARD_KEYS = ("model", "output", "html")
+EXECUTOR_KEYS = ("url", "shared_disk", "retries")
+
+
+def _executor_options(value: Any, problems: list[str]) -> None:
+    """``executor: URL`` or ``executor: {url: URL, shared_disk: BOOL, retries: N}``."""
+    from nbops.cluster import parse_executor
+
+    body = {"url": value} if isinstance(value, str) else value
+    if not isinstance(body, Mapping) or not isinstance(body.get("url"), str):
+        problems.append(
+            "pipeline.executor: write a URL (local or dask://HOST:PORT) or "
+            "{url: dask://HOST:PORT, shared_disk: false, retries: 1}"
+        )
+        return
+    for key in body:
+        if key not in EXECUTOR_KEYS:
+            problems.append(
+                f"pipeline.executor: unknown key {key!r}{_suggest(str(key), EXECUTOR_KEYS)}"
+            )
+    try:
+        parse_executor(body["url"])
+    except NbopsError as exc:
+        problems.append(f"pipeline.executor: {exc}")
+    if not isinstance(body.get("shared_disk", False), bool):
+        problems.append("pipeline.executor.shared_disk must be true or false")
+    retries = body.get("retries", 1)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        problems.append("pipeline.executor.retries must be a whole number, 0 or more")
 
 
 def _pipeline_options(value: Any, problems: list[str]) -> None:
@@ -308,6 +336,8 @@ def _pipeline_options(value: Any, problems: list[str]) -> None:
     for key in value:
         if key not in PIPELINE_KEYS:
             problems.append(f"pipeline: unknown key {key!r}{_suggest(str(key), PIPELINE_KEYS)}")
+    if value.get("executor") is not None:
+        _executor_options(value["executor"], problems)
     card = value.get("card")
     if card is None:
         return
@@ -323,12 +353,19 @@ def _pipeline_options(value: Any, problems: list[str]) -> None:
 
 
 def parse_spec(
-    raw: Any, root: Path, source: str = SPEC_FILE, *, strict: bool = True
+    raw: Any,
+    root: Path,
+    source: str = SPEC_FILE,
+    *,
+    strict: bool = True,
+    pins: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> PipelineSpec:
     """Build a :class:`PipelineSpec` from parsed YAML, checking its shape (not the notebooks).
 
     With ``strict=False`` shape problems are kept in ``problems`` instead of raised, so that
     :func:`~nbops.pipeline.validate` can report them with every other problem at once.
+    ``pins`` (``{group: {axis: value}}``, from ``-p``) adds the foreach/matrix stages a pinned
+    value names when the spec does not list that value.
     """
     problems: list[str] = []
     if not isinstance(raw, Mapping) or not isinstance(raw.get("stages"), Mapping):
@@ -343,7 +380,7 @@ def parse_spec(
         if "@" in str(group):
             problems.append(f"stage name {group!r}: '@' is reserved for foreach/matrix stages")
             continue
-        for name, body in expand(str(group), group_body, problems):
+        for name, body in expand(str(group), group_body, problems, (pins or {}).get(str(group))):
             stage = _stage(name, body, problems, root)
             if stage is not None:
                 stages[stage.name] = stage
@@ -355,7 +392,12 @@ def parse_spec(
     return PipelineSpec(root=root, stages=stages, raw=dict(raw), problems=tuple(problems))
 
 
-def load_spec(root: str | os.PathLike[str], *, strict: bool = True) -> PipelineSpec:
+def load_spec(
+    root: str | os.PathLike[str],
+    *,
+    strict: bool = True,
+    pins: Mapping[str, Mapping[str, Any]] | None = None,
+) -> PipelineSpec:
     """Read ``<root>/nbops.yaml``; raise :class:`SpecError` when it is missing or malformed
     (with ``strict=False``, shape problems are left for :func:`~nbops.pipeline.validate`)."""
     import yaml
@@ -375,4 +417,4 @@ def load_spec(root: str | os.PathLike[str], *, strict: bool = True) -> PipelineS
         ) from None
     except yaml.YAMLError as exc:
         raise SpecError(str(path), [f"not valid YAML: {exc}"]) from None
-    return parse_spec(raw, Path(root), str(path), strict=strict)
+    return parse_spec(raw, Path(root), str(path), strict=strict, pins=pins)

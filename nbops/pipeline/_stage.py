@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -10,9 +9,16 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbops.errors import NbopsError
+from nbops.pipeline._execution import (
+    check_gates,
+    run_notebook,
+    scrub_secrets,
+    stage_env,
+    stage_metrics,
+)
 from nbops.pipeline._graph import StageGraph
 from nbops.pipeline._hashing import HashCache, path_hash
 from nbops.pipeline._lock import LockEntry, plain_value, update_lock
@@ -22,6 +28,9 @@ from nbops.pipeline._secrets import Sealer
 from nbops.pipeline._spec import PipelineSpec, Stage
 from nbops.pipeline._status import Fingerprint
 from nbops.store import BlobStore, RunCache, RunStore
+
+if TYPE_CHECKING:
+    from nbops.tracking import Run
 
 Report = Callable[[str], None]
 logger = logging.getLogger(__name__)
@@ -65,6 +74,8 @@ class RunContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     #: best parameters found by each sweep stage, handed to the stages after it
     handoff: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: called on Ctrl-C, after ``stopping`` is set (an executor stopping its remote stages)
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
 
 
 def _run_sweep(ctx: RunContext, stage: Stage, notebook: Path) -> tuple[dict[str, Any], Any]:
@@ -94,34 +105,6 @@ def _run_sweep(ctx: RunContext, stage: Stage, notebook: Path) -> tuple[dict[str,
     return dict(found.best_params), found
 
 
-def _scrub_secrets(executed: Path, params: Mapping[str, Any]) -> None:
-    """Remove secret values (secret-named parameters, secret environment variables) from the
-    executed notebook papermill wrote, rewriting it atomically."""
-    from nbops.fileio import write_atomic
-    from nbops.redact import is_secret_name, scrub_text, secret_values
-
-    secrets = secret_values() + [
-        str(v) for k, v in params.items() if is_secret_name(k) and len(str(v)) >= 4
-    ]
-    if not secrets or not executed.is_file():
-        return
-    text = executed.read_text(encoding="utf-8")
-    variants = sorted(
-        {form for s in secrets for form in (s, json.dumps(s)[1:-1])}, key=len, reverse=True
-    )
-    clean = scrub_text(text, variants)
-    if clean != text:
-        write_atomic(executed, clean)
-
-
-def _numeric(values: Mapping[str, Any]) -> dict[str, float]:
-    return {
-        k: float(v)
-        for k, v in values.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith("_")
-    }
-
-
 def execute_stage(
     ctx: RunContext, stage: Stage, fp: Fingerprint, reasons: tuple[str, ...]
 ) -> StageResult:
@@ -141,6 +124,33 @@ def execute_stage(
         raise
 
 
+def conclude_stage(
+    ctx: RunContext,
+    stage: Stage,
+    fp: Fingerprint,
+    reasons: tuple[str, ...],
+    run_id: str,
+    failure: str | None,
+    started: float,
+) -> StageResult:
+    """Check, record and publish a stage executed elsewhere (a cluster worker) into the run
+    ``run_id``, exactly as :func:`execute_stage` does after its own execution. Its outs and
+    executed notebook must already be in place."""
+    from nbops.tracking import Run
+
+    attempt = _Attempt(
+        ctx, stage, fp, reasons, ctx.store, run=Run.attach(run_id, ctx.store), started=started
+    )
+    try:
+        return attempt.conclude(failure)
+    except Exception as exc:
+        logger.warning("stage %s: bookkeeping failed", stage.name, exc_info=True)
+        return attempt.fail(f"{type(exc).__name__}: {exc}")
+    except BaseException:
+        attempt.fail("interrupted")
+        raise
+
+
 class _Attempt:
     """One execution of one stage, from opening its run to publishing its results."""
 
@@ -151,18 +161,20 @@ class _Attempt:
         fp: Fingerprint,
         reasons: tuple[str, ...],
         store: RunStore,
+        run: Run | None = None,
+        started: float | None = None,
     ) -> None:
         import nbops
 
         self.ctx, self.stage, self.fp, self.reasons, self.store = ctx, stage, fp, reasons, store
-        self.started = time.perf_counter()
+        self.started = time.perf_counter() if started is None else started
         self.notebook = (ctx.spec.root / stage.notebook).resolve()
         self.executed = ctx.store_dir / "executed" / ctx.pipeline_id / f"{stage.name}.ipynb"
         self.shown = os.path.relpath(self.executed, ctx.spec.root)
         self.params = dict(fp.params)
         self.sweep_record: dict[str, Any] | None = None
         self.metrics: dict[str, float] = {}
-        self.run = nbops.init(
+        self.run = run or nbops.init(
             project=ctx.project,
             name=stage.name,
             config=dict(fp.params),
@@ -190,25 +202,35 @@ class _Attempt:
         """Execute, check, record and publish; the stage's failures are results, not raises."""
         clear_outs(self.ctx.spec.root, self.stage.outs)
         failure = self._execute()
-        _scrub_secrets(self.executed, self.params)
+        scrub_secrets(self.executed, self.params)
+        return self.conclude(failure)
+
+    def conclude(self, failure: str | None) -> StageResult:
+        """Check the executed stage (gates, outs), record it and publish it, or fail it."""
         if self.ctx.stopping.is_set():
             failure = "interrupted by Ctrl-C"
         self.run.sync_from_store()
-        summary = _numeric(dict(self.run.summary))
-        self.metrics = {**summary, **_numeric(self.store.last_metrics([self.run.id])[self.run.id])}
+        self.metrics = stage_metrics(self.store, self.run)
         outs: dict[str, str] = {}
         if failure is None:
-            failure = "; ".join(self._check_gates() + self._hash_outs(outs)) or None
+            failure = "; ".join(check_gates(self.stage, self.metrics) + self._hash_outs(outs))
+            failure = failure or None
         entry = self._entry(outs)
         self._record(entry, failure)
         _publish_models(self.ctx, self.stage, self.run.id, failure, self.store)
         if failure is not None:
             interrupted = self.ctx.stopping.is_set()
-            self.run.finish("killed" if interrupted else "failed")
+            self._finish("killed" if interrupted else "failed")
             return self._result("interrupted" if interrupted else "failed", failure)
         self._publish(entry)
-        self.run.finish("finished")
+        self._finish("finished")
         return self._result("ran", None)
+
+    def _finish(self, status: str) -> None:
+        """Finish the run; one executed elsewhere (attached) gets the status decided here."""
+        self.run.finish(status)
+        if not self.run.owner and self.store.get_run(self.run.id).status != status:
+            self.store.set_status(self.run.id, status, time.time())
 
     def fail(self, error: str) -> StageResult:
         """Finish the run as failed (killed when stopping) after an error of nbops itself."""
@@ -223,22 +245,12 @@ class _Attempt:
                 _publish_models(self.ctx, self.stage, self.run.id, message, self.store)
             except Exception:  # the registry may be what failed; the run's status still matters
                 logger.warning("cannot reject the models of run %s", self.run.id, exc_info=True)
-        self.run.finish("killed" if interrupted else "failed")
+        self._finish("killed" if interrupted else "failed")
         return self._result("interrupted" if interrupted else "failed", message)
 
     def _execute(self) -> str | None:
         """Sweep (if the stage has one), then run the notebook; return why it failed, if so."""
-        from nbops.capture import NOTEBOOK_PATH_ENV
-        from nbops.execute import execute_notebook, kill_kernel, start_kernel
-        from nbops.tracking import RUN_ID_ENV
-
         ctx, stage = self.ctx, self.stage
-        env = {
-            RUN_ID_ENV: self.run.id,
-            "NBOPS_HOME": str(ctx.store_dir),
-            "NBOPS_WANDB": "disabled",
-            NOTEBOOK_PATH_ENV: str(self.notebook),
-        }
         try:
             if stage.sweep:
                 best, found = _run_sweep(ctx, stage, self.notebook)
@@ -250,40 +262,23 @@ class _Attempt:
                     "best_params": best,
                     "best_value": found.best_value,
                 }
-            kernel = start_kernel(self.fp.kernel, env=env, cwd=ctx.spec.root)
-            ctx.kernels[stage.name] = kernel
-            if ctx.stopping.is_set():  # Ctrl-C arrived while this kernel was starting
-                kill_kernel(kernel)
-            execute_notebook(
-                self.notebook,
-                self.executed,
-                self.params,
-                kernel_name=self.fp.kernel,
-                timeout=stage.timeout,
-                kernel=kernel,
-                wait_for_shutdown=False,
-            )
-        except NbopsError as exc:  # ExecutionError included: cell, kernel, timeout
+        except NbopsError as exc:
             return str(exc)
         except Exception as exc:  # anything else still fails the stage, never "finished"
             logger.warning("stage %s failed unexpectedly", stage.name, exc_info=True)
             return f"{type(exc).__name__}: {exc}"
-        finally:
-            ctx.kernels.pop(stage.name, None)
-        return None
-
-    def _check_gates(self) -> list[str]:
-        problems = []
-        for gate in self.stage.gates:
-            if gate.metric not in self.metrics:
-                logged = ", ".join(sorted(self.metrics)) or "nothing"
-                problems.append(
-                    f"{self.stage.name}: gate on {gate.metric!r}, but the notebook never "
-                    f"logged it (logged: {logged})"
-                )
-            elif not gate.passes(self.metrics[gate.metric]):
-                problems.append(gate.describe_failure(self.stage.name, self.metrics[gate.metric]))
-        return problems
+        return run_notebook(
+            self.notebook,
+            self.executed,
+            self.params,
+            kernel_name=self.fp.kernel,
+            timeout=stage.timeout,
+            env=stage_env(self.run.id, ctx.store_dir, self.notebook),
+            cwd=ctx.spec.root,
+            kernels=ctx.kernels,
+            name=stage.name,
+            stopping=ctx.stopping,
+        )
 
     def _hash_outs(self, outs: dict[str, str]) -> list[str]:
         problems = []

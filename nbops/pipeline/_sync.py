@@ -16,7 +16,14 @@ from typing import Any
 from nbops.errors import NbopsError
 from nbops.pipeline._lock import LockEntry, read_lock
 from nbops.pipeline._outputs import missing_blobs, restore_outs
-from nbops.pipeline._remote import Progress, Readable, Remote, RemoteError, open_remote
+from nbops.pipeline._remote import (
+    PartialMismatchError,
+    Progress,
+    Readable,
+    Remote,
+    RemoteError,
+    open_remote,
+)
 from nbops.store import BlobStore, RunCache, RunStore
 
 Report = Callable[[str], None]
@@ -145,9 +152,17 @@ def push(
 def _push_one(remote: Remote, digest: str, blobs: BlobStore, report: Report) -> None:
     path = blobs.path_of(digest)
     size = path.stat().st_size
-    with open(path, "rb") as fh:
-        source = _Hashing(fh)
-        remote.write(_object_name(digest), source, _progress(report, digest[:12], size), size)
+    for attempt in (1, 2):
+        with open(path, "rb") as fh:
+            source = _Hashing(fh)
+            try:
+                remote.write(
+                    _object_name(digest), source, _progress(report, digest[:12], size), size
+                )
+                break
+            except PartialMismatchError:  # removed: the second attempt starts over
+                if attempt == 2:
+                    raise
     if source.sha.hexdigest() != digest:  # the local object rotted: do not spread it
         remote.delete(_object_name(digest))
         raise RemoteError(f"local object {digest[:12]} is corrupt ({path}); delete it")
@@ -168,12 +183,10 @@ class _BytesSource:
 RESUMABLE = 8 << 20
 
 
-def _partial_file(digest: str) -> Path:
-    folder = (
-        Path(tempfile.gettempdir()) / f"nbops-partial-{os.getuid() if hasattr(os, 'getuid') else 0}"
-    )
-    folder.mkdir(mode=0o700, exist_ok=True)
-    return folder / f"{digest}.part"
+def _partial_file(blobs: BlobStore, digest: str) -> Path:
+    """Where a pull keeps the partial download of ``digest``: the blob store's staging folder
+    (on the blobs' filesystem, so the finished file is renamed into place, not copied)."""
+    return blobs.staging_dir() / f"{digest}.part"
 
 
 def _fetch_one(remote: Remote, digest: str, blobs: BlobStore, report: Report) -> int:
@@ -185,16 +198,15 @@ def _fetch_one(remote: Remote, digest: str, blobs: BlobStore, report: Report) ->
     size = remote.size(name)
     private = size < RESUMABLE
     if not private:
-        path = _partial_file(digest)
+        path = _partial_file(blobs, digest)
         fh = open(path, "ab+")  # noqa: SIM115 (closed below)
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:  # another pull of this object: use a private file instead
             fh.close()
-            fd, tmp = tempfile.mkstemp(prefix="nbops-pull-")
-            path, fh, private = Path(tmp), os.fdopen(fd, "ab+"), True
-    else:
-        fd, tmp = tempfile.mkstemp(prefix="nbops-pull-")
+            private = True
+    if private:
+        fd, tmp = tempfile.mkstemp(dir=blobs.staging_dir(), prefix=f"{digest[:12]}-")
         path, fh = Path(tmp), os.fdopen(fd, "ab+")
     try:
         sha = hashlib.sha256()
@@ -216,13 +228,11 @@ def _fetch_one(remote: Remote, digest: str, blobs: BlobStore, report: Report) ->
                 if progress is not None:
                     progress(done, size)
         fh.flush()
+        os.fsync(fh.fileno())  # on disk before it is renamed into the store
         if sha.hexdigest() != digest:
             fh.truncate(0)
             raise RemoteError(f"object {digest[:12]} in {remote.url} is corrupt; not used")
-        stored, _ = blobs.put_file(path)
-        if stored != digest:  # changed on local disk between the check and the copy
-            raise RemoteError(f"object {digest[:12]} changed while it was stored; pull again")
-        path.unlink()
+        blobs.adopt(path, digest)  # still locked: no other pull takes the file meanwhile
     except BaseException:
         if private and path.exists():
             path.unlink()
@@ -315,3 +325,25 @@ def open_configured(root: Path, store_dir: Path, name: str | None = None) -> Rem
     from nbops.pipeline._remotes import get_remote
 
     return open_remote(get_remote(root, store_dir, name).url, root)
+
+
+def push_objects(
+    remote: Remote, digests: Iterable[str], blobs: BlobStore, report: Report = print
+) -> int:
+    """Upload the objects of ``digests`` that ``remote`` lacks, each verified on the way (several
+    at once where the remote allows); return how many moved."""
+    todo = [d for d in dict.fromkeys(digests) if not remote.exists(_object_name(d))]
+    if remote.concurrency > 1 and len(todo) > 1:
+        with ThreadPoolExecutor(remote.concurrency, thread_name_prefix="nbops-push") as pool:
+            list(pool.map(lambda d: _push_one(remote, d, blobs, report), todo))
+    else:
+        for digest in todo:
+            _push_one(remote, digest, blobs, report)
+    return len(todo)
+
+
+def push_outs(
+    remote: Remote, outs: Mapping[str, str], blobs: BlobStore, report: Report = print
+) -> int:
+    """Upload what restoring ``outs`` elsewhere needs (a folder's manifest and its files)."""
+    return push_objects(remote, _out_blobs(outs, blobs), blobs, report)

@@ -23,7 +23,12 @@ from nbops.registry._catalog import (
     VersionEvent,
     parse_model_ref,
 )
-from nbops.registry._formats import ModelRoundTripError, PickleWarning, library_of
+from nbops.registry._formats import (
+    ModelRoundTripError,
+    PickleWarning,
+    import_skops_for_serving,
+    library_of,
+)
 from nbops.registry._lifecycle import (
     archive_version,
     delete_version,
@@ -60,6 +65,7 @@ __all__ = [
     "archive_version",
     "delete_version",
     "get_model",
+    "import_skops_for_serving",
     "infer_signature",
     "is_trusted_type",
     "library_of",

@@ -16,7 +16,7 @@ from typing import Any
 from nbops.serve._config import ModelSpec, ServeConfig, check_models, model_specs
 from nbops.serve._errors import RequestError, RolloutError, ServeError
 from nbops.serve._predlog import META_COLUMNS
-from nbops.serve._reader import predictions, read_predictions_spec
+from nbops.serve._reader import predictions, read_feedback_spec, read_predictions_spec
 from nbops.serve._rollout import (
     Rollout,
     RolloutEvent,
@@ -52,6 +52,7 @@ __all__ = [
     "parse_routes",
     "predictions",
     "promote",
+    "read_feedback_spec",
     "read_predictions_spec",
     "read_rollout",
     "rollback",

@@ -31,6 +31,7 @@ from nbops.serve._predlog import PredictionLog
 logger = logging.getLogger(__name__)
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _OUTPUTS = ("predict", "predict_proba")
+_TIMEOUT = getattr(asyncio, "timeout", None)
 
 
 class _State:
@@ -167,6 +168,9 @@ def create_app(config: ServeConfig) -> Any:
             return error(401, "missing or wrong bearer token", rid)
         where: dict[str, str] = {}
         try:
+            if _TIMEOUT is not None:  # Python 3.11+: no extra task per request
+                async with _TIMEOUT(config.timeout):
+                    return await _infer(request, rid, where)
             return await asyncio.wait_for(_infer(request, rid, where), config.timeout)
         except asyncio.TimeoutError:
             name = request.path_params["name"]

@@ -24,6 +24,9 @@ from nbops.serve._rollout import Rollout, Route, read_rollout, rollout_dir, set_
 from nbops.serve._schema import Schema, schema_of
 
 logger = logging.getLogger(__name__)
+#: Set in processes that only serve (``run``): skops models then load without skops' scan of
+#: every scikit-learn module (see ``nbops.registry.import_skops_for_serving``).
+SERVING_PROCESS = False
 
 
 @dataclass
@@ -181,10 +184,12 @@ class Pool:
         return get_model(f"{name}@{target}", store=self.config.store).version
 
     def _load(self, name: str, version: int) -> Entry:
-        from nbops.registry import get_model, load_model
+        from nbops.registry import get_model, import_skops_for_serving, load_model
 
         start = time.perf_counter()
         record = get_model(f"{name}:{version}", store=self.config.store)
+        if SERVING_PROCESS and record.format == "skops":
+            import_skops_for_serving()
         model = load_model(record.ref, store=self.config.store)
         schema = schema_of(record, model)
         entry = Entry(name, version, model, schema, None, 0.0)  # type: ignore[arg-type]

@@ -108,6 +108,20 @@ def predictions(
     return table
 
 
+def _split_spec(spec: str, prefix: str) -> tuple[str, str | None]:
+    """``PREFIX:MODEL[@ALIAS|:VERSION][:WINDOW]`` -> (model reference, window or None)."""
+    if not spec.startswith(f"{prefix}:"):
+        raise InvalidValueError(
+            f"{spec!r} is not a {prefix}:MODEL@ALIAS:WINDOW reference "
+            f"(e.g. {prefix}:digits@production:7d)"
+        )
+    rest = spec[len(prefix) + 1 :]
+    head, sep, tail = rest.rpartition(":")
+    if sep and _WINDOW.fullmatch(tail):
+        return head, tail
+    return rest, None
+
+
 def read_predictions_spec(spec: str, *, store: Any = None) -> Any:
     """Read ``predictions:MODEL[@ALIAS|:VERSION][:WINDOW]`` as a DataFrame of input columns.
 
@@ -117,15 +131,24 @@ def read_predictions_spec(spec: str, *, store: Any = None) -> Any:
     """
     from nbops.serve._predlog import META_COLUMNS
 
-    if not spec.startswith("predictions:"):
-        raise InvalidValueError(f"{spec!r} is not a predictions:MODEL@ALIAS:WINDOW reference")
-    rest = spec[len("predictions:") :]
-    window = None
-    head, sep, tail = rest.rpartition(":")
-    if sep and _WINDOW.fullmatch(tail):
-        rest, window = head, tail
-    table = predictions(rest, since=window, labels=False, store=store)
+    model, window = _split_spec(spec, "predictions")
+    table = predictions(model, since=window, labels=False, store=store)
     return table.drop(columns=[c for c in META_COLUMNS if c in table.columns])
+
+
+def read_feedback_spec(spec: str, *, store: Any = None) -> Any:
+    """Read ``feedback:MODEL[@ALIAS|:VERSION][:WINDOW]``: the labelled predictions of the window.
+
+    For ``feedback: path:`` of ``nbops monitor`` (live accuracy by window): columns ``ts``,
+    ``version``, ``prediction`` and ``label`` of the rows that got a label through the feedback
+    endpoint.
+    """
+    model, window = _split_spec(spec, "feedback")
+    table = predictions(model, since=window, labels=True, store=store)
+    if "prediction" not in table.columns:
+        return table.assign(prediction=None, label=None)[["ts", "version", "prediction", "label"]]
+    table = table[table["label"].notna()].reset_index(drop=True)
+    return table[["ts", "version", "prediction", "label"]]
 
 
 def _parts(base: Path, start: datetime | None, end: datetime | None) -> list[Path]:

@@ -25,14 +25,24 @@ _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 def app_from_env() -> Any:
     """The app of the configuration in ``$NBOPS_SERVE_CONFIG`` (a uvicorn factory)."""
+    from nbops.serve import _pool
     from nbops.serve._app import create_app
+
+    _pool.SERVING_PROCESS = True
 
     return create_app(ServeConfig.from_json(os.environ[CONFIG_ENV]))
 
 
 def run(config: ServeConfig) -> None:
-    """Serve in this process until interrupted (uvicorn, one or more worker processes)."""
+    """Serve in this process until interrupted (uvicorn, one or more worker processes).
+
+    The process is the server's: scikit-learn models load without skops' import of every
+    scikit-learn module (its own default trust list; nbops checks types itself).
+    """
+    from nbops.serve import _pool
+
     uvicorn = require("uvicorn", feature="nbops serve")
+    _pool.SERVING_PROCESS = True
 
     if config.host not in _LOOPBACK:
         logger.warning("serving on %s: reachable from other machines", config.host)

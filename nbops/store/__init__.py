@@ -44,6 +44,13 @@ from nbops.store._parts import (
     RunCache,
 )
 from nbops.store._query import DELETED_KEY, Condition, RunQuery, make_query, parse_condition
+from nbops.store._references import (
+    busy_since,
+    object_contents,
+    outs_contents,
+    store_references,
+    unreferenced_blobs,
+)
 from nbops.store._sqlite import SQLiteStore
 
 __all__ = [
@@ -69,16 +76,21 @@ __all__ = [
     "RunStore",
     "SQLiteStore",
     "backend_schemes",
+    "busy_since",
     "copy_store",
     "hash_file",
     "make_query",
+    "object_contents",
     "open_backend",
     "open_blobs",
     "open_store",
+    "outs_contents",
     "parse_condition",
     "register_backend",
     "register_blob_store",
     "run_digest",
+    "store_references",
+    "unreferenced_blobs",
 ]
 
 _open: dict[str, RunStore] = {}

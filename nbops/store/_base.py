@@ -191,7 +191,7 @@ class RunStore(abc.ABC):
     @abc.abstractmethod
     def purge_run(self, run_id: str) -> None:
         """Remove the run and its parameters, metrics, summary, metadata and artifact records
-        (their blobs stay: see ``nbops runs gc``). Dataset and model records naming the run are
+        (their blobs stay: see ``nbops gc``). Dataset and model records naming the run are
         kept. Raises :class:`StoreError` for a ``running`` run."""
 
     @abc.abstractmethod

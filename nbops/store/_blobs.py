@@ -35,7 +35,7 @@ class BlobStore(abc.ABC):
     Contract (checked by :class:`nbops.testing.BlobConformance`):
 
     * **Content addressing.** A blob's name is the sha256 of its bytes; putting the same bytes
-      twice stores them once. Blobs are never modified; only ``nbops runs gc`` removes them
+      twice stores them once. Blobs are never modified; only ``nbops gc`` removes them
       (:meth:`remove`), and only blobs nothing in the store or the project refers to.
     * **Atomicity.** A blob is either absent or complete: writers go through a temporary name and
       a rename (or the remote's equivalent), so a killed writer leaves no partial blob.
@@ -76,6 +76,25 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     def digests(self) -> Iterator[str]:
         """Every stored blob's digest (in no particular order)."""
+
+    def staging_dir(self) -> Path:
+        """A private local folder where a download may keep a file it is writing (a partial
+        download resumed later); :meth:`adopt` takes such a file cheaply."""
+        import tempfile
+
+        uid = os.getuid() if hasattr(os, "getuid") else 0
+        folder = Path(tempfile.gettempdir()) / f"nbops-partial-{uid}"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        return folder
+
+    def adopt(self, path: str | os.PathLike[str], digest: str) -> None:
+        """Take the file ``path``, whose sha256 the caller checked is ``digest`` and which it
+        flushed to disk (``os.fsync``), as that blob (moved where the store allows, else copied
+        and hashed again); ``path`` is gone after."""
+        stored, _ = self.put_file(path)
+        if stored != digest:
+            raise ArtifactError(f"{path} changed while it was stored as {digest[:12]}")
+        Path(path).unlink()
 
     def read_bytes(self, digest: str) -> bytes:
         """The blob's bytes."""

@@ -28,12 +28,18 @@ logger = logging.getLogger(__name__)
 
 
 class TrialScope:
-    """The tracked run of one trial (group = sweep name, job type ``trial``)."""
+    """The tracked run of one trial (group = sweep name, job type ``trial``).
+
+    With the offline W&B mirror, no W&B run starts on the trial's path: the run is marked as
+    owing a copy (:func:`nbops.mirror.deferred_state`) and :attr:`copy_later` tells the worker
+    to write the copy from the store once the run has finished.
+    """
 
     def __init__(self, spec: SweepSpec, trial: Any) -> None:
         self.spec = spec
         self.trial = trial
         self.run: Run | None = None
+        self.copy_later = spec.wandb == "offline"
 
     def open_run(
         self,
@@ -42,6 +48,7 @@ class TrialScope:
         run_id: str | None = None,
         notebook: str | None = None,
     ) -> Run:
+        from nbops.mirror import METADATA_KEY, deferred_state
         from nbops.tracking import init
 
         if run_id is None:  # the id the trial was claimed with (one storage write fewer)
@@ -52,14 +59,15 @@ class TrialScope:
             config=dict(params),
             group=self.spec.study_name,
             job_type="trial",
-            wandb=self.spec.wandb,
+            wandb="disabled" if self.copy_later else self.spec.wandb,
             capture=False,
             run_id=run_id,
         )
-        self.run.set_metadata(
-            "sweep",
-            {"study": self.spec.study_name, "trial": self.trial.number, "notebook": notebook},
-        )
+        sweep = {"study": self.spec.study_name, "trial": self.trial.number, "notebook": notebook}
+        # stored with the run's first flush (within 0.2 s), not one more write on the trial path
+        self.run.set_metadata("sweep", sweep, deferred=True)
+        if self.copy_later:
+            self.run.set_metadata(METADATA_KEY, deferred_state().to_dict(), deferred=True)
         return self.run
 
 

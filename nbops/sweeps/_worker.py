@@ -31,6 +31,7 @@ from typing import Any
 from nbops.sweeps import _optuna
 from nbops.sweeps._claim import claim
 from nbops.sweeps._errors import MetricMissing, SweepError, SweepInterrupted
+from nbops.sweeps._finisher import RunFinisher
 from nbops.sweeps._objectives import Objective, TrialScope, make_objective
 from nbops.sweeps._spec import SweepSpec
 from nbops.sweeps._storage import STOP_ATTR, fail_dead_local_trials, open_storage, this_host
@@ -219,7 +220,7 @@ def run_worker(
             _stop_if_metric_missing(study, trial)
     finally:
         objective.close()
-        finisher.close()
+        finisher.close(wait_copies=not interrupter.pending)
     if interrupter.pending:
         raise SweepInterrupted("the sweep was stopped")
     return count
@@ -262,37 +263,6 @@ def _fail_stale(study: Any) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ExperimentalWarning
         fail_stale_trials(study)
-
-
-class RunFinisher:
-    """Finishes trial runs on a few threads, so the next trial need not wait for a run's
-    W&B mirror to close (tens of milliseconds, mostly waiting); :meth:`close` waits for all.
-    The trial's result is in the study before its run is handed over."""
-
-    def __init__(self, threads: int = 4) -> None:
-        self._pool: Any = None
-        self._threads = threads
-        self._pending: list[Any] = []
-
-    def finish(self, run: Any, status: str) -> None:
-        if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="nbops-run-finish")
-        self._pending = [f for f in self._pending if not f.done()]
-        self._pending.append(self._pool.submit(self._finish, run, status))
-
-    @staticmethod
-    def _finish(run: Any, status: str) -> None:
-        try:  # not under tracking.suspended(): that swaps the process-wide active run
-            run.finish(status)
-        except Exception:  # the store or the mirror; the trial itself is recorded
-            logger.warning("could not finish the run %s of a trial", run.id, exc_info=True)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
 
 
 def run_trial(
@@ -379,10 +349,12 @@ def _finish(
             run.summary["error"] = error[:500]
         interrupted = error is not None and error.startswith("interrupted")
         status = "finished" if state != TrialState.FAIL else "killed" if interrupted else "failed"
-        if finisher is not None:
-            finisher.finish(run, status)
+        if finisher is None:
+            finisher = RunFinisher()
+            finisher.finish(run, status, copy=scope.copy_later)
+            finisher.close()
         else:
-            run.finish(status)
+            finisher.finish(run, status, copy=scope.copy_later)
     return exhausted
 
 

@@ -6,6 +6,7 @@ Each class needs ``make_store(path) -> RunStore``, as :class:`StoreConformance` 
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,25 @@ class BlobConformance(_Parts):
         assert sorted(store.blobs.read_manifest(digest)) == ["a.txt", "sub/b.txt"]
         out = store.blobs.restore(digest, "dir", tmp_path / "out")
         assert (out / "sub" / "b.txt").read_text() == "bb"
+
+    def test_a_checked_download_is_adopted(self, store: RunStore, tmp_path: Path) -> None:
+        data = b"bytes fetched from a remote"
+        digest = hashlib.sha256(data).hexdigest()
+        staged = store.blobs.staging_dir() / "download.part"
+        with open(staged, "wb") as fh:
+            fh.write(data)
+            os.fsync(fh.fileno())
+        store.blobs.adopt(staged, digest)
+        assert store.blobs.read_bytes(digest) == data and not staged.exists()
+        assert digest in set(store.blobs.digests())
+        again = store.blobs.staging_dir() / "again.part"
+        again.write_bytes(data)
+        store.blobs.adopt(again, digest)  # already stored: the copy just goes
+        assert not again.exists() and store.blobs.read_bytes(digest) == data
+        elsewhere = tmp_path / "changed.bin"
+        elsewhere.write_bytes(b"not those bytes")
+        with pytest.raises(ArtifactError):
+            store.blobs.adopt(elsewhere, "0" * 64)
 
     def test_manifest_cannot_escape(self, store: RunStore) -> None:
         evil = store.blobs.put_bytes(b'{"files": {"../../x": "' + b"0" * 64 + b'"}}')

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from nbops.tracking._active import (
     RUN_ID_ENV,
     active_run,
@@ -14,7 +16,8 @@ from nbops.tracking._active import (
 from nbops.tracking._api import finish, init, log, log_artifact, log_params
 from nbops.tracking._autolog import autolog, autolog_enabled
 from nbops.tracking._compare import Comparison, compare
-from nbops.tracking._gc import RunsGcResult, delete_runs, gc_runs
+from nbops.tracking._edit import set_notes, set_tags
+from nbops.tracking._gc import PurgedRuns, delete_runs, purge_deleted_runs
 from nbops.tracking._ids import new_run_id
 from nbops.tracking._media import Histogram, Image, Media, Table
 from nbops.tracking._query import Artifact, StoredRun, get_run, runs
@@ -23,6 +26,9 @@ from nbops.tracking._summary import Summary
 from nbops.tracking._system import SystemProbe, SystemSampler, gpu_metrics
 from nbops.tracking._tables import is_table
 
+if TYPE_CHECKING:
+    from nbops.tracking._panel import RunsPanel as RunsPanel
+
 __all__ = [
     "RUN_ID_ENV",
     "Artifact",
@@ -30,8 +36,9 @@ __all__ = [
     "Histogram",
     "Image",
     "Media",
+    "PurgedRuns",
     "Run",
-    "RunsGcResult",
+    "RunsPanel",
     "StoredRun",
     "Summary",
     "SystemProbe",
@@ -45,7 +52,6 @@ __all__ = [
     "compare",
     "delete_runs",
     "finish",
-    "gc_runs",
     "get_run",
     "gpu_metrics",
     "init",
@@ -54,8 +60,22 @@ __all__ = [
     "log_artifact",
     "log_params",
     "new_run_id",
+    "purge_deleted_runs",
     "remove_activation_listener",
     "require_active",
     "runs",
+    "set_notes",
+    "set_tags",
     "suspended",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RunsPanel":  # imports ipywidgets
+        from nbops.deps import require
+
+        require("ipywidgets", feature="the runs panel")
+        from nbops.tracking._panel import RunsPanel
+
+        return RunsPanel
+    raise AttributeError(f"module 'nbops.tracking' has no attribute {name!r}")

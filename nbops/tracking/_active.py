@@ -1,8 +1,15 @@
-"""The active run of this process, runs attached from a parent process, and finishing at exit."""
+"""The active run, runs attached from a parent process, and finishing at exit.
+
+The active run is the process's (a notebook's run) unless code runs inside :func:`suspended`:
+there, in that thread or task only (a :mod:`contextvars` scope), the active run is the one
+started inside the block, so a sweep's trial on a background thread never disturbs the run the
+notebook logs into meanwhile.
+"""
 
 from __future__ import annotations
 
 import atexit
+import contextvars
 import logging
 import os
 import sys
@@ -19,7 +26,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_active: Run | None = None
+_active: Run | None = None  # the process-wide active run (a notebook's)
+#: Inside :func:`suspended`: a one-item list holding the active run of that scope (or None).
+_scoped: contextvars.ContextVar[list[Run | None] | None] = contextvars.ContextVar(
+    "nbops_scoped_run", default=None
+)
 _live: list[Run] = []
 _atexit_registered = False
 
@@ -31,8 +42,13 @@ _listeners: list[Callable[[Run], None]] = []
 
 
 def active_run() -> Run | None:
-    """Return the active run of this process, or None."""
-    return _active
+    """Return the active run: the one started in the current :func:`suspended` scope, else
+    the process's; None if there is none."""
+    scope = _scoped.get()
+    if scope is None:
+        return _active
+    run = scope[0]
+    return run if run is not None and not run.finished else None
 
 
 def attach_from_environment(environ: Mapping[str, str] | None = None) -> Run | None:
@@ -83,9 +99,15 @@ def activate(run: Run) -> None:
 
 
 def register(run: Run, *, make_active: bool) -> None:
-    """Track ``run`` as live (finished at interpreter exit); optionally make it active."""
+    """Track ``run`` as live (finished at interpreter exit); optionally make it active (in
+    the current :func:`suspended` scope if there is one: listeners hear only of the process's
+    active run)."""
     global _active, _atexit_registered
-    if make_active:
+    scope = _scoped.get()
+    if make_active and scope is not None:
+        scope[0] = run
+        make_active = False  # the process's active run is unchanged
+    elif make_active:
         _active = run
     _live.append(run)
     if not _atexit_registered:
@@ -125,6 +147,9 @@ def forget(run: Run) -> None:
         _live.remove(run)
     if _active is run:
         _active = None
+    scope = _scoped.get()
+    if scope is not None and scope[0] is run:
+        scope[0] = None
 
 
 def _finish_all_at_exit() -> None:
@@ -138,11 +163,15 @@ def _finish_all_at_exit() -> None:
 
 @contextmanager
 def suspended() -> Iterator[None]:
-    """Set the active run aside for the block (a sweep's trial runs in the caller's process),
-    then put it back if it is still running; it is not finished meanwhile."""
-    global _active
-    previous, _active = _active, None
+    """Run the block with no active run of its own (a sweep's trial in the caller's process).
+
+    Runs started in the block are active in it only, for this thread or task (contextvars):
+    the process's active run (the notebook's) is neither finished nor replaced, and other
+    threads, such as the notebook's while a sweep runs trials on a background thread, keep
+    logging into it. After the block the active run is the process's again.
+    """
+    token = _scoped.set([None])
     try:
         yield
     finally:
-        _active = previous if previous is not None and not previous.finished else None
+        _scoped.reset(token)

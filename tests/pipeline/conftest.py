@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import getpass
 import json
-from collections.abc import Callable
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +148,52 @@ def executions(root: Path) -> dict[str, int]:
         name = stamp.name.rsplit("-", 1)[0]
         counts[name] = counts.get(name, 0) + 1
     return counts
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real OpenSSH server on 127.0.0.1 with its own host key and one client key."""
+    where = tmp_path_factory.mktemp("sshd")
+    sshd_bin = shutil.which("sshd") or "/usr/sbin/sshd"
+    assert Path(sshd_bin).is_file(), "openssh-server is not installed (.ci/run installs it)"
+    for key in ("host_key", "client_key"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(where / key)], check=True
+        )
+    shutil.copy(where / "client_key.pub", where / "authorized_keys")
+    port = _free_port()
+    (where / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {where / 'host_key'}\n"
+        f"AuthorizedKeysFile {where / 'authorized_keys'}\nPidFile {where / 'sshd.pid'}\n"
+        "PasswordAuthentication no\nUsePAM no\nStrictModes no\n"
+        "Subsystem sftp internal-sftp\n"
+    )
+    Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sshd_bin, "-f", str(where / "sshd_config"), "-E", str(where / "sshd.log")], check=True
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, (where / "sshd.log").read_text()
+            time.sleep(0.1)
+    host_key = (where / "host_key.pub").read_text().split()
+    (where / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
+    (where / "ssh_config").write_text(
+        f"Host 127.0.0.1\n  User {getpass.getuser()}\n  IdentityFile {where / 'client_key'}\n"
+        f"  UserKnownHostsFile {where / 'known_hosts'}\n  StrictHostKeyChecking yes\n"
+    )
+    try:
+        yield {"port": str(port), "config": str(where / "ssh_config"), "dir": str(where)}
+    finally:
+        pid = int((where / "sshd.pid").read_text())
+        os.kill(pid, signal.SIGTERM)

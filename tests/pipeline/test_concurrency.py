@@ -132,7 +132,7 @@ def test_cli_refuses_at_once_with_who_holds_the_lock(isolated_env: Path) -> None
         holder.wait(timeout=30)
 
 
-@pytest.mark.parametrize("where", ["_scrub_secrets", "save_outs", "update_lock"])
+@pytest.mark.parametrize("where", ["scrub_secrets", "save_outs", "update_lock"])
 def test_bookkeeping_errors_fail_the_stage_run(
     isolated_env: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:

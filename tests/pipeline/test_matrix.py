@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from nbops.errors import NbopsError
 from nbops.pipeline import SpecError, load_spec, read_lock, run_pipeline
 from tests.pipeline.conftest import STAMP, executions, write_notebook, write_spec
 
@@ -115,3 +116,47 @@ def test_matrix_mistakes_are_reported(isolated_env: Path) -> None:
     assert "stage 'a': foreach must be a mapping" in text
     assert "stage 'b': matrix must be a mapping" in text
     assert "'@' is reserved" in text
+
+
+@pytest.mark.kernel
+def test_p_on_an_axis_addresses_the_stage_of_that_value(isolated_env: Path) -> None:
+    root = isolated_env
+    write_notebook(
+        root / "t.ipynb",
+        "lr = 0.1\ndepth = 1",
+        STAMP.format(name="train"),
+        "Path('models').mkdir(exist_ok=True)\n"
+        "Path('models', f'{depth}-{lr}.txt').write_text(str(lr * depth))",
+    )
+    write_spec(
+        root,
+        {
+            "stages": {
+                "train": {
+                    "notebook": "t.ipynb",
+                    "matrix": {"lr": [0.5, 0.25], "depth": [2, 3]},
+                    "outs": ["models/${depth}-${lr}.txt"],
+                }
+            }
+        },
+    )
+    quiet = lambda _line: None  # noqa: E731
+    # a listed value selects its stages (one per other axis value), named as in the spec
+    picked = run_pipeline(root, overrides={"train": {"lr": 0.25}}, report=quiet)
+    assert [s.name for s in picked.stages] == ["train@depth=2,lr=0.25", "train@depth=3,lr=0.25"]
+    assert sorted(p.name for p in (root / "models").iterdir()) == ["2-0.25.txt", "3-0.25.txt"]
+    # an unlisted value makes the stage it names, its out filled with that value
+    new = run_pipeline(root, overrides={"train": {"lr": 0.125, "depth": 2}}, report=quiet)
+    assert [(s.name, s.outcome) for s in new.stages] == [("train@depth=2,lr=0.125", "ran")]
+    assert (root / "models" / "2-0.125.txt").read_text() == "0.25"
+    assert "train@depth=2,lr=0.125" in read_lock(root)
+    assert "train@depth=2,lr=0.25" in read_lock(root)  # the others' entries stay
+    assert executions(root) == {"train": 3}
+    # the group as target with a pin: the same stage, now cached
+    again = run_pipeline(root, ["train"], overrides={"train": {"lr": 0.125}}, report=quiet)
+    assert [(s.name, s.outcome) for s in again.stages] == [
+        ("train@depth=2,lr=0.125", "cached"),
+        ("train@depth=3,lr=0.125", "ran"),
+    ]
+    with pytest.raises(NbopsError, match=r"addresses train@depth=2,lr=0\.5"):
+        run_pipeline(root, ["train@depth=3,lr=0.25"], overrides={"train": {"lr": 0.5, "depth": 2}})

@@ -3,14 +3,10 @@ clone that pulls runs nothing; transfers move only what is missing, verified and
 
 from __future__ import annotations
 
-import getpass
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,55 +30,6 @@ pytestmark = pytest.mark.kernel
 
 def quiet(_line: str) -> None:
     pass
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A real OpenSSH server on 127.0.0.1 with its own host key and one client key."""
-    where = tmp_path_factory.mktemp("sshd")
-    sshd_bin = shutil.which("sshd") or "/usr/sbin/sshd"
-    assert Path(sshd_bin).is_file(), "openssh-server is not installed (.ci/run installs it)"
-    for key in ("host_key", "client_key"):
-        subprocess.run(
-            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(where / key)], check=True
-        )
-    shutil.copy(where / "client_key.pub", where / "authorized_keys")
-    port = _free_port()
-    (where / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {where / 'host_key'}\n"
-        f"AuthorizedKeysFile {where / 'authorized_keys'}\nPidFile {where / 'sshd.pid'}\n"
-        "PasswordAuthentication no\nUsePAM no\nStrictModes no\n"
-        "Subsystem sftp internal-sftp\n"
-    )
-    Path("/run/sshd").mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [sshd_bin, "-f", str(where / "sshd_config"), "-E", str(where / "sshd.log")], check=True
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline, (where / "sshd.log").read_text()
-            time.sleep(0.1)
-    host_key = (where / "host_key.pub").read_text().split()
-    (where / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
-    (where / "ssh_config").write_text(
-        f"Host 127.0.0.1\n  User {getpass.getuser()}\n  IdentityFile {where / 'client_key'}\n"
-        f"  UserKnownHostsFile {where / 'known_hosts'}\n  StrictHostKeyChecking yes\n"
-    )
-    try:
-        yield {"port": str(port), "config": str(where / "ssh_config"), "dir": str(where)}
-    finally:
-        pid = int((where / "sshd.pid").read_text())
-        os.kill(pid, signal.SIGTERM)
 
 
 def _project(root: Path) -> None:
@@ -314,11 +261,12 @@ def test_an_interrupted_pull_of_a_large_object_resumes(
 
             return Stream()
 
-    partial = sync._partial_file(digest)
+    store = open_store(isolated_env / ".nbops")
+    partial = sync._partial_file(store.blobs, digest)
+    assert partial.parent.parent == isolated_env / ".nbops" / "objects"  # beside the blobs
     partial.write_bytes(data[: 2 << 20])  # what a killed pull had fetched
     lines: list[str] = []
     remote = Counting(remote_dir)
-    store = open_store(isolated_env / ".nbops")
     assert sync.fetch_objects(remote, [digest], store.blobs, lines.append) == (1, 3 << 20)
     assert remote.read == 1 << 20  # only the missing third crossed
     assert store.blobs.path_of(digest).read_bytes() == data
@@ -328,7 +276,7 @@ def test_an_interrupted_pull_of_a_large_object_resumes(
     digest2 = hashlib.sha256(data[::-1]).hexdigest()
     (remote_dir / "objects" / digest2[:2]).mkdir(parents=True, exist_ok=True)
     (remote_dir / "objects" / digest2[:2] / digest2[2:]).write_bytes(data[::-1])
-    sync._partial_file(digest2).write_bytes(b"garbage" * 1000)
+    sync._partial_file(store.blobs, digest2).write_bytes(b"garbage" * 1000)
     with pytest.raises(RemoteError, match="corrupt"):
         sync.fetch_objects(remote, [digest2], store.blobs, quiet)
     assert sync.fetch_objects(remote, [digest2], store.blobs, quiet)[0] == 1  # starts over
@@ -352,9 +300,9 @@ def test_a_pull_over_ssh_resumes_from_its_partial_file(
     remote_dir = tmp_path / "ssh-remote"
     (remote_dir / "objects" / digest[:2]).mkdir(parents=True)
     (remote_dir / "objects" / digest[:2] / digest[2:]).write_bytes(data)
-    sync._partial_file(digest).write_bytes(data[: (2 << 20) + 123])
-    lines: list[str] = []
     store = open_store(isolated_env / ".nbops")
+    sync._partial_file(store.blobs, digest).write_bytes(data[: (2 << 20) + 123])
+    lines: list[str] = []
     with open_remote(f"ssh://127.0.0.1:{sshd['port']}{remote_dir}") as remote:
         assert sync.fetch_objects(remote, [digest], store.blobs, lines.append)[0] == 1
     assert store.blobs.path_of(digest).read_bytes() == data

@@ -88,3 +88,47 @@ def test_models_show_lists_the_types_a_version_needs(cli: Any) -> None:
     assert "not trusted by default: functools.partial, posix.system" in shown.output
     doc = get_model("evil").to_dict()
     assert doc["untrusted_types"] == ["functools.partial", "posix.system"]
+
+
+_SERVING_IMPORT = """
+import sys
+from nbops.errors import UnsafeModelError
+from nbops.registry import import_skops_for_serving, load_model
+import_skops_for_serving()
+scanned = [m for m in ("pytest", "sklearn.neural_network", "sklearn.naive_bayes")
+           if m in sys.modules]
+assert not scanned, scanned
+model = load_model("forest")
+assert model.predict([[5.1, 3.5, 1.4, 0.2]]).shape == (1,)
+try:
+    load_model("evil")
+except UnsafeModelError as exc:
+    assert "posix.system" in str(exc), exc
+else:
+    raise SystemExit("an untrusted type loaded")
+print("ok")
+"""
+
+
+def test_the_servers_skops_import_skips_the_scan_and_keeps_the_checks() -> None:
+    """A server process imports skops without scikit-learn's every module (cold start), and
+    nbops' own trust rules still admit scikit-learn types and refuse everything else."""
+    import subprocess
+    import sys
+
+    from sklearn.ensemble import RandomForestClassifier
+
+    from tests.conftest import subprocess_env
+
+    X, y = load_iris(return_X_y=True)
+    log_model(RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y), "forest")
+    with pytest.warns(UserWarning, match=r"posix\.system"):
+        log_model(FunctionTransformer(functools.partial(os.system), validate=False), "evil")
+    done = subprocess.run(
+        [sys.executable, "-c", _SERVING_IMPORT],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -126,3 +127,92 @@ def test_secret_columns_are_redacted_and_sampling_applies(isolated_env: Path) ->
     assert table["api_key"].tolist() == ["[redacted]"] * 4
     assert table["size"].tolist() == [0.0, 1.0, 2.0, 3.0]
     assert predictions("price", folder=isolated_env / "none").empty
+
+
+def test_drift_and_monitor_read_live_traffic_as_current_data(isolated_env: Path, cli: Any) -> None:
+    """A real server logs shifted traffic; ``nbops drift`` and ``nbops monitor`` read it through
+    ``predictions:iris@production:7d`` and the labels sent as feedback through ``feedback:``."""
+    import yaml
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from nbops.registry import set_alias
+
+    frame = load_iris(as_frame=True).frame
+    X, y = frame.drop(columns="target"), frame["target"]
+    with nbops.init(project="live") as run:
+        nbops.log_dataset(frame, name="iris-train")
+        run.log({"accuracy": 0.97})
+        nbops.log_model(LogisticRegression(max_iter=500).fit(X, y), "iris")
+    set_alias("iris", 1, "production")
+    shifted = X.copy()
+    shifted["petal width (cm)"] += 2.0  # only this column moves
+    with serve("iris@production") as server:
+        ids = []
+        for start in range(0, 150, 15):
+            status, out, _ = call(
+                f"{server.url}/v2/models/iris/infer", pd_request(shifted.iloc[start : start + 15])
+            )
+            assert status == 200
+            ids.append(out["id"])
+        for n, rid in enumerate(ids):  # the true labels: the shifted model is often wrong
+            labels = y.iloc[n * 15 : n * 15 + 15].tolist()
+            status, _, _ = call(
+                f"{server.url}/v2/models/iris/feedback", {"request_id": rid, "labels": labels}
+            )
+            assert status == 202
+        deadline = time.monotonic() + 30
+        table = predictions("iris", since="1h")
+        while (len(table) < 150 or table["label"].isna().any()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            table = predictions("iris", since="1h")
+    assert len(table) == 150 and table["label"].notna().all()
+
+    X.to_parquet(isolated_env / "reference.parquet")
+    result = cli(
+        "drift",
+        "reference.parquet",
+        "predictions:iris@production:7d",
+        "--json",
+        "--fail-on-drift",
+        "--threshold",
+        "share=0.2",
+    )
+    assert result.exit_code == 3, result.stderr
+    report = json.loads(result.output)
+    drifted = [col["name"] for col in report["columns"] if col["drifted"]]
+    assert drifted == ["petal width (cm)"]
+    result = cli("drift", "reference.parquet", "predictions:nosuch@production:7d")
+    assert result.exit_code != 0 and result.stderr.startswith("Error: ")
+    assert "Traceback" not in result.stderr
+
+    (isolated_env / "data").mkdir()
+    frame.to_parquet(isolated_env / "data" / "holdout.parquet")
+    spec = {
+        "monitor": {
+            "model": "iris",
+            "current": "predictions:iris@production:7d",
+            "holdout": "data/holdout.parquet",
+            "target": "target",
+            "thresholds": {"share": 0.2},
+            "feedback": {
+                "path": "feedback:iris@production:7d",
+                "label": "label",
+                "time": "ts",
+                "window": "1D",
+                "tolerance": 0.05,
+            },
+        }
+    }
+    (isolated_env / "nbops.yaml").write_text(yaml.safe_dump(spec))
+    result = cli("monitor", "--dry-run", "--json")
+    assert result.exit_code == 0, result.stderr
+    outcome = json.loads(result.output)
+    assert outcome["drifted"] and outcome["drifted_columns"] == ["petal width (cm)"]
+    assert outcome["action"] == "would-retrain"
+    accuracy = float((table["prediction"] == table["label"]).mean())
+    assert outcome["performance_drifted"] is (accuracy < 0.97 - 0.05)
+    stored = nbops.get_run(outcome["run_id"])
+    windows = stored.metadata["performance"]["windows"]
+    assert sum(w["n"] for w in windows) == 150
+    assert any(w["value"] == pytest.approx(accuracy) for w in windows)

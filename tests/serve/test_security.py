@@ -57,6 +57,24 @@ def test_token_required_except_for_health(models: Store, monkeypatch: pytest.Mon
         serve("iris@production", store=models.path, token_env="NBOPS_SERVE_TOKEN")
 
 
+def test_without_a_token_nothing_asks_for_one(
+    models: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Auth off (no ``token_env``): every endpoint answers without credentials, a stray
+    Authorization header is ignored, and a token in the environment is not picked up."""
+    monkeypatch.setenv("NBOPS_SERVE_TOKEN", TOKEN)  # set, but the server was not told to use it
+    with serve("iris@production", store=models.path) as server:
+        body = pd_request(models.X.iloc[:1])
+        url = f"{server.url}/v2/models/iris/infer"
+        for headers in (None, {"Authorization": "Bearer wrong"}):
+            status, out, got = call(url, body, headers=headers)
+            assert status == 200 and out["model_version"] == "1"
+            assert "www-authenticate" not in got
+        assert call(f"{server.url}/v2/models/iris")[0] == 200
+        assert call(f"{server.url}/v2")[0] == 200
+        assert call(f"{server.url}/metrics")[0] == 200
+
+
 def test_slow_requests_time_out_and_the_server_keeps_serving(models: Store) -> None:
     from sklearn.datasets import load_digits
 

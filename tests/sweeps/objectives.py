@@ -71,3 +71,12 @@ def pause(params: dict[str, Any]) -> float:
     while time.time() < end:
         time.sleep(0.05)
     return float(params["x"])
+
+
+def curve_without_live_mirror(params: dict[str, Any]) -> float:
+    """Logs a short curve; fails the trial if a W&B run was started on the trial's path."""
+    run = nbops.active_run()
+    assert run is not None and run.mirror is None, "a W&B run was started on the trial's path"
+    for step in range(3):
+        nbops.log({"loss": abs(params["x"] - 0.3) / (step + 1), "step_x": params["x"] * step})
+    return -abs(params["x"] - 0.3)

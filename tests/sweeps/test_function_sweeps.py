@@ -210,3 +210,76 @@ def test_a_lambda_reaches_worker_processes_by_value() -> None:
     )
     assert [t.state for t in sweep.trials()] == [TrialState.COMPLETE] * 6
     assert len({t.user_attrs["nbops.pid"] for t in sweep.trials()}) == 2
+
+
+def _logs_its_trial(params: dict[str, Any]) -> float:
+    for step in range(5):
+        nbops.log({"trial_metric": params["x"] + step})
+        time.sleep(0.05)
+    return params["x"]
+
+
+def test_trials_on_a_thread_leave_the_notebook_run_alone() -> None:
+    """A ``panel=True`` sweep runs trials on a thread while the notebook keeps logging into
+    its own run: each metric lands in the run of the code that logged it."""
+    mine = nbops.init(name="notebook-run", capture=False)
+    sweep = nbops.sweep(_logs_its_trial, space=SPACE, n_trials=4, panel=True, direction="maximize")
+    logged, during_a_trial = 0, 0
+    deadline = time.monotonic() + 120
+    while not sweep.done:
+        assert time.monotonic() < deadline
+        assert nbops.active_run() is mine
+        nbops.log({"notebook_metric": float(logged)})
+        logged += 1
+        during_a_trial += bool(sweep.trials(states=(TrialState.RUNNING,)))
+        time.sleep(0.02)
+    sweep.wait()
+    nbops.log({"notebook_metric": float(logged)})
+    logged += 1
+    assert during_a_trial > 0  # the notebook logged while trials ran
+    assert nbops.active_run() is mine and not mine.finished
+    mine.flush()
+    notebook_points = mine.store.get_metrics(mine.id)
+    assert {p.key for p in notebook_points} == {"notebook_metric"}
+    assert len(notebook_points) == logged
+    trials = sweep.trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4, sweep.errors
+    for trial in trials:
+        points = mine.store.get_metrics(trial.user_attrs["nbops.run_id"])
+        assert [p.key for p in points] == ["trial_metric"] * 5
+    mine.finish()
+
+
+def test_a_run_started_in_a_suspended_scope_is_active_there_only() -> None:
+    import threading
+
+    from nbops.tracking import suspended
+
+    mine = nbops.init(name="notebook-run", capture=False)
+    seen: dict[str, Any] = {}
+
+    def trial() -> None:
+        with suspended():
+            seen["before"] = nbops.active_run()
+            run = nbops.init(name="trial", capture=False)
+            seen["inside"] = nbops.active_run() is run
+            seen["main_meanwhile"] = main_view.wait(10) and main_active[0]
+            run.finish()
+            seen["after_finish"] = nbops.active_run()
+        seen["after"] = nbops.active_run()
+
+    main_view, main_active = threading.Event(), [None]
+    thread = threading.Thread(target=trial)
+    thread.start()
+    main_active[0] = nbops.active_run()
+    main_view.set()
+    thread.join(30)
+    assert seen == {
+        "before": None,
+        "inside": True,
+        "main_meanwhile": mine,
+        "after_finish": None,
+        "after": mine,  # a thread outside any scope sees the process's run
+    }
+    assert nbops.active_run() is mine and not mine.finished
+    mine.finish()
