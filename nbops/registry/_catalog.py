@@ -269,11 +269,11 @@ class ModelCatalog:
             ) from None
 
     def record(self, version: ModelVersion, event: VersionEvent, **fields: Any) -> None:
-        """Merge ``fields`` into a version and append ``event`` to its history."""
-        history = [asdict(e) for e in version.events]
-        self._models.update_version(
-            version.name, version.version, {**fields, "events": [*history, asdict(event)]}
-        )
+        """Merge ``fields`` into a version and append ``event`` to its history.
+
+        The store appends in the transaction that merges, so concurrent changes lose no event.
+        """
+        self._models.update_version(version.name, version.version, fields, event=asdict(event))
 
     def alias_moves(self, name: str, alias: str | None = None) -> list[AliasMove]:
         """The history of alias moves of one model (optionally one alias), oldest first."""

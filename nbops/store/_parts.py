@@ -48,6 +48,26 @@ DATASET_FIELDS = (
 )
 
 
+#: The extension field holding a version's history, appended by ``ModelStore.update_version``.
+EVENTS_FIELD = "events"
+
+
+def merge_model_extra(
+    extra: Mapping[str, Any], fields: Mapping[str, Any], event: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """A version's extension fields with ``fields`` merged and ``event`` appended to its history.
+
+    Backends call this inside the transaction that read ``extra``; a fixed field raises.
+    """
+    fixed = sorted(set(fields) & {*MODEL_FIELDS, EVENTS_FIELD})
+    if fixed:
+        raise InvalidValueError(f"cannot change {', '.join(fixed)} of a model version")
+    merged = {**extra, **fields}
+    if event is not None:
+        merged[EVENTS_FIELD] = [*(extra.get(EVENTS_FIELD) or []), dict(event)]
+    return merged
+
+
 def cache_record_json(key: str, record: Mapping[str, Any]) -> str:
     """A run cache record as strict JSON; a bad key or a non-JSON record raises."""
     if not isinstance(key, str) or not key:
@@ -73,6 +93,10 @@ class ModelStore(abc.ABC):
       and :meth:`update_version` of a missing version raise :class:`NotFoundError`.
     * **Extension fields.** Keys of a version beyond :data:`MODEL_FIELDS` (JSON values) are
       stored and returned as given; :meth:`update_version` merges such keys.
+    * **Version history.** :meth:`update_version` appends its ``event`` to the version's
+      ``events`` list in the same transaction as the merge, so concurrent changes from any number
+      of processes keep every event (none is lost to a read-modify-write race); the list can only
+      grow this way.
     * **History.** Alias moves are never deleted: the alias table is the last move of each alias;
       a removed alias is recorded as a move to version ``0`` (versions are numbered from 1).
     * Validation of names belongs to the caller (the registry).
@@ -99,8 +123,16 @@ class ModelStore(abc.ABC):
         """For each model name, by name: its latest version and its number of versions."""
 
     @abc.abstractmethod
-    def update_version(self, name: str, version: int, fields: Mapping[str, Any]) -> None:
-        """Merge extension fields into a version (the fields of :data:`MODEL_FIELDS` are fixed)."""
+    def update_version(
+        self,
+        name: str,
+        version: int,
+        fields: Mapping[str, Any],
+        *,
+        event: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Merge extension fields into a version and append ``event`` to its ``events``, in one
+        transaction (the fields of :data:`MODEL_FIELDS` and ``events`` itself are fixed)."""
 
     @abc.abstractmethod
     def aliases(self, name: str) -> dict[str, int]:

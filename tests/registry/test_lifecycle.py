@@ -108,3 +108,21 @@ def test_remove_alias_archive_delete_and_tags_are_recorded(cli: Any) -> None:
     assert "production 2 -> removed by" in shown and ": done" in shown
     listing = cli("models", "list").output
     assert "STATUS" in listing.splitlines()[0]
+
+
+def _archive_and_restore(args: tuple[int, int]) -> None:
+    worker, n = args
+    for i in range(n):
+        archive_version("m", 1, reason=f"{worker}-{i}", restore=i % 2 == 1)
+
+
+def test_processes_changing_one_version_keep_every_history_entry() -> None:
+    import multiprocessing
+
+    log_model(_model(), "m")
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        pool.map(_archive_and_restore, [(w, 10) for w in range(4)])
+    (version,) = model_versions("m")
+    reasons = [e.reason for e in version.events[1:]]
+    assert version.events[0].action == "registered as validated"
+    assert sorted(reasons) == sorted(f"{w}-{i}" for w in range(4) for i in range(10))
