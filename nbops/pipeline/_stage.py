@@ -21,7 +21,7 @@ from nbops.pipeline._remote import Remote
 from nbops.pipeline._secrets import Sealer
 from nbops.pipeline._spec import PipelineSpec, Stage
 from nbops.pipeline._status import Fingerprint
-from nbops.store import BlobStore, RunCache, RunStore
+from nbops.store import BlobStore, RunCache, RunStore, store_env
 
 Report = Callable[[str], None]
 logger = logging.getLogger(__name__)
@@ -234,8 +234,9 @@ class _Attempt:
 
         ctx, stage = self.ctx, self.stage
         env = {
-            RUN_ID_ENV: self.run.id,
+            **store_env(ctx.store),  # the project's store, whichever backend it is
             "NBOPS_HOME": str(ctx.store_dir),
+            RUN_ID_ENV: self.run.id,
             "NBOPS_WANDB": "disabled",
             NOTEBOOK_PATH_ENV: str(self.notebook),
         }

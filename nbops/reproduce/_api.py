@@ -28,6 +28,7 @@ from nbops.reproduce._workspace import (
     package_changes,
     preflight,
 )
+from nbops.store import store_env
 
 #: Metadata key of a reproduction run naming the run it reproduces.
 REPRODUCES_KEY = "reproduces"
@@ -277,8 +278,8 @@ def _execute(
     run.set_metadata(REPRODUCES_KEY, dict(source))
     executed = workspace.parent / f"executed-{run.id}.ipynb"
     env = {
+        **store_env(store),  # the kernel writes to this store, whichever backend it is
         RUN_ID_ENV: run.id,
-        "NBOPS_HOME": str(store.path),
         "NBOPS_WANDB": "disabled",
         NOTEBOOK_PATH_ENV: str(notebook),
     }

@@ -21,6 +21,7 @@ from nbops.store._backends import (
     open_blobs,
     register_backend,
     register_blob_store,
+    store_env,
 )
 from nbops.store._base import (
     FINAL_STATUSES,
@@ -79,6 +80,7 @@ __all__ = [
     "register_backend",
     "register_blob_store",
     "run_digest",
+    "store_env",
 ]
 
 _open: dict[str, RunStore] = {}

@@ -198,6 +198,16 @@ def test_a_run_without_a_notebook_is_refused_clearly(isolated_env: Path) -> None
         reproduce(run.id)
 
 
+def test_system_metrics_sampled_by_time_are_not_compared() -> None:
+    from nbops.reproduce import compare_metrics
+
+    diffs = compare_metrics(
+        {"score": 1.5, "system/cpu_percent": 30.0},
+        {"score": 1.5, "system/cpu_percent": 80.0, "system/process_rss_mb": 157.8},
+    )
+    assert [(d.key, d.exact) for d in diffs] == [("score", True)]
+
+
 def test_tolerances_parse_and_bad_ones_say_what_to_give() -> None:
     assert parse_tolerances(["accuracy=0.01", "loss=0"]) == {"accuracy": 0.01, "loss": 0.0}
     for bad in ("accuracy", "=0.1", "accuracy=x", "accuracy=-1", "accuracy=nan"):
@@ -352,3 +362,42 @@ def test_the_magic_shows_the_verdict_as_a_table(project: Path, ipython: Any) -> 
     assert result.verdict == "reproduced"
     html = result._repr_html_()
     assert "<table>" in html and "score" in html and "reproduced" in html
+
+
+def _team_store_reproduction(
+    project: Path, monkeypatch: pytest.MonkeyPatch, url: str, blobs: Path
+) -> None:
+    """Track a run into the store at ``url`` (blobs in ``blobs``), then reproduce it with the
+    store given as an argument only: the kernel must get the URL and blobs from nbops."""
+    from nbops.store import open_store
+
+    monkeypatch.setenv("NBOPS_STORE", url)
+    monkeypatch.setenv("NBOPS_BLOBS", str(blobs))
+    run_id = _papermill(project)
+    team = open_store(url)
+    monkeypatch.delenv("NBOPS_STORE")
+    monkeypatch.delenv("NBOPS_BLOBS")  # the session knows the store only by the object
+
+    result = reproduce(run_id, store=team)
+
+    assert result.verdict == "reproduced", (result.reasons, result.metrics)
+    rerun = nbops.get_run(result.run_id or "", store=team)
+    assert {"score", "rows"} <= set(rerun.summary)  # the kernel logged into the team store
+    assert rerun.metadata["reproduces"]["run"] == run_id
+    assert team.blobs.url == blobs.as_uri()
+    assert not (project / ".nbops" / "runs.db").exists()  # nothing went to the default store
+
+
+def test_reproduce_uses_a_non_default_sqlite_store_and_blob_folder(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    team = tmp_path / "team-store"
+    _team_store_reproduction(project, monkeypatch, f"sqlite://{team}", tmp_path / "team-blobs")
+    assert not (team / "objects").exists()  # the kernels used the configured blob folder
+
+
+@pytest.mark.postgres
+def test_reproduce_uses_a_postgres_team_store(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_store_url: str
+) -> None:
+    _team_store_reproduction(project, monkeypatch, postgres_store_url, tmp_path / "team-blobs")
