@@ -401,3 +401,53 @@ def test_reproduce_uses_a_postgres_team_store(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_store_url: str
 ) -> None:
     _team_store_reproduction(project, monkeypatch, postgres_store_url, tmp_path / "team-blobs")
+
+
+def test_a_bundle_reproduces_in_a_folder_that_is_not_a_git_repository(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Any
+) -> None:
+    import shutil
+    import tempfile
+    import zipfile
+
+    cells = [dict(c) for c in TRAIN]
+    cells[2] = _cell(TRAIN[2]["source"].replace("* scale", "* scale * helper.FACTOR"))
+    cells[2]["source"] = "import helper\n" + cells[2]["source"]
+    _write_notebook(project / "train.ipynb", cells)
+    (project / "helper.py").write_text("FACTOR = 2\n")
+    _git(project, "add", ".")
+    _git(project, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "-m", "helper")
+    (project / "helper.py").write_text("FACTOR = 5\n")  # uncommitted: only the diff has it
+    run_id = _papermill(project)
+    assert nbops.get_run(run_id).summary["score"] == pytest.approx(6 * 2.0 * 5, abs=1)
+
+    bundle = tmp_path / "run.zip"
+    assert cli("export", run_id, "-o", str(bundle)).exit_code == 0
+    bare = tmp_path / "bare.zip"
+    assert cli("export", run_id, "-o", str(bare), "--no-source").exit_code == 0
+    with zipfile.ZipFile(bundle) as zf:
+        assert zf.read("source/helper.py") == b"FACTOR = 5\n"  # the commit with the diff
+        assert "source/train.ipynb" in zf.namelist() and "source/.nbops" not in zf.namelist()
+    with zipfile.ZipFile(bare) as zf:
+        assert not any(n.startswith("source/") for n in zf.namelist())
+
+    fresh = tmp_path / "fresh"  # not a git repository, an empty store, no project files
+    fresh.mkdir()
+    shutil.copy(bundle, fresh / "run.zip")
+    shutil.copy(bare, fresh / "bare.zip")
+    monkeypatch.chdir(fresh)
+    monkeypatch.setenv("NBOPS_HOME", str(fresh / ".nbops"))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    assert subprocess.run(["git", "rev-parse"], cwd=fresh, capture_output=True).returncode != 0
+
+    result = reproduce(str(fresh / "run.zip"))
+
+    assert result.verdict == "reproduced", (result.reasons, result.checks)
+    assert result.original == run_id
+    assert any(c.name == "source" and c.ok for c in result.checks)
+    assert nbops.get_run(result.run_id or "").metadata["reproduces"]["run"] == run_id
+    assert list(scratch.iterdir()) == []  # the unpacked source and the workspace are gone
+    with pytest.raises(ReproduceError, match="git commit"):
+        reproduce(str(fresh / "bare.zip"))  # without its source it needs the commit
