@@ -353,10 +353,9 @@ def _reasons(
             reasons.append(f"environment: {python.detail}")
         provenance = recipe.provenance or {}
         if provenance and provenance.get("reproducible") is False:
-            findings = provenance.get("findings") or provenance.get("problems") or []
-            named = "; ".join(
-                str(f.get("message") if isinstance(f, Mapping) else f) for f in findings[:3]
-            )
+            from nbops.notebook import ProvenanceReport
+
+            named = "; ".join(ProvenanceReport.from_dict(provenance).findings()[:3])
             per_metric = ", ".join(
                 f"{m.key} interactively {m.original!r}, top to bottom {m.reproduced!r}"
                 for m in differing

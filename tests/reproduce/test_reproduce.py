@@ -138,7 +138,10 @@ def test_changed_data_on_disk_uses_the_recorded_version(project: Path) -> None:
     result = reproduce(run_id)
 
     assert result.verdict == "reproduced", result.reasons
-    assert any(r.startswith("data: ") and "data" in r for r in result.reasons), result.reasons
+    assert (
+        "data: the file(s) of data changed on disk since the run; the re-run used the recorded "
+        "version" in result.reasons
+    ), result.reasons
     assert (project / "data.csv").read_text() == "x\n100\n200\n"  # user's file untouched
 
 
@@ -295,6 +298,8 @@ def test_hidden_state_of_an_interactive_run_is_named(
     assert (metric.original, metric.reproduced) == (110.0, 11.0)
     (hidden,) = [r for r in result.reasons if r.startswith("hidden state")]
     assert "y interactively 110.0, top to bottom 11.0" in hidden
+    # the likely cause, named: `y = x + 10` (cell 3) ran after `x = 100` (cell 4)
+    assert "ran out of order: cell 3 (In [4]) ran after cell 4 (In [3])" in hidden, hidden
 
 
 def test_a_bundle_is_reproduced_in_another_checkout_with_a_fresh_store(
