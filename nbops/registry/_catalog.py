@@ -268,12 +268,26 @@ class ModelCatalog:
                 f"{', '.join(self._models.aliases(name)) or 'none'}"
             ) from None
 
-    def record(self, version: ModelVersion, event: VersionEvent, **fields: Any) -> None:
-        """Merge ``fields`` into a version and append ``event`` to its history.
+    def record(
+        self,
+        version: ModelVersion,
+        event: VersionEvent,
+        *,
+        tags: Mapping[str, str | None] | None = None,
+        **fields: Any,
+    ) -> None:
+        """Set ``fields`` of a version, merge ``tags`` into its tags (``None`` removes one) and
+        append ``event`` to its history.
 
-        The store appends in the transaction that merges, so concurrent changes lose no event.
+        The store does all of it in one transaction, so concurrent changes lose nothing.
         """
-        self._models.update_version(version.name, version.version, fields, event=asdict(event))
+        self._models.update_version(
+            version.name,
+            version.version,
+            fields,
+            event=asdict(event),
+            merge={"tags": dict(tags)} if tags else None,
+        )
 
     def alias_moves(self, name: str, alias: str | None = None) -> list[AliasMove]:
         """The history of alias moves of one model (optionally one alias), oldest first."""

@@ -75,15 +75,16 @@ class MemoryModelStore(ModelStore):
         fields: Mapping[str, Any],
         *,
         event: Mapping[str, Any] | None = None,
+        merge: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
-        merge_model_extra({}, fields, event)
+        merge_model_extra({}, fields, event, merge)
         with self._lock:
             found = self._versions.get(name, {}).get(version)
             if found is None:
                 raise NotFoundError(f"no model {name!r} version {version} in memory")
             extra = {k: v for k, v in found.items() if k not in MODEL_FIELDS}
             added = None if event is None else _doc(event)
-            found.update(_doc(merge_model_extra(extra, _doc(fields), added)))
+            found.update(_doc(merge_model_extra(extra, _doc(fields), added, merge)))
 
     def aliases(self, name: str) -> dict[str, int]:
         with self._lock:

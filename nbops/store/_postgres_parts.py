@@ -91,8 +91,9 @@ class PostgresModelStore(ModelStore):
         fields: Mapping[str, Any],
         *,
         event: Mapping[str, Any] | None = None,
+        merge: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
-        merge_model_extra({}, fields, event)  # refuse fixed fields before locking the row
+        merge_model_extra({}, fields, event, merge)  # refuse fixed fields before locking the row
         with self._db.transaction() as cur:
             cur.execute(
                 "SELECT extra FROM model_versions WHERE name = %s AND version = %s FOR UPDATE",
@@ -101,7 +102,7 @@ class PostgresModelStore(ModelStore):
             row = cur.fetchone()
             if row is None:
                 raise NotFoundError(f"no model {name!r} version {version} in {self._db.shown}")
-            merged = merge_model_extra(json.loads(row[0] or "{}"), fields, event)
+            merged = merge_model_extra(json.loads(row[0] or "{}"), fields, event, merge)
             cur.execute(
                 "UPDATE model_versions SET extra = %s WHERE name = %s AND version = %s",
                 (json.dumps(merged, default=repr, sort_keys=True), name, version),

@@ -129,15 +129,16 @@ class SQLiteModelStore(ModelStore):
         fields: Mapping[str, Any],
         *,
         event: Mapping[str, Any] | None = None,
+        merge: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
-        merge_model_extra({}, fields, event)  # refuse fixed fields before taking the write lock
+        merge_model_extra({}, fields, event, merge)  # refuse fixed fields before locking
         with self._db.write() as con:
             row = con.execute(
                 "SELECT extra FROM model_versions WHERE name = ? AND version = ?", (name, version)
             ).fetchone()
             if row is None:
                 raise NotFoundError(f"no model {name!r} version {version} in {self._where}")
-            merged = merge_model_extra(json.loads(row[0] or "{}"), fields, event)
+            merged = merge_model_extra(json.loads(row[0] or "{}"), fields, event, merge)
             con.execute(
                 "UPDATE model_versions SET extra = ? WHERE name = ? AND version = ?",
                 (_json(merged), name, version),

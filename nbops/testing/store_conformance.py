@@ -324,7 +324,11 @@ def _append_events(args: tuple[str, int, int]) -> None:
     store = open_store(url)
     for i in range(n):
         store.models.update_version(
-            "m", 1, {"status": f"by-{worker}"}, event={"action": f"{worker}-{i}"}
+            "m",
+            1,
+            {"status": f"by-{worker}"},
+            event={"action": f"{worker}-{i}"},
+            merge={"tags": {f"{worker}-{i}": "x"}},
         )
     store.close()
 
@@ -436,7 +440,7 @@ class ProcessConformance:
             steps = [p.step for p in store.get_metrics(f"r{k}")]
             assert steps == list(range(2000))
 
-    def test_processes_changing_one_model_version_lose_no_event(self, store: RunStore) -> None:
+    def test_processes_changing_one_model_version_lose_nothing(self, store: RunStore) -> None:
         from nbops.testing.parts_conformance import model_fields
 
         store.models.add_version(model_fields(events=[{"action": "registered"}]))
@@ -451,3 +455,4 @@ class ProcessConformance:
         for w in range(4):  # each process's own events stay in its order
             assert [a for a in actions if a.startswith(f"{w}-")] == [f"{w}-{i}" for i in range(25)]
         assert got["status"] in {f"by-{w}" for w in range(4)}
+        assert sorted(got["tags"]) == sorted(f"{w}-{i}" for w in range(4) for i in range(25))
