@@ -196,7 +196,7 @@ def run_stage_job(job: StageJob) -> JobResult:
         where = {"url": job.executor_url, "worker": worker, "address": address, "task": key}
         run.set_metadata(EXECUTOR_KEY, {**where, "attempt": len(previous) + 1})
         try:
-            env = {**stage_env(run.id, Path(job.store_dir), notebook), "NBOPS_STORE": job.store_url}
+            env = stage_env(run.id, store, Path(job.store_dir), notebook)
             failure = run_notebook(
                 notebook,
                 executed,

@@ -21,6 +21,7 @@ from nbops.store._backends import (
     open_blobs,
     register_backend,
     register_blob_store,
+    store_env,
 )
 from nbops.store._base import (
     FINAL_STATUSES,
@@ -89,6 +90,7 @@ __all__ = [
     "register_backend",
     "register_blob_store",
     "run_digest",
+    "store_env",
     "store_references",
     "unreferenced_blobs",
 ]

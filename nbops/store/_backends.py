@@ -72,6 +72,20 @@ def open_backend(url: str) -> RunStore:
     return factory(url)
 
 
+def store_env(store: RunStore) -> dict[str, str]:
+    """The environment variables that make a child process (a kernel, a pipeline, a retrain)
+    open ``store`` itself: ``NBOPS_STORE`` (its URL), ``NBOPS_BLOBS`` (its blob store) and
+    ``NBOPS_HOME`` (its local folder, for caches and locks).
+
+    Passed on to processes this one starts, never written anywhere.
+    """
+    return {
+        "NBOPS_STORE": store.url,
+        "NBOPS_BLOBS": store.blobs.url,
+        "NBOPS_HOME": str(store.path),
+    }
+
+
 def blobs_url_default(fallback: Path) -> str:
     """``$NBOPS_BLOBS``, or the folder ``fallback``, as a URL."""
     return os.environ.get("NBOPS_BLOBS") or fallback.absolute().as_uri()
