@@ -34,13 +34,21 @@ class TrialScope:
     With the offline W&B mirror, no W&B run starts on the trial's path: the run is marked as
     owing a copy (:func:`nbops.mirror.deferred_state`) and :attr:`copy_later` tells the worker
     to write the copy from the store once the run has finished. ``store``: where the run is
-    recorded (default: this process's store).
+    recorded (default: this process's store); ``attrs``: the worker's trial attributes (a
+    Dask task's worker), kept in the run's ``sweep`` metadata without their ``nbops.`` prefix.
     """
 
-    def __init__(self, spec: SweepSpec, trial: Any, store: RunStore | None = None) -> None:
+    def __init__(
+        self,
+        spec: SweepSpec,
+        trial: Any,
+        store: RunStore | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
         self.spec = spec
         self.trial = trial
         self.store = store
+        self.attrs = {k.removeprefix("nbops."): v for k, v in (attrs or {}).items()}
         self.run: Run | None = None
         self.copy_later = spec.wandb == "offline"
 
@@ -67,7 +75,12 @@ class TrialScope:
             run_id=run_id,
             store=self.store,
         )
-        sweep = {"study": self.spec.study_name, "trial": self.trial.number, "notebook": notebook}
+        sweep = {
+            "study": self.spec.study_name,
+            "trial": self.trial.number,
+            "notebook": notebook,
+            **self.attrs,
+        }
         # stored with the run's first flush (within 0.2 s), not one more write on the trial path
         self.run.set_metadata("sweep", sweep, deferred=True)
         if self.copy_later:

@@ -220,7 +220,9 @@ def run_worker(
                     time.sleep(min(2.0, heartbeat_interval(storage) or 0.5))
                     continue
                 break
-            exhausted = run_trial(study, trial, objective, spec, interrupter, finisher, opened)
+            exhausted = run_trial(
+                study, trial, objective, spec, interrupter, finisher, opened, attrs
+            )
             count += 1
             if exhausted:  # a GridSampler or BruteForceSampler ran out of combinations
                 break
@@ -280,15 +282,17 @@ def run_trial(
     interrupter: Interrupter,
     finisher: RunFinisher | None = None,
     store: RunStore | None = None,
+    attrs: Mapping[str, Any] | None = None,
 ) -> bool:
-    """Run one claimed trial and always tell the study how it ended (its run in ``store``).
+    """Run one claimed trial and always tell the study how it ended (its run in ``store``,
+    ``attrs`` in its run's ``sweep`` metadata).
 
     Returns True when the sampler has no combination left (grid or brute force exhausted).
     """
     import optuna
     from optuna.trial import TrialState
 
-    scope = TrialScope(spec, trial, store)
+    scope = TrialScope(spec, trial, store, attrs)
     state, values, error = TrialState.FAIL, None, None
     with suspended():
         try:
