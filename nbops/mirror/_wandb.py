@@ -167,9 +167,11 @@ class WandbMirror:
 
     @property
     def state(self) -> MirrorState:
-        """The mirror's current :class:`MirrorState`."""
+        """The mirror's current :class:`MirrorState` (``total``: rows given to it so far)."""
         with self._lock:
-            return self._state
+            if self._state.total >= self._given:
+                return self._state
+            return replace(self._state, total=self._given)
 
     def report_to(self, callback: Callable[[MirrorState], None]) -> None:
         """Call ``callback(state)`` as the copy progresses (from the worker thread) and now."""
