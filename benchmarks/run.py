@@ -128,6 +128,7 @@ def median_of(runs: int, name: str, arg: str, keys: tuple[str, ...]) -> Raw:
 
 
 OFFLINE_KEYS = ("loop", "median_call", "p99_call", "to_finish", "init_to_finish")
+IMAGE_KEYS = ("loop", "per_image", "finish", "to_finish")
 
 
 def measure(quick: bool) -> dict[str, Raw]:
@@ -142,6 +143,9 @@ def measure(quick: bool) -> dict[str, Raw]:
         "nbops_offline": median_of(repeats, "nbops_offline", "", OFFLINE_KEYS),
         "wandb_offline": median_of(repeats, "wandb_offline", "", OFFLINE_KEYS),
         "cells": work("ipython_cells", "500,3" if quick else "2000,5"),
+        "images_local": median_of(repeats, "nbops_images", "local", IMAGE_KEYS),
+        "images_offline": median_of(repeats, "nbops_images", "offline", IMAGE_KEYS),
+        "images_wandb": median_of(repeats, "wandb_images", "", IMAGE_KEYS),
     }
     skipped = {"skipped": SKIP_MLFLOW}
     raw["import_mlflow"] = (
@@ -161,6 +165,7 @@ def _get(raw: dict[str, Raw], name: str, key: str) -> float | None:
 LOCAL, MIRROR, WANDB = "1 nbops, local store", "2 nbops + W&B offline", "3 wandb offline"
 MLF_FILE, MLF_SQL = "4 MLflow file store", "4 MLflow sqlite store"
 CELLS, STARTUP = "5 IPython cell hooks", "6 startup"
+IMAGES = "7 an image per step (200 x 64x64 RGB)"
 
 # (benchmark, figure, "raw entry.key", unit, target in seconds)
 TABLE: list[tuple[str, str, str, str, float | None]] = [
@@ -190,6 +195,12 @@ TABLE: list[tuple[str, str, str, str, float | None]] = [
     (STARTUP, "first %nbops track", "load_ext.first_track", "ms", None),
     (STARTUP, "import wandb", "import_wandb.import", "ms", None),
     (STARTUP, "import mlflow", "import_mlflow.import", "ms", None),
+    (IMAGES, "nbops local: per log call", "images_local.per_image", "ms", None),
+    (IMAGES, "nbops local: loop+finish", "images_local.to_finish", "s", None),
+    (IMAGES, "nbops + W&B: per log call", "images_offline.per_image", "ms", None),
+    (IMAGES, "nbops + W&B: loop+finish", "images_offline.to_finish", "s", None),
+    (IMAGES, "wandb alone: per run.log", "images_wandb.per_image", "ms", None),
+    (IMAGES, "wandb alone: loop+finish", "images_wandb.to_finish", "s", None),
 ]
 
 
@@ -222,6 +233,11 @@ LABELS = {
     "import_nbops.import": "import nbops",
     "import_wandb.import": "import wandb",
     "import_mlflow.import": "import mlflow",
+    "images_local.per_image": "nbops local-only image log call",
+    "images_offline.per_image": "nbops + W&B mirror image log call",
+    "images_offline.to_finish": "nbops + W&B mirror images loop+finish",
+    "images_wandb.per_image": "wandb offline image run.log call",
+    "images_wandb.to_finish": "wandb offline images loop+finish",
 }
 
 # (nbops figure, peer figure); ratio = peer / nbops
@@ -237,6 +253,9 @@ COMPARISONS = [
     ("nbops_local.durable", "mlflow_log_batch_sqlite.loop"),
     ("import_nbops.import", "import_wandb.import"),
     ("import_nbops.import", "import_mlflow.import"),
+    ("images_local.per_image", "images_wandb.per_image"),
+    ("images_offline.per_image", "images_wandb.per_image"),
+    ("images_offline.to_finish", "images_wandb.to_finish"),
 ]
 
 

@@ -167,6 +167,66 @@ def wandb_offline(_: str) -> Result:
     return out
 
 
+IMAGE_STEPS = 200
+IMAGE_SIDE = 64
+
+
+def _images(steps: int) -> list[Any]:
+    """``steps`` distinct 64 x 64 RGB uint8 images (distinct, so no blob is shared)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (IMAGE_SIDE, IMAGE_SIDE, 3), dtype=np.uint8) for _ in range(steps)]
+
+
+def nbops_images(arg: str) -> Result:
+    """One image and one scalar per step with ``log``: ARG ``local`` (no mirror) or ``offline``
+    (W&B mirror, the images become ``wandb.Image`` history values)."""
+    import nbops
+
+    images = _images(int(os.environ.get("BENCH_IMAGE_STEPS", IMAGE_STEPS)))
+    mode = "disabled" if arg == "local" else "offline"
+    start = time.perf_counter()
+    run = nbops.init(project="bench", wandb=mode, capture=False, system_metrics=False)
+    out: Result = {"init": time.perf_counter() - start}
+    if run.mirror is not None and mode == "offline":
+        out["mirror_start"] = _wait_mirror(run)
+    start = time.perf_counter()
+    for step, image in enumerate(images):
+        run.log({"loss": 1.0 / (step + 1), "sample": image})
+    out["loop"] = time.perf_counter() - start
+    out["per_image"] = out["loop"] / len(images)
+    start = time.perf_counter()
+    run.finish()
+    out["finish"] = time.perf_counter() - start
+    out["to_finish"] = out["loop"] + out["finish"]
+    if mode == "offline":
+        state = run.mirror.state if run.mirror is not None else None
+        if state is None or state.copy != "complete":
+            raise RuntimeError(f"W&B mirror did not complete: {state}")
+    return out
+
+
+def wandb_images(_: str) -> Result:
+    """wandb alone, offline: ``run.log({"loss": x, "sample": wandb.Image(array)})`` per step."""
+    import wandb
+
+    images = _images(int(os.environ.get("BENCH_IMAGE_STEPS", IMAGE_STEPS)))
+    start = time.perf_counter()
+    run = wandb.init(mode="offline", dir=os.environ["WANDB_DIR"], project="bench")
+    out: Result = {"init": time.perf_counter() - start}
+    start = time.perf_counter()
+    for step, image in enumerate(images):
+        run.log({"loss": 1.0 / (step + 1), "sample": wandb.Image(image)}, step=step)
+    out["loop"] = time.perf_counter() - start
+    out["per_image"] = out["loop"] / len(images)
+    start = time.perf_counter()
+    run.finish()
+    out["finish"] = time.perf_counter() - start
+    out["to_finish"] = out["loop"] + out["finish"]
+    return out
+
+
 def _mlflow_uri(kind: str) -> str:
     base = Path(os.environ["BENCH_TMP"])
     if kind == "file":
@@ -329,6 +389,8 @@ WORKERS: dict[str, Callable[[str], Result]] = {
     "ipython_cells": ipython_cells,
     "load_ext": load_ext,
     "import_time": import_time,
+    "nbops_images": nbops_images,
+    "wandb_images": wandb_images,
 }
 
 

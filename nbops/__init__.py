@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from nbops.tracking import (
         Run as Run,
     )
+    from nbops.tracking import RunsPanel as RunsPanel
     from nbops.tracking import (
         StoredRun as StoredRun,
     )
@@ -80,6 +81,7 @@ _LAZY = {
     "drift": "nbops.monitor",
     "model_drift": "nbops.monitor",
     "Run": "nbops.tracking",
+    "RunsPanel": "nbops.tracking",
     "StoredRun": "nbops.tracking",
     "active_run": "nbops.tracking",
     "autolog": "nbops.tracking",

@@ -36,6 +36,8 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "matplotlib": ("matplotlib", "demo"),
     "paramiko": ("paramiko", "remote"),
     "fsspec": ("fsspec", "remote"),
+    "dask": ("dask", "dask"),
+    "distributed": ("dask", "dask"),
     "starlette": ("starlette", "serve"),
     "uvicorn": ("uvicorn", "serve"),
     "prometheus_client": ("prometheus-client", "serve"),

@@ -9,12 +9,15 @@ it; it does not skip them.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import io
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -196,3 +199,86 @@ def postgres_url(postgres_server: str) -> str:
 def postgres_store_url(postgres_server: str) -> str:
     """URL of a fresh, empty nbops store: its own schema in the ``nbops_store`` database."""
     return f"{postgres_server}/nbops_store?schema=t_{uuid.uuid4().hex[:16]}"
+
+
+class DaskCluster:
+    """A Dask scheduler and its workers, each a separate process on loopback."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = _free_port()
+        self.url = f"dask://127.0.0.1:{self.port}"
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.scheduler: subprocess.Popen[bytes] | None = None
+        self.workers: dict[str, subprocess.Popen[bytes]] = {}
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.root / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        return subprocess.Popen(
+            [sys.executable, "-m", "dask", *args],
+            env=subprocess_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def start_scheduler(self) -> None:
+        self.scheduler = self._spawn(
+            "scheduler", "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
+            "--no-dashboard", "--no-show",
+        )  # fmt: skip
+
+    def add_worker(self, name: str) -> subprocess.Popen[bytes]:
+        """Start a worker (one thread, no nanny: a killed worker stays dead) named ``name``."""
+        worker = self._spawn(
+            name, "worker", self.address, "--name", name, "--nthreads", "1", "--no-nanny",
+            "--host", "127.0.0.1", "--no-dashboard",
+            "--local-directory", str(self.root / name),
+        )  # fmt: skip
+        self.workers[name] = worker
+        return worker
+
+    def wait_for_workers(self, count: int, timeout: float = 60.0) -> None:
+        from distributed import Client
+
+        with Client(self.address, timeout=timeout, set_as_default=False) as client:
+            client.wait_for_workers(count, timeout=timeout)
+
+    def kill_worker(self, name: str) -> None:
+        """SIGKILL a worker and reap it."""
+        worker = self.workers[name]
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')}" for p in self.root.glob("*.log")
+        )
+
+    def stop(self) -> None:
+        for process in [*self.workers.values(), self.scheduler]:
+            if process is not None and process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+
+
+@pytest.fixture
+def dask_cluster(tmp_path: Path) -> Iterator[DaskCluster]:
+    """A real Dask scheduler and two workers (``w0``, ``w1``) as separate processes on
+    127.0.0.1, with the test's environment (store, W&B folders) and the repository importable.
+    ``cluster.url`` is the ``dask://`` executor URL; ``kill_worker(name)`` SIGKILLs one."""
+    root = tmp_path / "dask"
+    root.mkdir()
+    cluster = DaskCluster(root)
+    try:
+        cluster.start_scheduler()
+        for name in ("w0", "w1"):
+            cluster.add_worker(name)
+        try:
+            cluster.wait_for_workers(2)
+        except Exception as exc:  # noqa: BLE001 - report the processes' logs with any failure
+            pytest.fail(f"the Dask cluster did not start: {exc}\n{cluster.logs()}")
+        yield cluster
+    finally:
+        cluster.stop()

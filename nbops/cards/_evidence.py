@@ -91,11 +91,25 @@ def _datasets(store: RunStore, entries: list[dict[str, Any]]) -> list[dict[str, 
 
 
 def _images(store: RunStore, run_id: str) -> list[dict[str, Any]]:
+    """Image artifacts of the run, and the last step of each image logged with ``log``."""
     objects = store.blobs
+    artifacts = store.list_artifacts(run_id)
+    last_step: dict[str, int] = {}  # media key -> its last step: a plot logged per epoch
+    for artifact in artifacts:
+        details = artifact.metadata
+        if details.get("media") == "image" and isinstance(details.get("step"), int):
+            key = str(details.get("key"))
+            last_step[key] = max(last_step.get(key, -1), details["step"])
     images = []
-    for artifact in store.list_artifacts(run_id):
+    for artifact in artifacts:
+        details = artifact.metadata
+        media = details.get("media") == "image" and isinstance(details.get("step"), int)
+        if media and details["step"] != last_step[str(details.get("key"))]:
+            continue
         suffix = (
-            PurePosixPath(artifact.name).suffix.lower()
+            ".png"
+            if media
+            else PurePosixPath(artifact.name).suffix.lower()
             or PurePosixPath(artifact.source).suffix.lower()
         )
         mime = IMAGE_TYPES.get(suffix)
@@ -106,11 +120,18 @@ def _images(store: RunStore, run_id: str) -> list[dict[str, Any]]:
         except OSError:
             logger.warning("image artifact %s is missing from the store", artifact.name)
             continue
-        name = artifact.name if PurePosixPath(artifact.name).suffix else artifact.name + suffix
+        if media:
+            name = str(details.get("key"))
+            if details.get("caption"):
+                name += f": {details['caption']}"
+            filename = artifact.name + suffix
+        else:
+            name = artifact.name
+            filename = name if PurePosixPath(name).suffix else name + suffix
         images.append(
             {
-                "name": artifact.name,
-                "filename": name,
+                "name": name,
+                "filename": filename,
                 "mime": mime,
                 "data": data,
                 "data_uri": f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}",

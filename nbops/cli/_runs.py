@@ -131,6 +131,8 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
 def cmd_runs_show(args: argparse.Namespace) -> int:
     store = _store()
     doc = _run_document(store, _resolve(store, args.run_id))
+    if args.html:
+        _write_page(store, doc["id"], args.html, args.rows)
     if args.json:
         print_json(doc)
         return 0
@@ -183,6 +185,26 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         )
         print(f"  cell provenance: {prov.get('executions')} executions, {verdict}")
     return 0
+
+
+def _write_page(store: Any, run_id: str, path: str, rows: int) -> None:
+    """Write the run as a standalone HTML page (curves, media) to ``path``."""
+    import sys
+    from html import escape
+
+    from nbops.fileio import write_atomic
+    from nbops.tracking import get_run
+
+    if rows < 0:
+        raise NbopsUsageError(f"--rows must be 0 or more, not {rows}")
+    run = get_run(run_id, store=store)
+    title = escape(f"nbops run {run.name} ({run.id})")
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head>"
+        f"<body>{run.to_html(rows=rows)}</body></html>"
+    )
+    write_atomic(path, page)
+    print(f"wrote {path}", file=sys.stderr)
 
 
 def _wandb_copy_line(store: Any, doc: dict[str, Any]) -> str:
@@ -246,7 +268,9 @@ def cmd_runs_tag(args: argparse.Namespace) -> int:
             tags = [t for t in tags if t != name]
         elif name not in tags:
             tags.append(name)
-    store.set_tags(run_id, tags)
+    from nbops.tracking import set_tags
+
+    tags = list(set_tags(run_id, tags, store=store))
     print(f"{run_id}: tags {', '.join(tags) if tags else '(none)'}")
     return 0
 
@@ -283,11 +307,11 @@ def cmd_runs_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_runs_note(args: argparse.Namespace) -> int:
-    from nbops.redact import scrub_text
+    from nbops.tracking import set_notes
 
     store = _store()
     run_id = _resolve(store, args.run_id)
-    store.set_metadata(run_id, "notes", scrub_text(" ".join(args.text)))
+    set_notes(run_id, " ".join(args.text), store=store)
     print(f"{run_id}: notes set")
     return 0
 
@@ -319,6 +343,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = actions.add_parser("show", help="one run in full")
     p.add_argument("run_id", metavar="ID", help="run id, unique prefix, or 'latest'")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--html",
+        metavar="PATH",
+        help="also write an HTML page with the metric curves and logged media (images, tables, "
+        "histograms)",
+    )
+    p.add_argument(
+        "--rows", type=int, default=20, help="rows shown per logged table in --html (default 20)"
+    )
     p.set_defaults(func=cmd_runs_show)
     p = actions.add_parser("compare", help="params and metrics side by side")
     p.add_argument("run_ids", nargs="+", metavar="ID", help="two or more run ids")

@@ -9,6 +9,7 @@ thread.
 from __future__ import annotations
 
 from nbops.mirror._code import code_files
+from nbops.mirror._media import MediaFile
 from nbops.mirror._mode import resolve_mode
 from nbops.mirror._offline_file import (
     OfflineArtifact,
@@ -22,6 +23,8 @@ from nbops.mirror._rebuild import (
     CopyResult,
     complete_offline_copies,
     incomplete_copies,
+    mark_outdated,
+    media_files,
     rebuild_offline_copy,
 )
 from nbops.mirror._state import (
@@ -49,6 +52,7 @@ __all__ = [
     "PARTIAL",
     "PROBE_TIMEOUT",
     "CopyResult",
+    "MediaFile",
     "MirrorState",
     "MirrorWarning",
     "NoApiKeyError",
@@ -67,6 +71,8 @@ __all__ = [
     "exit_record_written",
     "find_offline_runs",
     "incomplete_copies",
+    "mark_outdated",
+    "media_files",
     "read_offline_run",
     "rebuild_offline_copy",
     "resolve_mode",

@@ -39,7 +39,8 @@ class OfflineRun:
     ``complete`` is False when the file ends before the run finished (a killed process).
     ``files`` lists the run files saved for upload (``requirements.txt``, ``diff.patch``,
     ``code/...``), relative to the run's ``files/`` folder; ``git_commit`` and ``git_remote``
-    come from the run record.
+    come from the run record, as do ``tags`` and ``notes`` (the last run record wins: wandb
+    writes one again when they change).
     """
 
     path: Path
@@ -49,6 +50,7 @@ class OfflineRun:
     group: str
     job_type: str
     tags: tuple[str, ...]
+    notes: str = ""
     config: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -179,6 +181,7 @@ def read_offline_run(run_dir_or_wandb_file: str | os.PathLike[str]) -> OfflineRu
     path = wandb_file(run_dir_or_wandb_file)
     run: dict[str, Any] = {"run_id": "", "name": "", "project": "", "group": "", "job_type": ""}
     tags: tuple[str, ...] = ()
+    notes = ""
     config: dict[str, Any] = {}
     history: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
@@ -204,6 +207,7 @@ def read_offline_run(run_dir_or_wandb_file: str | os.PathLike[str]) -> OfflineRu
                 "job_type": r.job_type,
             }
             tags = tuple(r.tags)
+            notes = r.notes
             if r.git.commit or r.git.remote_url:
                 git = {"git_commit": r.git.commit, "git_remote": r.git.remote_url}
             _apply_items(config, r.config.update)
@@ -226,6 +230,7 @@ def read_offline_run(run_dir_or_wandb_file: str | os.PathLike[str]) -> OfflineRu
     return OfflineRun(
         path=path,
         tags=tags,
+        notes=notes,
         config=config,
         history=history,
         summary={k: v for k, v in summary.items() if not k.startswith("_")},

@@ -13,15 +13,16 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from nbops.errors import MirrorError
 from nbops.fileio import write_atomic
 from nbops.mirror._code import code_files, git_info, write_code_files
+from nbops.mirror._media import MEDIA_KINDS, MediaFile, media_row
 from nbops.mirror._offline_file import exit_record_written
-from nbops.mirror._state import COMPLETE, METADATA_KEY, MirrorState
+from nbops.mirror._state import COMPLETE, METADATA_KEY, NOT_MIRRORED, PARTIAL, MirrorState
 from nbops.mirror._wandb_process import (
     fresh_id,
     go_offline_process_wide,
@@ -29,7 +30,7 @@ from nbops.mirror._wandb_process import (
     scrub_run_dir,
 )
 from nbops.redact import redact, scrub_text
-from nbops.store import RunStore
+from nbops.store import ArtifactRecord, RunStore
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,24 @@ def incomplete_copies(store: RunStore) -> list[tuple[str, MirrorState]]:
             continue
         found.append((record.id, state))
     return found
+
+
+def mark_outdated(store: RunStore, run_id: str, reason: str) -> bool:
+    """Record that run ``run_id``'s finished W&B copy no longer matches the store (tags or
+    notes edited afterwards), so ``nbops sync`` rebuilds it from the store.
+
+    Returns:
+        True when the run has a W&B copy to rebuild; False when it never had one (mirror
+        disabled or not mirrored) or is still running (its own mirror carries the change).
+    """
+    doc = store.get_metadata(run_id).get(METADATA_KEY)
+    if not isinstance(doc, dict) or store.get_run(run_id).status == "running":
+        return False
+    state = MirrorState.from_dict(doc)
+    if state.mode == "disabled" or state.copy == NOT_MIRRORED:
+        return False
+    store.set_metadata(run_id, METADATA_KEY, replace(state, copy=PARTIAL, reason=reason).to_dict())
+    return True
 
 
 def complete_offline_copies(store: RunStore, directory: str | os.PathLike[str]) -> list[CopyResult]:
@@ -140,6 +159,7 @@ def rebuild_offline_copy(
         "group": record.group,
         "job_type": record.job_type,
         "tags": list(record.tags),
+        "notes": metadata.get("notes") or None,
         "config": redact(store.get_params(run_id)),
         "dir": str(parent),
     }
@@ -171,31 +191,84 @@ def rebuild_offline_copy(
 
 
 def _write(run: Any, store: RunStore, run_id: str, metadata: dict[str, Any], scratch: Path) -> int:
+    import wandb
 
-    rows: dict[int, tuple[float, dict[str, float]]] = {}
+    rows: dict[int, tuple[float, dict[str, Any]]] = {}
     for point in store.get_metrics(run_id):  # ordered by step, then time
         timestamp, values = rows.setdefault(point.step, (point.timestamp, {}))
         values[point.key] = point.value
         if point.timestamp > timestamp:
             rows[point.step] = (point.timestamp, values)
+    for step, timestamp, key, media in media_files(store, run_id, scratch):
+        rows.setdefault(step, (timestamp, {}))[1][key] = media  # as when logged live
     for step in sorted(rows):
         timestamp, values = rows[step]
-        run.log({**values, "_timestamp": timestamp}, step=step)
+        with media_row(wandb, values) as row:
+            run.log({**row, "_timestamp": timestamp}, step=step)
     run.summary.update(redact(store.get_summary(run_id)))
     write_code_files(run, code_files(metadata))
     objects = store.blobs
     for i, artifact in enumerate(store.list_artifacts(run_id)):
+        if _is_media(artifact) and not artifact.metadata.get("artifact"):
+            continue  # logged media are W&B history values, not W&B artifacts
         if artifact.kind == "dir":
             folder = objects.restore(artifact.digest, "dir", scratch / str(i))
             log_artifact(run, folder, artifact.name, artifact.type)
             continue
-        path = objects.path_of(artifact.digest)
-        if not path.is_file():  # a remote blob store: fetch the bytes first
-            path = scratch / str(i)
-            write_atomic(path, objects.read_bytes(artifact.digest))
+        path = _local(objects, artifact.digest, scratch / str(i))
         source = Path(artifact.source).name or artifact.name
         log_artifact(run, path, artifact.name, artifact.type, file_name=source)
     return len(rows)
+
+
+def _is_media(artifact: ArtifactRecord) -> bool:
+    details = artifact.metadata
+    return (
+        artifact.kind == "file"
+        and details.get("media") in MEDIA_KINDS
+        and isinstance(details.get("step"), int)
+        and "key" in details
+    )
+
+
+def media_files(
+    store: RunStore, run_id: str, scratch: Path | None = None
+) -> list[tuple[int, float, str, MediaFile]]:
+    """The media logged into run ``run_id`` (with ``log`` or ``log_table``) as
+    ``(step, time, key, MediaFile)``, for the W&B copy's history rows.
+
+    Args:
+        scratch: A folder for blobs fetched from a remote blob store; without one, the blob
+            store's local paths are used.
+    """
+    objects = store.blobs
+    found = []
+    for i, artifact in enumerate(store.list_artifacts(run_id)):
+        if not _is_media(artifact):
+            continue
+        details = artifact.metadata
+        path = (
+            _local(objects, artifact.digest, scratch / f"media{i}")
+            if scratch is not None
+            else objects.path_of(artifact.digest)
+        )
+        media = MediaFile(
+            kind=str(details["media"]),
+            path=str(path),
+            caption=details.get("caption"),
+            index=bool(details.get("index", False)),
+        )
+        found.append((int(details["step"]), artifact.created_at, str(details["key"]), media))
+    return found
+
+
+def _local(objects: Any, digest: str, scratch: Path) -> Path:
+    """A local file with the blob's bytes (fetched into ``scratch`` for a remote blob store)."""
+    path: Path = objects.path_of(digest)
+    if not path.is_file():
+        write_atomic(scratch, objects.read_bytes(digest))
+        path = scratch
+    return path
 
 
 def _wait_written(run_dir: Path) -> bool:

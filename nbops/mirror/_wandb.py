@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops.mirror._code import code_files, git_info, write_code_files
+from nbops.mirror._media import MediaFile, media_row
 from nbops.mirror._mode import resolve_mode
 from nbops.mirror._probe import PROBE_TIMEOUT, PendingCheck
 from nbops.mirror._state import COMPLETE, NOT_MIRRORED, PARTIAL, MirrorState
@@ -178,8 +179,12 @@ class WandbMirror:
         self._report = callback
         self._publish(force=True)
 
-    def log(self, rows: Sequence[tuple[int, float, Mapping[Any, float]]]) -> None:
-        """Queue metric rows, each ``(step, unix_timestamp, {name: value})``."""
+    def log(self, rows: Sequence[tuple[int, float, Mapping[Any, float | MediaFile]]]) -> None:
+        """Queue metric rows, each ``(step, unix_timestamp, {name: value})``.
+
+        A value may be a :class:`MediaFile`: it becomes a ``wandb.Image``, ``wandb.Table`` or
+        ``wandb.Histogram`` in the row.
+        """
         batch = [
             (int(s), float(t), {k if type(k) is str else str(k): v for k, v in m.items()})
             for s, t, m in rows
@@ -195,6 +200,14 @@ class WandbMirror:
     def update_summary(self, summary: Mapping[str, Any]) -> None:
         """Queue a summary update (redacted like the store)."""
         self._put("summary", redact({str(k): v for k, v in summary.items()}))
+
+    def update_tags(self, tags: Sequence[str]) -> None:
+        """Queue new tags for the W&B run (they replace the old ones)."""
+        self._put("tags", [scrub_text(str(t)) for t in tags])
+
+    def update_notes(self, notes: str) -> None:
+        """Queue new notes for the W&B run."""
+        self._put("notes", scrub_text(notes))
 
     def update_code(self, metadata: Mapping[str, Any]) -> None:
         """Queue the run's code information: store metadata ``git``, ``packages``, ``notebook``.
@@ -471,6 +484,10 @@ class WandbMirror:
                 run.config.update(payload, allow_val_change=True)
             elif op == "summary":
                 run.summary.update(payload)
+            elif op == "tags":
+                run.tags = tuple(payload)
+            elif op == "notes":
+                run.notes = payload
             elif op == "code":  # git, packages and notebook arrive one by one
                 self._code.update(payload)
                 write_code_files(run, code_files(self._code))
@@ -479,7 +496,11 @@ class WandbMirror:
         except Exception as exc:  # noqa: BLE001 - one failed upload must not stop the mirror
             self._fail(f"{op} failed", exc)
 
-    def _log_rows(self, run: Any, rows: list[tuple[int, float, dict[str, float]]]) -> None:
+    def _log_rows(
+        self, run: Any, rows: list[tuple[int, float, dict[str, float | MediaFile]]]
+    ) -> None:
+        import wandb
+
         written = skipped = 0
         for step, timestamp, metrics in rows:
             if not self._go.is_set():
@@ -497,7 +518,8 @@ class WandbMirror:
                 skipped += 1
                 continue
             self._last_step = step
-            run.log({**metrics, "_timestamp": timestamp}, step=step)
+            with media_row(wandb, metrics) as row:
+                run.log({**row, "_timestamp": timestamp}, step=step)
             written += 1
         with self._lock:
             self._skipped += skipped

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from nbops.tracking._active import (
     RUN_ID_ENV,
     active_run,
@@ -14,6 +16,7 @@ from nbops.tracking._active import (
 from nbops.tracking._api import finish, init, log, log_artifact, log_params
 from nbops.tracking._autolog import autolog, autolog_enabled
 from nbops.tracking._compare import Comparison, compare
+from nbops.tracking._edit import set_notes, set_tags
 from nbops.tracking._gc import RunsGcResult, delete_runs, gc_runs
 from nbops.tracking._ids import new_run_id
 from nbops.tracking._media import Histogram, Image, Media, Table
@@ -22,6 +25,9 @@ from nbops.tracking._run import Run
 from nbops.tracking._summary import Summary
 from nbops.tracking._system import SystemProbe, SystemSampler, gpu_metrics
 from nbops.tracking._tables import is_table
+
+if TYPE_CHECKING:
+    from nbops.tracking._panel import RunsPanel as RunsPanel
 
 __all__ = [
     "RUN_ID_ENV",
@@ -32,6 +38,7 @@ __all__ = [
     "Media",
     "Run",
     "RunsGcResult",
+    "RunsPanel",
     "StoredRun",
     "Summary",
     "SystemProbe",
@@ -57,5 +64,18 @@ __all__ = [
     "remove_activation_listener",
     "require_active",
     "runs",
+    "set_notes",
+    "set_tags",
     "suspended",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RunsPanel":  # imports ipywidgets
+        from nbops.deps import require
+
+        require("ipywidgets", feature="the runs panel")
+        from nbops.tracking._panel import RunsPanel
+
+        return RunsPanel
+    raise AttributeError(f"module 'nbops.tracking' has no attribute {name!r}")

@@ -10,9 +10,13 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbops.errors import InvalidValueError
+
+if TYPE_CHECKING:
+    from nbops.mirror import MediaFile
+    from nbops.store import ArtifactRecord
 
 
 class Media:
@@ -107,7 +111,8 @@ class Figure(Media):
 
 def as_media(key: str, value: Any) -> Media | None:
     """``value`` as media when it is some (numpy arrays: 1-D a histogram, 2-D/3-D an image;
-    matplotlib figures), else None (a number, or something ``log`` refuses)."""
+    matplotlib figures; pandas DataFrames and Series: a table), else None (a number, or
+    something ``log`` refuses)."""
     if isinstance(value, Media):
         return value
     kind = type(value)
@@ -120,7 +125,22 @@ def as_media(key: str, value: Any) -> Media | None:
         return Image(value)
     if module == "PIL" and hasattr(value, "save"):
         return Image(value)
+    if module == "pandas" and kind.__name__ in ("DataFrame", "Series"):
+        return Table(value.to_frame() if kind.__name__ == "Series" else value)
     return None
+
+
+def mirror_media(record: ArtifactRecord, path: Path) -> MediaFile:
+    """The W&B mirror's reference to the media artifact ``record`` stored at ``path``."""
+    from nbops.mirror import MediaFile
+
+    details = record.metadata
+    return MediaFile(
+        kind=str(details.get("media", record.type)),
+        path=str(path),
+        caption=details.get("caption"),
+        index=bool(details.get("index", False)),
+    )
 
 
 def media_name(key: str, step: int) -> str:

@@ -164,6 +164,23 @@ class StoredRun:
         ]
         return sorted(found, key=lambda pair: pair[0])
 
+    def media_keys(self) -> list[str]:
+        """The keys media were logged under (with ``log`` or ``log_table``), sorted."""
+        return sorted(
+            {
+                str(a.metadata["key"])
+                for a in self._store.list_artifacts(self.id)
+                if "media" in a.metadata and "key" in a.metadata and "step" in a.metadata
+            }
+        )
+
+    def to_html(self, *, rows: int = 20) -> str:
+        """The run as an HTML fragment: fields, parameters, summary, metric curves, and its
+        media (images inline, tables cut at ``rows`` rows, histograms as SVG), all escaped."""
+        from nbops.tracking._page import run_html
+
+        return run_html(self, rows=rows)
+
     def artifact(self, ref: str) -> Artifact:
         """The artifact ``name`` (its latest version) or one version, ``name:vN``."""
         return Artifact(self._store.get_artifact(self.id, ref), self._store.blobs)

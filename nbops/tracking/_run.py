@@ -17,21 +17,20 @@ from nbops.errors import ArtifactError, InvalidValueError, RunFinishedError
 from nbops.redact import redact, scrub_text
 from nbops.store import ArtifactRecord, MetricPoint, RunRecord, RunStore
 from nbops.tracking._active import forget
+from nbops.tracking._edit import NOTES_KEY, set_notes, set_tags
 from nbops.tracking._flusher import flusher
-from nbops.tracking._media import Media, as_media, media_name
+from nbops.tracking._media import Media, as_media, media_name, mirror_media
 from nbops.tracking._summary import Summary
 from nbops.tracking._system import PREFIX as SYSTEM_PREFIX
 from nbops.tracking._system import SystemProbe, SystemSampler
 from nbops.tracking._values import artifact_name, as_float, as_step, jsonable
 
 if TYPE_CHECKING:
-    from nbops.mirror import WandbMirror
+    from nbops.mirror import MediaFile, WandbMirror
 
 logger = logging.getLogger(__name__)
 
 _HEARTBEAT_EVERY = 5.0
-#: Metadata key of a run's notes.
-NOTES_KEY = "notes"
 #: Metadata the W&B copy carries as code information (git, package list, notebook snapshot).
 _MIRRORED_METADATA = ("git", "packages", "notebook")
 
@@ -59,7 +58,8 @@ class Run:
         self._mirror = mirror
         self._lock = threading.Lock()  # guards the buffers; held for microseconds
         self._flush_lock = threading.Lock()  # one flush at a time, so finish waits for the flusher
-        self._buffer: list[tuple[int, float, dict[str, float]]] = []
+        # Rows of (step, time, values); values are floats, or media files for the mirror only.
+        self._buffer: list[tuple[int, float, dict[str, float | MediaFile]]] = []
         self._sampler: SystemSampler | None = None
         self._next_step = 0
         self._pending_metadata: dict[str, Any] = {}
@@ -70,6 +70,8 @@ class Run:
         self._status = "running"
         self.summary = Summary()
         self._owner = owner
+        self._mirrored_tags = record.tags
+        self._mirrored_notes = ""
         if owner and not resumed:
             store.create_run(record)
         if owner and mirror is not None:  # the store records how far the W&B copy got
@@ -106,10 +108,11 @@ class Run:
 
     @tags.setter
     def tags(self, tags: Sequence[str] | str) -> None:
-        values = (tags,) if isinstance(tags, str) else tuple(str(t) for t in tags)
-        clean = tuple(dict.fromkeys(scrub_text(t) for t in values))
-        self._store.set_tags(self.id, clean)
+        clean = set_tags(self.id, tags, store=self._store)
         self._record = replace(self._record, tags=clean)
+        if self._mirror is not None and self._status == "running":
+            self._mirrored_tags = clean
+            self._mirror.update_tags(clean)
 
     @property
     def notes(self) -> str:
@@ -119,9 +122,21 @@ class Run:
 
     @notes.setter
     def notes(self, text: str) -> None:
-        if not isinstance(text, str):
-            raise InvalidValueError(f"run notes are text, not {type(text).__name__}")
-        self._store.set_metadata(self.id, NOTES_KEY, scrub_text(text))
+        clean = set_notes(self.id, text, store=self._store)
+        if self._mirror is not None and self._status == "running":
+            self._mirrored_notes = clean
+            self._mirror.update_notes(clean)
+
+    def _mirror_edits(self, mirror: WandbMirror) -> None:
+        """Hand the mirror tags and notes changed in the store by another process (the CLI)."""
+        tags = self._store.get_run(self.id).tags
+        if tags != self._mirrored_tags:
+            self._mirrored_tags = tags
+            mirror.update_tags(tags)
+        notes = self.notes
+        if notes != self._mirrored_notes:
+            self._mirrored_notes = notes
+            mirror.update_notes(notes)
 
     @property
     def status(self) -> str:
@@ -165,7 +180,7 @@ class Run:
         if step is not None and (type(step) is not int or step < 0):
             step = as_step(step)
         if not media:
-            self._append(values, step, media=False)
+            self._append(values, step)
             return
         import tempfile
 
@@ -174,16 +189,38 @@ class Run:
             for index, (key, item) in enumerate(media.items()):
                 files[key] = Path(folder) / f"{index}{item.suffix}"
                 item.write(key, files[key])
-            at = self._append(values, step, media=True)
+            at = self._take_step(step)
+            mirrored: dict[str, MediaFile] = {}
             for key, item in media.items():
                 details: dict[str, Any] = {"key": key, "step": at, "media": item.kind}
                 caption = getattr(item, "caption", None)
                 if caption:
                     details["caption"] = scrub_text(str(caption))
                 name = media_name(key, at)
-                self.log_artifact(files[key], name=name, type=item.kind, metadata=details)
+                record = self._store_artifact(
+                    files[key], name, item.kind, details, mirror_artifact=False
+                )
+                mirrored[key] = mirror_media(record, self._objects.path_of(record.digest))
+            self._append(values, at, media=mirrored)
 
-    def _append(self, values: dict[str, float], step: int | None, *, media: bool) -> int:
+    def _take_step(self, step: int | None) -> int:
+        """Reserve ``step`` (default: the next one) for a row that ``_append`` adds later."""
+        with self._lock:
+            if self._status != "running":
+                raise RunFinishedError(self.id, "log metrics")
+            if step is None:
+                step = self._next_step
+            if step >= self._next_step:
+                self._next_step = step + 1
+        return step
+
+    def _append(
+        self,
+        values: dict[str, Any],
+        step: int | None,
+        *,
+        media: Mapping[str, MediaFile] | None = None,
+    ) -> int:
         with self._lock:
             if self._status != "running":  # finish may have won the race since the check above
                 raise RunFinishedError(self.id, "log metrics")
@@ -192,9 +229,11 @@ class Run:
             if step >= self._next_step:
                 self._next_step = step + 1
             if values or not media:
-                self._buffer.append((step, time.time(), values))
                 self.summary._auto.update(values)
                 self.summary._dirty = True
+            if media:  # the scalars' dict is kept as it is otherwise: log() is hot
+                values = {**values, **media}
+            self._buffer.append((step, time.time(), values))
         return step
 
     def log_system(self, values: Mapping[str, float]) -> None:
@@ -204,7 +243,9 @@ class Run:
         row), does not enter the summary or advance the step, and is dropped once the run has
         finished (a late sample from the sampler thread).
         """
-        clean = {str(k): float(v) for k, v in values.items() if str(k).startswith(SYSTEM_PREFIX)}
+        clean: dict[str, float | MediaFile] = {
+            str(k): float(v) for k, v in values.items() if str(k).startswith(SYSTEM_PREFIX)
+        }
         with self._lock:
             if self._status != "running" or not clean:
                 return
@@ -249,6 +290,19 @@ class Run:
         if not source.exists():
             raise ArtifactError(f"cannot log artifact: {source} does not exist")
         name = artifact_name(name if name is not None else source.name)
+        return self._store_artifact(source, name, type or "artifact", metadata)
+
+    def _store_artifact(
+        self,
+        source: Path,
+        name: str,
+        type: str,
+        metadata: Mapping[str, Any] | None,
+        *,
+        mirror_artifact: bool = True,
+    ) -> ArtifactRecord:
+        """Store ``source`` as artifact ``name``; mirror it as a W&B artifact unless told not
+        to (media go to W&B as history values instead)."""
         if source.is_dir():
             digest, size = self._objects.put_tree(source)
             kind = "dir"
@@ -257,7 +311,7 @@ class Run:
             kind = "file"
         record = ArtifactRecord(
             name=name,
-            type=type or "artifact",
+            type=type,
             digest=digest,
             size=size,
             kind=kind,
@@ -266,7 +320,7 @@ class Run:
             metadata=dict(metadata or {}),
         )
         record = self._store.add_artifact(self.id, record)
-        if self._mirror is not None:
+        if self._mirror is not None and mirror_artifact:
             if kind == "file":  # the immutable blob: the source may change before the upload
                 blob = self._objects.path_of(digest)
                 self._mirror.log_artifact(blob, name=name, type=record.type, file_name=source.name)
@@ -286,7 +340,15 @@ class Run:
         artifact_name(name)
         with tempfile.TemporaryDirectory(prefix="nbops-table-") as folder:
             path, kind = write_table(value, Path(folder), name)
-            return self.log_artifact(path, name=name, type=kind)
+            with self._lock:  # shown in W&B at the step last logged, like system metrics
+                at = max(self._next_step - 1, 0)
+            details = {"key": name, "step": at, "media": kind, "artifact": True, "index": True}
+            record = self.log_artifact(path, name=name, type=kind, metadata=details)
+        media = mirror_media(record, self._objects.path_of(record.digest))
+        with self._lock:
+            if self._status == "running":
+                self._buffer.append((at, time.time(), {name: media}))
+        return record
 
     def set_metadata(self, key: str, value: Any, *, deferred: bool = False) -> None:
         """Store a metadata document now, or at the next flush when ``deferred`` (cheap)."""
@@ -364,6 +426,7 @@ class Run:
             MetricPoint(key, step, value, ts)
             for step, ts, values in batch
             for key, value in values.items()
+            if type(value) is float
         ]
         try:
             if points or summary or beat is not None:
@@ -400,7 +463,7 @@ class Run:
         return self._owner
 
     def sync_from_store(self) -> None:
-        """Adopt what other processes wrote into this run (metrics, summary, parameters).
+        """Adopt what other processes wrote into this run (metrics, media, summary, parameters).
 
         The owner of a run that a kernel logged into calls this before ``finish`` so the summary
         and the W&B mirror hold the kernel's values too.
@@ -417,11 +480,15 @@ class Run:
                 if key not in self.summary._auto:
                     self.summary._pinned.setdefault(key, value)
         if self._mirror is not None:
+            from nbops.mirror import media_files
+
             self._mirror.update_config(params)
-            rows: dict[int, tuple[int, float, dict[str, float]]] = {}
+            rows: dict[int, tuple[int, float, dict[str, float | MediaFile]]] = {}
             for point in points:
                 row = rows.setdefault(point.step, (point.step, point.timestamp, {}))
                 row[2][point.key] = point.value
+            for step, timestamp, key, media in media_files(self._store, self.id):
+                rows.setdefault(step, (step, timestamp, {}))[2][key] = media
             self._mirror.log([rows[step] for step in sorted(rows)])
 
     def finish(self, status: str = "finished") -> None:
@@ -448,6 +515,10 @@ class Run:
             if self._mirror is not None:
                 self._mirror.release()
         if self._mirror is not None:  # bounded; records the copy's state in the store
+            try:
+                self._mirror_edits(self._mirror)
+            except Exception:  # the store keeps them; `nbops sync` can carry them later
+                logger.warning("could not read run %s's tags and notes", self.id, exc_info=True)
             self._mirror.update_summary(redact(dict(self.summary)))
             self._mirror.finish(exit_code=0 if status == "finished" else 1)
         forget(self)

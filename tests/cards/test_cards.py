@@ -333,3 +333,27 @@ def test_evaluation_recorded_by_log_model_and_front_matter_rules(
     hf = ModelCard.load(path, ignore_metadata_errors=False)
     assert hf.data.license == "other" and hf.data.eval_results is not None
     assert [r.metric_name for r in hf.data.eval_results] == ["accuracy"]
+
+
+def test_card_shows_the_last_image_logged_under_each_key(
+    isolated_env: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+    from sklearn.dummy import DummyClassifier
+
+    with nbops.init(project="p", capture=False, system_metrics=False) as run:
+        for shade in (0, 255):
+            picture = np.full((3, 3), shade, dtype=np.uint8)
+            run.log({"confusion": nbops.Image(picture, caption=f"shade {shade} <b>")})
+        nbops.log_model(DummyClassifier().fit([[0], [1]], [0, 1]), "dummy")
+    card = nbops.card("dummy:1")
+    (image,) = [i for i in card.context["images"] if i["name"].startswith("confusion")]
+    assert (
+        image["name"] == "confusion: shade 255 <b>" and image["filename"] == "confusion.step1.png"
+    )
+    assert "&lt;b&gt;" in card.html and "shade 255 <b>" not in card.html
+    saved = card.save(tmp_path / "card.md")
+    from PIL import Image
+
+    with Image.open(saved.parent / "card_files" / "confusion.step1.png") as shown:
+        assert shown.getpixel((0, 0)) == 255

@@ -342,6 +342,10 @@ def test_log_keeps_dataframes_and_arrays_whole(ipython: Any) -> None:
     back = pd.read_csv(table.restore(Path("frame.csv")), index_col=0)
     assert back.equals(frame)
     assert np.array_equal(np.load(array.restore(Path("w.npy"))), np.arange(12.0).reshape(3, 4))
+    # shown in W&B as a wandb.Table at the step last logged (no step yet: 0)
+    assert [(step, a.record.metadata["media"]) for step, a in stored.media("frame")] == [
+        (0, "table")
+    ]
 
 
 def test_status_right_after_track_says_the_capture_is_in_progress(

@@ -117,3 +117,37 @@ def test_resumed_run_gets_a_complete_wandb_copy(monkeypatch: pytest.MonkeyPatch)
     copy = read_offline_run(state["run_dir"])
     assert [row["loss"] for row in copy.history] == [0.0, 1.0, 2.0, 10.0]
     assert [row["_step"] for row in copy.history] == [0, 1, 2, 3]
+
+
+def test_tag_and_note_edits_reach_the_wandb_copy(
+    cli: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from nbops.mirror import read_offline_run
+
+    monkeypatch.setenv("NBOPS_WANDB", "offline")
+    run = nbops.init(project="p", tags=["a"], capture=False, system_metrics=False)
+    run.log({"loss": 1.0})
+    run.tags = ["a", "live"]
+    run.notes = "set while running"
+    assert cli("runs", "tag", run.id, "+from-cli").exit_code == 0  # another process, mid-run
+    run.finish()
+    state = nbops.get_run(run.id).metadata["wandb"]
+    assert state["copy"] == "complete"
+    copy = read_offline_run(state["run_dir"])
+    assert (copy.tags, copy.notes) == (("a", "live", "from-cli"), "set while running")
+
+    assert cli("runs", "tag", run.id, "-a", "+after").exit_code == 0  # after the run finished
+    assert cli("runs", "note", run.id, "edited", "later").exit_code == 0
+    state = nbops.get_run(run.id).metadata["wandb"]
+    assert state["copy"] == "partial" and "changed after the run finished" in state["reason"]
+    shown = cli("runs", "show", run.id)
+    assert "nbops sync --offline" in shown.output
+    synced = cli("sync", "--offline")
+    assert synced.exit_code == 0, synced.output + synced.stderr
+    state = nbops.get_run(run.id).metadata["wandb"]
+    assert state["copy"] == "complete"
+    copy = read_offline_run(state["run_dir"])
+    assert (copy.tags, copy.notes) == (("live", "from-cli", "after"), "edited later")
+    assert [row["loss"] for row in copy.history] == [1.0]
+    run.tags = ["via-run-object"]  # a finished Run object edits the same way
+    assert nbops.get_run(run.id).metadata["wandb"]["copy"] == "partial"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,7 @@ def test_each_media_type_is_stored_by_step(tmp_path: Path) -> None:
         run.log({"sample": nbops.Image(np.ones((5, 6)), caption="all white")})
         run.log({"file": nbops.Image(source), "confusion": figure})
         run.log({"weights": np.array([0.1, 0.2, 0.2, 0.9]), "preds": nbops.Table({"y": [1, 2]})})
+        run.log({"frame": pd.DataFrame({"x": [1.5]}), "column": pd.Series([3], name="s")})
         nbops.log({"hist": nbops.Histogram([1, 2, 2, 3], bins=2)})
     stored = nbops.get_run(run.id)
     samples = stored.media("sample")
@@ -46,9 +47,12 @@ def test_each_media_type_is_stored_by_step(tmp_path: Path) -> None:
     weights = json.loads(stored.media("weights")[0][1].path.read_text())
     assert sum(weights["counts"]) == 4
     assert json.loads(stored.media("hist")[0][1].path.read_text())["counts"] == [1, 3]
+    assert pd.read_csv(stored.media("frame")[0][1].path)["x"].tolist() == [1.5]
+    assert pd.read_csv(stored.media("column")[0][1].path)["s"].tolist() == [3]
+    assert stored.media("frame")[0][1].type == "table"
     history = stored.history()
     assert list(history.columns) == ["step", "loss", "_timestamp"]  # media are not metrics
-    assert run.step == 5
+    assert run.step == 6
 
 
 @pytest.mark.parametrize(
@@ -71,11 +75,36 @@ def test_bad_media_name_the_key(value: object, message: str) -> None:
         assert nbops.get_run(run.id).history().empty
 
 
-def test_media_reach_the_wandb_offline_copy(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nbops.mirror import find_offline_runs
+def test_runs_show_html_renders_every_media_kind(cli: Any, tmp_path: Path) -> None:
+    import base64
+    import io
+    import re
+    from html.parser import HTMLParser
 
-    monkeypatch.setenv("NBOPS_WANDB", "offline")
-    with nbops.init(project="p", capture=False, system_metrics=False) as run:
-        run.log({"sample": np.zeros((3, 3), dtype=np.uint8)})
-    (run_dir,) = find_offline_runs(os.environ["WANDB_DIR"])
-    assert b"sample.step0" in b"".join(p.read_bytes() for p in run_dir.rglob("*.wandb"))
+    from PIL import Image as PILImage
+
+    evil = "<script>alert(1)</script>"
+    picture = np.zeros((2, 3, 3), dtype=np.uint8)
+    picture[0, 0] = (255, 0, 0)
+    with nbops.init(project="p", capture=False, system_metrics=False, config={"x": evil}) as run:
+        run.log({"loss": 1.0, "picture": nbops.Image(picture, caption=evil)})
+        run.log({"loss": 0.5, "rows": pd.DataFrame({evil: range(30), "b": ["<i>"] * 30})})
+        run.log({"spread": nbops.Histogram([1, 2, 2, 3, 3, 3], bins=3)})
+        run.log_table("weights", np.arange(6.0).reshape(3, 2))
+        run.notes = evil
+    out = tmp_path / "run.html"
+    result = cli("runs", "show", run.id, "--html", str(out), "--rows", "5")
+    assert result.exit_code == 0, result.stderr
+    page = out.read_text()
+    assert evil not in page and "<i>" not in page and "&lt;script&gt;" in page
+    HTMLParser().feed(page)  # well-formed enough to parse
+    (uri,) = re.findall(r"<img src='data:image/png;base64,([^']+)' alt='picture'>", page)
+    with PILImage.open(io.BytesIO(base64.b64decode(uri))) as shown:
+        assert shown.size == (3, 2) and shown.getpixel((0, 0)) == (255, 0, 0)
+    table = page.split("<h3>rows</h3>", 1)[1].split("</table>", 1)[0]
+    assert table.count("<tr>") == 6 and "25 more row(s) of 30" in page  # header + 5 rows
+    spread = page.split("<h3>spread</h3>", 1)[1].split("</svg>", 1)[0]
+    assert spread.count("<rect") == 3 and "max 3" in spread
+    assert "<h3>weights</h3>" in page and "<td>5.0</td>" in page
+    assert page.count("<svg") >= 2  # the loss curve (matplotlib) and the histogram
+    assert "step 0: &lt;script&gt;" in page
