@@ -228,8 +228,14 @@ class WandbMirror:
         self._put("artifact", (str(path), name, type, file_name))
 
     def hold(self) -> None:
-        """Pause the worker between rows (the run's final store writes go first, unhindered)."""
-        self._go.clear()
+        """Pause the worker between rows while the interpreter exits.
+
+        The run's final store writes then go first, unhindered, before Jupyter kills a kernel it
+        shuts down. In a running process the worker keeps draining (the store write does not
+        compete with a deadline, and the copy is done sooner).
+        """
+        if interpreter_exiting():
+            self._go.clear()
 
     def release(self) -> None:
         """Let the worker go on after :meth:`hold`."""
