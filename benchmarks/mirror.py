@@ -10,7 +10,10 @@ complete on disk:
 * **wandb alone**: ``wandb.init(mode="offline")``, ``run.log({3 metrics}, step=i)`` per step,
   ``run.finish()``.
 * **nbops + mirror**: ``nbops.init(wandb="offline", capture=False)``, ``run.log({3 metrics})``
-  per step, ``run.finish()``; the mirror then holds every row (checked by reading the file back).
+  per step, ``run.finish()``, then until the mirror holds every row (checked by reading the file
+  back): ``finish()`` itself returns after 60 s at most, recording a partial copy that the
+  mirror completes in the background, so on a slow machine it can return before the copy is
+  done.
 
 The ratio nbops / wandb is the mirror's cost target (<= 1.2).
 """
@@ -73,12 +76,19 @@ def _worker(tool: str, steps: int) -> dict[str, Any]:
             nb_run.log(row)
         loop = time.perf_counter() - start
         nb_run.finish()
+        returned = time.perf_counter() - start
+        # finish() returns after FINISH_TIMEOUT (60 s) at most, recording a partial copy that
+        # the worker completes in the background: time until the copy is complete
+        mirror.finish(timeout=3600)
         total = time.perf_counter() - start
         run_dir = mirror.state.run_dir or ""
     from nbops.mirror import read_offline_run
 
     back = read_offline_run(run_dir)
-    return {"loop": loop, "total": total, "rows": len(back.history), "complete": back.complete}
+    result = {"loop": loop, "total": total, "rows": len(back.history), "complete": back.complete}
+    if tool == "nbops":
+        result["finish_returned"] = returned
+    return result
 
 
 def _measure(tool: str, steps: int) -> dict[str, Any]:

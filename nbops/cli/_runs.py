@@ -222,7 +222,7 @@ def _wandb_copy_line(store: Any, doc: dict[str, Any]) -> str:
     rows = None
     if isinstance(wb, dict) and wb.get("copy") != COMPLETE:
         rows = len({p.step for p in store.get_metrics(doc["id"])})
-    line = describe_copy(wb, rows)
+    line = describe_copy(wb, rows, live=doc.get("status") == "running")
     if isinstance(wb, dict) and wb.get("error"):
         line += f"; last error: {wb['error']}"
     return line

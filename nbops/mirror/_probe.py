@@ -107,3 +107,31 @@ def check_server(
         return ServerCheck(url, False, None, "connection refused" if refused else str(exc.reason))
     except (OSError, ValueError) as exc:
         return ServerCheck(url, False, None, f"cannot connect: {type(exc).__name__}")
+
+
+class PendingCheck:
+    """A :func:`check_server` running on its own daemon thread, started at once.
+
+    The mirror asks the server while its worker imports wandb, so a failing server costs the
+    start no more than the slower of the two.
+    """
+
+    def __init__(self, timeout: float = PROBE_TIMEOUT) -> None:
+        """Start asking the server (URL and key from the environment, as wandb reads them)."""
+        import threading
+
+        self._timeout = timeout
+        self._url = base_url()
+        self._result: ServerCheck | None = None
+        self._thread = threading.Thread(target=self._run, name="nbops-wandb-probe", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self._result = check_server(self._url, timeout=self._timeout)
+
+    def result(self) -> ServerCheck:
+        """Wait for the answer (about ``timeout`` seconds at most) and return it."""
+        self._thread.join(self._timeout + 1.0)
+        if self._result is None:
+            return ServerCheck(self._url, False, None, f"no answer within {self._timeout:g} s")
+        return self._result

@@ -73,28 +73,34 @@ def deferred_state() -> MirrorState:
     return MirrorState(mode="offline", status="deferred", copy=PARTIAL, reason=DEFERRED_REASON)
 
 
-def describe_copy(doc: Mapping[str, Any] | None, store_rows: int | None = None) -> str:
-    """One line on a run's W&B copy, for ``nbops runs show``.
+def describe_copy(
+    doc: Mapping[str, Any] | None, store_rows: int | None = None, *, live: bool = False
+) -> str:
+    """One line on a run's W&B copy, for ``nbops runs show`` and ``%nbops status``.
 
     Args:
         doc: The run's ``wandb`` metadata (None: the run predates the mirror or never had one).
         store_rows: History rows (distinct steps) in the store, the copy's target.
+        live: The run is still running: a mirror starting or draining is described as such
+            ("starting", "N of M rows so far"), not as a partial copy to complete.
     """
     if not doc:
         return "W&B copy: not mirrored (no W&B mirror was recorded for this run)"
     state = MirrorState.from_dict(doc)
     where = state.url or state.run_dir or ""
     suffix = f" {where}" if where else ""
+    why = f" ({state.reason})" if state.reason else ""
     if state.copy == NOT_MIRRORED:
         return f"W&B copy: not mirrored ({state.reason or state.error or 'no reason recorded'})"
     target = store_rows if store_rows is not None else state.total
     if state.copy == COMPLETE:
-        line = f"W&B copy: complete, {state.rows} rows, {state.mode}{suffix}"
-        if state.reason:
-            line += f" ({state.reason})"
-        return line
-    why = state.reason or "the mirror had not finished"
+        return f"W&B copy: complete, {state.rows} rows, {state.mode}{suffix}{why}"
+    if live and state.status == "starting":
+        return f"W&B copy: starting, {state.mode}{why}"
+    if live and state.status == "running":
+        return f"W&B copy: {state.rows} of {target} rows so far, {state.mode}{suffix}{why}"
+    because = state.reason or "the mirror had not finished"
     return (
-        f"W&B copy: {state.rows} of {target} rows, {state.mode}{suffix} ({why}); "
+        f"W&B copy: {state.rows} of {target} rows, {state.mode}{suffix} ({because}); "
         "complete it with `nbops sync --offline`"
     )

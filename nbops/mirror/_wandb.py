@@ -16,15 +16,17 @@ from typing import Any
 from nbops.mirror._code import code_files, git_info, write_code_files
 from nbops.mirror._media import MediaFile, media_row
 from nbops.mirror._mode import resolve_mode
-from nbops.mirror._probe import PROBE_TIMEOUT, check_server
+from nbops.mirror._probe import PROBE_TIMEOUT, PendingCheck
 from nbops.mirror._state import COMPLETE, NOT_MIRRORED, PARTIAL, MirrorState
 from nbops.mirror._wandb_process import (
+    end_wandb_service_within,
     fresh_id,
     go_offline_process_wide,
     interpreter_exiting,
     log_artifact,
     scrub_run_dir,
     silence_wandb_terminal,
+    turn_off_wandb_telemetry,
     wait_until_written,
 )
 from nbops.redact import redact, scrub_text
@@ -37,8 +39,40 @@ FINISH_TIMEOUT = 60.0
 #: Seconds ``finish()`` waits while the interpreter exits (Jupyter kills a kernel ~5 s after
 #: asking it to shut down); what is not written by then is completed by ``nbops sync``.
 EXIT_TIMEOUT = 2.0
+#: Seconds ``finish()`` waits in a W&B failure mode: the mirror is still starting against a
+#: server (asking it, or in wandb's online start) or went offline after the server failed. The
+#: worker carries on in the background and records the copy complete when it is.
+FAILURE_TIMEOUT = 1.5
 #: Seconds between progress records written to the store while the mirror drains.
 PROGRESS_EVERY = 1.0
+
+# Mirrors whose finish() returned before their worker was done: waited for at exit (bounded).
+_unfinished: set[WandbMirror] = set()
+_exit_hook = False
+
+
+def _wait_at_exit() -> None:
+    """Give unfinished mirrors :data:`EXIT_TIMEOUT` seconds in all, then record them partial."""
+    deadline = time.monotonic() + EXIT_TIMEOUT
+    for mirror in list(_unfinished):
+        mirror.finish(timeout=max(deadline - time.monotonic(), 0.0))
+
+
+def _wait_for_at_exit(mirror: WandbMirror) -> None:
+    global _exit_hook
+    _unfinished.add(mirror)
+    if _exit_hook:
+        return
+    _exit_hook = True
+    register = getattr(threading, "_register_atexit", None)  # runs while threads still work
+    try:
+        if register is None:
+            raise RuntimeError("no threading._register_atexit")
+        register(_wait_at_exit)
+    except RuntimeError:
+        import atexit
+
+        atexit.register(_wait_at_exit)
 
 
 class MirrorWarning(UserWarning):
@@ -57,7 +91,10 @@ class WandbMirror:
 
     Online, the server is asked first (:func:`~nbops.mirror.check_server`, bounded by
     :data:`~nbops.mirror.PROBE_TIMEOUT`): a server that does not answer, or answers with an
-    error, gets an offline copy instead, announced by one :class:`MirrorWarning`.
+    error, gets an offline copy instead, announced by one :class:`MirrorWarning`. The server is
+    asked while the worker imports wandb, and ``finish()`` waits at most
+    :data:`FAILURE_TIMEOUT` seconds in such a failure mode (the copy completes in the background,
+    or at exit within :data:`EXIT_TIMEOUT`, or later with ``nbops sync --offline``).
 
     Every value sent to wandb (config, summary, code files) goes through
     :func:`nbops.redact.redact`, as in the store. Metric names are strings (others are coerced
@@ -112,6 +149,9 @@ class WandbMirror:
         self._go = threading.Event()  # cleared by hold(): the worker pauses between rows
         self._go.set()
         self._abandoned = False  # the process exits without waiting for the worker any longer
+        self._fell_back = False  # the server failed: the copy went offline
+        self._course: str | None = None  # why the copy went offline (kept once complete)
+        self._check: PendingCheck | None = None
         if resolved == "disabled":
             self._state = MirrorState(
                 mode="disabled", status="disabled", copy=NOT_MIRRORED, reason="mirror disabled"
@@ -119,6 +159,8 @@ class WandbMirror:
             self._done.set()
             return
         self._state = MirrorState(mode=resolved, status="starting", wandb_id=run_id)
+        if resolved == "online":  # asked while the worker imports wandb
+            self._check = PendingCheck(min(PROBE_TIMEOUT, init_timeout))
         self._thread = threading.Thread(
             target=self._work, name=f"nbops-wandb-{run_id}", daemon=True
         )
@@ -126,9 +168,11 @@ class WandbMirror:
 
     @property
     def state(self) -> MirrorState:
-        """The mirror's current :class:`MirrorState`."""
+        """The mirror's current :class:`MirrorState` (``total``: rows given to it so far)."""
         with self._lock:
-            return self._state
+            if self._state.total >= self._given:
+                return self._state
+            return replace(self._state, total=self._given)
 
     def report_to(self, callback: Callable[[MirrorState], None]) -> None:
         """Call ``callback(state)`` as the copy progresses (from the worker thread) and now."""
@@ -184,8 +228,14 @@ class WandbMirror:
         self._put("artifact", (str(path), name, type, file_name))
 
     def hold(self) -> None:
-        """Pause the worker between rows (the run's final store writes go first, unhindered)."""
-        self._go.clear()
+        """Pause the worker between rows while the interpreter exits.
+
+        The run's final store writes then go first, unhindered, before Jupyter kills a kernel it
+        shuts down. In a running process the worker keeps draining (the store write does not
+        compete with a deadline, and the copy is done sooner).
+        """
+        if interpreter_exiting():
+            self._go.clear()
 
     def release(self) -> None:
         """Let the worker go on after :meth:`hold`."""
@@ -196,18 +246,25 @@ class WandbMirror:
 
         Args:
             exit_code: The run's exit code (0 for success).
-            timeout: Seconds to wait; default :data:`FINISH_TIMEOUT`, or :data:`EXIT_TIMEOUT`
-                while the interpreter exits.
+            timeout: Seconds to wait; default :data:`FINISH_TIMEOUT`, :data:`FAILURE_TIMEOUT`
+                while the mirror is still starting against a server or after it went offline
+                because the server failed, and :data:`EXIT_TIMEOUT` while the interpreter exits.
 
         Returns:
             True when the worker drained the queue and finished (see :attr:`state` for the
             outcome); False on timeout: the copy is recorded as partial and the worker keeps
-            going in the background (``nbops sync --offline`` completes the copy from the
-            store if the process ends first). Never raises.
+            going in the background, recording the copy complete when it is; at interpreter
+            exit it gets :data:`EXIT_TIMEOUT` more seconds (``nbops sync --offline`` completes
+            the copy from the store if the process ends first). Never raises.
         """
         self.release()
         if timeout is None:
-            timeout = EXIT_TIMEOUT if interpreter_exiting() else FINISH_TIMEOUT
+            if interpreter_exiting():
+                timeout = EXIT_TIMEOUT
+            elif self._failing():
+                timeout = FAILURE_TIMEOUT
+            else:
+                timeout = FINISH_TIMEOUT
         with self._lock:
             first = not self._finish_requested
             self._finish_requested = True
@@ -218,6 +275,12 @@ class WandbMirror:
         if self._done.wait(timeout):
             return True
         exiting = interpreter_exiting()
+        if not exiting:
+            _wait_for_at_exit(self)
+        elif self._check is not None and self.state.status == "starting":
+            # wandb-core retries the online start for ~30 s and wandb's own exit hook waits for
+            # it without a bound: end it, the store records the copy as partial
+            end_wandb_service_within(0.5)
         with self._lock:
             self._abandoned = exiting
             if self._state.copy != COMPLETE:
@@ -241,6 +304,13 @@ class WandbMirror:
         return False
 
     # -- caller side helpers -------------------------------------------------------------------
+
+    def _failing(self) -> bool:
+        """True while the mirror waits on a server (not yet started online) or fell back."""
+        if self._check is None:
+            return False
+        state = self.state
+        return self._fell_back or (state.mode == "online" and state.status == "starting")
 
     def _publish_exit_note(self) -> None:
         with self._lock:
@@ -310,6 +380,7 @@ class WandbMirror:
         finally:
             self._publish(force=True)  # the store knows the outcome before finish() returns
             self._done.set()
+            _unfinished.discard(self)
 
     def _start(self) -> Any:
         try:
@@ -319,8 +390,8 @@ class WandbMirror:
             self._set(status="failed", copy=NOT_MIRRORED, reason="wandb cannot be imported")
             return None
         mode = self.state.mode
-        if mode == "online":
-            check = check_server(timeout=min(PROBE_TIMEOUT, self._init_timeout))
+        if mode == "online" and self._check is not None:
+            check = self._check.result()
             if not check.ok:
                 self._fall_back(wandb, check.describe())
                 mode = "offline"
@@ -359,9 +430,10 @@ class WandbMirror:
             )
             return None
         self._set(
-            reason=f"{self.state.reason}; W&B kept id {self._run_id} reserved, so the "
+            reason=f"{self._course}; W&B kept id {self._run_id} reserved, so the "
             f"offline copy has id {fresh}"
         )
+        self._course = self.state.reason
         return run
 
     def _fall_back(self, wandb: Any, reason: str) -> None:
@@ -370,11 +442,15 @@ class WandbMirror:
             "Upload it later with `nbops sync`"
         )
         logger.debug(message)
-        warnings.warn(message, MirrorWarning, stacklevel=1)
+        if not self._abandoned:  # the process exits: the store already says the copy is partial
+            warnings.warn(message, MirrorWarning, stacklevel=1)
+        self._fell_back = True
+        self._course = reason
         self._set(mode="offline", reason=reason)
         go_offline_process_wide(wandb)
 
     def _init(self, wandb: Any, mode: str, run_id: str) -> Any:
+        turn_off_wandb_telemetry()
         if mode == "online":
             silence_wandb_terminal(wandb)
         commit, remote = self._early_git()
@@ -485,7 +561,5 @@ class WandbMirror:
                 status="finished",
                 total=self._given,
                 copy=COMPLETE if complete else PARTIAL,
-                reason=self._state.reason
-                if complete
-                else "the W&B file ends before the run's last row",
+                reason=self._course if complete else "the W&B file ends before the run's last row",
             )

@@ -47,14 +47,21 @@ def interpreter_exiting() -> bool:
 
 
 def go_offline_process_wide(wandb: Any) -> None:
-    """Switch wandb's process-wide settings offline and turn its telemetry exporter off.
-
-    Otherwise wandb's OpenTelemetry exporter keeps posting to the failing server at exit.
-    """
+    """Switch wandb's process-wide settings offline (and its telemetry exporter off)."""
     try:
         wandb.setup(settings=wandb.Settings(mode="offline", silent=True))
     except Exception:
         logger.debug("could not switch wandb's process settings offline", exc_info=True)
+    turn_off_wandb_telemetry()
+
+
+def turn_off_wandb_telemetry() -> None:
+    """Turn wandb's own usage telemetry (OpenTelemetry export to the W&B server) off.
+
+    Called before the mirror's first ``wandb.init``: each online start builds an exporter that
+    nothing can reach afterwards, which posts wandb's exception texts (not redacted by nbops)
+    and, at exit, keeps a process alive flushing to a server that fails or hangs.
+    """
     try:
         from wandb.analytics.opentelemetry import opentelemetry_proxy
 
@@ -64,6 +71,32 @@ def go_offline_process_wide(wandb: Any) -> None:
             proxy.shutdown(timeout_millis=100)
     except Exception:  # older or newer wandb without this module: nothing to stop
         logger.debug("could not turn wandb telemetry off", exc_info=True)
+
+
+def end_wandb_service_within(seconds: float) -> None:
+    """Make wandb's service process (``wandb-core``) end within ``seconds`` from now.
+
+    At exit wandb waits, without a bound, for wandb-core to finish what it holds; with an online
+    start still retrying against a server that fails or hangs, that is 30 s or more. The mirror
+    calls this only when it gives up, at exit, on a copy whose online start had not finished
+    (the store records the copy as partial; ``nbops sync --offline`` rebuilds it).
+    """
+    import subprocess
+
+    setup = sys.modules.get("wandb.sdk.wandb_setup")
+    connection = getattr(getattr(setup, "_singleton", None), "_connection", None)
+    process = getattr(getattr(connection, "_proc", None), "_process", None)
+    if not isinstance(process, subprocess.Popen):
+        return
+
+    def watch() -> None:
+        try:
+            process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            logger.debug("ending wandb-core (pid %s): it outlived the exit wait", process.pid)
+            process.kill()
+
+    threading.Thread(target=watch, name="nbops-wandb-core-end", daemon=True).start()
 
 
 def wait_until_written(run_dir: str, timeout: float = 15.0) -> bool:

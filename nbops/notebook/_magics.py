@@ -213,17 +213,13 @@ class NbopsMagics(Magics):
             return
         self.session.wait_for_capture(run)
         run.flush()
-        mirror = run.mirror.state if run.mirror is not None else None
         notebook = run.store.get_metadata(run.id).get("notebook") or {}
         print(
             f"nbops: run {run.id} ({run.name}) in project {run.project!r}, {run.status}, "
             f"next step {run.step}"
         )
         print(f"  store: {run.store.location}")
-        print(
-            f"  W&B: {mirror.mode + ', ' + mirror.status if mirror else 'disabled'}"
-            + (f" ({mirror.error})" if mirror and mirror.error else "")
-        )
+        print(f"  {copy_line(run)}")
         if not notebook and run.capturing:
             print("  notebook: capture in progress (git, packages and the notebook's location)")
         else:
@@ -270,6 +266,17 @@ class NbopsMagics(Magics):
         print(f"nbops: finished run {run.id} ({args.status})")
         if report is not None:
             print(report)
+
+
+def copy_line(run: Any) -> str:
+    """The state of a running run's W&B copy (starting / N of M rows so far / complete / why)."""
+    from nbops.mirror import describe_copy
+
+    if run.mirror is None:
+        return "W&B copy: not mirrored (the W&B mirror is disabled for this run)"
+    state = run.mirror.state
+    line = describe_copy(state.to_dict(), state.total, live=run.status == "running")
+    return line + (f"; last error: {state.error}" if state.error else "")
 
 
 NbopsMagics.nbops.__doc__ = _help()

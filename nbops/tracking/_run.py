@@ -60,6 +60,7 @@ class Run:
         self._flush_lock = threading.Lock()  # one flush at a time, so finish waits for the flusher
         # Rows of (step, time, values); values are floats, or media files for the mirror only.
         self._buffer: list[tuple[int, float, dict[str, float | MediaFile]]] = []
+        self._mirrored_ahead = 0  # leading buffer rows the mirror already has (a failed write)
         self._sampler: SystemSampler | None = None
         self._next_step = 0
         self._pending_metadata: dict[str, Any] = {}
@@ -420,6 +421,11 @@ class Run:
             batch, self._buffer = self._buffer, []
             summary = self.summary._take_changes()
             metadata, self._pending_metadata = self._pending_metadata, {}
+        # The mirror gets the rows first: it drains on its own thread while the store writes
+        # them (wandb's per-row cost is the mirror's bottleneck, so it must not wait for SQLite).
+        ahead, self._mirrored_ahead = self._mirrored_ahead, 0
+        if self._mirror is not None and len(batch) > ahead:
+            self._mirror.log(batch[ahead:])
         now = time.time()
         beat = now if batch or now - self._last_beat >= _HEARTBEAT_EVERY else None
         points = [
@@ -434,8 +440,9 @@ class Run:
             for key, value in metadata.items():
                 self._store.set_metadata(self.id, key, redact(value))
         except Exception:
-            with self._lock:  # keep everything for the next attempt
+            with self._lock:  # keep everything for the next attempt (the mirror has the rows)
                 self._buffer[:0] = batch
+                self._mirrored_ahead = len(batch)
                 for key, value in metadata.items():
                     self._pending_metadata.setdefault(key, value)
                 if summary is not None:
@@ -443,10 +450,8 @@ class Run:
             raise
         if beat is not None:
             self._last_beat = beat
-        if self._mirror is not None and batch:
-            self._mirror.log(batch)
-            if summary is not None:
-                self._mirror.update_summary(summary)
+        if self._mirror is not None and batch and summary is not None:
+            self._mirror.update_summary(summary)
 
     @classmethod
     def attach(cls, run_id: str, store: RunStore) -> Run:

@@ -12,6 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 FAILURES = ("refuse", "silent", "http401", "http500", "hang-post")
 #: Answers nbops' viewer probe, then fails every other request with HTTP 500.
 PROBE_ONLY = "probe-only"
+#: Answers nbops' viewer probe, then never answers any other request.
+PROBE_THEN_HANG = "probe-then-hang"
 
 
 def closed_port() -> int:
@@ -49,8 +51,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
-        if self.server.status == -1:  # probe-only
-            viewer = b"query Viewer { viewer { id } }" in body
+        viewer = b"query Viewer { viewer { id } }" in body
+        if self.server.status == -2 and not viewer:  # probe-then-hang
+            self.server.release.wait(120)
+            return
+        if self.server.status in (-1, -2):  # probe-only, or the probe of probe-then-hang
             body = b'{"data": {"viewer": {"id": "u"}}}'
             self.send_response(200 if viewer else 500)
             self.send_header("Content-Type", "application/json")
@@ -70,7 +75,8 @@ def failing_server(kind: str) -> Iterator[str]:
 
     ``refuse``: nothing listens. ``silent``: the port accepts connections (kernel backlog) but
     nothing ever answers. ``http401`` / ``http500``: every request gets that status.
-    ``hang-post``: GET answers 200, POST never answers. ``probe-only``: see :data:`PROBE_ONLY`.
+    ``hang-post``: GET answers 200, POST never answers. ``probe-only``: see :data:`PROBE_ONLY`;
+    ``probe-then-hang``: see :data:`PROBE_THEN_HANG`.
     """
     if kind == "refuse":
         yield f"http://127.0.0.1:{closed_port()}"
@@ -82,7 +88,13 @@ def failing_server(kind: str) -> Iterator[str]:
             yield f"http://127.0.0.1:{sock.getsockname()[1]}"
         return
     server = _Server(("127.0.0.1", 0), _Handler)
-    server.status = {"http401": 401, "http500": 500, "hang-post": 0, PROBE_ONLY: -1}[kind]
+    server.status = {
+        "http401": 401,
+        "http500": 500,
+        "hang-post": 0,
+        PROBE_ONLY: -1,
+        PROBE_THEN_HANG: -2,
+    }[kind]
     server.release = threading.Event()
     thread = threading.Thread(target=server.serve_forever, name=f"test-{kind}", daemon=True)
     thread.start()

@@ -90,6 +90,11 @@ def test_live_and_rebuilt_copies_carry_git_diff_packages_and_notebook(repo: Path
     assert REMOTE_PASSWORD not in metadata["git"]["remote"]
     (live_dir,) = find_offline_runs(repo)
     _check_files(live_dir, metadata)
+    live = read_offline_run(live_dir)  # the run record too, as wandb puts it for its own runs
+    assert (live.git_commit, live.git_remote) == (
+        metadata["git"]["commit"],
+        metadata["git"]["remote"],
+    )
 
     live_dir = live_dir.rename(repo / "kept-live-copy")  # keep it to compare with
     result = rebuild_offline_copy(store, run.id, repo)

@@ -215,3 +215,44 @@ def test_non_string_metric_names_match_in_store_and_wandb(
     copy = read_offline_run(run_dir)
     assert copy.history == store_rows(store, run.id)
     assert copy.summary["1"] == 0.25 and store.get_summary(run.id)["1"] == 0.25
+
+
+def test_the_project_secret_rules_apply_to_the_wandb_copy_too(
+    isolated_env: Path, monkeypatch: Any
+) -> None:
+    from nbops.redact import configure_secrets
+
+    monkeypatch.setenv("WANDB_DIR", str(isolated_env))
+    (isolated_env / "nbops.yaml").write_text(
+        "secrets:\n  words: [ssn]\n  ignore_words: [auth]\n  allow: [sort_key]\n"
+    )
+    configure_secrets(None)  # the project's file, not rules an earlier test set in code
+    config = {
+        "patient_ssn": "123-45-6789",  # extended: secret
+        "auth": "basic",  # relaxed: kept
+        "sort_key": "date",  # allowed: kept
+        "api_key": SECRET,  # default: secret
+        "max_tokens": 512,  # default: not secret
+        "tokenizer": "bpe",
+        "author": "ann",
+    }
+    run = nbops.init(project="rules", wandb="offline", config=config, capture=False)
+    run.log({"loss": 0.5})
+    run.summary["db_password"] = SECRET
+    run.summary["n_tokens"] = 7
+    run.summary["ssn_hint"] = "1234"
+    run.finish()
+    expected = {
+        **config,
+        "patient_ssn": "[redacted]",
+        "api_key": "[redacted]",
+    }
+    store = open_store()
+    assert store.get_params(run.id) == expected
+    (run_dir,) = find_offline_runs(isolated_env)
+    copy = read_offline_run(run_dir)
+    assert {k: copy.config.get(k) for k in expected} == expected
+    summary = {"db_password": "[redacted]", "n_tokens": 7, "ssn_hint": "[redacted]"}
+    assert {k: store.get_summary(run.id)[k] for k in summary} == summary
+    assert {k: copy.summary.get(k) for k in summary} == summary
+    assert no_secret_under(isolated_env / "wandb") == []

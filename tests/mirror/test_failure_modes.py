@@ -20,7 +20,13 @@ import pytest
 from nbops.mirror import WandbMirror, find_offline_runs, read_offline_run
 from nbops.store import open_store
 from tests.conftest import subprocess_env
-from tests.mirror.servers import FAILURES, failing_server
+from tests.mirror.servers import (
+    FAILURES,
+    PROBE_ONLY,
+    PROBE_THEN_HANG,
+    closed_port,
+    failing_server,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -107,6 +113,96 @@ def test_failing_server_gets_a_complete_offline_copy_quickly(
             data = path.read_bytes()
             assert SECRET.encode() not in data, path
             assert FAKE_KEY.encode() not in data, path
+
+
+# finish() (or the interpreter's exit, as at kernel shutdown) right after the run starts, while
+# the mirror is still asking the server or inside wandb's online start
+SCRIPT_AT_ONCE = f"""
+import json, sys, time
+import nbops
+
+if sys.argv[1] == "magic":  # a notebook's %nbops track ... %nbops stop
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_cell("%load_ext nbops")
+    shell.run_cell("%nbops track --project fm --name at-once")
+    run = nbops.active_run()
+else:
+    run = nbops.init(project="fm", name="at-once", config={{"lr": 0.1}}, capture=False)
+for i in range({STEPS}):
+    run.log({{"loss": 1.0 / (i + 1)}})
+took = None
+started = time.perf_counter()
+if sys.argv[1] == "finish":
+    run.finish()
+    took = time.perf_counter() - started
+elif sys.argv[1] == "magic":
+    assert shell.run_cell("%nbops stop").success
+    took = time.perf_counter() - started
+print(json.dumps({{"id": run.id, "finish": took, "end": time.time()}}), flush=True)
+"""
+
+# The server answers nbops' question but fails (or never answers) wandb's own requests: wandb's
+# online start retries for 30 s, and wandb's exit hook used to wait for its service that long.
+AT_ONCE_CASES = [
+    *[(kind, "finish") for kind in FAILURES],
+    (PROBE_ONLY, "finish"),
+    (PROBE_THEN_HANG, "finish"),
+    (PROBE_THEN_HANG, "exit"),
+    (PROBE_THEN_HANG, "magic"),
+    ("http401", "magic"),
+    ("hang-post", "exit"),
+]
+
+
+@pytest.mark.parametrize(("kind", "how"), AT_ONCE_CASES)
+def test_finish_right_after_start_is_bounded_and_the_copy_completes_later(
+    kind: str, how: str, tmp_path: Path, isolated_env: Path
+) -> None:
+    script = tmp_path / "at_once.py"
+    script.write_text(SCRIPT_AT_ONCE)
+    env = subprocess_env(WANDB_API_KEY=FAKE_KEY, WANDB_DIR=str(tmp_path))
+    env.pop("NBOPS_WANDB", None)  # mode from the key: online
+    with failing_server(kind) as url:
+        env["WANDB_BASE_URL"] = url
+        done = subprocess.run(
+            [sys.executable, str(script), how],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        ended = time.time()
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if how != "exit":  # loose: wandb's own waits are 30 s and more
+        assert float(result["finish"]) <= 5.0, result
+    assert ended - float(result["end"]) <= 10.0, "wandb kept the process alive"
+    assert len([line for line in done.stderr.splitlines() if "offline instead" in line]) <= 1
+    assert "is in use" not in done.stderr and "Failed to export" not in done.stderr
+    assert FAKE_KEY not in done.stderr
+
+    # whatever the process managed, the store says how far the copy got and sync completes it
+    env["WANDB_BASE_URL"] = f"http://127.0.0.1:{closed_port()}"
+    synced = subprocess.run(
+        [sys.executable, "-m", "nbops", "sync", "--offline", "--dir", str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert synced.returncode == 0, synced.stderr[-3000:]
+    store = open_store()
+    run_id = str(result["id"])
+    state = store.get_metadata(run_id)["wandb"]
+    assert (state["copy"], state["rows"]) == ("complete", STEPS), state
+    copy = read_offline_run(state["run_dir"])
+    assert copy.complete
+    losses = [p.value for p in store.get_metrics(run_id) if p.key == "loss"]
+    assert [row["loss"] for row in copy.history] == losses
 
 
 @pytest.fixture

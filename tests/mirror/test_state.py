@@ -32,3 +32,17 @@ def test_state_written_before_copies_were_tracked_still_reads() -> None:
     old = {"mode": "offline", "status": "finished", "error": None, "run_dir": "/x", "url": None}
     assert MirrorState.from_dict(old).copy == "complete"
     assert MirrorState.from_dict({**old, "status": "failed"}).copy == "partial"
+
+
+def test_a_live_mirror_is_described_as_in_progress() -> None:
+    starting = MirrorState(mode="online", status="starting")
+    assert describe_copy(starting.to_dict(), 0, live=True) == "W&B copy: starting, online"
+    draining = MirrorState(mode="offline", status="running", rows=40, total=100, run_dir="/w/r")
+    line = describe_copy(draining.to_dict(), 100, live=True)
+    assert line == "W&B copy: 40 of 100 rows so far, offline /w/r"
+    fallen = MirrorState(
+        mode="offline", status="running", rows=3, total=3, reason="the server answered HTTP 500"
+    )
+    assert "(the server answered HTTP 500)" in describe_copy(fallen.to_dict(), 3, live=True)
+    # the same state once the run has ended is a partial copy to complete
+    assert "complete it with `nbops sync --offline`" in describe_copy(draining.to_dict(), 100)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,3 +74,33 @@ def test_sync_with_unreachable_server(
     assert FAKE_KEY not in message
     assert FAKE_KEY not in caplog.text
     assert not list(offline_runs.glob("*/*.synced"))
+
+
+def test_plain_sync_completes_copies_from_the_store_before_uploading(
+    isolated_env: Path, cli: Any, closed_port_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import nbops
+    from nbops.mirror import read_offline_run
+    from nbops.store import open_store
+
+    monkeypatch.setenv("WANDB_DIR", str(isolated_env))
+    run = nbops.init(project="s", wandb="offline", capture=False)
+    for i in range(50):
+        run.log({"x": float(i)})
+    run.finish()
+    store = open_store()
+    state = store.get_metadata(run.id)["wandb"]
+    shutil.rmtree(state["run_dir"])  # the copy a killed process left behind is gone
+    partial = {**state, "copy": "partial", "rows": 10, "reason": "the process ended"}
+    store.set_metadata(run.id, "wandb", partial)
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("WANDB_BASE_URL", closed_port_url)
+    result = cli("sync", "--timeout", "2")
+    assert f"run {run.id}: W&B copy rebuilt from the store (50 rows)" in result.output
+    assert result.exit_code == 1 and "could not be reached" in result.stderr  # then uploads
+    rebuilt = store.get_metadata(run.id)["wandb"]
+    assert rebuilt["copy"] == "complete"
+    copy = read_offline_run(rebuilt["run_dir"])
+    assert [row["x"] for row in copy.history] == [float(i) for i in range(50)]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,38 @@ def test_stop_and_status(ipython: Any, capsys: pytest.CaptureFixture[str]) -> No
     assert runs_in_store()[0].status == "failed"
     run(ipython, "%nbops stop")
     assert "no active run" in capsys.readouterr().out
+
+
+def test_status_states_the_w_and_b_copy(
+    ipython: Any,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-runs"))
+    run(ipython, "%load_ext nbops")
+    run(ipython, "%nbops track --wandb disabled")
+    current = nbops.active_run()
+    assert current is not None
+    current.wait_background()
+    run(ipython, "%nbops status")
+    assert "W&B copy: not mirrored (the W&B mirror is disabled" in capsys.readouterr().out
+    run(ipython, "%nbops track --new --wandb offline")
+    current = nbops.active_run()
+    assert current is not None and current.mirror is not None
+    current.wait_background()
+    for i in range(5):
+        current.log({"x": float(i)})
+    current.flush()
+    deadline = time.monotonic() + 60
+    while current.mirror.state.rows < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run(ipython, "%nbops status")
+    out = capsys.readouterr().out
+    assert "W&B copy: 5 of 5 rows so far, offline " in out, out
+    run(ipython, "%nbops stop")
+    capsys.readouterr()
+    assert current.mirror.state.copy == "complete"
 
 
 def test_reload_ext_does_not_double_register(ipython: Any) -> None:

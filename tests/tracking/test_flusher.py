@@ -117,3 +117,32 @@ def test_a_run_whose_store_keeps_failing_warns_once(caplog: pytest.LogCaptureFix
     run.store.write_progress = working  # type: ignore[method-assign]
     run.finish()  # the buffered metric was kept and lands at finish
     assert [p.value for p in run.store.get_metrics(run.id)] == [1.0]
+
+
+def test_rows_reach_the_mirror_once_even_when_the_store_write_is_retried(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbops.mirror import read_offline_run
+
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    run = nbops.init(wandb="offline", capture=False)
+    working = run.store.write_progress
+    failures = []
+
+    def flaky(*args: object, **kwargs: object) -> None:
+        if len(failures) < 2:
+            failures.append(1)
+            raise OSError("database is locked")
+        working(*args, **kwargs)  # type: ignore[arg-type]
+
+    run.store.write_progress = flaky  # type: ignore[method-assign]
+    for i in range(5):
+        run.log({"m": float(i)})
+    assert _wait(lambda: len(failures) >= 2)
+    run.log({"m": 5.0})
+    run.finish()
+    assert [p.value for p in run.store.get_metrics(run.id)] == [float(i) for i in range(6)]
+    assert run.mirror is not None and run.mirror.state.copy == "complete"
+    copy = read_offline_run(run.mirror.state.run_dir or "")
+    assert [row["m"] for row in copy.history] == [float(i) for i in range(6)]
+    assert run.mirror.state.rows == 6  # no row was sent twice
