@@ -34,7 +34,10 @@ _STYLE = """<style>
 .nbops-compare table {border-collapse: collapse; margin: 0.5em 0; font-size: 90%}
 .nbops-compare th, .nbops-compare td {border: 1px solid #ddd; padding: 2px 6px; text-align: left}
 .nbops-compare tr.nbops-diff td {background: #fff3c4}
-.nbops-compare .nbops-charts {display: flex; flex-wrap: wrap; gap: 8px}
+.nbops-compare .nbops-charts {display: grid; gap: 8px;
+  grid-template-columns: repeat(auto-fill, minmax(380px, 1fr))}
+.nbops-compare .nbops-charts figure {margin: 0; min-width: 0}
+.nbops-compare .nbops-charts svg {max-width: 100%; height: auto}
 </style>"""
 
 

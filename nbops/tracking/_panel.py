@@ -40,8 +40,10 @@ SORTS = [
 ]
 #: Runs listed at most (the most recent first when no sort is chosen).
 LIMIT = 500
-#: The charts' grid: as many columns of at least this width as fit, wrapping below.
+#: The charts' grid: as many columns of at least this width as fit, wrapping below; a chart
+#: (about 500 CSS pixels wide) shrinks to its column rather than spilling over the next one.
 CHART_MIN_WIDTH = "380px"
+_STYLE = "<style>.nbops-runs-charts img {max-width: 100%; height: auto}</style>"
 
 
 class RunsPanel(widgets.VBox):  # type: ignore[misc]
@@ -88,6 +90,7 @@ class RunsPanel(widgets.VBox):  # type: ignore[misc]
         self.runs_list = widgets.SelectMultiple(options=[], rows=8, description="runs")
         self.runs_list.layout.width = "100%"
         self.message = widgets.HTML()
+        self.style = widgets.HTML(_STYLE)
         self.charts = widgets.GridBox(
             [],
             layout=widgets.Layout(
@@ -114,6 +117,7 @@ class RunsPanel(widgets.VBox):  # type: ignore[misc]
                 self.header,
                 self.runs_list,
                 self.message,
+                self.style,
                 self.charts,
                 self.errors,
             ],

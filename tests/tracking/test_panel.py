@@ -138,6 +138,8 @@ def test_charts_sit_side_by_side_in_a_wrapping_grid() -> None:
         layout = panel.charts.layout
         assert layout.grid_template_columns == "repeat(auto-fill, minmax(380px, 1fr))"
         assert layout.width == "100%" and layout.grid_gap == "8px"
+        assert ".nbops-runs-charts img {max-width: 100%" in panel.style.value  # charts shrink
+        assert panel.style in panel.children
         panel.runs_list.value = tuple(ids)
         assert list(panel.figures) == ["m0", "m1", "m2", "m3", "m4"]
         cells = panel.charts.children
