@@ -1,36 +1,48 @@
-"""Data drift on 1,000,000 rows x 20 columns: nbops against Evidently's DataDriftPreset.
+"""Data drift on 1,000,000 rows x 20 columns: nbops against Evidently and NannyML.
 
-Both run in the same process on the same frames; Evidently only when it is importable. Evidently
-0.7 needs pandas<3, so make a separate environment::
+Each tool is imported and warmed up on a small frame first, then runs on the same frames in a
+forked child process, so its time leaves out imports and its peak memory (the resident set's
+high-water mark above what the frames and imports already took) is its own. nbops is timed
+with its default domain classifier and without it. Evidently and NannyML run only when
+importable; both need ``pandas<3``, so make a separate environment::
 
     python -m venv .venv-bench-drift
-    .venv-bench-drift/bin/pip install -e ".[monitor]" "pandas<3" evidently
+    .venv-bench-drift/bin/pip install -e ".[monitor]" "pandas<3" evidently nannyml
     .venv-bench-drift/bin/python benchmarks/drift.py
 
-Prints the verdict of each column from both tools next to the shift that was planted, the
-timings and their ratio, then the false alarms of both on pairs of unshifted frames
+Prints the verdict of each column from every tool next to the shift that was planted, the
+timings, peak memory and ratios, then the false alarms of each on pairs of unshifted frames
 (``--null-pairs``). ``--rows`` makes it smaller; ``--json PATH`` also writes the figures.
-NannyML is not included: its univariate drift calculator needs a chunked, timestamped setup that
-is not a like-for-like comparison in one process.
+
+Peers as configured: Evidently's ``DataDriftPreset`` with its defaults; NannyML's
+``UnivariateDriftCalculator`` twice: with its statistical tests (Kolmogorov-Smirnov and
+chi-square, p < 0.05) on the whole current frame as one chunk, and with its defaults
+(Jensen-Shannon distance, thresholds from the spread over 10 reference chunks; a column drifts
+when any of the 10 current chunks alerts).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import importlib.util
 import json
+import multiprocessing
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
+import warnings
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")  # NannyML's telemetry: off
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -83,25 +95,70 @@ def make(rng: np.random.Generator, n: int, shifted: bool) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def run_nbops(
-    reference: pd.DataFrame, current: pd.DataFrame, repeat: int
-) -> tuple[Any, list[float]]:
-    times = []
-    report = None
-    for _ in range(repeat):
+def _status_kib(field: str) -> int:
+    """A ``VmRSS``/``VmHWM`` figure of this process, in KiB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def measured(fn: Callable[..., Any], *args: Any) -> tuple[Any, float, float]:
+    """Run ``fn(*args)`` in a forked child: ``(result, seconds, peak MiB above the start)``."""
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+
+    def child() -> None:
+        warnings.simplefilter("ignore")  # the peers' deprecation chatter
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark
+        except OSError:
+            pass
+        base = _status_kib("VmRSS")
         start = time.perf_counter()
-        report = nbops.drift(reference, current)
-        times.append(time.perf_counter() - start)
-    return report, times
+        try:
+            result: Any = fn(*args)
+        except Exception as exc:  # noqa: BLE001 - reported by the parent
+            result = exc
+        seconds = time.perf_counter() - start
+        send.send((result, seconds, (_status_kib("VmHWM") - base) / 1024))
+
+    process = ctx.Process(target=child)
+    process.start()
+    result, seconds, peak = receive.recv()
+    process.join()
+    if isinstance(result, Exception):
+        raise result
+    return result, seconds, peak
 
 
-def run_evidently(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[dict[str, bool], float]:
+def nbops_verdicts(
+    reference: pd.DataFrame, current: pd.DataFrame, domain: bool = True
+) -> dict[str, Any]:
+    report = nbops.drift(reference, current, domain=domain)
+    return {
+        "columns": {name: col.drifted for name, col in report.columns.items()},
+        "domain_auc": (report.domain or {}).get("auc"),
+    }
+
+
+def run_nbops(
+    reference: pd.DataFrame, current: pd.DataFrame, repeat: int, domain: bool = True
+) -> tuple[dict[str, Any], list[float], float]:
+    times, peaks = [], []
+    found: dict[str, Any] = {}
+    for _ in range(repeat):
+        found, seconds, peak = measured(nbops_verdicts, reference, current, domain)
+        times.append(seconds)
+        peaks.append(peak)
+    return found, times, max(peaks)
+
+
+def evidently_verdicts(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, bool]:
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
-    start = time.perf_counter()
     snapshot = Report([DataDriftPreset()]).run(current, reference)
-    seconds = time.perf_counter() - start
     verdicts: dict[str, bool] = {}
     for metric in snapshot.dict()["metrics"]:
         config = metric["config"]
@@ -111,7 +168,32 @@ def run_evidently(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[dict[
         # Distances drift at or above the threshold; p-value tests (small data) below it.
         is_p_value = "p_value" in method or "test" in method.lower()
         verdicts[config["column"]] = bool(value < threshold if is_p_value else value >= threshold)
-    return verdicts, seconds
+    return verdicts
+
+
+def nannyml_verdicts(reference: pd.DataFrame, current: pd.DataFrame, mode: str) -> dict[str, bool]:
+    """NannyML's univariate drift: ``tests`` (KS/chi2, one chunk) or ``default`` (JS, 10)."""
+    import nannyml as nml
+
+    categorical = [c for c in reference.columns if not pd.api.types.is_numeric_dtype(reference[c])]
+    if mode == "tests":
+        options: dict[str, Any] = {
+            "chunk_number": 1,
+            "continuous_methods": ["kolmogorov_smirnov"],
+            "categorical_methods": ["chi2"],
+        }
+    else:
+        options = {"chunk_number": 10}
+    calc = nml.UnivariateDriftCalculator(
+        column_names=list(reference.columns), treat_as_categorical=categorical, **options
+    )
+    calc.fit(reference)
+    table = calc.calculate(current).filter(period="analysis").to_df()
+    verdicts: dict[str, bool] = {}
+    for column in reference.columns:
+        alerts = [key for key in table.columns if key[0] == column and key[-1] == "alert"]
+        verdicts[column] = bool(any(table[key].fillna(False).astype(bool).any() for key in alerts))
+    return verdicts
 
 
 def main() -> int:
@@ -119,6 +201,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5, help="nbops runs (median reported)")
     parser.add_argument("--no-evidently", action="store_true")
+    parser.add_argument("--no-nannyml", action="store_true")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     parser.add_argument(
         "--null-pairs", type=int, default=3, help="pairs of unshifted frames (false alarms)"
@@ -131,84 +214,106 @@ def main() -> int:
         f"{args.rows:,} rows x {reference.shape[1]} columns; {os.cpu_count()} CPUs; "
         f"Python {platform.python_version()}, pandas {pd.__version__}, numpy {np.__version__}"
     )
-    report, times = run_nbops(reference, current, args.repeat)
+    nbops_verdicts(*(make(np.random.default_rng(k), 2_000, False) for k in (0, 1)))  # warm up
+    found, times, nb_peak = run_nbops(reference, current, args.repeat)
     nb_median = statistics.median(times)
-    rss_nbops = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    _, plain_times, plain_peak = run_nbops(reference, current, args.repeat, domain=False)
+    print(
+        f"nbops without the domain classifier: median {statistics.median(plain_times):.2f} s, "
+        f"peak +{plain_peak:,.0f} MiB"
+    )
+    truth = {name: name in SHIFTS for name in reference.columns}
 
-    evidently: dict[str, bool] | None = None
-    ev_seconds = None
-    ev_version = None
-    if not args.no_evidently:
-        try:
-            ev_version = importlib.metadata.version("evidently")
-            evidently, ev_seconds = run_evidently(reference, current)
-        except ImportError as exc:
-            print(f"Evidently not importable ({exc}): skipped")
+    peers: dict[str, Callable[[pd.DataFrame, pd.DataFrame], dict[str, bool]]] = {}
+    versions: dict[str, str] = {}
+    for package, skip, entries in (
+        ("evidently", args.no_evidently, {"evidently": evidently_verdicts}),
+        (
+            "nannyml",
+            args.no_nannyml,
+            {
+                "nannyml-tests": partial(nannyml_verdicts, mode="tests"),
+                "nannyml-default": partial(nannyml_verdicts, mode="default"),
+            },
+        ),
+    ):
+        if skip:
+            continue
+        if importlib.util.find_spec(package) is None:
+            print(f"{package} not importable: skipped")
+            continue
+        versions[package] = importlib.metadata.version(package)
+        peers.update(entries)
+    results: dict[str, dict[str, Any]] = {
+        "nbops": {"verdicts": found["columns"], "seconds": nb_median, "peak_mib": nb_peak}
+    }
+    small = tuple(make(np.random.default_rng(k), 2_000, k == 1) for k in (0, 1))
+    for fn in peers.values():
+        fn(*small)  # warm up here: each forked child starts with every tool imported
+    for name, fn in peers.items():
+        verdicts, seconds, peak = measured(fn, reference, current)
+        results[name] = {"verdicts": verdicts, "seconds": seconds, "peak_mib": peak}
+
     print()
-    header = f"{'column':<6} {'planted shift':<26} {'nbops':<6} {'evidently':<9} {'agree':<5}"
+    names = list(results)
+    header = f"{'column':<6} {'planted shift':<26} " + " ".join(f"{n:<15}" for n in names)
     print(header)
     print("-" * len(header))
-    agree = 0
-    columns = []
-    for name, col in report.columns.items():
-        ev = None if evidently is None else evidently.get(name)
-        same = ev is not None and ev == col.drifted
-        agree += same
-        shift = SHIFTS.get(name, "-")
-        correct = col.drifted == (name in SHIFTS)
-        print(
-            f"{name:<6} {shift:<26} {'DRIFT' if col.drifted else 'no':<6} "
-            f"{'-' if ev is None else ('DRIFT' if ev else 'no'):<9} "
-            f"{'-' if ev is None else ('yes' if same else 'NO'):<5}"
-            + ("" if correct else "  (nbops wrong)")
-        )
-        columns.append({"column": name, "shift": shift, "nbops": col.drifted, "evidently": ev})
+    for column in reference.columns:
+        cells = []
+        for name in names:
+            verdict = results[name]["verdicts"].get(column)
+            text = "-" if verdict is None else ("DRIFT" if verdict else "no")
+            cells.append(f"{text + ('' if verdict in (None, truth[column]) else ' (x)'):<15}")
+        print(f"{column:<6} {SHIFTS.get(column, '-'):<26} " + " ".join(cells))
+    print("(x): wrong against the planted shifts")
     print()
-    truth = {c["column"]: c["shift"] != "-" for c in columns}
-    nb_right = sum(c["nbops"] == truth[c["column"]] for c in columns)
-    print(
-        f"nbops drift: median {nb_median:.2f} s over {len(times)} runs "
-        f"(min {min(times):.2f}, max {max(times):.2f}); peak RSS {rss_nbops:,.0f} MiB; "
-        f"{nb_right}/{len(columns)} verdicts match the planted shifts"
-    )
-    figures: dict[str, Any] = {
-        "rows": args.rows,
-        "columns": reference.shape[1],
-        "cpus": os.cpu_count(),
-        "pandas": pd.__version__,
-        "nbops_seconds": times,
-        "nbops_median": nb_median,
-        "verdicts": columns,
-    }
-    if evidently is not None and ev_seconds is not None:
-        ev_right = sum(evidently.get(c["column"]) == truth[c["column"]] for c in columns)
-        print(
-            f"Evidently {ev_version} DataDriftPreset: {ev_seconds:.2f} s (1 run); "
-            f"{ev_right}/{len(columns)} verdicts match the planted shifts"
+    for name, res in results.items():
+        verdicts = res["verdicts"]
+        res["found"] = sum(bool(verdicts.get(c)) for c in SHIFTS)
+        res["false_alarms"] = sum(bool(verdicts.get(c)) for c in truth if not truth[c])
+        timing = (
+            f"median {nb_median:.2f} s over {len(times)} runs (min {min(times):.2f})"
+            if name == "nbops"
+            else f"{res['seconds']:.2f} s (1 run)"
         )
+        ratio = "" if name == "nbops" else f"; {res['seconds'] / nb_median:.1f}x nbops' time"
         print(
-            f"ratio: nbops is {ev_seconds / nb_median:.1f}x faster; "
-            f"same verdict on {agree}/{len(columns)} columns"
+            f"{name:<15} {res['found']}/{len(SHIFTS)} shifts found, {res['false_alarms']} false "
+            f"alarm(s) on the {len(truth) - len(SHIFTS)} unshifted columns; {timing}; peak "
+            f"+{res['peak_mib']:,.0f} MiB{ratio}"
         )
-        figures.update(evidently_seconds=ev_seconds, evidently_version=ev_version, agree=agree)
-    nb_false, ev_false = 0, 0
+    if found.get("domain_auc") is not None:
+        print(f"nbops domain classifier AUC {found['domain_auc']:.3f} (reported beside)")
+
+    null_alarms = dict.fromkeys(results, 0)
     for pair in range(args.null_pairs):
         pair_rng = np.random.default_rng(100 + pair)
         left, right = make(pair_rng, args.rows, False), make(pair_rng, args.rows, False)
-        nb_false += len(nbops.drift(left, right).drifted_columns)
-        if evidently is not None:
-            ev_false += sum(run_evidently(left, right)[0].values())
+        null_alarms["nbops"] += sum(measured(nbops_verdicts, left, right)[0]["columns"].values())
+        for name, fn in peers.items():
+            null_alarms[name] += sum(measured(fn, left, right)[0].values())
     if args.null_pairs:
         print(
             f"false alarms on {args.null_pairs} null pair(s) x {reference.shape[1]} columns: "
-            f"nbops {nb_false}" + (f", Evidently {ev_false}" if evidently is not None else "")
+            + ", ".join(f"{name} {count}" for name, count in null_alarms.items())
         )
-        figures.update(null_pairs=args.null_pairs, nbops_false_alarms=nb_false)
-        if evidently is not None:
-            figures["evidently_false_alarms"] = ev_false
     if args.json:
         from nbops.fileio import write_atomic
 
+        figures = {
+            "rows": args.rows,
+            "columns": reference.shape[1],
+            "cpus": os.cpu_count(),
+            "pandas": pd.__version__,
+            "versions": versions,
+            "nbops_seconds": times,
+            "nbops_no_domain_seconds": plain_times,
+            "domain_auc": found.get("domain_auc"),
+            "tools": results,
+            "null_pairs": args.null_pairs,
+            "null_false_alarms": null_alarms,
+        }
         write_atomic(args.json, json.dumps(figures, indent=2) + "\n")
     return 0
 

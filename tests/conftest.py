@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -212,11 +212,18 @@ class DaskCluster:
         self.scheduler: subprocess.Popen[bytes] | None = None
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
 
-    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self,
+        name: str,
+        *args: str,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
         log = open(self.root / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         return subprocess.Popen(
             [sys.executable, "-m", "dask", *args],
-            env=subprocess_env(),
+            env=env if env is not None else subprocess_env(),
+            cwd=cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -228,12 +235,15 @@ class DaskCluster:
             "--no-dashboard", "--no-show",
         )  # fmt: skip
 
-    def add_worker(self, name: str) -> subprocess.Popen[bytes]:
-        """Start a worker (one thread, no nanny: a killed worker stays dead) named ``name``."""
+    def add_worker(
+        self, name: str, *, cwd: Path | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start a worker (one thread, no nanny: a killed worker stays dead) named ``name``,
+        in ``cwd`` with ``env`` (default: the test's cwd and environment)."""
         worker = self._spawn(
             name, "worker", self.address, "--name", name, "--nthreads", "1", "--no-nanny",
             "--host", "127.0.0.1", "--no-dashboard",
-            "--local-directory", str(self.root / name),
+            "--local-directory", str(self.root / name), cwd=cwd, env=env,
         )  # fmt: skip
         self.workers[name] = worker
         return worker
@@ -264,21 +274,34 @@ class DaskCluster:
 
 
 @pytest.fixture
-def dask_cluster(tmp_path: Path) -> Iterator[DaskCluster]:
-    """A real Dask scheduler and two workers (``w0``, ``w1``) as separate processes on
-    127.0.0.1, with the test's environment (store, W&B folders) and the repository importable.
-    ``cluster.url`` is the ``dask://`` executor URL; ``kill_worker(name)`` SIGKILLs one."""
+def dask_scheduler(tmp_path: Path) -> Iterator[DaskCluster]:
+    """A real Dask scheduler on 127.0.0.1 and no worker yet: the test starts its own with
+    ``add_worker(name, cwd=..., env=...)`` then ``wait_for_workers(n)``."""
     root = tmp_path / "dask"
     root.mkdir()
     cluster = DaskCluster(root)
     try:
         cluster.start_scheduler()
-        for name in ("w0", "w1"):
-            cluster.add_worker(name)
-        try:
-            cluster.wait_for_workers(2)
-        except Exception as exc:  # noqa: BLE001 - report the processes' logs with any failure
-            pytest.fail(f"the Dask cluster did not start: {exc}\n{cluster.logs()}")
         yield cluster
     finally:
         cluster.stop()
+
+
+def start_workers(cluster: DaskCluster, names: Iterable[str], **options: Any) -> None:
+    """Start workers ``names`` (``add_worker`` options) and wait until they all joined."""
+    names = list(names)
+    for name in names:
+        cluster.add_worker(name, **options)
+    try:
+        cluster.wait_for_workers(len(names))
+    except Exception as exc:  # noqa: BLE001 - report the processes' logs with any failure
+        pytest.fail(f"the Dask cluster did not start: {exc}\n{cluster.logs()}")
+
+
+@pytest.fixture
+def dask_cluster(dask_scheduler: DaskCluster) -> DaskCluster:
+    """A real Dask scheduler and two workers (``w0``, ``w1``) as separate processes on
+    127.0.0.1, with the test's environment (store, W&B folders) and the repository importable.
+    ``cluster.url`` is the ``dask://`` executor URL; ``kill_worker(name)`` SIGKILLs one."""
+    start_workers(dask_scheduler, ("w0", "w1"))
+    return dask_scheduler

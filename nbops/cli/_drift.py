@@ -54,7 +54,16 @@ def cmd_drift(args: argparse.Namespace) -> int:
             raise NbopsUsageError("--columns is empty; give names separated by commas")
     reference = read_table(args.reference)
     current = read_table(args.current)
-    report = drift(reference, current, columns=columns, thresholds=_thresholds(args.threshold))
+    domain: bool | dict[str, float] = False
+    if not args.no_domain:
+        domain = {"auc": args.domain_auc} if args.domain_auc is not None else True
+    report = drift(
+        reference,
+        current,
+        columns=columns,
+        thresholds=_thresholds(args.threshold),
+        domain=domain,
+    )
     if args.html:
         name = args.current if source_prefix(args.current) else Path(args.current).name
         report.save_html(args.html, title=f"Data drift: {name}")
@@ -95,6 +104,12 @@ def _print_summary(report: Any) -> None:
         f"{report.n_reference:,} reference rows, {report.n_current:,} current rows, "
         f"{report.seconds:.2f} s"
     )
+    if report.domain:
+        told = "tells" if report.domain["drifted"] else "cannot tell"
+        print(
+            f"domain classifier: {told} the tables apart (AUC {report.domain['auc']:.3f}, "
+            f"threshold {report.domain['threshold']:g}, {report.domain['rows']:,} sampled rows)"
+        )
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -126,5 +141,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="NAME=VALUE",
         help="override a threshold (alpha, psi, wasserstein, tvd, missing, new_category, "
         "share, bins); repeatable",
+    )
+    p.add_argument(
+        "--no-domain",
+        action="store_true",
+        help="skip the domain classifier (the multivariate check, on by default)",
+    )
+    p.add_argument(
+        "--domain-auc",
+        type=float,
+        metavar="AUC",
+        help="AUC above which the domain classifier reports drift (default 0.6)",
     )
     p.set_defaults(func=cmd_drift)

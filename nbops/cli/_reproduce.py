@@ -51,7 +51,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         written = write_environment(args.run, args.env)
         print(f"wrote {written} (the packages run {args.run} recorded)")
     if args.output:
-        bundle = export_bundle(args.run, args.output, data=not args.no_data)
+        bundle = export_bundle(
+            args.run, args.output, data=not args.no_data, source=not args.no_source
+        )
         size = bundle.stat().st_size
         print(f"wrote {bundle} ({size / 1e6:.1f} MB); reproduce it with `nbops reproduce {bundle}`")
     if not args.env and not args.output:
@@ -85,12 +87,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "export",
         help="pack what reproducing a run needs into a portable bundle",
         description="Write a zip with the run's notebook, parameters, dataset versions, package "
-        "lock, git commit and diff, verified by hash when read back by `nbops reproduce`.",
+        "lock, git commit and diff, and the project's files at that commit with the diff "
+        "applied (so it reproduces outside the repository), verified by hash when read back by "
+        "`nbops reproduce`.",
     )
     p.add_argument("run", metavar="RUN", help="run id or unique prefix")
     p.add_argument("-o", "--output", metavar="BUNDLE.zip", help="the bundle to write")
     p.add_argument(
         "--no-data", action="store_true", help="bundle only the hashes of datasets and inputs"
+    )
+    p.add_argument(
+        "--no-source",
+        action="store_true",
+        help="leave out the project's files (reproducing then needs a checkout with the commit)",
     )
     p.add_argument(
         "--env",

@@ -78,7 +78,9 @@ class OfflineCopier:
                 )
 
     def _start(self) -> subprocess.Popen[str]:
-        env = dict(os.environ, NBOPS_STORE=self._store.url)
+        from nbops.store import store_address
+
+        env = {**os.environ, **store_address(self._store).environ()}
         return subprocess.Popen(
             [sys.executable, "-m", "nbops.mirror", "copy", self._directory, self._reason],
             stdin=subprocess.PIPE,

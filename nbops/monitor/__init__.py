@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from nbops.monitor._alerts import EVENTS, SIGNATURE_HEADER, Delivery, send_alert, sign
 from nbops.monitor._compare import Comparison, bootstrap_p, mcnemar_p
-from nbops.monitor._config import Feedback, MonitorConfig, MonitorConfigError
+from nbops.monitor._config import (
+    Feedback,
+    MonitorConfig,
+    MonitorConfigError,
+    load_monitor_config,
+)
 from nbops.monitor._domain import DomainCheck
 from nbops.monitor._drift import drift
 from nbops.monitor._errors import DriftInputError, DriftWarning
@@ -37,6 +42,7 @@ __all__ = [
     "WindowMetric",
     "bootstrap_p",
     "drift",
+    "load_monitor_config",
     "mcnemar_p",
     "model_drift",
     "monitor",

@@ -15,6 +15,7 @@
       test: auto                    # mcnemar, bootstrap, or auto (McNemar for accuracy)
       max_overlap: 0                # holdout rows allowed to appear in either training set
       thresholds: {share: 0.3}      # drift thresholds (see nbops.drift)
+      domain: {auc: 0.6, rows: 2000} # the domain classifier (default on; false turns it off)
       retrain: {stages: [], params: {prepare: {source: data/current.parquet}}}
       webhook: https://hooks.example.org/nbops   # optional; one JSON event per decision
       webhook_secret_env: NBOPS_WEBHOOK_SECRET  # env var holding the HMAC secret (optional)
@@ -35,8 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from nbops.errors import NbopsError
+from nbops.monitor._domain import DOMAIN_AUC, DOMAIN_ROWS, domain_settings
+from nbops.monitor._errors import DriftInputError
 
 MONITOR_KEYS = (
+    "domain",
     "model",
     "alias",
     "reference",
@@ -92,6 +96,9 @@ class MonitorConfig:
     test: str = "auto"
     max_overlap: int = 0
     thresholds: Mapping[str, Any] = field(default_factory=dict)
+    domain: Mapping[str, Any] | None = field(
+        default_factory=lambda: {"auc": DOMAIN_AUC, "rows": DOMAIN_ROWS}
+    )
     columns: tuple[str, ...] = ()
     retrain_stages: tuple[str, ...] = ()
     retrain_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -166,6 +173,11 @@ def load_monitor_config(root: Path) -> MonitorConfig:
     if test not in TESTS:
         problems.append(f"test must be one of {', '.join(TESTS)}")
     feedback = _feedback(raw.get("feedback"), root, problems)
+    try:
+        domain = domain_settings(raw.get("domain", True))
+    except DriftInputError as exc:
+        problems.append(str(exc))
+        domain = None
     min_improvement = _number(raw, "min_improvement", 0.0, problems)
     max_overlap = int(_number(raw, "max_overlap", 0, problems))
     retries = int(_number(raw, "alert_retries", 3, problems))
@@ -184,6 +196,7 @@ def load_monitor_config(root: Path) -> MonitorConfig:
         test=test,
         max_overlap=max_overlap,
         thresholds=dict(raw.get("thresholds") or {}),
+        domain=domain,
         columns=tuple(raw.get("columns") or ()),
         retrain_stages=tuple(retrain.get("stages") or ()),
         retrain_params={k: dict(v) for k, v in (retrain.get("params") or {}).items()},

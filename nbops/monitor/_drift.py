@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nbops.monitor._domain import domain_check
+from nbops.monitor._domain import domain_check, domain_settings
 from nbops.monitor._errors import DriftInputError, DriftWarning
 from nbops.monitor._report import ColumnDrift, DriftReport, DriftThresholds, Overlay
 from nbops.monitor._roles import check_list_values, declared, infer, small_sample_warnings
@@ -43,7 +43,7 @@ def drift(
     thresholds: DriftThresholds | Mapping[str, float] | None = None,
     *,
     roles: Mapping[str, Any] | None = None,
-    domain: bool = False,
+    domain: bool | Mapping[str, Any] = True,
 ) -> DriftReport:
     """Compare ``current`` with ``reference`` column by column.
 
@@ -64,9 +64,11 @@ def drift(
             list each). With ``columns=None``, datetime columns and unique ID-named columns are
             inferred as such; IDs and timestamps are left out, target and prediction compared
             but kept out of the share (``report.target_drift``, ``report.prediction_drift``).
-        domain: Also train a classifier (scikit-learn) to tell reference from current rows on
-            a sample and report its cross-validated AUC (``report.domain``); ``nbops monitor``
-            turns it on.
+        domain: The multivariate check, on by default: a classifier (scikit-learn) trained to
+            tell reference from current rows on a sample of each side, its cross-validated AUC
+            reported beside the per-column tests (``report.domain``; drifted above ``auc``).
+            ``{"auc": 0.6, "rows": 2000}`` changes its threshold or sample size; ``False``
+            turns it off. It does not change the dataset verdict, which is the columns' share.
 
     Returns:
         A :class:`DriftReport`; ``report.drifted`` is the dataset-level verdict.
@@ -80,6 +82,7 @@ def drift(
 
     start = time.perf_counter()
     limits = DriftThresholds.coerce(thresholds)
+    settings = domain_settings(domain)
     given = declared(roles)
     is_frame = (
         isinstance(reference, pd.DataFrame)
@@ -106,12 +109,10 @@ def drift(
             results = list(pool.map(lambda col: _compare(col, limits), plan))
     features = [c.key for c in plan if found_roles.get(c.name) not in ("target", "prediction")]
     check = None
-    if domain:
-        check = domain_check(reference, current, features)
-        if check is None:
-            raise DriftInputError(
-                "the domain classifier needs scikit-learn: pip install scikit-learn"
-            )
+    if settings is not None:
+        check = domain_check(
+            reference, current, features, rows=settings["rows"], threshold=settings["auc"]
+        )
     report = DriftReport(
         columns={r.name: r for r in results},
         thresholds=limits,

@@ -107,7 +107,7 @@ def _check(ctx: MonitorPass, dry_run: bool) -> MonitorResult:
         current[columns],
         thresholds=dict(cfg.thresholds),
         roles={"target": cfg.target} if cfg.target in columns else None,
-        domain=True,
+        domain=cfg.domain or False,
     )
     run.log({"drift_share": found.share, "drifted_columns": len(found.drifted_columns)})
     run.set_metadata("drift", found.to_dict())

@@ -29,7 +29,7 @@ def retrain_and_decide(ctx: MonitorPass, outcome: MonitorResult) -> MonitorResul
         where = f"commit {space.commit[:12]}" if space.commit else "a copy of the working tree"
         ctx.report(f"retraining in an isolated workspace at {where}")
         outcome = replace(outcome, workspace_commit=space.commit)
-        with using_store(ctx.store.path, str(project)):
+        with using_store(ctx.store, str(project)):
             try:
                 run_pipeline(
                     space.path,

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from nbops.errors import NbopsError
 from nbops.snapshot import copy_tree, export_commit
+from nbops.store import RunStore, store_env
 
 logger = logging.getLogger(__name__)
 
@@ -74,11 +75,12 @@ def isolated_workspace(
 
 
 @contextlib.contextmanager
-def using_store(store_dir: Path, project: str) -> Iterator[None]:
-    """Point nbops (and the kernels it starts) at the user's store and project meanwhile."""
-    saved = {k: os.environ.get(k) for k in ("NBOPS_HOME", "NBOPS_PROJECT")}
-    os.environ["NBOPS_HOME"] = str(store_dir)
-    os.environ["NBOPS_PROJECT"] = project
+def using_store(store: RunStore, project: str) -> Iterator[None]:
+    """Point nbops (and the kernels it starts) at the user's store and project meanwhile: its
+    URL, blob store and local folder (:func:`nbops.store.store_env`), so a team store works."""
+    settings = {**store_env(store), "NBOPS_PROJECT": project}
+    saved = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
     try:
         yield
     finally:

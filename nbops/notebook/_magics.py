@@ -75,7 +75,11 @@ def _parser() -> MagicArgumentParser:
     sweep.add_argument("notebook", help="the notebook to execute per trial")
     sweep.add_argument("--space", required=True, help="YAML file of the search space")
     sweep.add_argument("--n-trials", type=int, required=True, help="number of trials")
-    sweep.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    sweep.add_argument(
+        "--jobs",
+        type=int,
+        help="worker processes (default 1), or Dask tasks (default: one per worker)",
+    )
     sweep.add_argument("--metric", required=True, help="the metric the notebook logs")
     sweep.add_argument(
         "--direction",
@@ -85,6 +89,16 @@ def _parser() -> MagicArgumentParser:
     )
     sweep.add_argument("--storage", help="storage URL (default: a journal under .nbops/)")
     sweep.add_argument("--study", help="sweep name")
+    sweep.add_argument(
+        "--executor",
+        help="local (default) or dask://HOST:PORT: trials run as tasks on a Dask cluster "
+        "(needs --storage postgresql://..., or a journal with --shared-disk)",
+    )
+    sweep.add_argument(
+        "--shared-disk",
+        action="store_true",
+        help="the Dask workers see this disk at the same paths (a journal storage is shared)",
+    )
     reproduce = sub.add_parser(
         "reproduce",
         help="re-run a tracked run top to bottom in a fresh kernel and compare",
@@ -231,6 +245,8 @@ class NbopsMagics(Magics):
             storage=args.storage,
             study_name=args.study,
             jobs=args.jobs,
+            executor=args.executor,
+            shared_disk=args.shared_disk,
             panel=True,
         )
         if self.shell is not None:

@@ -55,6 +55,24 @@ class ProvenanceReport:
                 lines.append(f"{title}: {shown}{more}")
         return lines
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProvenanceReport:
+        """The report stored by :meth:`to_dict` (unknown keys ignored)."""
+        lists = (
+            "errors",
+            "out_of_order",
+            "edited_after_run",
+            "not_executed",
+            "not_in_notebook",
+            "not_reached",
+            "notes",
+        )
+        return cls(
+            executions=int(data.get("executions") or 0),
+            notebook=data.get("notebook"),
+            **{key: tuple(str(v) for v in data.get(key) or ()) for key in lists},
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form, as stored under the run's ``provenance`` metadata."""
         return {

@@ -108,14 +108,15 @@ def _remote_url(remote: Remote) -> str:
 class DaskStages:
     """Stages of one ``nbops run`` as tasks on a Dask cluster (use as a context manager)."""
 
-    def __init__(
-        self, ctx: RunContext, options: ExecutorOptions, store_url: str, remote: Remote | None
-    ) -> None:
+    def __init__(self, ctx: RunContext, options: ExecutorOptions, remote: Remote | None) -> None:
         if not options.shared_disk and remote is None:
             raise ExecutorConfigError(
                 f"the Dask executor moves notebooks and files through a remote; {CONFIGURE}"
             )
-        self.ctx, self.options, self.store_url, self.remote = ctx, options, store_url, remote
+        from nbops.store import store_address
+
+        self.ctx, self.options, self.remote = ctx, options, remote
+        self.store = store_address(ctx.store)  # where the workers record, whatever their env
         self.client: Any = dask_client(options.executor)
         from nbops.deps import require
 
@@ -204,7 +205,7 @@ class DaskStages:
             kernel=fp.kernel,
             pipeline_id=ctx.pipeline_id,
             project=ctx.project,
-            store_url=self.store_url,
+            store=self.store,
             store_dir=str(ctx.store_dir),
             root=str(ctx.spec.root),
             executed=str(executed),

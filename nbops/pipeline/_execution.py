@@ -48,12 +48,15 @@ def _numeric(values: Mapping[str, Any]) -> dict[str, float]:
     }
 
 
-def stage_env(run_id: str, store_dir: Path, notebook: Path) -> dict[str, str]:
-    """The environment a stage's kernel gets: its run, the store, no W&B of its own."""
+def stage_env(run_id: str, store: RunStore, store_dir: Path, notebook: Path) -> dict[str, str]:
+    """The environment a stage's kernel gets: its run, the project's store (whichever backend),
+    no W&B of its own."""
     from nbops.capture import NOTEBOOK_PATH_ENV
+    from nbops.store import store_env
     from nbops.tracking import RUN_ID_ENV
 
     return {
+        **store_env(store),
         RUN_ID_ENV: run_id,
         "NBOPS_HOME": str(store_dir),
         "NBOPS_WANDB": "disabled",

@@ -33,7 +33,7 @@ from nbops.pipeline._outputs import clear_outs, restore_outs, save_outs
 from nbops.pipeline._remote import Remote, open_remote
 from nbops.pipeline._spec import Stage
 from nbops.pipeline._sync import fetch_outs, push_objects, push_outs
-from nbops.store import BlobStore
+from nbops.store import BlobStore, StoreAddress
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class StageJob:
         kernel: The kernel name.
         pipeline_id: The ``nbops run`` this belongs to (its runs are in ``pipeline-<id>``).
         project: The project the run is logged under.
-        store_url: The coordinator's store (``NBOPS_STORE``), where the worker opens the run.
+        store: The coordinator's store and blobs, where the worker opens the run.
         store_dir: The coordinator's store folder (``NBOPS_HOME`` of the kernel).
         root: The coordinator's project root (where the stage runs with a shared disk).
         executed: Where the executed notebook goes with a shared disk.
@@ -69,7 +69,7 @@ class StageJob:
     kernel: str
     pipeline_id: str
     project: str
-    store_url: str
+    store: StoreAddress
     store_dir: str
     root: str
     executed: str
@@ -163,10 +163,10 @@ def run_stage_job(job: StageJob) -> JobResult:
     store unreachable); the attempt's run is then finished as failed.
     """
     import nbops
-    from nbops.store import ObjectStore, open_store
+    from nbops.store import ObjectStore
 
     worker, address, key = _where()
-    store = open_store(job.store_url)
+    store = job.store.open()
     previous = [
         r for r in store.list_runs(job.project) if r.group == job.group and r.name == job.stage.name
     ]
@@ -196,7 +196,7 @@ def run_stage_job(job: StageJob) -> JobResult:
         where = {"url": job.executor_url, "worker": worker, "address": address, "task": key}
         run.set_metadata(EXECUTOR_KEY, {**where, "attempt": len(previous) + 1})
         try:
-            env = {**stage_env(run.id, Path(job.store_dir), notebook), "NBOPS_STORE": job.store_url}
+            env = stage_env(run.id, store, Path(job.store_dir), notebook)
             failure = run_notebook(
                 notebook,
                 executed,

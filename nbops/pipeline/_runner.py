@@ -209,7 +209,7 @@ def run_pipeline(
         run_stage: RunStage = execute_stage
         threads = jobs or 1
         if not options.executor.is_local and not dry_run:
-            cluster = held.enter_context(DaskStages(ctx, options, store_url(base), shared))
+            cluster = held.enter_context(DaskStages(ctx, options, shared))
             run_stage = cluster.run
             workers = len(cluster.workers())
             threads = cluster.limit(jobs or max(1, workers))

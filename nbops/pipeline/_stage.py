@@ -273,7 +273,7 @@ class _Attempt:
             self.params,
             kernel_name=self.fp.kernel,
             timeout=stage.timeout,
-            env=stage_env(self.run.id, ctx.store_dir, self.notebook),
+            env=stage_env(self.run.id, ctx.store, ctx.store_dir, self.notebook),
             cwd=ctx.spec.root,
             kernels=ctx.kernels,
             name=stage.name,

@@ -268,11 +268,25 @@ class ModelCatalog:
                 f"{', '.join(self._models.aliases(name)) or 'none'}"
             ) from None
 
-    def record(self, version: ModelVersion, event: VersionEvent, **fields: Any) -> None:
-        """Merge ``fields`` into a version and append ``event`` to its history."""
-        history = [asdict(e) for e in version.events]
+    def record(
+        self,
+        version: ModelVersion,
+        event: VersionEvent,
+        *,
+        tags: Mapping[str, str | None] | None = None,
+        **fields: Any,
+    ) -> None:
+        """Set ``fields`` of a version, merge ``tags`` into its tags (``None`` removes one) and
+        append ``event`` to its history.
+
+        The store does all of it in one transaction, so concurrent changes lose nothing.
+        """
         self._models.update_version(
-            version.name, version.version, {**fields, "events": [*history, asdict(event)]}
+            version.name,
+            version.version,
+            fields,
+            event=asdict(event),
+            merge={"tags": dict(tags)} if tags else None,
         )
 
     def alias_moves(self, name: str, alias: str | None = None) -> list[AliasMove]:

@@ -139,9 +139,8 @@ def tag_version(
         check_name(key, "tag name")
     catalog = _catalog(open_store(store))
     found = _version(catalog, name, version)
-    merged = {**found.tags, **{k: str(v) for k, v in tags.items()}}
-    for key in remove:
-        merged.pop(key, None)
+    changes: dict[str, str | None] = {k: str(v) for k, v in tags.items()}
+    changes.update(dict.fromkeys(remove))
     detail = {"set": {k: str(v) for k, v in tags.items()}, "removed": list(remove)}
-    catalog.record(found, _event("tagged", reason, **detail), tags=merged)
+    catalog.record(found, _event("tagged", reason, **detail), tags=changes)
     return _version(catalog, name, version)

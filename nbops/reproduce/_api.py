@@ -28,6 +28,7 @@ from nbops.reproduce._workspace import (
     package_changes,
     preflight,
 )
+from nbops.store import store_env
 
 #: Metadata key of a reproduction run naming the run it reproduces.
 REPRODUCES_KEY = "reproduces"
@@ -107,7 +108,8 @@ def reproduce(
 
     Args:
         run: The run id (or unique prefix, or ``latest``), or the path of a bundle written by
-            :func:`export_bundle` (its commit is looked up in the working directory's checkout).
+            :func:`export_bundle` (its source files are used; a bundle written with
+            ``source=False`` needs its commit in the working directory's checkout).
         tolerances: Relative tolerance per metric key (default: exact for integers, 1e-9 for
             floats).
         keep: Keep the scratch project (its path is in ``workspace``).
@@ -127,75 +129,81 @@ def reproduce(
     else:
         run_id = _resolve(target, run)
         recipe = read_recipe(run_id, target)
-    kernel = _kernel_of(recipe)
-    checks = tuple(preflight(recipe, kernel=kernel, store=target))
-    blocking = [c for c in checks if c.blocking and not c.ok]
-    if blocking:
-        raise ReproduceError(
-            f"cannot reproduce run {run_id}: "
-            + "; ".join(f"{c.name}: {c.detail}" for c in blocking)
-        )
-    workspace = build_workspace(recipe, keep=keep, store=target)
     try:
-        source = {"run": run_id, **({"bundle": str(bundle)} if bundle else {})}
-        first = _execute(recipe, workspace, target, kernel, timeout, source)
-        if first.error is not None:
+        kernel = _kernel_of(recipe)
+        checks = tuple(preflight(recipe, kernel=kernel, store=target))
+        blocking = [c for c in checks if c.blocking and not c.ok]
+        if blocking:
+            raise ReproduceError(
+                f"cannot reproduce run {run_id}: "
+                + "; ".join(f"{c.name}: {c.detail}" for c in blocking)
+            )
+        workspace = build_workspace(recipe, keep=keep, store=target)
+        try:
+            source = {"run": run_id, **({"bundle": str(bundle)} if bundle else {})}
+            first = _execute(recipe, workspace, target, kernel, timeout, source)
+            if first.error is not None:
+                return Reproduction(
+                    run_id,
+                    first.run_id,
+                    "failed",
+                    (f"the re-run failed: {first.error}",),
+                    checks,
+                    workspace=str(workspace) if keep else None,
+                    error=first.error,
+                )
+            metrics = tuple(
+                compare_metrics(
+                    recipe.metrics,
+                    first.metrics,
+                    tolerances=tolerances,
+                    original_history=recipe.history,
+                    reproduced_history=first.history,
+                )
+            )
+            artifacts = tuple(compare_artifacts(recipe.artifacts, first.artifacts))
+            outputs = (
+                compare_outputs(recipe.executed_text, first.executed_text)
+                if recipe.executed_text and first.executed_text
+                else None
+            )
+            exact = all(m.exact for m in metrics) and all(a.same for a in artifacts)
+            within = all(m.within for m in metrics) and all(a.same for a in artifacts)
+            second = None
+            if not within:
+                second = _execute(recipe, workspace, target, kernel, timeout, source)
+            # Outputs are compared like nbval, but the logged metrics are the result: differing
+            # outputs only downgrade an exact match (or decide when nothing was logged).
+            if not within or (outputs is not None and not metrics):
+                verdict = "differs"
+            elif exact and outputs is None:
+                verdict = "reproduced"
+            else:
+                verdict = "reproduced within tolerance"
+            reasons = _reasons(recipe, checks, metrics, artifacts, outputs, first, second)
+            for result in (first, second):
+                if result is not None:
+                    target.set_metadata(
+                        result.run_id, REPRODUCES_KEY, {**source, "verdict": verdict}
+                    )
             return Reproduction(
                 run_id,
                 first.run_id,
-                "failed",
-                (f"the re-run failed: {first.error}",),
+                verdict,
+                tuple(reasons),
                 checks,
+                metrics,
+                artifacts,
+                outputs,
                 workspace=str(workspace) if keep else None,
-                error=first.error,
+                second_run_id=second.run_id if second else None,
             )
-        metrics = tuple(
-            compare_metrics(
-                recipe.metrics,
-                first.metrics,
-                tolerances=tolerances,
-                original_history=recipe.history,
-                reproduced_history=first.history,
-            )
-        )
-        artifacts = tuple(compare_artifacts(recipe.artifacts, first.artifacts))
-        outputs = (
-            compare_outputs(recipe.executed_text, first.executed_text)
-            if recipe.executed_text and first.executed_text
-            else None
-        )
-        exact = all(m.exact for m in metrics) and all(a.same for a in artifacts)
-        within = all(m.within for m in metrics) and all(a.same for a in artifacts)
-        second = None
-        if not within:
-            second = _execute(recipe, workspace, target, kernel, timeout, source)
-        # Outputs are compared like nbval, but the logged metrics are the result: differing
-        # outputs only downgrade an exact match (or decide when nothing was logged).
-        if not within or (outputs is not None and not metrics):
-            verdict = "differs"
-        elif exact and outputs is None:
-            verdict = "reproduced"
-        else:
-            verdict = "reproduced within tolerance"
-        reasons = _reasons(recipe, checks, metrics, artifacts, outputs, first, second)
-        for result in (first, second):
-            if result is not None:
-                target.set_metadata(result.run_id, REPRODUCES_KEY, {**source, "verdict": verdict})
-        return Reproduction(
-            run_id,
-            first.run_id,
-            verdict,
-            tuple(reasons),
-            checks,
-            metrics,
-            artifacts,
-            outputs,
-            workspace=str(workspace) if keep else None,
-            second_run_id=second.run_id if second else None,
-        )
+        finally:
+            if not keep:
+                shutil.rmtree(workspace.parent, ignore_errors=True)
     finally:
-        if not keep:
-            shutil.rmtree(workspace.parent, ignore_errors=True)
+        if recipe.source is not None:  # the bundle's source files, unpacked for this run
+            shutil.rmtree(recipe.source, ignore_errors=True)
 
 
 def _project_root() -> str:
@@ -277,8 +285,8 @@ def _execute(
     run.set_metadata(REPRODUCES_KEY, dict(source))
     executed = workspace.parent / f"executed-{run.id}.ipynb"
     env = {
+        **store_env(store),  # the kernel writes to this store, whichever backend it is
         RUN_ID_ENV: run.id,
-        "NBOPS_HOME": str(store.path),
         "NBOPS_WANDB": "disabled",
         NOTEBOOK_PATH_ENV: str(notebook),
     }
@@ -345,10 +353,9 @@ def _reasons(
             reasons.append(f"environment: {python.detail}")
         provenance = recipe.provenance or {}
         if provenance and provenance.get("reproducible") is False:
-            findings = provenance.get("findings") or provenance.get("problems") or []
-            named = "; ".join(
-                str(f.get("message") if isinstance(f, Mapping) else f) for f in findings[:3]
-            )
+            from nbops.notebook import ProvenanceReport
+
+            named = "; ".join(ProvenanceReport.from_dict(provenance).findings()[:3])
             per_metric = ", ".join(
                 f"{m.key} interactively {m.original!r}, top to bottom {m.reproduced!r}"
                 for m in differing

@@ -2,16 +2,22 @@
 
 Layout of the zip: ``manifest.json`` (format, the recipe, dataset records, and the sha256 of
 every other member) plus ``notebook.ipynb``, ``executed.ipynb`` (when recorded),
-``requirements.txt`` (the recorded packages, pinned) and ``blobs/<sha256>`` for dataset and
-input contents (left out with ``data=False``). Everything in it comes from the store, which
-holds no secrets (redacted on the way in).
+``requirements.txt`` (the recorded packages, pinned), ``blobs/<sha256>`` for dataset and
+input contents (left out with ``data=False``) and ``source/...``: the project's files at the
+recorded commit with the recorded diff applied (left out with ``source=False``), so the bundle
+reproduces where that commit is not, or outside any git repository. The run's record comes
+from the store, which holds no secrets (redacted on the way in); the source files are the
+committed project's own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import shutil
+import tempfile
 import zipfile
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -19,10 +25,14 @@ from typing import Any
 
 from nbops.fileio import staged_file, write_atomic
 from nbops.reproduce._recipe import DatasetPin, Recipe, ReproduceError, read_recipe
+from nbops.reproduce._workspace import export_source
+
+logger = logging.getLogger(__name__)
 
 #: The bundle format this version writes and reads.
 BUNDLE_FORMAT = "nbops-bundle/1"
 _MANIFEST = "manifest.json"
+_SOURCE = "source/"
 
 
 def requirements_text(recipe: Recipe) -> str:
@@ -54,8 +64,37 @@ def _blob_digests(store: Any, digest: str, kind: str) -> list[str]:
     return [digest]
 
 
+def _source_files(recipe: Recipe) -> dict[str, tuple[bytes, int]]:
+    """``{relative path: (bytes, mode)}`` of the project at the recorded commit with the diff
+    applied; empty when the run recorded no commit (or a diff cut at its size limit)."""
+    if not recipe.commit or recipe.diff_truncated:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="nbops-export-") as tmp:
+        root = Path(tmp)
+        try:
+            export_source(recipe, root)
+        except ReproduceError as exc:
+            raise ReproduceError(
+                f"cannot bundle the source of run {recipe.run_id}: {exc}; export from a checkout "
+                "that has the commit, or with --no-source"
+            ) from None
+        files = {}
+        for path in sorted(root.rglob("*")):
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                logger.warning("bundle of %s: symlink %s left out", recipe.run_id, rel)
+            elif path.is_file():
+                files[rel] = (path.read_bytes(), path.stat().st_mode & 0o777)
+        return files
+
+
 def export_bundle(
-    run: str, dest: str | os.PathLike[str], *, data: bool = True, store: Any = None
+    run: str,
+    dest: str | os.PathLike[str],
+    *,
+    data: bool = True,
+    source: bool = True,
+    store: Any = None,
 ) -> Path:
     """Write the bundle of ``run`` to ``dest`` (a ``.zip``), atomically; return its path.
 
@@ -64,7 +103,12 @@ def export_bundle(
         dest: The zip file to write.
         data: Include the dataset and input contents (else only their hashes: the other side
             needs them in its store).
+        source: Include the project's files at the recorded commit with the recorded diff
+            applied (else reproducing needs a checkout that has the commit).
         store: The store, or its folder.
+
+    Raises:
+        ReproduceError: A blob is missing, or git cannot export the recorded commit here.
     """
     from nbops.store import open_store
 
@@ -94,6 +138,8 @@ def export_bundle(
                     f"cannot bundle {digest[:16]} of run {run_id}: {exc}; export with "
                     "--no-data to bundle only the hashes"
                 ) from None
+    tree = _source_files(recipe) if source else {}
+    members.update({_SOURCE + rel: body for rel, (body, _) in tree.items()})
     manifest = {
         "format": BUNDLE_FORMAT,
         "recipe": asdict(recipe),
@@ -105,7 +151,11 @@ def export_bundle(
         with zipfile.ZipFile(staged.file, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr(_MANIFEST, json.dumps(manifest, sort_keys=True, indent=1))
             for name, body in sorted(members.items()):
-                zf.writestr(name, body)
+                info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                mode = tree[name.removeprefix(_SOURCE)][1] if name.startswith(_SOURCE) else 0o644
+                info.external_attr = (0o100000 | mode) << 16
+                zf.writestr(info, body)
         staged.commit(out)
     return out
 
@@ -128,8 +178,34 @@ def _tampered(path: Path, why: str) -> ReproduceError:
     return ReproduceError(f"bundle {path} is damaged or was changed ({why}); export it again")
 
 
+def _safe(rel: str) -> bool:
+    parts = rel.split("/")
+    return bool(rel) and not rel.startswith("/") and ".." not in parts and "" not in parts
+
+
+def _extract_source(bundle: Path, bodies: dict[str, bytes], modes: dict[str, int]) -> str | None:
+    """Write the bundle's ``source/`` files into a new scratch folder; return it (or None)."""
+    names = [n for n in bodies if n.startswith(_SOURCE)]
+    if not names:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="nbops-bundle-source-"))
+    try:
+        for name in names:
+            target = folder / name.removeprefix(_SOURCE)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(bodies[name])
+            target.chmod(modes.get(name) or 0o644)
+    except OSError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ReproduceError(f"cannot unpack the source files of {bundle}: {exc}") from None
+    return str(folder)
+
+
 def import_bundle(path: str | os.PathLike[str], *, store: Any, root: str) -> Recipe:
     """Verify a bundle, load its contents into ``store`` and return its recipe rooted at ``root``.
+
+    The bundle's source files, when it has them, are unpacked into a scratch folder named by
+    the recipe's ``source``: the caller removes it when done.
 
     Raises:
         ReproduceError: The bundle is not one, is of an unknown format, or any member's hash
@@ -156,7 +232,10 @@ def import_bundle(path: str | os.PathLike[str], *, store: Any, root: str) -> Rec
             extra = sorted(present ^ set(listed))
             raise _tampered(bundle, f"members added or removed: {', '.join(extra[:5])}")
         bodies: dict[str, bytes] = {}
+        modes = {i.filename: (i.external_attr >> 16) & 0o777 for i in zf.infolist()}
         for name, digest in listed.items():
+            if name.startswith(_SOURCE) and not _safe(name.removeprefix(_SOURCE)):
+                raise _tampered(bundle, f"{name} points outside the project")
             body = zf.read(name)
             if hashlib.sha256(body).hexdigest() != digest:
                 raise _tampered(bundle, f"{name} does not have its recorded hash")
@@ -166,6 +245,7 @@ def import_bundle(path: str | os.PathLike[str], *, store: Any, root: str) -> Rec
     for name, body in bodies.items():
         if name.startswith("blobs/"):
             store.blobs.put_bytes(body)
+    source = _extract_source(bundle, bodies, modes)
     for record in manifest.get("datasets") or []:
         store.datasets.record(record, None, float(record.get("created_at") or 0.0))
     raw = dict(manifest.get("recipe") or {})
@@ -176,6 +256,7 @@ def import_bundle(path: str | os.PathLike[str], *, store: Any, root: str) -> Rec
     raw["history"] = {k: tuple(tuple(p) for p in v) for k, v in (raw.get("history") or {}).items()}
     raw["secret_parameters"] = tuple(raw.get("secret_parameters") or ())
     raw["root"] = root
+    raw["source"] = source
     raw["notebook_text"] = bodies["notebook.ipynb"].decode()
     raw["executed_text"] = bodies["executed.ipynb"].decode() if "executed.ipynb" in bodies else None
     return Recipe(**raw)

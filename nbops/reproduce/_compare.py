@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nbops.errors import InvalidValueError
+from nbops.tracking import SYSTEM_PREFIX
 
 #: Relative tolerance for float metrics when none is given for the key.
 DEFAULT_REL_TOLERANCE = 1e-9
@@ -93,11 +94,13 @@ def compare_metrics(
 
     Integers must be equal unless a tolerance is given for the key; floats may differ by
     :data:`DEFAULT_REL_TOLERANCE` relatively (or the key's tolerance). When both runs have a
-    history of the key, every step is compared with the same tolerance.
+    history of the key, every step is compared with the same tolerance. System metrics
+    (``system/...``, sampled by time from the machine) are not results and are left out.
     """
     tolerances = dict(tolerances or {})
     diffs = []
-    for key in sorted(set(original) | set(reproduced)):
+    keys = set(original) | set(reproduced)
+    for key in sorted(k for k in keys if not k.startswith(SYSTEM_PREFIX)):
         a, b = original.get(key), reproduced.get(key)
         integral = a is not None and float(a).is_integer() and key not in tolerances
         rel = tolerances.get(key, 0.0 if integral else DEFAULT_REL_TOLERANCE)

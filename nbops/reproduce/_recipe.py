@@ -51,6 +51,8 @@ class Recipe:
         stage: The pipeline stage the run executed, or None.
         inputs: For a stage, its deps as recorded (relative path to content hash).
         secret_parameters: Parameters recorded only as redacted (the notebook's default runs).
+        source: A folder holding the project's files at ``commit`` with ``diff`` applied (read
+            from a bundle); the workspace is copied from it instead of from git.
     """
 
     run_id: str
@@ -75,6 +77,7 @@ class Recipe:
     stage: str | None = None
     inputs: Mapping[str, str] = field(default_factory=dict)
     secret_parameters: tuple[str, ...] = ()
+    source: str | None = None
 
 
 def _read(path: str | None) -> str | None:

@@ -67,7 +67,16 @@ def package_changes(recorded: dict[str, str] | Any) -> list[PackageChange]:
 def preflight(recipe: Recipe, *, kernel: str, store: Any) -> list[Check]:
     """Check every piece the reproduction needs; blocking checks that fail stop it."""
     checks: list[Check] = []
-    if recipe.commit:
+    if recipe.source is not None:
+        checks.append(
+            Check(
+                "source",
+                True,
+                f"the bundle's files of commit {(recipe.commit or '-')[:12]} with the recorded "
+                "diff applied",
+            )
+        )
+    elif recipe.commit:
         if not shutil.which("git"):
             checks.append(Check("git", False, "git is not installed", blocking=True))
         elif not os.path.isdir(recipe.root):
@@ -225,8 +234,10 @@ def build_workspace(recipe: Recipe, *, keep: bool, store: Any) -> Path:
     root = scratch / "project"
     root.mkdir()
     try:
-        if recipe.commit:
-            _export_commit(recipe, root)
+        if recipe.source is not None:
+            copy_tree(recipe.source, root)
+        elif recipe.commit:
+            export_source(recipe, root)
         else:
             _copy_folder(Path(recipe.root), root)
         _restore_datasets(recipe, root, store)
@@ -238,7 +249,9 @@ def build_workspace(recipe: Recipe, *, keep: bool, store: Any) -> Path:
     return root
 
 
-def _export_commit(recipe: Recipe, root: Path) -> None:
+def export_source(recipe: Recipe, root: Path) -> None:
+    """Write the project's files at the recorded commit, with the recorded diff applied and the
+    files untracked at the time copied from the working tree, into ``root``."""
     assert recipe.commit is not None
     if not export_commit(recipe.root, recipe.commit, root):
         raise ReproduceError(

@@ -195,7 +195,7 @@ def serve(
     Returns:
         A :class:`Server` with ``.url`` and ``.stop()``, once every model is loaded.
     """
-    from nbops.store import open_store
+    from nbops.store import open_store, store_env
 
     specs = model_specs(
         list(models),
@@ -205,7 +205,8 @@ def serve(
     unknown = set(options) - set(ServeConfig.__dataclass_fields__)
     if unknown:
         raise ServeError(f"unknown serve option(s): {', '.join(sorted(unknown))}")
-    check_models(specs, open_store(store))
+    opened = open_store(store)
+    check_models(specs, opened)
     if token_env and not os.environ.get(token_env):
         raise ServeError(f"token_env={token_env!r}: the environment variable is not set")
     chosen = port or free_port(host)
@@ -214,14 +215,14 @@ def serve(
         host=host,
         port=chosen,
         workers=workers,
-        store=str(open_store(store).path),
+        store=opened.url,  # any backend: the server opens the same store, not a folder
         token_env=token_env,
         sticky_header=sticky_header,
         **options,
     )
     log_dir = Path(tempfile.mkdtemp(prefix="nbops-serve-"))
     log_path = log_dir / "server.log"
-    env = dict(os.environ)
+    env = {**os.environ, **store_env(opened)}
     env[CONFIG_ENV] = config.to_json()
     env[PARENT_ENV] = str(os.getpid())
     if workers > 1:

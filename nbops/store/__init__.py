@@ -15,12 +15,14 @@ from pathlib import Path
 
 from nbops.config import store_url
 from nbops.hashing import hash_file
+from nbops.store._address import StoreAddress, store_address
 from nbops.store._backends import (
     backend_schemes,
     open_backend,
     open_blobs,
     register_backend,
     register_blob_store,
+    store_env,
 )
 from nbops.store._base import (
     FINAL_STATUSES,
@@ -75,6 +77,7 @@ __all__ = [
     "RunRow",
     "RunStore",
     "SQLiteStore",
+    "StoreAddress",
     "backend_schemes",
     "busy_since",
     "copy_store",
@@ -89,6 +92,8 @@ __all__ = [
     "register_backend",
     "register_blob_store",
     "run_digest",
+    "store_address",
+    "store_env",
     "store_references",
     "unreferenced_blobs",
 ]
@@ -97,14 +102,18 @@ _open: dict[str, RunStore] = {}
 _lock = threading.Lock()
 
 
-def open_store(where: RunStore | str | os.PathLike[str] | None = None) -> RunStore:
-    """Return the store at ``where``, one instance per process and URL.
+def open_store(
+    where: RunStore | str | os.PathLike[str] | None = None, *, blobs: str | None = None
+) -> RunStore:
+    """Return the store at ``where``, one instance per process, URL and ``blobs``.
 
     Args:
         where: A store (returned as it is, so every ``store=`` argument of the public API takes
             a store, a URL or a folder), a URL (``sqlite:///FOLDER``, ``postgresql://...``,
             ``memory://NAME``), a folder (a SQLite store), or None for the project's store:
             ``$NBOPS_STORE``, else the folder :func:`nbops.config.store_path`.
+        blobs: The URL of the store's blobs, instead of ``$NBOPS_BLOBS`` or the backend's
+            default (a worker opening the coordinator's store, :class:`StoreAddress`).
     """
     if isinstance(where, RunStore):
         return where
@@ -113,8 +122,9 @@ def open_store(where: RunStore | str | os.PathLike[str] | None = None) -> RunSto
     else:
         text = os.fspath(where)
         url = text if "://" in text else f"sqlite://{Path(text).expanduser().absolute()}"
+    key = url if blobs is None else f"{url}\n{blobs}"
     with _lock:
-        store = _open.get(url)
+        store = _open.get(key)
         if store is None:
-            store = _open[url] = open_backend(url)
+            store = _open[key] = open_backend(url, blobs)
         return store

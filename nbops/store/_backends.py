@@ -2,7 +2,9 @@
 
 Like papermill's engines: built-in schemes are registered here; a package adds one by
 declaring an entry point in the group ``nbops.store`` (for backends) or ``nbops.blobs`` (for
-blob stores) whose name is the URL scheme and whose object is ``factory(url) -> store``.
+blob stores) whose name is the URL scheme and whose object is ``factory(url) -> store``. A
+backend factory that also takes ``blobs=BlobStore`` can be opened with blobs given explicitly
+(:class:`~nbops.store.StoreAddress`), not only through ``$NBOPS_BLOBS``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from nbops.errors import StoreError
 from nbops.store._base import RunStore
 from nbops.store._blobs import BlobStore
 
-BackendFactory = Callable[[str], RunStore]
+BackendFactory = Callable[..., RunStore]
 BlobFactory = Callable[[str], BlobStore]
 
 _backends: dict[str, BackendFactory] = {}
@@ -58,8 +60,9 @@ def _scheme(url: str) -> str:
     return scheme.lower() if sep else ""
 
 
-def open_backend(url: str) -> RunStore:
-    """Open the store at ``url`` with the backend registered for its scheme."""
+def open_backend(url: str, blobs: str | None = None) -> RunStore:
+    """Open the store at ``url`` with the backend registered for its scheme; ``blobs`` (a
+    blob store URL) overrides ``$NBOPS_BLOBS`` and the backend's default."""
     scheme = _scheme(url)
     if scheme not in _backends:
         _load_entry_points("nbops.store", _backends)  # type: ignore[arg-type]
@@ -69,7 +72,21 @@ def open_backend(url: str) -> RunStore:
             f"no store backend for {url!r}: use sqlite:///FOLDER, postgresql://USER@HOST/DB or "
             f"memory:// (known schemes: {', '.join(backend_schemes())})"
         )
-    return factory(url)
+    if blobs is None:
+        return factory(url)
+    return factory(url, blobs=open_blobs(blobs))
+
+
+def store_env(store: RunStore) -> dict[str, str]:
+    """The environment variables that make a child process (a kernel, a pipeline, a retrain)
+    open ``store`` itself: ``NBOPS_STORE`` (its URL), ``NBOPS_BLOBS`` (its blob store) and
+    ``NBOPS_HOME`` (its local folder, for caches and locks).
+
+    Passed on to processes this one starts, never written anywhere.
+    """
+    from nbops.store._address import StoreAddress
+
+    return {**StoreAddress(store.url, store.blobs.url).environ(), "NBOPS_HOME": str(store.path)}
 
 
 def blobs_url_default(fallback: Path) -> str:
@@ -111,24 +128,30 @@ def sqlite_path(url: str) -> Path:
     return Path(unquote(rest)).expanduser().absolute()
 
 
-def _sqlite(url: str) -> RunStore:
+def _env_blobs(blobs: BlobStore | None) -> BlobStore | None:
+    """``blobs``, else the blob store ``$NBOPS_BLOBS`` names, else None (the default)."""
+    if blobs is not None:
+        return blobs
+    url = os.environ.get("NBOPS_BLOBS")
+    return open_blobs(url) if url else None
+
+
+def _sqlite(url: str, blobs: BlobStore | None = None) -> RunStore:
     from nbops.store._sqlite import SQLiteStore
 
-    blobs = os.environ.get("NBOPS_BLOBS")
-    return SQLiteStore(sqlite_path(url), blobs=open_blobs(blobs) if blobs else None)
+    return SQLiteStore(sqlite_path(url), blobs=_env_blobs(blobs))
 
 
-def _memory(url: str) -> RunStore:
+def _memory(url: str, blobs: BlobStore | None = None) -> RunStore:
     from nbops.store._memory import MemoryStore
 
-    blobs = os.environ.get("NBOPS_BLOBS")
-    return MemoryStore(url.split("://", 1)[1], blobs=open_blobs(blobs) if blobs else None)
+    return MemoryStore(url.split("://", 1)[1], blobs=_env_blobs(blobs))
 
 
-def _postgres(url: str) -> RunStore:
+def _postgres(url: str, blobs: BlobStore | None = None) -> RunStore:
     from nbops.store._postgres import PostgresStore
 
-    store: RunStore = PostgresStore(url)
+    store: RunStore = PostgresStore(url, blobs=blobs)
     return store
 
 

@@ -17,6 +17,7 @@ from nbops.store._parts import (
     ModelStore,
     RunCache,
     cache_record_json,
+    merge_model_extra,
 )
 
 
@@ -67,15 +68,23 @@ class MemoryModelStore(ModelStore):
                 (copy.deepcopy(v[max(v)]), len(v)) for _, v in sorted(self._versions.items()) if v
             ]
 
-    def update_version(self, name: str, version: int, fields: Mapping[str, Any]) -> None:
-        fixed = sorted(set(fields) & set(MODEL_FIELDS))
-        if fixed:
-            raise InvalidValueError(f"cannot change {', '.join(fixed)} of a model version")
+    def update_version(
+        self,
+        name: str,
+        version: int,
+        fields: Mapping[str, Any],
+        *,
+        event: Mapping[str, Any] | None = None,
+        merge: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        merge_model_extra({}, fields, event, merge)
         with self._lock:
             found = self._versions.get(name, {}).get(version)
             if found is None:
                 raise NotFoundError(f"no model {name!r} version {version} in memory")
-            found.update(_doc(fields))
+            extra = {k: v for k, v in found.items() if k not in MODEL_FIELDS}
+            added = None if event is None else _doc(event)
+            found.update(_doc(merge_model_extra(extra, _doc(fields), added, merge)))
 
     def aliases(self, name: str) -> dict[str, int]:
         with self._lock:

@@ -48,6 +48,34 @@ DATASET_FIELDS = (
 )
 
 
+#: The extension field holding a version's history, appended by ``ModelStore.update_version``.
+EVENTS_FIELD = "events"
+
+
+def merge_model_extra(
+    extra: Mapping[str, Any],
+    fields: Mapping[str, Any],
+    event: Mapping[str, Any] | None,
+    merge: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A version's extension fields with ``fields`` set, the mappings of ``merge`` merged into
+    theirs (a ``None`` value removes that entry) and ``event`` appended to its history.
+
+    Backends call this inside the transaction that read ``extra``; a fixed field raises.
+    """
+    fixed = sorted((set(fields) | set(merge or {})) & {*MODEL_FIELDS, EVENTS_FIELD})
+    if fixed:
+        raise InvalidValueError(f"cannot change {', '.join(fixed)} of a model version")
+    merged = {**extra, **fields}
+    for key, changes in (merge or {}).items():
+        current = merged.get(key)
+        updated = {**(current if isinstance(current, Mapping) else {}), **changes}
+        merged[key] = {k: v for k, v in updated.items() if v is not None}
+    if event is not None:
+        merged[EVENTS_FIELD] = [*(extra.get(EVENTS_FIELD) or []), dict(event)]
+    return merged
+
+
 def cache_record_json(key: str, record: Mapping[str, Any]) -> str:
     """A run cache record as strict JSON; a bad key or a non-JSON record raises."""
     if not isinstance(key, str) or not key:
@@ -73,6 +101,11 @@ class ModelStore(abc.ABC):
       and :meth:`update_version` of a missing version raise :class:`NotFoundError`.
     * **Extension fields.** Keys of a version beyond :data:`MODEL_FIELDS` (JSON values) are
       stored and returned as given; :meth:`update_version` merges such keys.
+    * **Version history.** :meth:`update_version` appends its ``event`` to the version's
+      ``events`` list in the same transaction as the merge, so concurrent changes from any number
+      of processes keep every event (none is lost to a read-modify-write race); the list can only
+      grow this way. Its ``merge`` mappings are merged in the same transaction, so concurrent
+      tag changes keep each other's keys.
     * **History.** Alias moves are never deleted: the alias table is the last move of each alias;
       a removed alias is recorded as a move to version ``0`` (versions are numbered from 1).
     * Validation of names belongs to the caller (the registry).
@@ -99,8 +132,18 @@ class ModelStore(abc.ABC):
         """For each model name, by name: its latest version and its number of versions."""
 
     @abc.abstractmethod
-    def update_version(self, name: str, version: int, fields: Mapping[str, Any]) -> None:
-        """Merge extension fields into a version (the fields of :data:`MODEL_FIELDS` are fixed)."""
+    def update_version(
+        self,
+        name: str,
+        version: int,
+        fields: Mapping[str, Any],
+        *,
+        event: Mapping[str, Any] | None = None,
+        merge: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Set extension fields of a version, merge each mapping of ``merge`` into the one at
+        its key (``None`` values remove entries: tags), and append ``event`` to its ``events``,
+        all in one transaction (the fields of :data:`MODEL_FIELDS` and ``events`` are fixed)."""
 
     @abc.abstractmethod
     def aliases(self, name: str) -> dict[str, int]:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from nbops.errors import InvalidValueError, NotFoundError, StoreError
+from nbops.errors import NotFoundError, StoreError
 from nbops.store._parts import (
     ALIAS_MOVE_FIELDS,
     DATASET_FIELDS,
@@ -16,6 +16,7 @@ from nbops.store._parts import (
     ModelStore,
     RunCache,
     cache_record_json,
+    merge_model_extra,
 )
 from nbops.store._postgres_db import PostgresDatabase
 from nbops.store._sqlite_parts import dataset_dict, dataset_row, model_dict, model_row
@@ -83,10 +84,16 @@ class PostgresModelStore(ModelStore):
             )
             return [(model_dict(r[:-1]), int(r[-1])) for r in cur.fetchall()]
 
-    def update_version(self, name: str, version: int, fields: Mapping[str, Any]) -> None:
-        fixed = sorted(set(fields) & set(MODEL_FIELDS))
-        if fixed:
-            raise InvalidValueError(f"cannot change {', '.join(fixed)} of a model version")
+    def update_version(
+        self,
+        name: str,
+        version: int,
+        fields: Mapping[str, Any],
+        *,
+        event: Mapping[str, Any] | None = None,
+        merge: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        merge_model_extra({}, fields, event, merge)  # refuse fixed fields before locking the row
         with self._db.transaction() as cur:
             cur.execute(
                 "SELECT extra FROM model_versions WHERE name = %s AND version = %s FOR UPDATE",
@@ -95,7 +102,7 @@ class PostgresModelStore(ModelStore):
             row = cur.fetchone()
             if row is None:
                 raise NotFoundError(f"no model {name!r} version {version} in {self._db.shown}")
-            merged = {**json.loads(row[0] or "{}"), **fields}
+            merged = merge_model_extra(json.loads(row[0] or "{}"), fields, event, merge)
             cur.execute(
                 "UPDATE model_versions SET extra = %s WHERE name = %s AND version = %s",
                 (json.dumps(merged, default=repr, sort_keys=True), name, version),

@@ -18,6 +18,7 @@ from nbops.store._parts import (
     ModelStore,
     RunCache,
     cache_record_json,
+    merge_model_extra,
 )
 
 _MODEL_COLUMNS = ", ".join(MODEL_FIELDS) + ", extra"
@@ -121,19 +122,26 @@ class SQLiteModelStore(ModelStore):
         )
         return [(model_dict(r[:-1]), int(r[-1])) for r in rows.fetchall()]
 
-    def update_version(self, name: str, version: int, fields: Mapping[str, Any]) -> None:
-        fixed = sorted(set(fields) & set(MODEL_FIELDS))
-        if fixed:
-            raise InvalidValueError(f"cannot change {', '.join(fixed)} of a model version")
+    def update_version(
+        self,
+        name: str,
+        version: int,
+        fields: Mapping[str, Any],
+        *,
+        event: Mapping[str, Any] | None = None,
+        merge: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        merge_model_extra({}, fields, event, merge)  # refuse fixed fields before locking
         with self._db.write() as con:
             row = con.execute(
                 "SELECT extra FROM model_versions WHERE name = ? AND version = ?", (name, version)
             ).fetchone()
             if row is None:
                 raise NotFoundError(f"no model {name!r} version {version} in {self._where}")
+            merged = merge_model_extra(json.loads(row[0] or "{}"), fields, event, merge)
             con.execute(
                 "UPDATE model_versions SET extra = ? WHERE name = ? AND version = ?",
-                (_json({**json.loads(row[0] or "{}"), **fields}), name, version),
+                (_json(merged), name, version),
             )
 
     def aliases(self, name: str) -> dict[str, int]:

@@ -14,8 +14,8 @@ fraction of a second: it interrupts its objective and tells the study FAIL. Tria
 left RUNNING (its worker lost, or deaf to the interrupt) are failed by the coordinator, so
 nothing stays RUNNING. A task also stops when its future is released (the coordinating
 process died). A cluster left with no worker for a minute ends the sweep with an error.
-Trial runs go to the store each Dask worker is configured with
-(``NBOPS_STORE`` or ``NBOPS_HOME`` in the workers' environment).
+Trial runs (and the kernels of a notebook objective) record into the coordinator's store
+(:func:`nbops.store.store_address`, sent with each task), whatever the workers' environment says.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from nbops.sweeps._worker import STOP_REASON_ATTR, Interrupter, run_worker
 
 if TYPE_CHECKING:
     from nbops.cluster import Executor
+    from nbops.store import StoreAddress
     from nbops.sweeps._sweep import Sweep
 
 logger = logging.getLogger(__name__)
@@ -86,11 +87,14 @@ def check_storage(storage: Any, shared_disk: bool) -> None:
         )
 
 
-def sweep_task(spec: SweepSpec, notebook: bytes | None = None) -> dict[str, Any]:
+def sweep_task(
+    spec: SweepSpec, notebook: bytes | None = None, store: StoreAddress | None = None
+) -> dict[str, Any]:
     """One sweep worker as a Dask task: run trials until the budget is claimed.
 
     ``notebook`` is the content of a notebook objective, written under the worker's local
-    directory when its path does not exist there. Returns the worker's name and the number
+    directory when its path does not exist there; ``store`` is the coordinator's store, where
+    the trial runs are recorded (None: the worker's own). Returns the worker's name and the number
     of trials it ran, or the error that stopped it.
     """
     from distributed import get_worker
@@ -107,7 +111,7 @@ def sweep_task(spec: SweepSpec, notebook: bytes | None = None) -> dict[str, Any]
     watcher.start()
     attrs = {WORKER_ATTR: name, ADDRESS_ATTR: str(worker.address), TASK_ATTR: str(key)}
     try:
-        count = run_worker(spec, interrupter=interrupter, attrs=attrs)
+        count = run_worker(spec, interrupter=interrupter, attrs=attrs, store=store)
     except KeyboardInterrupt:
         return {"worker": name, "trials": None, "error": None, "stopped": interrupter.reason}
     except NbopsError as exc:  # returned, not raised: its class need not unpickle elsewhere
@@ -173,7 +177,10 @@ class DaskTasks:
 
     def start(self, sweep: Sweep) -> threading.Thread:
         """Submit the sweep's tasks, spread over the workers; return the thread watching them."""
+        from nbops.store import store_address
+
         spec = sweep.spec
+        store = store_address()  # this process's store: trial runs go there from every worker
         notebook = (
             Path(spec.target).read_bytes() if spec.kind == "notebook" and spec.target else None
         )
@@ -184,6 +191,7 @@ class DaskTasks:
                     sweep_task,
                     spec,
                     notebook,
+                    store,
                     key=f"nbops-sweep-{spec.study_name}-{token}-{index}",
                     workers=[self.workers[index % len(self.workers)]],
                     allow_other_workers=True,  # a lost worker's task may run elsewhere

@@ -22,6 +22,7 @@ from nbops.sweeps._spec import SweepSpec, load_callable
 from nbops.sweeps._storage import sweeps_dir
 
 if TYPE_CHECKING:
+    from nbops.store import RunStore, StoreAddress
     from nbops.tracking import Run
 
 logger = logging.getLogger(__name__)
@@ -32,12 +33,22 @@ class TrialScope:
 
     With the offline W&B mirror, no W&B run starts on the trial's path: the run is marked as
     owing a copy (:func:`nbops.mirror.deferred_state`) and :attr:`copy_later` tells the worker
-    to write the copy from the store once the run has finished.
+    to write the copy from the store once the run has finished. ``store``: where the run is
+    recorded (default: this process's store); ``attrs``: the worker's trial attributes (a
+    Dask task's worker), kept in the run's ``sweep`` metadata without their ``nbops.`` prefix.
     """
 
-    def __init__(self, spec: SweepSpec, trial: Any) -> None:
+    def __init__(
+        self,
+        spec: SweepSpec,
+        trial: Any,
+        store: RunStore | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
         self.spec = spec
         self.trial = trial
+        self.store = store
+        self.attrs = {k.removeprefix("nbops."): v for k, v in (attrs or {}).items()}
         self.run: Run | None = None
         self.copy_later = spec.wandb == "offline"
 
@@ -62,8 +73,14 @@ class TrialScope:
             wandb="disabled" if self.copy_later else self.spec.wandb,
             capture=False,
             run_id=run_id,
+            store=self.store,
         )
-        sweep = {"study": self.spec.study_name, "trial": self.trial.number, "notebook": notebook}
+        sweep = {
+            "study": self.spec.study_name,
+            "trial": self.trial.number,
+            "notebook": notebook,
+            **self.attrs,
+        }
         # stored with the run's first flush (within 0.2 s), not one more write on the trial path
         self.run.set_metadata("sweep", sweep, deferred=True)
         if self.copy_later:
@@ -166,14 +183,16 @@ class _Kernel:
 
 
 class NotebookObjective:
-    """Execute a notebook per trial; the next trial's kernel starts while this one runs."""
+    """Execute a notebook per trial; the next trial's kernel starts while this one runs.
+    ``store``: the store the kernels record into (default: the one their environment names)."""
 
-    def __init__(self, spec: SweepSpec) -> None:
+    def __init__(self, spec: SweepSpec, store: StoreAddress | None = None) -> None:
         from nbops.execute import kernel_name_of
 
         if not spec.target or not spec.metrics:
             raise SweepError("a notebook sweep needs the notebook path and metric=...")
         self.spec = spec
+        self.store = store
         self.path = spec.target
         self.kernel_name = spec.kernel_name or kernel_name_of(self.path)
         self.out_dir = sweeps_dir() / spec.study_name
@@ -196,6 +215,7 @@ class NotebookObjective:
             "NBOPS_WANDB": "disabled",  # the owner mirrors the trial's run
             "NBOPS_HOME": str(store_path()),
             HANDOFF_ENV: str(handoff),
+            **(self.store.environ() if self.store is not None else {}),
         }
 
         def start() -> _Kernel:
@@ -316,9 +336,11 @@ def stop_kernel(manager: Any) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def make_objective(spec: SweepSpec, fn: Callable[..., Any] | None = None) -> Objective:
+def make_objective(
+    spec: SweepSpec, fn: Callable[..., Any] | None = None, store: StoreAddress | None = None
+) -> Objective:
     if spec.kind == "notebook":
-        return NotebookObjective(spec)
+        return NotebookObjective(spec, store)
     return FunctionObjective(spec, fn)
 
 

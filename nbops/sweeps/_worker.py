@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbops.sweeps import _optuna
 from nbops.sweeps._claim import claim
@@ -36,6 +36,9 @@ from nbops.sweeps._objectives import Objective, TrialScope, make_objective
 from nbops.sweeps._spec import SweepSpec
 from nbops.sweeps._storage import STOP_ATTR, fail_dead_local_trials, open_storage, this_host
 from nbops.tracking import suspended
+
+if TYPE_CHECKING:
+    from nbops.store import RunStore, StoreAddress
 
 logger = logging.getLogger(__name__)
 
@@ -181,19 +184,23 @@ def run_worker(
     study: Any = None,
     fn: Callable[..., Any] | None = None,
     attrs: Mapping[str, Any] | None = None,
+    store: StoreAddress | None = None,
 ) -> int:
     """Run trials until the budget, the deadline or a stop; return how many this worker ran.
 
     ``fn`` is the objective itself when the worker runs in the caller's process (``jobs=1``):
     it is called as it is, with its closures and globals, never copied. ``attrs`` are
-    recorded with each trial this worker claims (a Dask task names its worker).
+    recorded with each trial this worker claims (a Dask task names its worker). ``store``:
+    where trial runs (and notebook kernels) record, instead of this process's store (a Dask
+    task records into its coordinator's store).
 
     Raises:
         SweepInterrupted: The worker was interrupted (its running trial was told FAIL).
     """
     interrupter = interrupter or Interrupter()
     study = study or load_study(spec)
-    objective = make_objective(spec, fn)
+    objective = make_objective(spec, fn, store)
+    opened = store.open() if store is not None else None
     storage = _optuna.storage_of(study)
     finisher = RunFinisher()
     count = 0
@@ -213,7 +220,9 @@ def run_worker(
                     time.sleep(min(2.0, heartbeat_interval(storage) or 0.5))
                     continue
                 break
-            exhausted = run_trial(study, trial, objective, spec, interrupter, finisher)
+            exhausted = run_trial(
+                study, trial, objective, spec, interrupter, finisher, opened, attrs
+            )
             count += 1
             if exhausted:  # a GridSampler or BruteForceSampler ran out of combinations
                 break
@@ -272,15 +281,18 @@ def run_trial(
     spec: SweepSpec,
     interrupter: Interrupter,
     finisher: RunFinisher | None = None,
+    store: RunStore | None = None,
+    attrs: Mapping[str, Any] | None = None,
 ) -> bool:
-    """Run one claimed trial and always tell the study how it ended.
+    """Run one claimed trial and always tell the study how it ended (its run in ``store``,
+    ``attrs`` in its run's ``sweep`` metadata).
 
     Returns True when the sampler has no combination left (grid or brute force exhausted).
     """
     import optuna
     from optuna.trial import TrialState
 
-    scope = TrialScope(spec, trial)
+    scope = TrialScope(spec, trial, store, attrs)
     state, values, error = TrialState.FAIL, None, None
     with suspended():
         try:

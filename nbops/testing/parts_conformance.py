@@ -203,6 +203,49 @@ class ModelConformance(_Parts):
         with pytest.raises(NotFoundError):
             models.remove_alias("m", "prod", "bob", None)
 
+    def test_update_appends_events_in_its_transaction(self, store: RunStore) -> None:
+        models = store.models
+        models.add_version(model_fields(events=[{"action": "registered"}]))
+        models.update_version("m", 1, {"status": "validated"}, event={"action": "validated"})
+        models.update_version("m", 1, {"tags": {"k": "v"}})  # no event: the history is kept
+        got = models.get_version("m", 1)
+        assert got is not None
+        assert got["status"] == "validated" and got["tags"] == {"k": "v"}
+        assert [e["action"] for e in got["events"]] == ["registered", "validated"]
+        models.update_version("m", 1, {}, merge={"tags": {"a": "1", "k": None}})
+        got = models.get_version("m", 1)
+        assert got is not None and got["tags"] == {"a": "1"}  # merged; None removed "k"
+        with pytest.raises(InvalidValueError, match="events"):
+            models.update_version("m", 1, {"events": []})  # the history only grows
+        with pytest.raises(InvalidValueError, match="digest"):
+            models.update_version("m", 1, {}, merge={"digest": {}})
+        with pytest.raises(NotFoundError):
+            models.update_version("m", 7, {}, event={"action": "x"})
+
+    def test_threads_appending_events_and_tags_lose_none(self, store: RunStore) -> None:
+        store.models.add_version(model_fields())
+
+        def change(worker: int) -> None:
+            for i in range(10):
+                store.models.update_version(
+                    "m",
+                    1,
+                    {"status": f"s{worker}"},
+                    event={"action": f"{worker}-{i}"},
+                    merge={"tags": {f"{worker}-{i}": "x"}},
+                )
+
+        threads = [threading.Thread(target=change, args=(w,)) for w in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        got = store.models.get_version("m", 1)
+        assert got is not None
+        expected = sorted(f"{w}-{i}" for w in range(4) for i in range(10))
+        assert sorted(e["action"] for e in got["events"]) == expected
+        assert sorted(got["tags"]) == expected
+
     def test_concurrent_registrations_get_distinct_numbers(self, store: RunStore) -> None:
         numbers: list[int] = []
         lock = threading.Lock()

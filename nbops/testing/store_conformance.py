@@ -317,6 +317,22 @@ time.sleep(60)
 """
 
 
+def _append_events(args: tuple[str, int, int]) -> None:
+    from nbops.store import open_store
+
+    url, worker, n = args
+    store = open_store(url)
+    for i in range(n):
+        store.models.update_version(
+            "m",
+            1,
+            {"status": f"by-{worker}"},
+            event={"action": f"{worker}-{i}"},
+            merge={"tags": {f"{worker}-{i}": "x"}},
+        )
+    store.close()
+
+
 class ProcessConformance:
     """The contract across processes and instances: a backend several processes share.
 
@@ -423,3 +439,20 @@ class ProcessConformance:
         for k in range(4):
             steps = [p.step for p in store.get_metrics(f"r{k}")]
             assert steps == list(range(2000))
+
+    def test_processes_changing_one_model_version_lose_nothing(self, store: RunStore) -> None:
+        from nbops.testing.parts_conformance import model_fields
+
+        store.models.add_version(model_fields(events=[{"action": "registered"}]))
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(4) as pool:
+            pool.map(_append_events, [(store.url, w, 25) for w in range(4)])
+        got = store.models.get_version("m", 1)
+        assert got is not None
+        actions = [e["action"] for e in got["events"]]
+        assert actions[0] == "registered"
+        assert sorted(actions[1:]) == sorted(f"{w}-{i}" for w in range(4) for i in range(25))
+        for w in range(4):  # each process's own events stay in its order
+            assert [a for a in actions if a.startswith(f"{w}-")] == [f"{w}-{i}" for i in range(25)]
+        assert got["status"] in {f"by-{w}" for w in range(4)}
+        assert sorted(got["tags"]) == sorted(f"{w}-{i}" for w in range(4) for i in range(25))

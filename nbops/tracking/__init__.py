@@ -23,6 +23,7 @@ from nbops.tracking._media import Histogram, Image, Media, Table
 from nbops.tracking._query import Artifact, StoredRun, get_run, runs
 from nbops.tracking._run import Run
 from nbops.tracking._summary import Summary
+from nbops.tracking._system import PREFIX as SYSTEM_PREFIX
 from nbops.tracking._system import SystemProbe, SystemSampler, gpu_metrics
 from nbops.tracking._tables import is_table
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RUN_ID_ENV",
+    "SYSTEM_PREFIX",
     "Artifact",
     "Comparison",
     "Histogram",

@@ -95,3 +95,24 @@ def test_copies_owed_by_a_process_that_dies_are_still_written(isolated_env: Path
         time.sleep(0.2)
     for run_id, state in zip(ids, states, strict=True):
         assert_copy_equals_store(store, run_id, Path(state["run_dir"]))
+
+
+def test_the_helper_opens_the_store_with_its_own_blobs(isolated_env: Path, tmp_path: Path) -> None:
+    """A store opened with explicit blobs (a Dask worker's view of its coordinator's store):
+    the helper process opens the same store and blobs, not those its environment names."""
+    import numpy as np
+
+    from nbops.store import StoreAddress
+
+    address = StoreAddress(f"sqlite://{tmp_path / 'other'}", (tmp_path / "blobs").as_uri())
+    store = address.open()
+    run = nbops.init(name="media", wandb="disabled", capture=False, store=store)
+    run.set_metadata(METADATA_KEY, deferred_state().to_dict(), deferred=True)
+    run.log({"sample": nbops.Image(np.zeros((4, 5, 3), np.uint8))})
+    run.finish()
+    copier = OfflineCopier(store, tmp_path / "copies", "written after the run")
+    copier.submit(run.id)
+    assert copier.close() == []
+    assert store.get_metadata(run.id)[METADATA_KEY]["copy"] == COMPLETE
+    assert list((tmp_path / "copies").rglob("*.png")), "the image blob reached the copy"
+    assert not (tmp_path / "other" / "objects").exists()  # the blobs stayed where they are

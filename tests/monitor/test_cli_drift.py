@@ -123,3 +123,15 @@ def test_console_script_in_a_subprocess(files: dict[str, Path]) -> None:
     )
     assert proc.returncode == 3, proc.stderr
     assert "DRIFT" in proc.stdout
+
+
+def test_the_domain_classifier_line_and_its_switches(cli: Any, files: dict[str, Path]) -> None:
+    plain = cli("drift", str(files["ref"]), str(files["moved"]))
+    assert "domain classifier: tells the tables apart (AUC" in plain.output
+    assert "threshold 0.6" in plain.output
+    tuned = cli("drift", str(files["ref"]), str(files["moved"]), "--domain-auc", "0.99", "--json")
+    assert json.loads(tuned.output)["domain"]["threshold"] == 0.99
+    off = cli("drift", str(files["ref"]), str(files["moved"]), "--no-domain", "--json")
+    assert off.exit_code == 0 and json.loads(off.output)["domain"] is None
+    bad = cli("drift", str(files["ref"]), str(files["moved"]), "--domain-auc", "2")
+    assert bad.exit_code != 0 and "Error: domain auc must be a number" in bad.stderr

@@ -290,3 +290,23 @@ def test_model_drift_reads_the_production_metrics_from_the_registry(isolated_env
     )
     assert report.drifted
     assert report.windows[0].value == 1.0
+
+
+def test_the_retrain_points_nbops_at_the_monitors_store_and_restores_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from nbops.monitor._workspace import using_store
+    from nbops.store import SQLiteStore, open_blobs
+
+    team = SQLiteStore(tmp_path / "team", blobs=open_blobs(tmp_path / "team-blobs"))
+    monkeypatch.setenv("NBOPS_STORE", "sqlite:///somewhere/else")
+    monkeypatch.delenv("NBOPS_BLOBS", raising=False)
+    before = dict(os.environ)
+    with using_store(team, "proj"):
+        assert os.environ["NBOPS_STORE"] == team.url  # a pipeline in the workspace opens it
+        assert os.environ["NBOPS_BLOBS"] == (tmp_path / "team-blobs").as_uri()
+        assert os.environ["NBOPS_HOME"] == str(tmp_path / "team")
+        assert os.environ["NBOPS_PROJECT"] == "proj"
+    assert dict(os.environ) == before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -76,3 +78,43 @@ def test_the_html_report_shows_roles_domain_and_warnings() -> None:
     assert "Target target did not drift." in page
     assert "Domain classifier: a model can tell current from reference rows" in page
     assert "<script>x</script>" not in page
+
+
+def test_the_domain_classifier_is_reported_by_default_and_configurable() -> None:
+    ref, cur = _frame(3000, 1), _frame(3000, 2, shift=1.0)
+    report = nbops.drift(ref, cur)  # issue 13: reported beside the per-column tests
+    assert report.domain is not None and report.domain["drifted"]
+    assert report.domain["threshold"] == 0.6 and report.domain["rows"] == 4000
+    assert DriftReport.from_json(report.to_json()).domain == report.domain
+    tuned = nbops.drift(ref, cur, domain={"auc": 0.99, "rows": 100})
+    assert tuned.domain is not None and tuned.domain["threshold"] == 0.99
+    assert tuned.domain["rows"] == 200
+    assert nbops.drift(ref, cur, domain=False).domain is None
+    for bad, match in (
+        ({"auc": 0.3}, "auc must be a number in"),
+        ({"rows": 5}, "rows must be a whole number"),
+        ({"trees": 3}, "unknown domain setting trees"),
+        ("yes", "domain must be true, false or a mapping"),
+    ):
+        with pytest.raises(DriftInputError, match=match):
+            nbops.drift(ref, cur, domain=bad)  # type: ignore[arg-type]
+
+
+def test_monitor_config_turns_the_domain_classifier_off_or_tunes_it(tmp_path: Path) -> None:
+    import yaml
+
+    from nbops.monitor import MonitorConfig, MonitorConfigError, load_monitor_config
+
+    for name in ("current.csv", "holdout.csv"):
+        (tmp_path / name).write_text("x\n1\n")
+    section = {"model": "m", "current": "current.csv", "holdout": "holdout.csv", "target": "t"}
+
+    def load(**extra: object) -> MonitorConfig:
+        (tmp_path / "nbops.yaml").write_text(yaml.safe_dump({"monitor": {**section, **extra}}))
+        return load_monitor_config(tmp_path)
+
+    assert load().domain == {"auc": 0.6, "rows": 2000}
+    assert load(domain=False).domain is None
+    assert load(domain={"auc": 0.7}).domain == {"auc": 0.7, "rows": 2000}
+    with pytest.raises(MonitorConfigError, match="domain auc must be"):
+        load(domain={"auc": 2})

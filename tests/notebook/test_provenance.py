@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from nbops.hashing import code_hash
-from nbops.notebook import analyse
+from nbops.notebook import ProvenanceReport, analyse
 
 
 def cells(*sources: str) -> list[dict[str, Any]]:
@@ -52,6 +53,8 @@ def test_out_of_order_edit_stray_and_error() -> None:
     assert report.not_in_notebook == ("In [4]",)
     assert report.errors == ("In [5]: ValueError: bad",)
     assert report.to_dict()["reproducible"] is False
+    stored = json.loads(json.dumps(report.to_dict()))  # as the run's metadata holds it
+    assert ProvenanceReport.from_dict(stored) == report
     text = str(report)
     assert "ran out of order" in text and "edited after they ran" in text
 

@@ -108,3 +108,25 @@ def test_remove_alias_archive_delete_and_tags_are_recorded(cli: Any) -> None:
     assert "production 2 -> removed by" in shown and ": done" in shown
     listing = cli("models", "list").output
     assert "STATUS" in listing.splitlines()[0]
+
+
+def _archive_restore_and_tag(args: tuple[int, int]) -> None:
+    worker, n = args
+    for i in range(n):
+        archive_version("m", 1, reason=f"{worker}-{i}", restore=i % 2 == 1)
+        tag_version("m", 1, {f"t{worker}-{i}": "x"}, reason=f"tag {worker}-{i}")
+
+
+def test_processes_changing_one_version_keep_every_history_entry_and_tag() -> None:
+    import multiprocessing
+
+    log_model(_model(), "m")
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        pool.map(_archive_restore_and_tag, [(w, 10) for w in range(4)])
+    (version,) = model_versions("m")
+    steps = sorted(f"{w}-{i}" for w in range(4) for i in range(10))
+    reasons = [e.reason for e in version.events[1:]]
+    assert version.events[0].action == "registered as validated"
+    assert sorted(r for r in reasons if r and not r.startswith("tag ")) == steps
+    assert sorted(r.removeprefix("tag ") for r in reasons if r and r.startswith("tag ")) == steps
+    assert sorted(version.tags) == sorted(f"t{s}" for s in steps)  # no tag lost either

@@ -138,7 +138,10 @@ def test_changed_data_on_disk_uses_the_recorded_version(project: Path) -> None:
     result = reproduce(run_id)
 
     assert result.verdict == "reproduced", result.reasons
-    assert any(r.startswith("data: ") and "data" in r for r in result.reasons), result.reasons
+    assert (
+        "data: the file(s) of data changed on disk since the run; the re-run used the recorded "
+        "version" in result.reasons
+    ), result.reasons
     assert (project / "data.csv").read_text() == "x\n100\n200\n"  # user's file untouched
 
 
@@ -196,6 +199,16 @@ def test_a_run_without_a_notebook_is_refused_clearly(isolated_env: Path) -> None
         run.log({"x": 1.0})
     with pytest.raises(ReproduceError, match="no notebook snapshot"):
         reproduce(run.id)
+
+
+def test_system_metrics_sampled_by_time_are_not_compared() -> None:
+    from nbops.reproduce import compare_metrics
+
+    diffs = compare_metrics(
+        {"score": 1.5, "system/cpu_percent": 30.0},
+        {"score": 1.5, "system/cpu_percent": 80.0, "system/process_rss_mb": 157.8},
+    )
+    assert [(d.key, d.exact) for d in diffs] == [("score", True)]
 
 
 def test_tolerances_parse_and_bad_ones_say_what_to_give() -> None:
@@ -285,6 +298,8 @@ def test_hidden_state_of_an_interactive_run_is_named(
     assert (metric.original, metric.reproduced) == (110.0, 11.0)
     (hidden,) = [r for r in result.reasons if r.startswith("hidden state")]
     assert "y interactively 110.0, top to bottom 11.0" in hidden
+    # the likely cause, named: `y = x + 10` (cell 3) ran after `x = 100` (cell 4)
+    assert "ran out of order: cell 3 (In [4]) ran after cell 4 (In [3])" in hidden, hidden
 
 
 def test_a_bundle_is_reproduced_in_another_checkout_with_a_fresh_store(
@@ -352,3 +367,92 @@ def test_the_magic_shows_the_verdict_as_a_table(project: Path, ipython: Any) -> 
     assert result.verdict == "reproduced"
     html = result._repr_html_()
     assert "<table>" in html and "score" in html and "reproduced" in html
+
+
+def _team_store_reproduction(
+    project: Path, monkeypatch: pytest.MonkeyPatch, url: str, blobs: Path
+) -> None:
+    """Track a run into the store at ``url`` (blobs in ``blobs``), then reproduce it with the
+    store given as an argument only: the kernel must get the URL and blobs from nbops."""
+    from nbops.store import open_store
+
+    monkeypatch.setenv("NBOPS_STORE", url)
+    monkeypatch.setenv("NBOPS_BLOBS", str(blobs))
+    run_id = _papermill(project)
+    team = open_store(url)
+    monkeypatch.delenv("NBOPS_STORE")
+    monkeypatch.delenv("NBOPS_BLOBS")  # the session knows the store only by the object
+
+    result = reproduce(run_id, store=team)
+
+    assert result.verdict == "reproduced", (result.reasons, result.metrics)
+    rerun = nbops.get_run(result.run_id or "", store=team)
+    assert {"score", "rows"} <= set(rerun.summary)  # the kernel logged into the team store
+    assert rerun.metadata["reproduces"]["run"] == run_id
+    assert team.blobs.url == blobs.as_uri()
+    assert not (project / ".nbops" / "runs.db").exists()  # nothing went to the default store
+
+
+def test_reproduce_uses_a_non_default_sqlite_store_and_blob_folder(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    team = tmp_path / "team-store"
+    _team_store_reproduction(project, monkeypatch, f"sqlite://{team}", tmp_path / "team-blobs")
+    assert not (team / "objects").exists()  # the kernels used the configured blob folder
+
+
+@pytest.mark.postgres
+def test_reproduce_uses_a_postgres_team_store(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_store_url: str
+) -> None:
+    _team_store_reproduction(project, monkeypatch, postgres_store_url, tmp_path / "team-blobs")
+
+
+def test_a_bundle_reproduces_in_a_folder_that_is_not_a_git_repository(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Any
+) -> None:
+    import shutil
+    import tempfile
+    import zipfile
+
+    cells = [dict(c) for c in TRAIN]
+    cells[2] = _cell(TRAIN[2]["source"].replace("* scale", "* scale * helper.FACTOR"))
+    cells[2]["source"] = "import helper\n" + cells[2]["source"]
+    _write_notebook(project / "train.ipynb", cells)
+    (project / "helper.py").write_text("FACTOR = 2\n")
+    _git(project, "add", ".")
+    _git(project, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "-m", "helper")
+    (project / "helper.py").write_text("FACTOR = 5\n")  # uncommitted: only the diff has it
+    run_id = _papermill(project)
+    assert nbops.get_run(run_id).summary["score"] == pytest.approx(6 * 2.0 * 5, abs=1)
+
+    bundle = tmp_path / "run.zip"
+    assert cli("export", run_id, "-o", str(bundle)).exit_code == 0
+    bare = tmp_path / "bare.zip"
+    assert cli("export", run_id, "-o", str(bare), "--no-source").exit_code == 0
+    with zipfile.ZipFile(bundle) as zf:
+        assert zf.read("source/helper.py") == b"FACTOR = 5\n"  # the commit with the diff
+        assert "source/train.ipynb" in zf.namelist() and "source/.nbops" not in zf.namelist()
+    with zipfile.ZipFile(bare) as zf:
+        assert not any(n.startswith("source/") for n in zf.namelist())
+
+    fresh = tmp_path / "fresh"  # not a git repository, an empty store, no project files
+    fresh.mkdir()
+    shutil.copy(bundle, fresh / "run.zip")
+    shutil.copy(bare, fresh / "bare.zip")
+    monkeypatch.chdir(fresh)
+    monkeypatch.setenv("NBOPS_HOME", str(fresh / ".nbops"))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    assert subprocess.run(["git", "rev-parse"], cwd=fresh, capture_output=True).returncode != 0
+
+    result = reproduce(str(fresh / "run.zip"))
+
+    assert result.verdict == "reproduced", (result.reasons, result.checks)
+    assert result.original == run_id
+    assert any(c.name == "source" and c.ok for c in result.checks)
+    assert nbops.get_run(result.run_id or "").metadata["reproduces"]["run"] == run_id
+    assert list(scratch.iterdir()) == []  # the unpacked source and the workspace are gone
+    with pytest.raises(ReproduceError, match="git commit"):
+        reproduce(str(fresh / "bare.zip"))  # without its source it needs the commit

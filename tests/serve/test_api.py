@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,34 @@ def test_server_handle_renders_in_a_notebook() -> None:
     html = server._repr_html_()
     assert "&lt;x&gt;" in html and "<x>" not in html and "stopped" in html
     assert repr(server) == "<nbops Server http://127.0.0.1:1/<x> pid=7 stopped>"
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_server_opens_the_team_store_it_was_given(
+    postgres_store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PostgreSQL store passed to serve() is the one the server process reads models from,
+    not a SQLite store in its local folder (nor the default store of the environment)."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from nbops.registry import log_model, set_alias
+    from tests.serve.conftest import call, pd_request
+
+    monkeypatch.setenv("NBOPS_STORE", postgres_store_url)
+    monkeypatch.setenv("NBOPS_BLOBS", str(tmp_path / "team-blobs"))
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    log_model(model, "team-iris", input_example=X.head())
+    set_alias("team-iris", 1, "production", store=postgres_store_url)
+    for name in ("NBOPS_STORE", "NBOPS_BLOBS"):  # the server learns both from the store given
+        monkeypatch.delenv(name)
+    server = serve("team-iris@production", store=postgres_store_url, start_timeout=120)
+    try:
+        status, body, _ = call(f"{server.url}/v2/models/team-iris/infer", pd_request(X.head(3)))
+        assert status == 200, body
+        assert body["model_version"] == "1"
+        assert body["outputs"][0]["data"] == model.predict(X.head(3)).tolist()
+    finally:
+        server.stop()

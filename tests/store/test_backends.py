@@ -133,3 +133,34 @@ def test_one_store_holds_every_part(tmp_path: Path) -> None:
     }
     assert {"runs", "model_versions", "dataset_versions", "run_cache"} <= tables
     assert sorted(p.name for p in (tmp_path / "s").iterdir() if p.suffix == ".db") == ["runs.db"]
+
+
+def test_store_env_makes_a_child_process_open_the_same_store_and_blobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from nbops.store import open_blobs, store_env
+    from tests.conftest import subprocess_env
+
+    store = SQLiteStore(tmp_path / "team", blobs=open_blobs(tmp_path / "team-blobs"))
+    monkeypatch.setenv("NBOPS_STORE", f"sqlite://{tmp_path / 'elsewhere'}")  # a stale setting
+    env = store_env(store)
+    assert env == {
+        "NBOPS_STORE": store.url,
+        "NBOPS_BLOBS": (tmp_path / "team-blobs").as_uri(),
+        "NBOPS_HOME": str(tmp_path / "team"),
+    }
+    code = (
+        "import json, nbops.store as s; t = s.open_store(); print(json.dumps([t.url, t.blobs.url]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=subprocess_env(**env),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(done.stdout) == [store.url, store.blobs.url]

@@ -111,3 +111,63 @@ def test_magic_starts_a_background_sweep(ipython: Any, isolated_env: Path) -> No
         ipython.run_line_magic(
             "nbops", "sweep nb.ipynb --space space.yaml --n-trials 2 --metric score"
         )
+
+
+def test_magic_takes_an_executor_like_the_cli(ipython: Any, isolated_env: Path) -> None:
+    from IPython.core.error import UsageError
+
+    write_notebook(isolated_env / "nb.ipynb", "x = 0.0", "import nbops\nnbops.log({'s': x})")
+    (isolated_env / "space.yaml").write_text(SPACE_YAML)
+    ipython.run_line_magic("load_ext", "nbops")
+    line = "sweep nb.ipynb --space space.yaml --n-trials 2 --metric s --direction maximize "
+    with pytest.raises(UsageError, match="postgresql://"):  # a cluster needs a shared storage
+        ipython.run_line_magic("nbops", line + "--executor dask://127.0.0.1:1")
+    with pytest.raises(UsageError, match="executor 'nowhere' is not understood"):
+        ipython.run_line_magic("nbops", line + "--executor nowhere")
+    assert "nbops_sweep" not in ipython.user_ns
+    assert not (isolated_env / ".nbops" / "sweeps").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.kernel
+@pytest.mark.postgres
+def test_magic_sweeps_on_a_dask_cluster(
+    ipython: Any, isolated_env: Path, dask_cluster: Any, postgres_url: str
+) -> None:
+    write_notebook(
+        isolated_env / "nb.ipynb", "x = 0.0", "import nbops\nnbops.log({'score': -abs(x)})"
+    )
+    (isolated_env / "space.yaml").write_text(SPACE_YAML)
+    ipython.run_line_magic("load_ext", "nbops")
+    ipython.run_line_magic(
+        "nbops",
+        "sweep nb.ipynb --space space.yaml --n-trials 2 --metric score --direction maximize "
+        f"--storage {postgres_url} --study magic-dask --executor {dask_cluster.url}",
+    )
+    sweep = ipython.user_ns["nbops_sweep"]
+    sweep.wait(timeout=180)
+    trials = sweep.trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 2, sweep.errors
+    assert {t.user_attrs["nbops.dask_worker"] for t in trials} <= {"w0", "w1"}
+    for trial in trials:
+        assert nbops.get_run(trial.user_attrs["nbops.run_id"]).status == "finished"
+
+
+@pytest.mark.slow  # the Dask client waits for its connect timeout
+def test_magic_shared_disk_lets_a_journal_through_to_the_cluster(
+    ipython: Any, isolated_env: Path
+) -> None:
+    from IPython.core.error import UsageError
+
+    write_notebook(isolated_env / "nb.ipynb", "x = 0.0", "import nbops\nnbops.log({'s': x})")
+    (isolated_env / "space.yaml").write_text(SPACE_YAML)
+    ipython.run_line_magic("load_ext", "nbops")
+    line = (
+        "sweep nb.ipynb --space space.yaml --n-trials 2 --metric s --direction maximize "
+        "--storage shared.journal --executor dask://127.0.0.1:1"
+    )
+    with pytest.raises(UsageError, match="shared_disk=True"):
+        ipython.run_line_magic("nbops", line)
+    with pytest.raises(UsageError, match="no Dask scheduler answers"):  # past the storage check
+        ipython.run_line_magic("nbops", line + " --shared-disk")
+    assert not (isolated_env / "shared.journal").exists()
