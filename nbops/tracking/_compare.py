@@ -28,11 +28,16 @@ if TYPE_CHECKING:
 
 #: At most this many metrics are drawn when none are named.
 MAX_METRICS = 12
+#: A legend lists at most this many runs, then "and N more" (the runs table lists them all).
+MAX_LEGEND = 8
 _STYLE = """<style>
 .nbops-compare table {border-collapse: collapse; margin: 0.5em 0; font-size: 90%}
 .nbops-compare th, .nbops-compare td {border: 1px solid #ddd; padding: 2px 6px; text-align: left}
 .nbops-compare tr.nbops-diff td {background: #fff3c4}
-.nbops-compare .nbops-charts {display: flex; flex-wrap: wrap; gap: 8px}
+.nbops-compare .nbops-charts {display: grid; gap: 8px;
+  grid-template-columns: repeat(auto-fill, minmax(380px, 1fr))}
+.nbops-compare .nbops-charts figure {margin: 0; min-width: 0}
+.nbops-compare .nbops-charts svg {max-width: 100%; height: auto}
 </style>"""
 
 
@@ -147,6 +152,10 @@ class Comparison:
     def _curves(self, metric: str) -> Figure:
         figure = _figure((5.2, 3.4))
         axes = figure.add_subplot()
+        if len(self.runs) > 10:  # the default cycle repeats after 10 colours
+            from matplotlib import colormaps
+
+            axes.set_prop_cycle(color=[colormaps["tab20"](i) for i in range(20)])
         for run in self.runs:
             history = self._histories[run.id]
             if metric not in history.columns:
@@ -170,7 +179,7 @@ class Comparison:
             axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_ylabel(_short(metric, 40))
         axes.grid(alpha=0.3)
-        axes.legend(fontsize="small")
+        _legend(axes, fontsize="small")
         figure.tight_layout()
         return figure
 
@@ -231,7 +240,7 @@ class Comparison:
         axes.set_yticks([])
         axes.set_ylim(-0.08, 1.08)
         axes.set_title(f"parameters against {_short(self.target, 40)} (last value)")
-        axes.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        _legend(axes, fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
         figure.tight_layout()
         return figure
 
@@ -294,6 +303,19 @@ def _figure(size: tuple[float, float]) -> Figure:
             "nbops.compare() draws with matplotlib: pip install matplotlib (or nbops[demo])"
         ) from None
     return Figure(figsize=size, dpi=96)
+
+
+def _legend(axes: Any, **kwargs: Any) -> None:
+    """A legend of the first :data:`MAX_LEGEND` - 1 lines and "and N more" when there are more."""
+    handles, labels = axes.get_legend_handles_labels()
+    if len(handles) > MAX_LEGEND:
+        from matplotlib.lines import Line2D
+
+        hidden = len(handles) - (MAX_LEGEND - 1)
+        handles = [*handles[: MAX_LEGEND - 1], Line2D([], [], linestyle="none")]
+        labels = [*labels[: MAX_LEGEND - 1], f"and {hidden} more"]
+    if handles:
+        axes.legend(handles, labels, **kwargs)
 
 
 def _svg(figure: Figure) -> str:

@@ -40,11 +40,16 @@ SORTS = [
 ]
 #: Runs listed at most (the most recent first when no sort is chosen).
 LIMIT = 500
+#: The charts' grid: as many columns of at least this width as fit, wrapping below; a chart
+#: (about 500 CSS pixels wide) shrinks to its column rather than spilling over the next one.
+CHART_MIN_WIDTH = "380px"
+_STYLE = "<style>.nbops-runs-charts img {max-width: 100%; height: auto}</style>"
 
 
 class RunsPanel(widgets.VBox):  # type: ignore[misc]
     """Runs of a project (or every project): filter, status, sort, and a multi-select list;
-    the selected runs' metric curves are drawn below, one chart per metric.
+    the selected runs' metric curves are drawn below, one chart per metric, side by side in a
+    grid that wraps to the panel's width.
 
     Args:
         project: Only this project's runs (default: every project).
@@ -55,7 +60,8 @@ class RunsPanel(widgets.VBox):  # type: ignore[misc]
 
     Drive it from Python as from the browser: assign ``filter_text.value``,
     ``status.value``, ``sort.value`` or ``runs_list.value`` (run ids), or click
-    ``refresh_button``. :attr:`figures` holds the charts last drawn.
+    ``refresh_button``. :attr:`figures` holds the charts last drawn, :attr:`charts` their grid
+    (one ``Output`` per chart) and :attr:`message` what shows when there is nothing to draw.
     """
 
     def __init__(
@@ -83,7 +89,18 @@ class RunsPanel(widgets.VBox):  # type: ignore[misc]
         self.header = widgets.HTML()
         self.runs_list = widgets.SelectMultiple(options=[], rows=8, description="runs")
         self.runs_list.layout.width = "100%"
-        self.plot = widgets.Output()
+        self.message = widgets.HTML()
+        self.style = widgets.HTML(_STYLE)
+        self.charts = widgets.GridBox(
+            [],
+            layout=widgets.Layout(
+                width="100%",
+                grid_template_columns=f"repeat(auto-fill, minmax({CHART_MIN_WIDTH}, 1fr))",
+                grid_gap="8px",
+            ),
+        )
+        self.charts.add_class("nbops-runs-charts")
+        self._outputs: list[widgets.Output] = []  # reused between draws (no flicker when live)
         self.errors = widgets.Output()
         self._running: set[str] = set()
         self._drawn: tuple[str, ...] | None = None  # None: nothing drawn yet
@@ -99,7 +116,9 @@ class RunsPanel(widgets.VBox):  # type: ignore[misc]
                 widgets.HBox([self.filter_text, self.status, self.sort, self.refresh_button]),
                 self.header,
                 self.runs_list,
-                self.plot,
+                self.message,
+                self.style,
+                self.charts,
                 self.errors,
             ],
             **kwargs,
@@ -181,18 +200,15 @@ class RunsPanel(widgets.VBox):  # type: ignore[misc]
                 self.sort.observe(self._on_change, names="value")
 
     def draw(self) -> None:
-        """Draw the selected runs' curves into :attr:`plot` (one SVG chart per metric)."""
-        from IPython.display import HTML, SVG
-
+        """Draw the selected runs' curves into :attr:`charts` (one SVG chart per metric)."""
         import nbops
 
         with self._lock, self._reporting("drawing"):
             selected = tuple(self.runs_list.value)
             self._drawn = selected
-            self.plot.outputs = ()
             if not selected:
                 self.figures = {}
-                self.plot.append_display_data(HTML("<p>Select runs to draw their metrics.</p>"))
+                self._show([], "<p>Select runs to draw their metrics.</p>")
                 return
             comparison = nbops.compare(
                 list(selected), metrics=self.metrics, x=self.x, store=self.store
@@ -200,10 +216,22 @@ class RunsPanel(widgets.VBox):  # type: ignore[misc]
             self.figures = {
                 m: f for m, f in comparison.figures().items() if m in comparison.metrics
             }
-            if not self.figures:
-                self.plot.append_display_data(HTML("<p>The selected runs logged no metrics.</p>"))
-            for figure in self.figures.values():
-                self.plot.append_display_data(SVG(_svg(figure)))
+            empty = "" if self.figures else "<p>The selected runs logged no metrics.</p>"
+            self._show([_svg(figure) for figure in self.figures.values()], empty)
+
+    def _show(self, svgs: list[str], message: str) -> None:
+        """Put each SVG in its own grid cell (reusing the cells' ``Output`` widgets)."""
+        from IPython.display import SVG
+
+        self.message.value = message
+        while len(self._outputs) < len(svgs):
+            self._outputs.append(widgets.Output(layout=widgets.Layout(min_width="0")))
+        for output, svg in zip(self._outputs, svgs, strict=False):
+            output.outputs = ()
+            output.append_display_data(SVG(svg))
+        cells = tuple(self._outputs[: len(svgs)])
+        if self.charts.children != cells:
+            self.charts.children = cells
 
     # --- callbacks ----------------------------------------------------------------------------
     def _on_change(self, _change: Any) -> None:

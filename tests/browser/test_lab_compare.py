@@ -59,6 +59,8 @@ def test_compare_and_runs_panel_render_in_jupyterlab(
     assert comparison.locator("svg text, svg use").count() > 20  # axes ticks, labels, legend
     assert "<b>bold</b>" in comparison.inner_text()  # shown as text, never as markup
     assert outputs.locator("b", has_text="bold").count() == 0
+    acc, loss = (comparison.locator("figure svg").nth(i).bounding_box() for i in range(2))
+    assert abs(acc["y"] - loss["y"]) < 2 and loss["x"] >= acc["x"] + acc["width"] - 1
     comparison.scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "compare.png"), full_page=True)
 
@@ -75,6 +77,12 @@ def test_compare_and_runs_panel_render_in_jupyterlab(
     assert charts.count() == 2  # acc and loss
     widths = charts.evaluate_all("images => images.map(i => i.naturalWidth)")
     assert all(width > 200 for width in widths), widths  # drawn, not broken images
+    # side by side in the grid, each inside the panel, not one chart per row
+    grid = panel.locator(".nbops-runs-charts").bounding_box()
+    first, second = (charts.nth(i).bounding_box() for i in range(2))
+    assert abs(first["y"] - second["y"]) < 2 and second["x"] >= first["x"] + first["width"] - 1
+    for box in (first, second):
+        assert box["width"] > 200 and box["x"] + box["width"] <= grid["x"] + grid["width"] + 1
     assert "Loading widget" not in _lab.notebook_text(page)
     panel.scroll_into_view_if_needed()
     panel.screenshot(path=str(artifacts / "runs_panel.png"))

@@ -88,3 +88,45 @@ def test_compare_bad_input() -> None:
         nbops.compare([])
     single = nbops.compare(ids[0])
     assert "parallel coordinates" not in single.figures()
+
+
+def many_runs(count: int = 20, metrics: int = 5) -> list[str]:
+    ids = []
+    for index in range(count):
+        with nbops.init(
+            project="many",
+            name=f"{EVIL} run {index}",
+            config={"lr": 0.001 * (index + 1), "seed": index},
+            capture=False,
+            system_metrics=False,
+        ) as run:
+            for step in range(3):
+                run.log({f"m{k}": (index + k) / (step + 1) for k in range(metrics)})
+        ids.append(run.id)
+    return ids
+
+
+def test_twenty_runs_five_metrics_keep_the_legends_short_and_the_lines_apart() -> None:
+    ids = many_runs()
+    comparison = nbops.compare(ids)
+    assert comparison.metrics == ["m0", "m1", "m2", "m3", "m4"]
+    figures = comparison.figures()
+    for name in comparison.metrics:
+        figure = figures[name]
+        axes = figure.axes[0]
+        lines = axes.get_lines()
+        assert len(lines) == 20  # every run drawn, only the legend is capped
+        assert len({line.get_color() for line in lines}) == 20  # no colour repeats
+        texts = [t.get_text() for t in axes.get_legend().get_texts()]
+        assert len(texts) == 8 and texts[-1] == "and 13 more"
+        assert texts[0] == f"{EVIL} run 0 ({ids[0][:8]})"[:31] + "…"
+        figure.draw_without_rendering()
+        legend = axes.get_legend().get_window_extent()
+        assert legend.height < 0.9 * axes.get_window_extent().height  # fits inside the chart
+    parallel = figures["parallel coordinates"].axes[0]
+    texts = [t.get_text() for t in parallel.get_legend().get_texts()]
+    assert len(texts) == 8 and texts[-1] == "and 13 more"
+
+    html = comparison.to_html()
+    assert "<script>" not in html and html.count("&lt;script&gt;") >= 20
+    assert len(svgs(html)) == 6 and "and 13 more" in html

@@ -58,14 +58,15 @@ def test_list_filter_sort_status_and_curves() -> None:
         legend = [text.get_text() for text in axes.get_legend().get_texts()]
         assert legend == [f"alpha ({alpha[:8]})", f"{EVIL} ({beta[:8]})"[:31] + "…"]
         assert [len(line.get_xdata()) for line in axes.get_lines()] == [3, 2]
-        svgs = [o["data"]["image/svg+xml"] for o in panel.plot.outputs]
+        svgs = [cell.outputs[0]["data"]["image/svg+xml"] for cell in panel.charts.children]
         assert len(svgs) == 2 and all("<img" not in svg for svg in svgs)
+        assert panel.message.value == ""
 
         panel.sort.value = "-start_time"  # re-listing keeps the selection
         assert panel.runs_list.value == (alpha, beta)
         panel.runs_list.value = ()
-        assert panel.figures == {}
-        assert "Select runs" in panel.plot.outputs[0]["data"]["text/html"]
+        assert panel.figures == {} and panel.charts.children == ()
+        assert "Select runs" in panel.message.value
     finally:
         panel.close()
         live.finish()
@@ -116,7 +117,42 @@ def test_empty_store_shows_a_hint() -> None:
     try:
         assert panel.runs_list.options == ()
         assert "<b>0</b> of 0 run(s)" in panel.header.value
-        assert "Select runs" in panel.plot.outputs[0]["data"]["text/html"]
+        assert "Select runs" in panel.message.value and panel.charts.children == ()
         assert panel.errors.outputs == ()
+    finally:
+        panel.close()
+
+
+def test_charts_sit_side_by_side_in_a_wrapping_grid() -> None:
+    ids = []
+    for index in range(20):
+        with nbops.init(
+            project="p", name=f"{EVIL} {index}", capture=False, system_metrics=False
+        ) as run:
+            for step in range(3):
+                run.log({f"m{k}": (index + k) / (step + 1) for k in range(5)})
+        ids.append(run.id)
+    panel = nbops.RunsPanel("p", interval=0)
+    try:
+        assert panel.charts in panel.children  # one grid below the list, not a chart per row
+        layout = panel.charts.layout
+        assert layout.grid_template_columns == "repeat(auto-fill, minmax(380px, 1fr))"
+        assert layout.width == "100%" and layout.grid_gap == "8px"
+        assert ".nbops-runs-charts img {max-width: 100%" in panel.style.value  # charts shrink
+        assert panel.style in panel.children
+        panel.runs_list.value = tuple(ids)
+        assert list(panel.figures) == ["m0", "m1", "m2", "m3", "m4"]
+        cells = panel.charts.children
+        assert len(cells) == 5 and all(len(cell.outputs) == 1 for cell in cells)
+        for cell, figure in zip(cells, panel.figures.values(), strict=True):
+            svg = cell.outputs[0]["data"]["image/svg+xml"]
+            assert svg.startswith("<svg") and "<img" not in svg
+            texts = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+            assert len(texts) == 8 and texts[-1] == "and 13 more"  # legend capped
+
+        panel.runs_list.value = tuple(ids[:2])  # redrawn into the same cells: no flicker
+        assert panel.charts.children == cells
+        panel.runs_list.value = ()
+        assert panel.charts.children == () and "Select runs" in panel.message.value
     finally:
         panel.close()
