@@ -38,10 +38,10 @@ class AmbiguousRunIdError(NbopsError):
 class NoActiveRunError(NbopsError):
     """A module-level shortcut was called while no run is active."""
 
-    def __init__(self, action: str) -> None:
-        super().__init__(
-            f"cannot {action}: no active run; start one with nbops.init() or %nbops track"
-        )
+    def __init__(self, action: str, cause: str | None = None) -> None:
+        self.cause = cause
+        hint = f" ({cause})" if cause else "; start one with nbops.init() or %nbops track"
+        super().__init__(f"cannot {action}: no active run{hint}")
 
 
 class RunFinishedError(NbopsError):

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from nbops.errors import NoActiveRunError
+from nbops.errors import NbopsError, NoActiveRunError
 from nbops.shell import current_shell
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ _scoped: contextvars.ContextVar[list[Run | None] | None] = contextvars.ContextVa
 )
 _live: list[Run] = []
 _atexit_registered = False
+#: Why the last attach to ``$NBOPS_RUN_ID`` failed (said by :class:`NoActiveRunError`), or None.
+_attach_failure: str | None = None
 
 
 #: Set by a process that owns a run for the kernel it starts (pipelines, notebook sweeps).
@@ -59,6 +61,7 @@ def attach_from_environment(environ: Mapping[str, str] | None = None) -> Run | N
     opened without any magic. Returns the active run unchanged when one is already active, and
     None when the variable is not set.
     """
+    global _attach_failure
     env = os.environ if environ is None else environ
     run_id = env.get(RUN_ID_ENV)
     if _active is not None and (not run_id or _active.id == run_id):
@@ -68,7 +71,12 @@ def attach_from_environment(environ: Mapping[str, str] | None = None) -> Run | N
     from nbops.store import open_store
     from nbops.tracking._run import Run
 
-    run = Run.attach(run_id, open_store())
+    try:
+        run = Run.attach(run_id, open_store())
+    except NbopsError as exc:
+        _attach_failure = f"attaching to run {run_id} of ${RUN_ID_ENV} failed: {exc}"
+        raise
+    _attach_failure = None
     activate(run)
     return run
 
@@ -89,7 +97,7 @@ def require_active(action: str) -> Run:
     """Return the active run or raise :class:`NoActiveRunError` naming ``action``."""
     run = active_run()
     if run is None:
-        raise NoActiveRunError(action)
+        raise NoActiveRunError(action, _attach_failure)
     return run
 
 

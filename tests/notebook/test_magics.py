@@ -405,6 +405,28 @@ def test_active_run_is_a_plain_getter(monkeypatch: pytest.MonkeyPatch) -> None:
     owner.finish()
 
 
+def test_a_failed_attach_is_named_by_the_no_active_run_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A kernel whose run could not be attached says why, not only "no active run"."""
+    from nbops.errors import NoActiveRunError, RunNotFoundError
+    from nbops.tracking import attach_from_environment
+
+    monkeypatch.setenv("NBOPS_RUN_ID", "nosuchrun000")
+    with pytest.raises(RunNotFoundError):
+        attach_from_environment()
+    with pytest.raises(NoActiveRunError, match="attaching to run nosuchrun000 of .* failed"):
+        nbops.log({"x": 1.0})
+    owner = nbops.init(project="owner", activate=False)
+    monkeypatch.setenv("NBOPS_RUN_ID", owner.id)
+    attached = attach_from_environment()
+    assert attached is not None
+    attached.finish()
+    with pytest.raises(NoActiveRunError, match="start one with nbops.init"):
+        nbops.log({"x": 1.0})  # a later success forgets the failure
+    owner.finish()
+
+
 def test_an_executed_kernel_attaches_before_its_first_cell(
     ipython: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
