@@ -415,14 +415,14 @@ def test_a_failed_attach_is_named_by_the_no_active_run_error(
     monkeypatch.setenv("NBOPS_RUN_ID", "nosuchrun000")
     with pytest.raises(RunNotFoundError):
         attach_from_environment()
-    with pytest.raises(NoActiveRunError, match="attaching to run nosuchrun000 of .* failed"):
+    with pytest.raises(NoActiveRunError, match=r"attaching to run nosuchrun000 of .* failed"):
         nbops.log({"x": 1.0})
     owner = nbops.init(project="owner", activate=False)
     monkeypatch.setenv("NBOPS_RUN_ID", owner.id)
     attached = attach_from_environment()
     assert attached is not None
     attached.finish()
-    with pytest.raises(NoActiveRunError, match="start one with nbops.init"):
+    with pytest.raises(NoActiveRunError, match=r"start one with nbops\.init"):
         nbops.log({"x": 1.0})  # a later success forgets the failure
     owner.finish()
 
