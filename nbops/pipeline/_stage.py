@@ -114,14 +114,7 @@ def execute_stage(
     hashing, storing, the lock) finishes the run as failed and names it in the message.
     """
     attempt = _Attempt(ctx, stage, fp, reasons, ctx.store)
-    try:
-        return attempt.perform()
-    except Exception as exc:
-        logger.warning("stage %s: bookkeeping failed", stage.name, exc_info=True)
-        return attempt.fail(f"{type(exc).__name__}: {exc}")
-    except BaseException:
-        attempt.fail("interrupted")
-        raise
+    return _guarded(attempt, attempt.perform)
 
 
 def conclude_stage(
@@ -141,10 +134,15 @@ def conclude_stage(
     attempt = _Attempt(
         ctx, stage, fp, reasons, ctx.store, run=Run.attach(run_id, ctx.store), started=started
     )
+    return _guarded(attempt, lambda: attempt.conclude(failure))
+
+
+def _guarded(attempt: _Attempt, step: Callable[[], StageResult]) -> StageResult:
+    """Run ``step``; a bookkeeping error fails the stage (never "finished"), an interrupt too."""
     try:
-        return attempt.conclude(failure)
+        return step()
     except Exception as exc:
-        logger.warning("stage %s: bookkeeping failed", stage.name, exc_info=True)
+        logger.warning("stage %s: bookkeeping failed", attempt.stage.name, exc_info=True)
         return attempt.fail(f"{type(exc).__name__}: {exc}")
     except BaseException:
         attempt.fail("interrupted")

@@ -131,12 +131,7 @@ def push(
         f"pushing {len(todo)} object(s) ({total / 2**20:,.1f} MiB) to {remote.url}; "
         f"{len(local) - len(todo)} already there"
     )
-    if remote.concurrency > 1 and len(todo) > 1:
-        with ThreadPoolExecutor(remote.concurrency, thread_name_prefix="nbops-push") as pool:
-            list(pool.map(lambda d: _push_one(remote, d, blobs, report), todo))
-    else:
-        for digest in todo:
-            _push_one(remote, digest, blobs, report)
+    _send(remote, todo, blobs, report)
     have_records = set(remote.list("runcache"))
     pushed = 0
     for key, record in records.items():
@@ -333,13 +328,18 @@ def push_objects(
     """Upload the objects of ``digests`` that ``remote`` lacks, each verified on the way (several
     at once where the remote allows); return how many moved."""
     todo = [d for d in dict.fromkeys(digests) if not remote.exists(_object_name(d))]
+    _send(remote, todo, blobs, report)
+    return len(todo)
+
+
+def _send(remote: Remote, todo: list[str], blobs: BlobStore, report: Report) -> None:
+    """Upload ``todo``, several objects at once where the remote allows."""
     if remote.concurrency > 1 and len(todo) > 1:
         with ThreadPoolExecutor(remote.concurrency, thread_name_prefix="nbops-push") as pool:
             list(pool.map(lambda d: _push_one(remote, d, blobs, report), todo))
     else:
         for digest in todo:
             _push_one(remote, digest, blobs, report)
-    return len(todo)
 
 
 def push_outs(
