@@ -19,7 +19,17 @@ class SQLiteDatabase:
     :meth:`write` runs its block in a ``BEGIN IMMEDIATE`` transaction, so a read-then-insert
     inside it (the next version number) is atomic across processes. ``setup`` runs once, on the
     first connection, inside such a transaction (schema creation and migrations).
+
+    The parts (models, datasets, run cache) use it as an ``SQLDatabase``: :meth:`reading`,
+    :meth:`writing` and the dialect's words below.
     """
+
+    #: The column ordering rows by insertion.
+    insertion_order = "rowid"
+    #: SQLite's default collation already compares strings byte-wise.
+    binary_collation = ""
+    #: ``BEGIN IMMEDIATE`` already holds the whole database for a write transaction.
+    lock_rows = ""
 
     def __init__(
         self,
@@ -29,6 +39,7 @@ class SQLiteDatabase:
         busy_timeout: float = 60.0,
     ) -> None:
         self.db = Path(store_dir) / "runs.db"
+        self.shown = str(store_dir)
         self._setup: Callable[[sqlite3.Connection], None] | None = setup
         self._busy_timeout = busy_timeout
         self._local = threading.local()
@@ -119,6 +130,19 @@ class SQLiteDatabase:
             con.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write to {self.db}: {exc}") from exc
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Cursor]:
+        """A cursor for reads, on this thread's connection."""
+        yield self._con().cursor()
+
+    @contextmanager
+    def writing(self, lock: str | None = None) -> Iterator[sqlite3.Cursor]:
+        """A cursor in a write transaction (``lock`` is not needed: writers already take
+        turns on the whole database)."""
+        del lock
+        with self.write() as con:
+            yield con.cursor()
 
     def close(self) -> None:
         """Close every thread's connection; a later use opens fresh ones."""

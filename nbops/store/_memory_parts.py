@@ -5,19 +5,21 @@ from __future__ import annotations
 import copy
 import json
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
-from nbops.errors import InvalidValueError, NotFoundError, StoreError
+from nbops.errors import NotFoundError, StoreError
 from nbops.store._parts import (
     DATASET_FIELDS,
     MODEL_FIELDS,
     DatasetStore,
     ModelStore,
     RunCache,
+    alias_move,
     cache_record_json,
+    check_cache_key,
     merge_model_extra,
+    missing_version,
 )
 
 
@@ -102,20 +104,9 @@ class MemoryModelStore(ModelStore):
     ) -> dict[str, Any]:
         with self._lock:
             if version not in self._versions.get(name, {}):
-                raise NotFoundError(
-                    f"no model {name!r} version {version}; list versions with "
-                    f"`nbops models show {name}`"
-                )
+                raise missing_version(name, version)
             aliases = self._aliases.setdefault(name, {})
-            move = {
-                "name": name,
-                "alias": alias,
-                "version": version,
-                "previous": aliases.get(alias),
-                "moved_by": moved_by,
-                "moved_at": time.time() if moved_at is None else moved_at,
-                "reason": reason,
-            }
+            move = alias_move(name, alias, version, aliases.get(alias), moved_by, reason, moved_at)
             aliases[alias] = version
             self._moves.append(move)
             return dict(move)
@@ -133,15 +124,7 @@ class MemoryModelStore(ModelStore):
             aliases = self._aliases.get(name, {})
             if alias not in aliases:
                 raise NotFoundError(f"model {name!r} has no alias {alias!r}")
-            move = {
-                "name": name,
-                "alias": alias,
-                "version": 0,
-                "previous": aliases.pop(alias),
-                "moved_by": moved_by,
-                "moved_at": time.time() if moved_at is None else moved_at,
-                "reason": reason,
-            }
+            move = alias_move(name, alias, 0, aliases.pop(alias), moved_by, reason, moved_at)
             self._moves.append(move)
             return dict(move)
 
@@ -222,25 +205,19 @@ class MemoryRunCache(RunCache):
         self._lock = lock
         self._records: dict[str, str] = {}
 
-    @staticmethod
-    def _check(key: str) -> str:
-        if not isinstance(key, str) or not key:
-            raise InvalidValueError(f"invalid run cache key {key!r}: give a non-empty string")
-        return key
-
     def get(self, key: str) -> dict[str, Any] | None:
         with self._lock:
-            found = self._records.get(self._check(key))
+            found = self._records.get(check_cache_key(key))
         return None if found is None else dict(json.loads(found))
 
     def put(self, key: str, record: Mapping[str, Any]) -> None:
         data = cache_record_json(key, record)
         with self._lock:
-            self._records[self._check(key)] = data
+            self._records[check_cache_key(key)] = data
 
     def delete(self, key: str) -> bool:
         with self._lock:
-            return self._records.pop(self._check(key), None) is not None
+            return self._records.pop(check_cache_key(key), None) is not None
 
     def list(self, prefix: str = "") -> dict[str, dict[str, Any]]:
         with self._lock:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import abc
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
-from nbops.errors import InvalidValueError
+from nbops.errors import InvalidValueError, NotFoundError
 
 #: The fields every model version has (``trusted_types`` a list, ``lineage`` a dict).
 MODEL_FIELDS = (
@@ -76,10 +77,39 @@ def merge_model_extra(
     return merged
 
 
-def cache_record_json(key: str, record: Mapping[str, Any]) -> str:
-    """A run cache record as strict JSON; a bad key or a non-JSON record raises."""
+def alias_move(
+    name: str,
+    alias: str,
+    version: int,
+    previous: int | None,
+    moved_by: str,
+    reason: str | None,
+    moved_at: float | None = None,
+) -> dict[str, Any]:
+    """The record of an alias move (``version`` 0: the alias removed); ``moved_at`` defaults
+    to now."""
+    when = time.time() if moved_at is None else moved_at
+    values = (name, alias, version, previous, moved_by, when, reason)
+    return dict(zip(ALIAS_MOVE_FIELDS, values, strict=True))
+
+
+def missing_version(name: str, version: int) -> NotFoundError:
+    """The error for an alias pointed at a version that does not exist."""
+    return NotFoundError(
+        f"no model {name!r} version {version}; list versions with `nbops models show {name}`"
+    )
+
+
+def check_cache_key(key: str) -> str:
+    """``key`` when it is a valid run cache key (a non-empty string); else raise."""
     if not isinstance(key, str) or not key:
         raise InvalidValueError(f"invalid run cache key {key!r}: give a non-empty string")
+    return key
+
+
+def cache_record_json(key: str, record: Mapping[str, Any]) -> str:
+    """A run cache record as strict JSON; a bad key or a non-JSON record raises."""
+    check_cache_key(key)
     try:
         return json.dumps(dict(record), sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:

@@ -33,10 +33,10 @@ from nbops.store._base import (
 )
 from nbops.store._blobs import BlobStore
 from nbops.store._postgres_db import PostgresDatabase
-from nbops.store._postgres_parts import PostgresDatasetStore, PostgresModelStore, PostgresRunCache
 from nbops.store._postgres_query import param_columns, run_query_sql
 from nbops.store._postgres_schema import setup
 from nbops.store._query import RunQuery
+from nbops.store._sql_parts import SQLDatasetStore, SQLModelStore, SQLRunCache
 from nbops.store._values import ScalarMemo, dumps, last_points
 
 _RUN_COLUMNS = (
@@ -58,9 +58,9 @@ class PostgresStore(RunStore):
         self._local = store_path()
         self._blobs = blobs or open_blobs(blobs_url_default(self._local / "objects"))
         self._host = socket.gethostname()
-        self._models = PostgresModelStore(self._db)
-        self._datasets = PostgresDatasetStore(self._db)
-        self._run_cache = PostgresRunCache(self._db)
+        self._models = SQLModelStore(self._db)
+        self._datasets = SQLDatasetStore(self._db)
+        self._run_cache = SQLRunCache(self._db)
         with self._db.transaction():  # connect, create or migrate now: a bad URL fails here
             pass
 
@@ -77,15 +77,15 @@ class PostgresStore(RunStore):
         return self._blobs
 
     @property
-    def models(self) -> PostgresModelStore:
+    def models(self) -> SQLModelStore:
         return self._models
 
     @property
-    def datasets(self) -> PostgresDatasetStore:
+    def datasets(self) -> SQLDatasetStore:
         return self._datasets
 
     @property
-    def run_cache(self) -> PostgresRunCache:
+    def run_cache(self) -> SQLRunCache:
         return self._run_cache
 
     def __repr__(self) -> str:

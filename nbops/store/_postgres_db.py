@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -41,7 +42,16 @@ class PostgresDatabase:
     :meth:`transaction` yields a cursor inside a transaction, committed when the block ends
     and rolled back on error; driver errors become :class:`StoreError` (without the password).
     ``setup`` runs once, in the first transaction (schema creation and migrations).
+    The parts (models, datasets, run cache) use it as an ``SQLDatabase``: :meth:`reading`,
+    :meth:`writing` and the dialect's words below.
     """
+
+    #: The column ordering rows by insertion (a ``BIGSERIAL``).
+    insertion_order = "seq"
+    #: Byte-wise comparison of strings, as in SQLite, whatever the database's locale.
+    binary_collation = ' COLLATE "C"'
+    #: Rows read to be changed are locked until the transaction ends.
+    lock_rows = " FOR UPDATE"
 
     def __init__(self, url: str, setup: Callable[[Any], None]) -> None:
         self.url = url
@@ -118,6 +128,21 @@ class PostgresDatabase:
                 con.rollback()
             raise StoreError(f"cannot use the store at {self.shown}: {str(exc).strip()}") from exc
 
+    @contextmanager
+    def reading(self) -> Iterator[QmarkCursor]:
+        """A cursor taking ``?`` placeholders, in a transaction."""
+        with self.transaction() as cur:
+            yield QmarkCursor(cur)
+
+    @contextmanager
+    def writing(self, lock: str | None = None) -> Iterator[QmarkCursor]:
+        """A cursor taking ``?`` placeholders in a transaction; ``lock`` names an advisory
+        lock held until it ends, so writers of one name take turns across hosts."""
+        with self.transaction() as cur:
+            if lock is not None:
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock,))
+            yield QmarkCursor(cur)
+
     def execute_values(self, cur: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
         """Insert many rows in few statements."""
         self.pg.extras.execute_values(cur, sql, rows, page_size=1000)
@@ -131,3 +156,33 @@ class PostgresDatabase:
             if not con.closed:
                 con.close()
         self._local.con = None
+
+
+@functools.lru_cache(maxsize=256)
+def _format_style(sql: str) -> str:
+    """``?`` placeholders as psycopg2's ``%s`` (literal ``%`` doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class QmarkCursor:
+    """A psycopg2 cursor that takes statements with ``?`` placeholders, as SQLite's does."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    @property
+    def rowcount(self) -> int:
+        """Rows changed by the last statement."""
+        return int(self._cursor.rowcount)
+
+    def execute(self, sql: str, args: Sequence[Any] = (), /) -> None:
+        """Run one statement."""
+        self._cursor.execute(_format_style(sql), args)
+
+    def fetchone(self) -> Any:
+        """The next row, or ``None``."""
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        """The remaining rows."""
+        return list(self._cursor.fetchall())

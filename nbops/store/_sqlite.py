@@ -29,7 +29,7 @@ from nbops.store._blobs import BlobStore
 from nbops.store._database import SQLiteDatabase
 from nbops.store._objects import ObjectStore
 from nbops.store._query import RunQuery
-from nbops.store._sqlite_parts import SQLiteDatasetStore, SQLiteModelStore, SQLiteRunCache
+from nbops.store._sql_parts import SQLDatasetStore, SQLModelStore, SQLRunCache
 from nbops.store._sqlite_query import run_query_sql
 from nbops.store._sqlite_schema import SCHEMA_VERSION, setup
 from nbops.store._values import NO_TAGS, ScalarMemo, dumps, last_points
@@ -69,9 +69,9 @@ class SQLiteStore(RunStore):
         )
         self._host = socket.gethostname()
         self._blobs = blobs if blobs is not None else ObjectStore(self._path / "objects")
-        self._models = SQLiteModelStore(self._database, str(self._path))
-        self._datasets = SQLiteDatasetStore(self._database)
-        self._run_cache = SQLiteRunCache(self._database)
+        self._models = SQLModelStore(self._database)
+        self._datasets = SQLDatasetStore(self._database)
+        self._run_cache = SQLRunCache(self._database)
         self._database.read()  # create or migrate the schema now, so a bad location fails here
 
     @property
@@ -87,15 +87,15 @@ class SQLiteStore(RunStore):
         return self._blobs
 
     @property
-    def models(self) -> SQLiteModelStore:
+    def models(self) -> SQLModelStore:
         return self._models
 
     @property
-    def datasets(self) -> SQLiteDatasetStore:
+    def datasets(self) -> SQLDatasetStore:
         return self._datasets
 
     @property
-    def run_cache(self) -> SQLiteRunCache:
+    def run_cache(self) -> SQLRunCache:
         return self._run_cache
 
     def __repr__(self) -> str:
