@@ -12,55 +12,33 @@ import io
 import json
 import math
 import socket
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from nbops.config import store_path
-from nbops.errors import AmbiguousRunIdError, RunNotFoundError, StoreError
+from nbops.errors import StoreError
 from nbops.process import pid_alive
 from nbops.store._backends import blobs_url_default, open_blobs
-from nbops.store._base import (
-    FINAL_STATUSES,
-    RUN_STATUSES,
-    ArtifactRecord,
-    MetricPoint,
-    RunRecord,
-    RunRow,
-    RunStore,
-    unique_tags,
-)
+from nbops.store._base import MetricPoint, RunRecord, RunRow
 from nbops.store._blobs import BlobStore
-from nbops.store._postgres_db import PostgresDatabase
+from nbops.store._postgres_db import PostgresDatabase, QmarkCursor
 from nbops.store._postgres_query import param_columns, run_query_sql
 from nbops.store._postgres_schema import setup
 from nbops.store._query import RunQuery
-from nbops.store._sql_parts import SQLDatasetStore, SQLModelStore, SQLRunCache
+from nbops.store._sql_runs import RUN_COLUMNS, SQLRunStore, run_record
 from nbops.store._values import ScalarMemo, dumps, last_points
 
-_RUN_COLUMNS = (
-    "runs.id, runs.project, runs.name, runs.grp, runs.job_type, runs.status, runs.tags, "
-    "runs.start_time, runs.end_time, runs.heartbeat_time, runs.pid, runs.host"
-)
 
-
-#: Tables holding one run's rows (``purge_run`` empties them for the run).
-_RUN_TABLES = ("params", "metrics", "last_metrics", "summary", "metadata", "artifacts")
-
-
-class PostgresStore(RunStore):
+class PostgresStore(SQLRunStore):
     """A :class:`RunStore` on a PostgreSQL server (psycopg2), one connection per thread."""
 
     def __init__(self, url: str, *, blobs: BlobStore | None = None) -> None:
         self._url = url
-        self._db = PostgresDatabase(url, lambda cur: setup(cur, self._db.shown))
+        self._db: PostgresDatabase = PostgresDatabase(url, lambda cur: setup(cur, self._db.shown))
         self._local = store_path()
-        self._blobs = blobs or open_blobs(blobs_url_default(self._local / "objects"))
+        super().__init__(self._db, blobs or open_blobs(blobs_url_default(self._local / "objects")))
         self._host = socket.gethostname()
-        self._models = SQLModelStore(self._db)
-        self._datasets = SQLDatasetStore(self._db)
-        self._run_cache = SQLRunCache(self._db)
         with self._db.transaction():  # connect, create or migrate now: a bad URL fails here
             pass
 
@@ -72,42 +50,18 @@ class PostgresStore(RunStore):
     def path(self) -> Path:
         return self._local
 
-    @property
-    def blobs(self) -> BlobStore:
-        return self._blobs
-
-    @property
-    def models(self) -> SQLModelStore:
-        return self._models
-
-    @property
-    def datasets(self) -> SQLDatasetStore:
-        return self._datasets
-
-    @property
-    def run_cache(self) -> SQLRunCache:
-        return self._run_cache
-
     def __repr__(self) -> str:
         return f"PostgresStore({self._db.shown!r})"
 
     def close(self) -> None:
         self._db.close()
 
-    def _missing(self, run_id: str) -> RunNotFoundError:
-        return RunNotFoundError(run_id, self._db.shown)
-
-    def _require(self, cur: Any, run_id: str, *, lock: bool = False) -> None:
-        cur.execute("SELECT 1 FROM runs WHERE id = %s" + (" FOR UPDATE" if lock else ""), (run_id,))
-        if cur.fetchone() is None:
-            raise self._missing(run_id)
-
     # --- writes -----------------------------------------------------------------------------
     def create_run(self, record: RunRecord) -> None:
         seen = record.heartbeat_time if record.heartbeat_time is not None else record.start_time
         with self._db.transaction() as cur:
             cur.execute(
-                f"INSERT INTO runs ({_RUN_COLUMNS.replace('runs.', '')}, seen_at) VALUES "
+                f"INSERT INTO runs ({RUN_COLUMNS.replace('runs.', '')}, seen_at) VALUES "
                 "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s)) "
                 "ON CONFLICT (id) DO NOTHING RETURNING id",
                 (
@@ -128,40 +82,6 @@ class PostgresStore(RunStore):
             )
             if cur.fetchone() is None:
                 raise StoreError(f"a run with id {record.id!r} already exists")
-
-    def set_status(self, run_id: str, status: str, end_time: float | None = None) -> None:
-        if status not in RUN_STATUSES:
-            raise StoreError(f"unknown run status {status!r}; use one of {', '.join(RUN_STATUSES)}")
-        if status in FINAL_STATUSES and end_time is None:
-            end_time = time.time()
-        with self._db.transaction() as cur:
-            cur.execute(
-                "UPDATE runs SET status = %s, end_time = %s WHERE id = %s",
-                (status, end_time, run_id),
-            )
-            if cur.rowcount == 0:
-                raise self._missing(run_id)
-
-    def set_tags(self, run_id: str, tags: Sequence[str]) -> None:
-        with self._db.transaction() as cur:
-            cur.execute(
-                "UPDATE runs SET tags = %s WHERE id = %s",
-                (json.dumps(unique_tags(tags)), run_id),
-            )
-            if cur.rowcount == 0:
-                raise self._missing(run_id)
-
-    def purge_run(self, run_id: str) -> None:
-        with self._db.transaction() as cur:
-            cur.execute("SELECT status FROM runs WHERE id = %s FOR UPDATE", (run_id,))
-            row = cur.fetchone()
-            if row is None:
-                raise self._missing(run_id)
-            if row[0] == "running":
-                raise StoreError(f"run {run_id} is running; finish it before removing it")
-            for table in _RUN_TABLES:
-                cur.execute(f"DELETE FROM {table} WHERE run_id = %s", (run_id,))
-            cur.execute("DELETE FROM runs WHERE id = %s", (run_id,))
 
     def reopen_run(self, run_id: str, pid: int, host: str, heartbeat_time: float) -> None:
         self.reap_crashed()
@@ -185,12 +105,12 @@ class PostgresStore(RunStore):
         summary: Mapping[str, Any] | None = None,
         heartbeat_time: float | None = None,
     ) -> None:
-        with self._db.transaction() as cur:
+        with self._db.writing() as cur:
             self._require(cur, run_id)
             if points:
-                _copy_metrics(cur, run_id, points)
+                _copy_metrics(cur.raw, run_id, points)
                 self._db.execute_values(
-                    cur,
+                    cur.raw,
                     "INSERT INTO last_metrics AS l (run_id, key, step, value, ts) VALUES %s "
                     "ON CONFLICT (run_id, key) DO UPDATE SET step = EXCLUDED.step, "
                     "value = EXCLUDED.value, ts = EXCLUDED.ts WHERE EXCLUDED.step > l.step OR "
@@ -201,20 +121,20 @@ class PostgresStore(RunStore):
                 self._merge(cur, "summary", run_id, summary)
             if heartbeat_time is not None:
                 cur.execute(
-                    "UPDATE runs SET heartbeat_time = %s, seen_at = to_timestamp(%s), "
+                    "UPDATE runs SET heartbeat_time = ?, seen_at = to_timestamp(?), "
                     "end_time = CASE WHEN status = 'crashed' THEN NULL ELSE end_time END, "
                     "status = CASE WHEN status = 'crashed' THEN 'running' ELSE status END "
-                    "WHERE id = %s",
+                    "WHERE id = ?",
                     (heartbeat_time, heartbeat_time, run_id),
                 )
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         rows = [(run_id, str(k), dumps(v), *param_columns(v)) for k, v in params.items()]
-        with self._db.transaction() as cur:
+        with self._db.writing() as cur:
             self._require(cur, run_id)
             if rows:
                 self._db.execute_values(
-                    cur,
+                    cur.raw,
                     "INSERT INTO params (run_id, key, value, kind, num, txt) VALUES %s "
                     "ON CONFLICT (run_id, key) DO UPDATE SET value = EXCLUDED.value, "
                     "kind = EXCLUDED.kind, num = EXCLUDED.num, txt = EXCLUDED.txt",
@@ -222,89 +142,38 @@ class PostgresStore(RunStore):
                 )
 
     def set_metadata(self, run_id: str, key: str, value: Any) -> None:
-        with self._db.transaction() as cur:
+        with self._db.writing() as cur:
             self._require(cur, run_id)
             self._merge(cur, "metadata", run_id, {key: value})
 
-    def _merge(self, cur: Any, table: str, run_id: str, values: Mapping[str, Any]) -> None:
+    def _merge(self, cur: QmarkCursor, table: str, run_id: str, values: Mapping[str, Any]) -> None:
         self._db.execute_values(
-            cur,
+            cur.raw,
             f"INSERT INTO {table} (run_id, key, value) VALUES %s ON CONFLICT (run_id, key) "
             "DO UPDATE SET value = EXCLUDED.value",
             [(run_id, str(k), dumps(v)) for k, v in values.items()],
         )
 
-    def add_artifact(self, run_id: str, record: ArtifactRecord) -> ArtifactRecord:
-        with self._db.transaction() as cur:
-            self._require(cur, run_id, lock=True)  # one version number at a time per run
-            cur.execute(
-                "SELECT COALESCE(MAX(version) + 1, 0) FROM artifacts "
-                "WHERE run_id = %s AND name = %s",
-                (run_id, record.name),
-            )
-            version = int(cur.fetchone()[0])
-            cur.execute(
-                "INSERT INTO artifacts (run_id, name, version, type, digest, size, kind, "
-                "source, created_at, metadata) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    run_id,
-                    record.name,
-                    version,
-                    record.type,
-                    record.digest,
-                    record.size,
-                    record.kind,
-                    record.source,
-                    record.created_at,
-                    dumps(dict(record.metadata)),
-                ),
-            )
-        return ArtifactRecord(**{**record.__dict__, "version": version})
-
     # --- reads ------------------------------------------------------------------------------
-    def resolve_id(self, prefix: str) -> str:
-        with self._db.transaction() as cur:
-            cur.execute(
-                "SELECT id FROM runs WHERE substr(id, 1, %s) = %s ORDER BY start_time LIMIT 6",
-                (len(prefix), prefix),
-            )
-            ids = [r[0] for r in cur.fetchall()]
-        if prefix in ids:
-            return prefix
-        if not ids:
-            raise self._missing(prefix)
-        if len(ids) > 1:
-            raise AmbiguousRunIdError(prefix, ids)
-        return str(ids[0])
-
-    def get_run(self, run_id: str) -> RunRecord:
-        self.reap_crashed()
-        with self._db.transaction() as cur:
-            cur.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = %s", (run_id,))
-            row = cur.fetchone()
-        if row is None:
-            raise self._missing(run_id)
-        return _record(row)
-
     def list_runs(
         self, project: str | None = None, *, query: RunQuery | None = None
     ) -> list[RunRecord]:
         self.reap_crashed()
-        sql, args, reverse = run_query_sql(project, query, _RUN_COLUMNS)
+        sql, args, reverse = run_query_sql(project, query, RUN_COLUMNS)
         with self._db.transaction() as cur:
             cur.execute(sql, args)
-            records = [_record(r) for r in cur.fetchall()]
+            records = [run_record(r) for r in cur.fetchall()]
         return records[::-1] if reverse else records
 
     def list_run_rows(
         self, project: str | None = None, *, query: RunQuery | None = None
     ) -> list[RunRow]:
         self.reap_crashed()
-        sql, args, reverse = run_query_sql(project, query, _RUN_COLUMNS)
-        ids = f"SELECT id FROM ({sql.replace(_RUN_COLUMNS, 'runs.id AS id', 1)}) AS chosen"
+        sql, args, reverse = run_query_sql(project, query, RUN_COLUMNS)
+        ids = f"SELECT id FROM ({sql.replace(RUN_COLUMNS, 'runs.id AS id', 1)}) AS chosen"
         with self._db.transaction(snapshot=True) as cur:
             cur.execute(sql, args)
-            records = [_record(r) for r in cur.fetchall()]
+            records = [run_record(r) for r in cur.fetchall()]
             params: dict[str, dict[str, Any]] = {r.id: {} for r in records}
             cur.execute(f"SELECT run_id, key, value FROM params WHERE run_id IN ({ids})", args)
             loads = ScalarMemo()
@@ -319,31 +188,13 @@ class PostgresStore(RunStore):
         rows = [RunRow(r, params[r.id], metrics[r.id]) for r in records]
         return rows[::-1] if reverse else rows
 
-    def get_params(self, run_id: str) -> dict[str, Any]:
-        return self._read_kv("params", run_id)
-
-    def get_summary(self, run_id: str) -> dict[str, Any]:
-        return self._read_kv("summary", run_id)
-
-    def get_metadata(self, run_id: str) -> dict[str, Any]:
-        return self._read_kv("metadata", run_id)
-
-    def _read_kv(self, table: str, run_id: str) -> dict[str, Any]:
-        with self._db.transaction() as cur:
-            self._require(cur, run_id)
-            cur.execute(
-                f'SELECT key, value FROM {table} WHERE run_id = %s ORDER BY key COLLATE "C"',
-                (run_id,),
-            )
-            return {k: json.loads(v) for k, v in cur.fetchall()}
-
     def get_metrics(self, run_id: str, keys: Iterable[str] | None = None) -> list[MetricPoint]:
-        sql = "SELECT key, step, value, ts FROM metrics WHERE run_id = %s"
+        sql = "SELECT key, step, value, ts FROM metrics WHERE run_id = ?"
         args: list[Any] = [run_id]
         if keys is not None:
-            sql += " AND key = ANY(%s)"
+            sql += " AND key = ANY(?)"
             args.append(list(keys))
-        with self._db.transaction() as cur:
+        with self._db.reading() as cur:
             self._require(cur, run_id)
             cur.execute(sql + " ORDER BY step, ts, seq", args)
             rows = cur.fetchall()
@@ -362,20 +213,6 @@ class PostgresStore(RunStore):
             for rid, key, value in cur.fetchall():
                 out[rid][key] = math.nan if value is None else value
         return out
-
-    def list_artifacts(self, run_id: str) -> list[ArtifactRecord]:
-        with self._db.transaction() as cur:
-            self._require(cur, run_id)
-            cur.execute(
-                "SELECT name, type, digest, size, kind, source, created_at, metadata, version "
-                "FROM artifacts WHERE run_id = %s ORDER BY created_at, version, seq",
-                (run_id,),
-            )
-            rows = cur.fetchall()
-        return [
-            ArtifactRecord(r[0], r[1], r[2], int(r[3]), r[4], r[5], r[6], json.loads(r[7]), r[8])
-            for r in rows
-        ]
 
     def reap_crashed(self) -> list[str]:
         """Mark ``running`` runs as ``crashed``: a dead pid on this host, or no heartbeat for
@@ -413,21 +250,4 @@ def _copy_metrics(cur: Any, run_id: str, points: Sequence[MetricPoint]) -> None:
         lines.append(f"{rid}\t{k}\t{int(step)}\t{float(value)!r}\t{float(ts)!r}\n")
     cur.copy_expert(
         "COPY metrics (run_id, key, step, value, ts) FROM STDIN", io.StringIO("".join(lines))
-    )
-
-
-def _record(row: Sequence[Any]) -> RunRecord:
-    return RunRecord(
-        id=row[0],
-        project=row[1],
-        name=row[2],
-        group=row[3],
-        job_type=row[4],
-        status=row[5],
-        tags=tuple(row[6]),
-        start_time=row[7],
-        end_time=row[8],
-        heartbeat_time=row[9],
-        pid=row[10],
-        host=row[11],
     )

@@ -168,21 +168,22 @@ class QmarkCursor:
     """A psycopg2 cursor that takes statements with ``?`` placeholders, as SQLite's does."""
 
     def __init__(self, cursor: Any) -> None:
-        self._cursor = cursor
+        #: The driver's cursor, for what only PostgreSQL does (``COPY``, ``execute_values``).
+        self.raw = cursor
 
     @property
     def rowcount(self) -> int:
         """Rows changed by the last statement."""
-        return int(self._cursor.rowcount)
+        return int(self.raw.rowcount)
 
     def execute(self, sql: str, args: Sequence[Any] = (), /) -> None:
         """Run one statement."""
-        self._cursor.execute(_format_style(sql), args)
+        self.raw.execute(_format_style(sql), args)
 
     def fetchone(self) -> Any:
         """The next row, or ``None``."""
-        return self._cursor.fetchone()
+        return self.raw.fetchone()
 
     def fetchall(self) -> list[Any]:
         """The remaining rows."""
-        return list(self._cursor.fetchall())
+        return list(self.raw.fetchall())

@@ -1,9 +1,7 @@
 """The model, dataset and run-cache parts of the SQL backends (SQLite and PostgreSQL).
 
 One implementation serves both: statements are written once, with ``?`` placeholders, and run
-through a :class:`SQLDatabase`, which each backend's connection class is. What differs between
-the two dialects is named by the database: the column keeping insertion order, the collation
-that compares strings byte-wise, row locks and advisory locks.
+through the backend's :class:`~nbops.store._sql.SQLDatabase`.
 """
 
 from __future__ import annotations
@@ -11,8 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any
 
 from nbops.errors import NotFoundError, StoreError
 from nbops.store._parts import (
@@ -28,47 +25,11 @@ from nbops.store._parts import (
     merge_model_extra,
     missing_version,
 )
+from nbops.store._sql import SQLCursor, SQLDatabase
 
 _MODEL_COLUMNS = ", ".join(MODEL_FIELDS) + ", extra"
 _DATASET_COLUMNS = ", ".join(DATASET_FIELDS)
 _MOVE_COLUMNS = ", ".join(ALIAS_MOVE_FIELDS)
-
-
-class SQLCursor(Protocol):
-    """The DB-API cursor methods the parts use (``?`` placeholders)."""
-
-    @property
-    def rowcount(self) -> int:
-        """Rows changed by the last statement."""
-
-    def execute(self, sql: str, args: Sequence[Any] = ..., /) -> Any:
-        """Run one statement."""
-
-    def fetchone(self) -> Any:
-        """The next row, or ``None``."""
-
-    def fetchall(self) -> list[Any]:
-        """The remaining rows."""
-
-
-class SQLDatabase(Protocol):
-    """A database the SQL parts run on: reads, write transactions and the dialect's words."""
-
-    #: Where the database is, for messages (no password).
-    shown: str
-    #: The column that orders rows by insertion (``rowid``, ``seq``).
-    insertion_order: str
-    #: A collation comparing strings byte-wise, as `` COLLATE "C"`` (empty: the default does).
-    binary_collation: str
-    #: Appended to a SELECT that must lock the rows it reads until the transaction ends.
-    lock_rows: str
-
-    def reading(self) -> AbstractContextManager[SQLCursor]:
-        """A cursor for reads."""
-
-    def writing(self, lock: str | None = None) -> AbstractContextManager[SQLCursor]:
-        """A cursor in a write transaction, committed when the block ends; ``lock`` names a
-        lock held until then, so writers of one name wait for each other on any host."""
 
 
 def _json(value: Any) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import socket
@@ -13,40 +12,26 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from nbops.errors import AmbiguousRunIdError, RunNotFoundError, StoreError
+from nbops.errors import StoreError
 from nbops.process import pid_alive
 from nbops.store._base import (
-    FINAL_STATUSES,
-    RUN_STATUSES,
-    ArtifactRecord,
     MetricPoint,
     RunRecord,
     RunRow,
-    RunStore,
-    unique_tags,
 )
 from nbops.store._blobs import BlobStore
 from nbops.store._database import SQLiteDatabase
 from nbops.store._objects import ObjectStore
 from nbops.store._query import RunQuery
-from nbops.store._sql_parts import SQLDatasetStore, SQLModelStore, SQLRunCache
+from nbops.store._sql_runs import RUN_COLUMNS, SQLRunStore, run_record
 from nbops.store._sqlite_query import run_query_sql
 from nbops.store._sqlite_schema import SCHEMA_VERSION, setup
-from nbops.store._values import NO_TAGS, ScalarMemo, dumps, last_points
+from nbops.store._values import ScalarMemo, dumps, last_points
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
-_RUN_COLUMNS = (
-    "runs.id, runs.project, runs.name, runs.grp, runs.job_type, runs.status, runs.tags, "
-    "runs.start_time, runs.end_time, runs.heartbeat_time, runs.pid, runs.host"
-)
 
-
-#: Tables holding one run's rows (``purge_run`` empties them for the run).
-_RUN_TABLES = ("params", "metrics", "last_metrics", "summary", "metadata", "artifacts")
-
-
-class SQLiteStore(RunStore):
+class SQLiteStore(SQLRunStore):
     """A store in the folder ``path``: ``runs.db`` (SQLite, WAL) and ``objects/`` (blobs)."""
 
     def __init__(
@@ -64,15 +49,14 @@ class SQLiteStore(RunStore):
                 f"cannot create the store directory {self._path}: {exc}; "
                 "set NBOPS_HOME to a writable directory"
             ) from exc
-        self._database = SQLiteDatabase(
+        self._db: SQLiteDatabase = SQLiteDatabase(
             self._path, lambda con: setup(con, self._path), busy_timeout=busy_timeout
         )
+        super().__init__(
+            self._db, blobs if blobs is not None else ObjectStore(self._path / "objects")
+        )
         self._host = socket.gethostname()
-        self._blobs = blobs if blobs is not None else ObjectStore(self._path / "objects")
-        self._models = SQLModelStore(self._database)
-        self._datasets = SQLDatasetStore(self._database)
-        self._run_cache = SQLRunCache(self._database)
-        self._database.read()  # create or migrate the schema now, so a bad location fails here
+        self._db.read()  # create or migrate the schema now, so a bad location fails here
 
     @property
     def url(self) -> str:
@@ -82,33 +66,17 @@ class SQLiteStore(RunStore):
     def path(self) -> Path:
         return self._path
 
-    @property
-    def blobs(self) -> BlobStore:
-        return self._blobs
-
-    @property
-    def models(self) -> SQLModelStore:
-        return self._models
-
-    @property
-    def datasets(self) -> SQLDatasetStore:
-        return self._datasets
-
-    @property
-    def run_cache(self) -> SQLRunCache:
-        return self._run_cache
-
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self._path)!r})"
 
     def _con(self) -> sqlite3.Connection:
-        return self._database.read()
+        return self._db.read()
 
     def _write(self) -> AbstractContextManager[sqlite3.Connection]:
-        return self._database.write()
+        return self._db.write()
 
     def close(self) -> None:
-        self._database.close()
+        self._db.close()
 
     # --- writes -----------------------------------------------------------------------------
     def create_run(self, record: RunRecord) -> None:
@@ -126,50 +94,19 @@ class SQLiteStore(RunStore):
             record.pid,
             record.host,
         )
-        columns = _RUN_COLUMNS.replace("runs.", "")
+        columns = RUN_COLUMNS.replace("runs.", "")
         with self._write() as con:
             try:
                 con.execute(f"INSERT INTO runs ({columns}) VALUES ({','.join('?' * 12)})", row)
             except sqlite3.IntegrityError as exc:
                 raise StoreError(f"a run with id {record.id!r} already exists") from exc
 
-    def set_status(self, run_id: str, status: str, end_time: float | None = None) -> None:
-        if status not in RUN_STATUSES:
-            raise StoreError(f"unknown run status {status!r}; use one of {', '.join(RUN_STATUSES)}")
-        if status in FINAL_STATUSES and end_time is None:
-            end_time = time.time()
-        with self._write() as con:
-            cur = con.execute(
-                "UPDATE runs SET status = ?, end_time = ? WHERE id = ?", (status, end_time, run_id)
-            )
-            if cur.rowcount == 0:
-                raise RunNotFoundError(run_id, str(self._path))
-
-    def set_tags(self, run_id: str, tags: Sequence[str]) -> None:
-        with self._write() as con:
-            cur = con.execute(
-                "UPDATE runs SET tags = ? WHERE id = ?", (dumps(unique_tags(tags)), run_id)
-            )
-            if cur.rowcount == 0:
-                raise RunNotFoundError(run_id, str(self._path))
-
-    def purge_run(self, run_id: str) -> None:
-        with self._write() as con:
-            row = con.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if row is None:
-                raise RunNotFoundError(run_id, str(self._path))
-            if row[0] == "running":
-                raise StoreError(f"run {run_id} is running; finish it before removing it")
-            for table in _RUN_TABLES:
-                con.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-            con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-
     def reopen_run(self, run_id: str, pid: int, host: str, heartbeat_time: float) -> None:
         self.reap_crashed()  # a dead owner's run reads as crashed, and may be resumed
         with self._write() as con:
             row = con.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
-                raise RunNotFoundError(run_id, str(self._path))
+                raise self._missing(run_id)
             if row[0] == "running":
                 raise StoreError(f"run {run_id} is running in another process; it cannot resume")
             con.execute(
@@ -220,31 +157,6 @@ class SQLiteStore(RunStore):
             self._require_in(con, run_id)
             self._merge(con, "metadata", run_id, {key: value})
 
-    def add_artifact(self, run_id: str, record: ArtifactRecord) -> ArtifactRecord:
-        with self._write() as con:
-            self._require_in(con, run_id)
-            (version,) = con.execute(
-                "SELECT COALESCE(MAX(version) + 1, 0) FROM artifacts WHERE run_id = ? AND name = ?",
-                (run_id, record.name),
-            ).fetchone()
-            con.execute(
-                "INSERT INTO artifacts (run_id, name, version, type, digest, size, kind, source, "
-                "created_at, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    record.name,
-                    version,
-                    record.type,
-                    record.digest,
-                    record.size,
-                    record.kind,
-                    record.source,
-                    record.created_at,
-                    dumps(dict(record.metadata)),
-                ),
-            )
-        return ArtifactRecord(**{**record.__dict__, "version": int(version)})
-
     @staticmethod
     def _merge(con: sqlite3.Connection, table: str, run_id: str, values: Mapping[str, Any]) -> None:
         con.executemany(
@@ -254,54 +166,27 @@ class SQLiteStore(RunStore):
 
     def _require_in(self, con: sqlite3.Connection, run_id: str) -> None:
         if con.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
-            raise RunNotFoundError(run_id, str(self._path))
+            raise self._missing(run_id)
 
     # --- reads ------------------------------------------------------------------------------
-    def resolve_id(self, prefix: str) -> str:
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = (
-            self._con()
-            .execute(
-                "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY start_time LIMIT 6",
-                (escaped + "%",),
-            )
-            .fetchall()
-        )
-        ids = [r[0] for r in rows]
-        if prefix in ids:
-            return prefix
-        if not ids:
-            raise RunNotFoundError(prefix, str(self._path))
-        if len(ids) > 1:
-            raise AmbiguousRunIdError(prefix, ids)
-        return str(ids[0])
-
-    def get_run(self, run_id: str) -> RunRecord:
-        self.reap_crashed()
-        row = self._con().execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
-        found = row.fetchone()
-        if found is None:
-            raise RunNotFoundError(run_id, str(self._path))
-        return self._record(found)
-
     def list_runs(
         self, project: str | None = None, *, query: RunQuery | None = None
     ) -> list[RunRecord]:
         self.reap_crashed()
-        sql, args, reverse = run_query_sql(project, query, _RUN_COLUMNS)
-        records = [self._record(r) for r in self._con().execute(sql, args).fetchall()]
+        sql, args, reverse = run_query_sql(project, query, RUN_COLUMNS)
+        records = [run_record(r) for r in self._con().execute(sql, args).fetchall()]
         return records[::-1] if reverse else records
 
     def list_run_rows(
         self, project: str | None = None, *, query: RunQuery | None = None
     ) -> list[RunRow]:
         self.reap_crashed()
-        sql, args, reverse = run_query_sql(project, query, _RUN_COLUMNS)
+        sql, args, reverse = run_query_sql(project, query, RUN_COLUMNS)
         con = self._con()
         con.execute("BEGIN")  # one snapshot for the three reads
         try:
-            records = [self._record(r) for r in con.execute(sql, args).fetchall()]
-            ids = f"SELECT id FROM ({sql.replace(_RUN_COLUMNS, 'runs.id AS id', 1)})"
+            records = [run_record(r) for r in con.execute(sql, args).fetchall()]
+            ids = f"SELECT id FROM ({sql.replace(RUN_COLUMNS, 'runs.id AS id', 1)})"
             params: dict[str, dict[str, Any]] = {r.id: {} for r in records}
             loads = ScalarMemo()
             for rid, key, value in con.execute(
@@ -318,17 +203,8 @@ class SQLiteStore(RunStore):
         rows = [RunRow(r, params[r.id], metrics[r.id]) for r in records]
         return rows[::-1] if reverse else rows
 
-    def get_params(self, run_id: str) -> dict[str, Any]:
-        return self._read_kv("params", run_id)
-
-    def get_summary(self, run_id: str) -> dict[str, Any]:
-        return self._read_kv("summary", run_id)
-
-    def get_metadata(self, run_id: str) -> dict[str, Any]:
-        return self._read_kv("metadata", run_id)
-
     def get_metrics(self, run_id: str, keys: Iterable[str] | None = None) -> list[MetricPoint]:
-        self._require(run_id)
+        self._require_in(self._con(), run_id)
         sql = "SELECT key, step, value, ts FROM metrics WHERE run_id = ?"
         args: list[Any] = [run_id]
         if keys is not None:
@@ -352,18 +228,6 @@ class SQLiteStore(RunStore):
             for rid, key, value in rows:
                 out[rid][key] = math.nan if value is None else value
         return out
-
-    def list_artifacts(self, run_id: str) -> list[ArtifactRecord]:
-        self._require(run_id)
-        rows = self._con().execute(
-            "SELECT name, type, digest, size, kind, source, created_at, metadata, version "
-            "FROM artifacts WHERE run_id = ? ORDER BY created_at, version, rowid",
-            (run_id,),
-        )
-        return [
-            ArtifactRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), r[8])
-            for r in rows.fetchall()
-        ]
 
     def reap_crashed(self) -> list[str]:
         now = time.time()
@@ -389,30 +253,3 @@ class SQLiteStore(RunStore):
                     dead,
                 )
         return [run_id for _, run_id in dead]
-
-    def _require(self, run_id: str) -> None:
-        self._require_in(self._con(), run_id)
-
-    def _read_kv(self, table: str, run_id: str) -> dict[str, Any]:
-        self._require(run_id)
-        rows = self._con().execute(
-            f"SELECT key, value FROM {table} WHERE run_id = ? ORDER BY key", (run_id,)
-        )
-        return {k: json.loads(v) for k, v in rows.fetchall()}
-
-    @staticmethod
-    def _record(row: Sequence[Any]) -> RunRecord:
-        return RunRecord(
-            id=row[0],
-            project=row[1],
-            name=row[2],
-            group=row[3],
-            job_type=row[4],
-            status=row[5],
-            tags=NO_TAGS if row[6] == "[]" else tuple(json.loads(row[6])),
-            start_time=row[7],
-            end_time=row[8],
-            heartbeat_time=row[9],
-            pid=row[10],
-            host=row[11],
-        )

@@ -44,7 +44,7 @@ def test_runs_filters_sorts_and_limits_in_the_store() -> None:
 
 
 def _statements_of_runs(store: SQLiteStore) -> int:
-    db = store._database
+    db = store._db
     db.close()
     db.count_statements, db.statements = True, 0
     try:

@@ -52,7 +52,7 @@ def test_close_closes_every_threads_connection(tmp_path: Path) -> None:
 
 
 def _count_listing_statements(store: SQLiteStore) -> int:
-    db = store._database
+    db = store._db
     db.close()
     db.count_statements, db.statements = True, 0
     rows = store.list_run_rows()
