@@ -16,7 +16,12 @@ from typing import Any
 from nbops.serve._config import ModelSpec, ServeConfig, check_models, model_specs
 from nbops.serve._errors import RequestError, RolloutError, ServeError
 from nbops.serve._predlog import META_COLUMNS
-from nbops.serve._reader import predictions, read_feedback_spec, read_predictions_spec
+from nbops.serve._reader import (
+    predictions,
+    read_feedback_spec,
+    read_labelled_spec,
+    read_predictions_spec,
+)
 from nbops.serve._rollout import (
     Rollout,
     RolloutEvent,
@@ -53,6 +58,7 @@ __all__ = [
     "predictions",
     "promote",
     "read_feedback_spec",
+    "read_labelled_spec",
     "read_predictions_spec",
     "read_rollout",
     "rollback",

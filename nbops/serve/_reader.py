@@ -151,6 +151,23 @@ def read_feedback_spec(spec: str, *, store: Any = None) -> Any:
     return table[["ts", "version", "prediction", "label"]]
 
 
+def read_labelled_spec(spec: str, *, store: Any = None) -> Any:
+    """Read ``labelled:MODEL[@ALIAS|:VERSION][:WINDOW]``: live traffic as training data.
+
+    For a retraining stage's ``source`` (``nbops monitor``'s ``retrain: params:``): the logged
+    input columns of the rows that got a label through the feedback endpoint, and the label
+    (column ``label``), oldest first. Rows without a label are left out.
+    """
+    from nbops.serve._predlog import META_COLUMNS
+
+    model, window = _split_spec(spec, "labelled")
+    table = predictions(model, since=window, labels=True, store=store)
+    if "label" not in table.columns:
+        table = table.assign(label=None)
+    table = table[table["label"].notna()].reset_index(drop=True)
+    return table.drop(columns=[c for c in META_COLUMNS if c in table.columns])
+
+
 def _parts(base: Path, start: datetime | None, end: datetime | None) -> list[Path]:
     if not base.is_dir():
         return []

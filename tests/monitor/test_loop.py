@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -310,3 +311,82 @@ def test_the_retrain_points_nbops_at_the_monitors_store_and_restores_the_environ
         assert os.environ["NBOPS_HOME"] == str(tmp_path / "team")
         assert os.environ["NBOPS_PROJECT"] == "proj"
     assert dict(os.environ) == before
+
+
+def _v2_rows(frame: Any) -> dict[str, Any]:
+    """A V2 request for a DataFrame of integer columns (MLServer's pandas codec)."""
+    inputs = [
+        {"name": str(c), "shape": [len(frame)], "datatype": "INT64", "data": frame[c].tolist()}
+        for c in frame.columns
+    ]
+    return {"parameters": {"content_type": "pd"}, "inputs": inputs}
+
+
+def _post(url: str, body: Any) -> tuple[int, Any]:
+    from tests.serve.conftest import call
+
+    status, out, _ = call(url, body)
+    return status, out
+
+
+@pytest.mark.timeout(900)  # two pipeline runs and a server: a hang bound only
+def test_live_traffic_retrains_promotes_and_the_server_follows(project: Path) -> None:
+    """The whole loop on live traffic: a running server logs shifted requests and their labels;
+    ``nbops monitor`` finds the drift in ``predictions:``, retrains on the labelled traffic
+    (``labelled:``, no data file written anywhere), promotes the challenger, and the server,
+    which was never restarted, answers with the new version."""
+    from nbops.serve import predictions, serve
+
+    root = project
+    shifted = _digits(range(2, 6), seed=1)  # the new scanner
+    traffic = shifted.sample(frac=0.7, random_state=0)
+    shifted.drop(traffic.index).to_parquet(root / "data" / "holdout.parquet")  # kept apart
+    spec = yaml.safe_load((root / "nbops.yaml").read_text())
+    spec["monitor"]["current"] = "predictions:digits-forest@production:1d"
+    spec["monitor"]["retrain"]["params"]["prepare"] = {
+        "source": "labelled:digits-forest@production:1d"
+    }
+    (root / "nbops.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    _commit(root, "retrain on live traffic")
+
+    with serve("digits-forest@production", poll_interval=0.5) as server:
+        infer = f"{server.url}/v2/models/digits-forest/infer"
+        inputs = traffic.drop(columns="target")
+        for start in range(0, len(traffic), 100):
+            status, out = _post(infer, _v2_rows(inputs.iloc[start : start + 100]))
+            assert status == 200 and out["model_version"] == "1", out
+            labels = traffic["target"].iloc[start : start + 100].tolist()
+            status, _ = _post(
+                f"{server.url}/v2/models/digits-forest/feedback",
+                {"request_id": out["id"], "labels": labels},
+            )
+            assert status == 202
+        deadline = time.monotonic() + 60
+        logged = predictions("digits-forest", since="1h")
+        while time.monotonic() < deadline and (
+            len(logged) < len(traffic) or logged["label"].isna().any()
+        ):
+            time.sleep(0.2)
+            logged = predictions("digits-forest", since="1h")
+        assert len(logged) == len(traffic) and logged["label"].notna().all()
+
+        lines: list[str] = []
+        result = monitor(root, report=lines.append)
+        assert result.drifted and "pixel_3_3" in result.drifted_columns
+        assert result.action == "promoted", "\n".join(lines)
+        challenger = get_model("digits-forest@production")
+        assert challenger.version == 2
+        # trained on the labelled traffic: the prepare stage's split of exactly those rows
+        runs = nbops.runs()
+        prepare = runs[(runs["job_type"] == "stage") & (runs["name"] == "prepare")].iloc[-1]
+        assert prepare["metrics.n_train"] + prepare["metrics.n_test"] == len(traffic)
+        assert not (root / "data" / "current.parquet").exists()
+
+        answered = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and answered != "2":
+            status, out = _post(infer, _v2_rows(inputs.iloc[:5]))
+            assert status == 200, out
+            answered = out["model_version"]
+            time.sleep(0.2)
+        assert answered == "2"
