@@ -113,6 +113,29 @@ def write_atomic(
         return staged.commit(target, mode=mode)
 
 
+def write_once(path: str | os.PathLike[str], data: bytes) -> bytes:
+    """Create ``path`` with ``data`` unless it exists; return what it holds.
+
+    Of several processes creating one file, one wins and all return its bytes: the file is
+    written aside and linked into place, so it is never seen empty or half-written.
+    """
+    target = Path(path)
+    try:
+        return target.read_bytes()
+    except FileNotFoundError:
+        pass
+    with staged_file(target.parent, prefix=f".{target.name}.") as staged:
+        staged.write(data)
+        staged.file.flush()
+        os.fsync(staged.file.fileno())
+        os.chmod(staged.path, 0o666 & ~_umask())
+        try:
+            os.link(staged.path, target)
+        except FileExistsError:
+            return target.read_bytes()
+    return data
+
+
 def copy_atomic(
     source: str | os.PathLike[str], target: str | os.PathLike[str], *, mode: int | None = None
 ) -> Path:

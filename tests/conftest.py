@@ -218,10 +218,16 @@ class DaskCluster:
         *args: str,
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
+        hide: Path | None = None,
     ) -> subprocess.Popen[bytes]:
         log = open(self.root / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        command = [sys.executable, "-m", "dask", *args]
+        if hide is not None:  # "another machine": an empty folder at that path (needs root)
+            mount = 'mount -t tmpfs nbops-hidden "$0" && exec "$@"'
+            command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount,
+                       str(hide), *command]  # fmt: skip
         return subprocess.Popen(
-            [sys.executable, "-m", "dask", *args],
+            command,
             env=env if env is not None else subprocess_env(),
             cwd=cwd,
             stdout=log,
@@ -236,14 +242,20 @@ class DaskCluster:
         )  # fmt: skip
 
     def add_worker(
-        self, name: str, *, cwd: Path | None = None, env: dict[str, str] | None = None
+        self,
+        name: str,
+        *,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        hide: Path | None = None,
     ) -> subprocess.Popen[bytes]:
         """Start a worker (one thread, no nanny: a killed worker stays dead) named ``name``,
-        in ``cwd`` with ``env`` (default: the test's cwd and environment)."""
+        in ``cwd`` with ``env`` (default: the test's cwd and environment); with ``hide``, the
+        worker sees an empty folder at that path, as a machine without this disk would."""
         worker = self._spawn(
             name, "worker", self.address, "--name", name, "--nthreads", "1", "--no-nanny",
             "--host", "127.0.0.1", "--no-dashboard",
-            "--local-directory", str(self.root / name), cwd=cwd, env=env,
+            "--local-directory", str(self.root / name), cwd=cwd, env=env, hide=hide,
         )  # fmt: skip
         self.workers[name] = worker
         return worker

@@ -10,8 +10,10 @@ worker runs several tasks on threads of one process.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 
+from nbops.errors import StoreError
 from nbops.store._base import RunStore, redact_url
 
 #: Environment variables that name a store and its blobs.
@@ -26,15 +28,39 @@ class StoreAddress:
     Attributes:
         url: The store (``sqlite:///FOLDER``, ``postgresql://...``).
         blobs: Its blob store (``file:///FOLDER`` or a registered scheme).
+        identity: The store's :attr:`RunStore.identity`: :meth:`open` refuses another store
+            found at the same URL (a SQLite folder at the same path on another machine).
     """
 
     url: str
     blobs: str
+    identity: str | None = None
 
     def open(self) -> RunStore:
-        """The store, with these blobs (one instance per process, as :func:`open_store`)."""
+        """The store, with these blobs (one instance per process, as :func:`open_store`).
+
+        Raises:
+            StoreError: This process does not see the store the address was taken from (a
+                SQLite store that is missing here, or another one at the same path); nothing
+                is created or written.
+        """
         from nbops.store import open_store
 
+        if self.identity is not None and self.url.startswith("sqlite:"):
+            from nbops.store._backends import sqlite_path
+            from nbops.store._sqlite import sqlite_identity
+
+            folder = sqlite_path(self.url)
+            found = sqlite_identity(folder)
+            if found != self.identity:
+                there = (folder / "runs.db").exists()
+                what = "holds another store" if there else "is not there"
+                raise StoreError(
+                    f"the store {folder} {what} on this machine ({socket.gethostname()}), so "
+                    "work sent here would be recorded where nobody looks: give every worker a "
+                    "store they all reach (NBOPS_STORE=postgresql://...), or put the SQLite "
+                    "store on a disk every worker mounts at the same path"
+                )
         return open_store(self.url, blobs=self.blobs)
 
     def environ(self) -> dict[str, str]:
@@ -55,4 +81,4 @@ def store_address(store: RunStore | str | os.PathLike[str] | None = None) -> Sto
     from nbops.store import open_store
 
     opened = open_store(store)
-    return StoreAddress(opened.url, opened.blobs.url)
+    return StoreAddress(opened.url, opened.blobs.url, opened.identity)

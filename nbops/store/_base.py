@@ -143,6 +143,13 @@ class RunStore(abc.ABC):
         return redact_url(self.url)
 
     @property
+    def identity(self) -> str | None:
+        """A token this store keeps wherever it is opened from, for a process that must open
+        this store and no other one at the same URL (:class:`StoreAddress`); None when the URL
+        alone names the store."""
+        return None
+
+    @property
     @abc.abstractmethod
     def path(self) -> Path:
         """A folder on this machine for local files (caches); the store itself for SQLite."""

@@ -7,12 +7,14 @@ import os
 import socket
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from nbops.errors import StoreError
+from nbops.fileio import write_once
 from nbops.process import pid_alive
 from nbops.store._base import (
     MetricPoint,
@@ -28,7 +30,23 @@ from nbops.store._sqlite_query import run_query_sql
 from nbops.store._sqlite_schema import SCHEMA_VERSION, setup
 from nbops.store._values import ScalarMemo, dumps, last_points
 
-__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "sqlite_identity"]
+
+
+#: The file of a SQLite store folder holding its :attr:`SQLiteStore.identity`.
+IDENTITY_FILE = "store-id"
+
+
+def sqlite_identity(folder: Path, *, create: bool = False) -> str | None:
+    """The identity of the SQLite store in ``folder``; None when it has none (and ``create``
+    is off) or there is no store there. Nothing is created without ``create``."""
+    marker = folder / IDENTITY_FILE
+    if not create:
+        try:
+            return marker.read_text().strip() or None
+        except OSError:
+            return None
+    return write_once(marker, uuid.uuid4().hex.encode()).decode().strip()
 
 
 class SQLiteStore(SQLRunStore):
@@ -56,6 +74,7 @@ class SQLiteStore(SQLRunStore):
             self._db, blobs if blobs is not None else ObjectStore(self._path / "objects")
         )
         self._host = socket.gethostname()
+        self._identity: str | None = None
         self._db.read()  # create or migrate the schema now, so a bad location fails here
 
     @property
@@ -65,6 +84,15 @@ class SQLiteStore(SQLRunStore):
     @property
     def path(self) -> Path:
         return self._path
+
+    @property
+    def identity(self) -> str:
+        """A random token in the store folder's ``store-id`` file, made when first asked for:
+        another machine's store at the same path has another one."""
+        if self._identity is None:
+            self._identity = sqlite_identity(self._path, create=True)
+        assert self._identity is not None
+        return self._identity
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self._path)!r})"

@@ -40,6 +40,48 @@ def test_an_address_hides_a_password_in_its_repr() -> None:
     assert address.environ()["NBOPS_STORE"] == "postgresql://me:s3cret@db/nbops"
 
 
+def test_an_address_opens_its_own_sqlite_store_only(tmp_path: Path) -> None:
+    """Another machine may have a folder at the same path: missing, or another store. Opening
+    the address there refuses, naming the fix, and creates or writes nothing."""
+    from nbops.errors import StoreError
+    from nbops.store import SQLiteStore
+
+    folder = tmp_path / "store"
+    address = store_address(folder)
+    assert address.identity and (folder / "store-id").read_text() == address.identity
+    assert store_address(folder).identity == address.identity  # kept, not remade
+    assert address.open().url == address.url  # the same machine: fine
+
+    folder.rename(tmp_path / "moved")
+    with pytest.raises(StoreError, match="is not there on this machine") as missing:
+        address.open()
+    assert "postgresql://" in str(missing.value) and not folder.exists()
+
+    other = SQLiteStore(folder)  # another store at the same path
+    with pytest.raises(StoreError, match="holds another store"):
+        address.open()
+    assert other.list_runs() == []
+    assert not (folder / "store-id").exists()  # nothing written into the other store
+    assert other.identity != address.identity
+    with pytest.raises(StoreError, match="holds another store"):
+        address.open()
+
+
+def _identity_of(folder: str) -> str:
+    from nbops.store import SQLiteStore
+
+    return SQLiteStore(folder).identity
+
+
+def test_processes_opening_a_new_store_agree_on_its_identity(tmp_path: Path) -> None:
+    import multiprocessing
+
+    folder = str(tmp_path / "fresh")
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        seen = pool.map(_identity_of, [folder] * 8)
+    assert len(set(seen)) == 1 and (Path(folder) / "store-id").read_text() == seen[0]
+
+
 def _worker_env(elsewhere: Path) -> dict[str, str]:
     """The environment of a worker on "another machine": its own store, not the project's."""
     env = subprocess_env()
@@ -148,3 +190,52 @@ def test_workers_elsewhere_record_stages_and_trials_into_the_coordinators_store(
     # nothing went to the workers' own store
     own = elsewhere / "own-store"
     assert not own.exists() or not open_store(f"sqlite://{own}").list_runs(), os.listdir(own)
+
+
+@pytest.mark.slow
+@pytest.mark.kernel
+@pytest.mark.postgres
+def test_a_worker_that_cannot_see_the_sqlite_store_refuses_stages_and_trials(
+    isolated_env: Path, dask_scheduler: DaskCluster, postgres_url: str, tmp_path: Path
+) -> None:
+    """A worker on a machine without the coordinator's disk (an empty folder at the store's
+    path) would record into a store of its own that nobody reads: it refuses instead, and the
+    coordinator says why."""
+    from nbops.pipeline import PipelineFailed, add_remote, run_pipeline
+    from tests.pipeline.conftest import write_notebook, write_spec
+
+    root = isolated_env
+    store = open_store()
+    assert store.url.startswith("sqlite:")
+    start_workers(dask_scheduler, ("far",), hide=store.path)
+    write_notebook(
+        root / "nb" / "a.ipynb", "", "from pathlib import Path\nPath('a.txt').write_text('1')"
+    )
+    write_spec(root, {"stages": {"a": {"notebook": "nb/a.ipynb", "outs": ["a.txt"]}}})
+    add_remote(root, store_path(root), "shared", str(tmp_path / "remote"), default=True)
+    lines: list[str] = []
+    with pytest.raises(PipelineFailed) as failed:
+        run_pipeline(root, executor=dask_scheduler.url, report=lines.append)
+    said = str(failed.value) + "\n".join(lines)
+    assert "is not there on this machine" in said, (said, dask_scheduler.logs())
+    assert "postgresql://" in said
+    assert [r for r in store.list_runs() if r.job_type == "stage"] == []
+
+    def objective(params: dict[str, Any]) -> float:
+        return float(params["x"])
+
+    from nbops.sweeps import SweepError
+
+    with pytest.raises(SweepError, match="is not there on this machine") as refused:
+        nbops.sweep(
+            objective,
+            space={"x": {"type": "float", "low": 0.0, "high": 1.0}},
+            n_trials=2,
+            direction="maximize",
+            storage=postgres_url,
+            study_name=f"far-{uuid.uuid4().hex[:8]}",
+            executor=dask_scheduler.url,
+            jobs=1,
+        )
+    assert "postgresql://" in str(refused.value)
+    assert [r for r in store.list_runs() if r.job_type == "trial"] == []
