@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from nbops.errors import InvalidValueError
-from nbops.store._query import DELETED_KEY, OPERATORS, SORT_FIELDS, Condition, RunQuery
+from nbops.store._postgres_db import _format_style
+from nbops.store._query import Condition, RunQuery
+from nbops.store._sql import RunQuerySQL
 
 _NUMERIC = "('number', 'true', 'false')"
 
@@ -33,107 +36,72 @@ def param_columns(value: Any) -> tuple[str, float | None, str | None]:
     return "other", None, None
 
 
-def _param_test(cond: Condition, args: list[Any]) -> str:
-    target = cond.value
-    if target is None or isinstance(target, bool):
-        same = f"p.kind = '{'null' if target is None else 'true' if target else 'false'}'"
-    elif isinstance(target, float):
-        args.append(target)
-        if cond.op != "!=":
-            return f"p.kind = 'number' AND p.num <> 'NaN' AND p.num {cond.op} %s"
-        same = "p.kind = 'number' AND p.num = %s"
-    else:
-        args.append(target)
-        if cond.op != "!=":
-            return f"p.kind = 'string' AND p.txt COLLATE \"C\" {cond.op} %s"
-        same = "p.kind = 'string' AND p.txt = %s"
-    return f"NOT ({same})" if cond.op == "!=" else same
+class PostgresRunQuery(RunQuerySQL):
+    """Run listings in PostgreSQL: typed parameter columns, byte-wise strings, NaN as no value."""
 
+    def status_test(self, statuses: Sequence[str], args: list[Any]) -> str:
+        args.append(list(statuses))
+        return "runs.status = ANY(?)"
 
-def _condition(cond: Condition, args: list[Any]) -> str:
-    if cond.op not in OPERATORS or cond.section not in ("params", "metrics"):
-        raise InvalidValueError(f"invalid run filter {cond}")
-    args.append(cond.key)
-    if cond.section == "metrics":
+    def tag_test(self, tag: str, args: list[Any]) -> str:
+        args.append(json.dumps([tag]))
+        return "runs.tags @> ?::jsonb"
+
+    def metric_test(self, cond: Condition, args: list[Any]) -> str:
         if not isinstance(cond.value, float) or math.isnan(cond.value):
             raise InvalidValueError(f"invalid run filter {cond}: a metric compares with a number")
         args.append(cond.value)
-        test = (
-            "(m.value IS NULL OR m.value <> %s)"
-            if cond.op == "!="
-            else f"m.value <> 'NaN' AND m.value {cond.op} %s"
-        )
-        return (
-            "EXISTS (SELECT 1 FROM last_metrics m WHERE m.run_id = runs.id AND m.key = %s "
-            f"AND {test})"
-        )
-    test = _param_test(cond, args)
-    return f"EXISTS (SELECT 1 FROM params p WHERE p.run_id = runs.id AND p.key = %s AND {test})"
+        if cond.op == "!=":
+            return "(m.value IS NULL OR m.value <> ?)"
+        return f"m.value <> 'NaN' AND m.value {cond.op} ?"
 
-
-def run_query_sql(
-    project: str | None, query: RunQuery | None, columns: str
-) -> tuple[str, list[Any], bool]:
-    """``(sql, args, reverse)``: the SELECT of matching runs; reverse the rows when ``reverse``."""
-    query = query or RunQuery()
-    args: list[Any] = []
-    joins = ""
-    field, key, descending = query.sort_key()
-    if key is None and field not in SORT_FIELDS:
-        raise InvalidValueError(f"cannot sort runs by {query.sort!r}")
-    if key is not None:
-        table = "last_metrics" if field == "metrics" else "params"
-        joins = f" LEFT JOIN {table} s ON s.run_id = runs.id AND s.key = %s"
-        args.append(key)
-    where: list[str] = []
-    if project is not None:
-        where.append("runs.project = %s")
-        args.append(project)
-    if query.status:
-        where.append("runs.status = ANY(%s)")
-        args.append(list(query.status))
-    for tag in query.tags:
-        where.append("runs.tags @> %s::jsonb")
-        args.append(json.dumps([tag]))
-    for cond in query.where:
-        where.append(_condition(cond, args))
-    if query.deleted is not None:
-        marked = "EXISTS (SELECT 1 FROM metadata d WHERE d.run_id = runs.id AND d.key = %s)"
-        where.append(marked if query.deleted else f"NOT {marked}")
-        args.append(DELETED_KEY)
-    sql = f"SELECT {columns} FROM runs{joins}"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    direction = " DESC" if descending else ""
-    reverse = False
-    if key is None:
-        column = f"runs.{field}"
-        if field in ("name", "status", "project", "id"):
-            column += ' COLLATE "C"'
-        if query.sort is None and query.limit is not None:
-            direction, reverse = " DESC", True  # the most recent ones, listed oldest first
-            order = 'runs.start_time DESC, runs.id COLLATE "C" DESC'
+    def param_test(self, cond: Condition, args: list[Any]) -> str:
+        target = cond.value
+        if target is None or isinstance(target, bool):
+            same = f"p.kind = '{'null' if target is None else 'true' if target else 'false'}'"
+        elif isinstance(target, float):
+            args.append(target)
+            if cond.op != "!=":
+                return f"p.kind = 'number' AND p.num <> 'NaN' AND p.num {cond.op} ?"
+            same = "p.kind = 'number' AND p.num = ?"
         else:
-            order = f'{column}{direction} NULLS LAST, runs.start_time, runs.id COLLATE "C"'
-    elif field == "metrics":
-        order = (
-            f"(s.value IS NULL OR s.value = 'NaN'), NULLIF(s.value, 'NaN'){direction} NULLS LAST, "
-            "runs.start_time, "
-            'runs.id COLLATE "C"'
-        )
-    else:
+            args.append(target)
+            if cond.op != "!=":
+                return f"p.kind = 'string' AND p.txt COLLATE \"C\" {cond.op} ?"
+            same = "p.kind = 'string' AND p.txt = ?"
+        return f"NOT ({same})" if cond.op == "!=" else same
+
+    def order(self, field: str, key: str | None, direction: str, newest: bool) -> str:
+        last = 'runs.start_time, runs.id COLLATE "C"'
+        if key is None:
+            if newest:
+                return 'runs.start_time DESC, runs.id COLLATE "C" DESC'
+            column = f"runs.{field}"
+            if field in ("name", "status", "project", "id"):
+                column += ' COLLATE "C"'
+            return f"{column}{direction} NULLS LAST, {last}"
+        if field == "metrics":
+            return (
+                f"(s.value IS NULL OR s.value = 'NaN'), NULLIF(s.value, 'NaN'){direction} "
+                f"NULLS LAST, {last}"
+            )
         missing = (
             f"(s.kind IS NULL OR s.kind NOT IN ({_NUMERIC[1:-1]}, 'string') "
             "OR COALESCE(s.num = 'NaN', FALSE))"
         )
         kind = f"CASE WHEN {missing} THEN 2 WHEN s.kind IN {_NUMERIC} THEN 0 ELSE 1 END"
-        order = (
+        return (
             f"{missing}, {kind}{direction}, NULLIF(s.num, 'NaN'){direction} NULLS LAST, "
-            f's.txt COLLATE "C"{direction} NULLS LAST, '
-            'runs.start_time, runs.id COLLATE "C"'
+            f's.txt COLLATE "C"{direction} NULLS LAST, {last}'
         )
-    sql += f" ORDER BY {order}"
-    if query.limit is not None:
-        sql += " LIMIT %s"
-        args.append(query.limit)
-    return sql, args, reverse
+
+
+_QUERY = PostgresRunQuery()
+
+
+def run_query_sql(
+    project: str | None, query: RunQuery | None, columns: str
+) -> tuple[str, list[Any], bool]:
+    """``(sql, args, reverse)`` in psycopg2's placeholder style (see :meth:`RunQuerySQL.select`)."""
+    sql, args, reverse = _QUERY.select(project, query, columns)
+    return _format_style(sql), args, reverse
