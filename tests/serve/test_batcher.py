@@ -55,6 +55,43 @@ def test_concurrent_requests_share_calls_and_get_their_own_rows() -> None:
     assert sizes == calls
 
 
+def test_a_call_never_exceeds_the_row_limit_unless_one_request_does() -> None:
+    """A request that would overflow a call waits for the next one; a larger one runs alone."""
+    calls: list[int] = []
+
+    async def main() -> list[Any]:
+        batcher = Batcher(_model(calls), max_batch_size=8, max_latency=0.005)
+        first = asyncio.ensure_future(batcher.submit(np.ones((1, 1)), 1))
+        await asyncio.sleep(0)  # the first call keeps the model busy while the rest queue
+        sizes = [3, 3, 3, 3, 12, 2, 5]
+        jobs = [batcher.submit(np.full((n, 1), float(i)), n) for i, n in enumerate(sizes)]
+        out = await asyncio.gather(first, *jobs)
+        await batcher.drain()
+        return out
+
+    results = _run(main())
+    assert sum(calls) == 1 + 31
+    assert calls[0] == 1 and 12 in calls
+    assert all(n <= 8 for n in calls if n != 12), calls
+    for i, result in enumerate(results[1:]):
+        assert set(result["predict"].tolist()) == {i * 10.0}
+
+
+def test_batches_of_many_rows_share_one_call() -> None:
+    """32 queued requests of 32 rows are one call with the default limit (1,024 rows)."""
+    calls: list[int] = []
+
+    async def main() -> None:
+        batcher = Batcher(_model(calls))
+        first = asyncio.ensure_future(batcher.submit(np.ones((32, 1)), 32))
+        await asyncio.sleep(0)
+        await asyncio.gather(first, *(batcher.submit(np.ones((32, 1)), 32) for _ in range(32)))
+        await batcher.drain()
+
+    _run(main())
+    assert calls == [32, 1024]
+
+
 def test_a_failing_request_does_not_fail_its_batch() -> None:
     calls: list[int] = []
 
