@@ -244,3 +244,62 @@ def test_schema_prefers_the_recorded_signature() -> None:
     assert err.value.field == "input-0"
     old = schema_of(Version(None), Model())
     assert old.names == ["ignored"] and old.named and old.signature is None
+
+
+def test_the_serve_extra_parses_bodies_with_orjson() -> None:
+    from nbops.serve._codec import _fast_loads
+
+    assert _fast_loads() is not None, "orjson is missing: pip install 'nbops[serve]'"
+
+
+@pytest.mark.parametrize(
+    ("data", "shape", "datatype", "expected"),
+    [
+        ([1, 2.5, 3, 4], [2, 2], "FP64", [[1.0, 2.5], [3.0, 4.0]]),
+        ([[1, 2], [3, 4]], [2, 2], "FP32", [[1.0, 2.0], [3.0, 4.0]]),
+        ([[[1], [2]], [[3], [4]]], [4], "INT64", [1, 2, 3, 4]),
+        ([True, False], [2], "BOOL", [True, False]),
+        ([], [0, 3], "FP64", []),
+        (7, [1], "INT32", [7]),
+    ],
+)
+def test_numeric_data_flat_or_nested(
+    data: Any, shape: list[int], datatype: str, expected: Any
+) -> None:
+    body = {"inputs": [{"name": "a", "shape": shape, "datatype": datatype, "data": data}]}
+    array = decode_request(json.dumps(body).encode(), None).inputs[0][1]
+    assert array.tolist() == expected if shape != [0, 3] else array.shape == (0, 3)
+
+
+@pytest.mark.parametrize(
+    ("data", "datatype", "field", "message"),
+    [
+        ([1, [2]], "FP64", "data", "rectangular"),
+        ([[1, 2], [3]], "FP64", "data", "rectangular"),
+        ([1, "x"], "FP64", "a", "non-numeric"),
+        (["1.5", "2"], "FP64", "a", "non-numeric"),
+        ([1, None], "FP64", "a", "non-numeric"),
+        ([2**70, 1], "INT64", "a", "non-numeric|do not fit"),  # orjson: a float, too big
+        ([1, 2, 3], "FP64", "a", "has 3 values"),
+        ([300, 1], "UINT8", "a", "do not fit"),
+    ],
+)
+def test_bad_numeric_data_names_the_field(
+    data: Any, datatype: str, field: str, message: str
+) -> None:
+    body = {"inputs": [{"name": "a", "shape": [2], "datatype": datatype, "data": data}]}
+    with pytest.raises(RequestError, match=message) as err:
+        decode_request(json.dumps(body).encode(), None)
+    assert err.value.field == field and err.value.status == 400
+
+
+def test_bodies_orjson_refuses_still_parse_as_the_standard_library_does() -> None:
+    """NaN and Infinity (Python's json.dumps writes them) fall back to the standard parser."""
+    body = json.dumps(
+        {"inputs": [{"name": "a", "shape": [3], "datatype": "FP64", "data": [1.0, None, 2.0]}]}
+    ).replace("null", "NaN")
+    array = decode_request(body.encode(), None).inputs[0][1]
+    assert np.isnan(array[1]) and array[[0, 2]].tolist() == [1.0, 2.0]
+    with pytest.raises(RequestError, match="not valid JSON") as err:
+        decode_request(b'{"inputs": [', None)
+    assert err.value.field == "body"
