@@ -41,6 +41,9 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "starlette": ("starlette", "serve"),
     "uvicorn": ("uvicorn", "serve"),
     "prometheus_client": ("prometheus-client", "serve"),
+    "orjson": ("orjson", "serve"),
+    "uvloop": ("uvloop", "serve"),
+    "httptools": ("httptools", "serve"),
 }
 
 

@@ -174,7 +174,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--token-env", metavar="VAR", help="require the bearer token held in $VAR")
     p.add_argument("--max-body-bytes", type=int, default=16 * 1024 * 1024)
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
-    p.add_argument("--max-batch-size", type=int, default=64, help="rows per model call")
+    p.add_argument("--max-batch-size", type=int, default=1024, help="most rows in one model call")
     p.add_argument(
         "--max-latency-ms", type=float, default=2.0, help="longest wait for a batch to fill"
     )

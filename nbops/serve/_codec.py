@@ -3,17 +3,22 @@
 Requests carry tensors (``inputs[i]`` with ``name``, ``shape``, ``datatype`` and ``data``), as
 JSON or with the binary tensor extension Triton clients use (``Inference-Header-Content-Length``),
 or tabular rows as MLServer's ``pandas`` codec encodes a DataFrame: one input per column and
-``parameters.content_type == "pd"``.
+``parameters.content_type == "pd"``. Bodies are parsed with ``orjson`` when it is installed
+(the ``serve`` extra brings it; ~3x faster on numeric tensors), else, and for anything orjson
+refuses (``NaN``, integers past 64 bits), with the standard library.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbops.deps import available, require
 from nbops.serve._errors import RequestError
 from nbops.serve._schema import Schema, check_signature, validate
 
@@ -62,10 +67,7 @@ def decode_request(body: bytes, header_length: str | None) -> Decoded:
                 "Inference-Header-Content-Length is larger than the body", field="headers"
             )
         body, binary = body[:size], body[size:]
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError(f"the body is not valid JSON ({exc})", field="body") from None
+    doc = parse_json(body)
     if not isinstance(doc, dict):
         raise RequestError("the body must be a JSON object with 'inputs'", field="body")
     raw_inputs = doc.get("inputs")
@@ -93,6 +95,28 @@ def decode_request(body: bytes, header_length: str | None) -> Decoded:
         offset += used
         inputs.append((name, array))
     return Decoded(inputs, rid, outputs, parameters)
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON document in ``body``; a 400 on ``body`` when it is not JSON."""
+    fast = _fast_loads()
+    if fast is not None:
+        try:
+            return fast(body)
+        except ValueError:
+            pass  # NaN, Infinity, huge integers, other encodings: the standard parser decides
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestError(f"the body is not valid JSON ({exc})", field="body") from None
+
+
+@functools.cache
+def _fast_loads() -> Callable[[bytes], Any] | None:
+    if not available("orjson"):
+        return None
+    loads: Callable[[bytes], Any] = require("orjson").loads
+    return loads
 
 
 def _tensor(tensor: Any, i: int, binary: bytes, offset: int, np: Any) -> tuple[str, Any, int]:
@@ -139,27 +163,45 @@ def _tensor(tensor: Any, i: int, binary: bytes, offset: int, np: Any) -> tuple[s
 
 
 def _from_json(data: Any, datatype: str, count: int, name: str, np: Any) -> Any:
-    flat = _flatten(data)
-    if len(flat) != count:
-        raise RequestError(
-            f"input {name!r} has {len(flat)} values; its shape needs {count}", field=name
-        )
-    if datatype == "BYTES":
-        return np.array([str(v) if not isinstance(v, str) else v for v in flat], dtype=object)
-    try:
-        probe = np.asarray(flat)
-    except (ValueError, TypeError):
-        probe = np.asarray(flat, dtype=object)
+    probe = _numeric(data, np) if datatype != "BYTES" else None
+    if probe is not None:  # numbers, flat or nested rectangular: numpy walked the lists in C
+        if probe.size != count:
+            raise RequestError(
+                f"input {name!r} has {probe.size} values; its shape needs {count}", field=name
+            )
+    else:
+        flat = _flatten(data)
+        if len(flat) != count:
+            raise RequestError(
+                f"input {name!r} has {len(flat)} values; its shape needs {count}", field=name
+            )
+        if datatype == "BYTES":
+            return np.array([str(v) if not isinstance(v, str) else v for v in flat], dtype=object)
+        try:
+            probe = np.asarray(flat)
+        except (ValueError, TypeError):
+            probe = np.asarray(flat, dtype=object)
     if probe.dtype.kind not in "biuf":
         raise RequestError(f"input {name!r} is {datatype} but holds non-numeric values", field=name)
     try:
         with np.errstate(over="raise", invalid="raise"):
-            array = probe.astype(_NUMPY_OF_V2[datatype])
+            array = probe.astype(_NUMPY_OF_V2[datatype], copy=False)
     except (ValueError, TypeError, OverflowError, FloatingPointError):
         raise RequestError(f"input {name!r}: values do not fit {datatype}", field=name) from None
     if probe.dtype.kind in "iu" and array.dtype.kind in "iu" and not np.array_equal(array, probe):
         raise RequestError(f"input {name!r}: values do not fit {datatype}", field=name)
     return array
+
+
+def _numeric(data: Any, np: Any) -> Any:
+    """``data`` as a flat numeric array, or None for anything else (ragged, text, scalars)."""
+    if not isinstance(data, list):
+        return None
+    try:
+        array = np.asarray(data)
+    except (ValueError, TypeError):
+        return None
+    return array.reshape(-1) if array.dtype.kind in "biuf" else None
 
 
 def _flatten(data: Any) -> list[Any]:

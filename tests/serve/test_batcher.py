@@ -55,6 +55,43 @@ def test_concurrent_requests_share_calls_and_get_their_own_rows() -> None:
     assert sizes == calls
 
 
+def test_a_call_never_exceeds_the_row_limit_unless_one_request_does() -> None:
+    """A request that would overflow a call waits for the next one; a larger one runs alone."""
+    calls: list[int] = []
+
+    async def main() -> list[Any]:
+        batcher = Batcher(_model(calls), max_batch_size=8, max_latency=0.005)
+        first = asyncio.ensure_future(batcher.submit(np.ones((1, 1)), 1))
+        await asyncio.sleep(0)  # the first call keeps the model busy while the rest queue
+        sizes = [3, 3, 3, 3, 12, 2, 5]
+        jobs = [batcher.submit(np.full((n, 1), float(i)), n) for i, n in enumerate(sizes)]
+        out = await asyncio.gather(first, *jobs)
+        await batcher.drain()
+        return out
+
+    results = _run(main())
+    assert sum(calls) == 1 + 31
+    assert calls[0] == 1 and 12 in calls
+    assert all(n <= 8 for n in calls if n != 12), calls
+    for i, result in enumerate(results[1:]):
+        assert set(result["predict"].tolist()) == {i * 10.0}
+
+
+def test_batches_of_many_rows_share_one_call() -> None:
+    """32 queued requests of 32 rows are one call with the default limit (1,024 rows)."""
+    calls: list[int] = []
+
+    async def main() -> None:
+        batcher = Batcher(_model(calls))
+        first = asyncio.ensure_future(batcher.submit(np.ones((32, 1)), 32))
+        await asyncio.sleep(0)
+        await asyncio.gather(first, *(batcher.submit(np.ones((32, 1)), 32) for _ in range(32)))
+        await batcher.drain()
+
+    _run(main())
+    assert calls == [32, 1024]
+
+
 def test_a_failing_request_does_not_fail_its_batch() -> None:
     calls: list[int] = []
 
@@ -207,3 +244,62 @@ def test_schema_prefers_the_recorded_signature() -> None:
     assert err.value.field == "input-0"
     old = schema_of(Version(None), Model())
     assert old.names == ["ignored"] and old.named and old.signature is None
+
+
+def test_the_serve_extra_parses_bodies_with_orjson() -> None:
+    from nbops.serve._codec import _fast_loads
+
+    assert _fast_loads() is not None, "orjson is missing: pip install 'nbops[serve]'"
+
+
+@pytest.mark.parametrize(
+    ("data", "shape", "datatype", "expected"),
+    [
+        ([1, 2.5, 3, 4], [2, 2], "FP64", [[1.0, 2.5], [3.0, 4.0]]),
+        ([[1, 2], [3, 4]], [2, 2], "FP32", [[1.0, 2.0], [3.0, 4.0]]),
+        ([[[1], [2]], [[3], [4]]], [4], "INT64", [1, 2, 3, 4]),
+        ([True, False], [2], "BOOL", [True, False]),
+        ([], [0, 3], "FP64", []),
+        (7, [1], "INT32", [7]),
+    ],
+)
+def test_numeric_data_flat_or_nested(
+    data: Any, shape: list[int], datatype: str, expected: Any
+) -> None:
+    body = {"inputs": [{"name": "a", "shape": shape, "datatype": datatype, "data": data}]}
+    array = decode_request(json.dumps(body).encode(), None).inputs[0][1]
+    assert array.tolist() == expected if shape != [0, 3] else array.shape == (0, 3)
+
+
+@pytest.mark.parametrize(
+    ("data", "datatype", "field", "message"),
+    [
+        ([1, [2]], "FP64", "data", "rectangular"),
+        ([[1, 2], [3]], "FP64", "data", "rectangular"),
+        ([1, "x"], "FP64", "a", "non-numeric"),
+        (["1.5", "2"], "FP64", "a", "non-numeric"),
+        ([1, None], "FP64", "a", "non-numeric"),
+        ([2**70, 1], "INT64", "a", "non-numeric|do not fit"),  # orjson: a float, too big
+        ([1, 2, 3], "FP64", "a", "has 3 values"),
+        ([300, 1], "UINT8", "a", "do not fit"),
+    ],
+)
+def test_bad_numeric_data_names_the_field(
+    data: Any, datatype: str, field: str, message: str
+) -> None:
+    body = {"inputs": [{"name": "a", "shape": [2], "datatype": datatype, "data": data}]}
+    with pytest.raises(RequestError, match=message) as err:
+        decode_request(json.dumps(body).encode(), None)
+    assert err.value.field == field and err.value.status == 400
+
+
+def test_bodies_orjson_refuses_still_parse_as_the_standard_library_does() -> None:
+    """NaN and Infinity (Python's json.dumps writes them) fall back to the standard parser."""
+    body = json.dumps(
+        {"inputs": [{"name": "a", "shape": [3], "datatype": "FP64", "data": [1.0, None, 2.0]}]}
+    ).replace("null", "NaN")
+    array = decode_request(body.encode(), None).inputs[0][1]
+    assert np.isnan(array[1]) and array[[0, 2]].tolist() == [1.0, 2.0]
+    with pytest.raises(RequestError, match="not valid JSON") as err:
+        decode_request(b'{"inputs": [', None)
+    assert err.value.field == "body"
