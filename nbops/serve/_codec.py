@@ -226,7 +226,6 @@ def model_input(schema: Schema, inputs: list[tuple[str, Any]]) -> tuple[Any, Row
     else a 2-D array) and the same rows with column names, for the prediction log.
     """
     import numpy as np
-    import pandas as pd
 
     width = len(schema.columns)
     if len(inputs) == 1 and inputs[0][1].ndim == 2 and inputs[0][0] not in schema.names:
@@ -241,11 +240,15 @@ def model_input(schema: Schema, inputs: list[tuple[str, Any]]) -> tuple[Any, Row
             raise RequestError(f"input {name!r} must be numeric", field=name)
         if not schema.named:
             return check_signature(schema, array), Rows(array, names)
+        import pandas as pd  # a server imports pandas when a model first needs it
+
         frame = check_signature(schema, pd.DataFrame(array, columns=names, copy=False))
         return frame, Rows(frame, names)
     n_rows = inputs[0][1].shape[0] if inputs[0][1].ndim else 1
     columns = {n: (a if a.ndim else a.reshape(1)) for n, a in inputs}
     if schema.named:
+        import pandas as pd
+
         validate(schema, columns, n_rows)
         ordered = {c.name: _column(columns[c.name]) for c in schema.columns}
         frame = check_signature(schema, pd.DataFrame(ordered))

@@ -25,7 +25,8 @@ from nbops.serve._schema import Schema, schema_of
 
 logger = logging.getLogger(__name__)
 #: Set in processes that only serve (``run``): skops models then load without skops' scan of
-#: every scikit-learn module (see ``nbops.registry.import_skops_for_serving``).
+#: every scikit-learn module, pandas deferred until something needs it and SciPy's docstrings
+#: left unparsed (see ``nbops.registry.import_skops_for_serving``).
 SERVING_PROCESS = False
 
 
