@@ -9,8 +9,8 @@ needs to start goes to importing what scikit-learn and skops pull in for noteboo
   only to keep an optional reference it never uses, and :func:`defer_imports` tells that one
   module pandas is absent. Whatever else needs pandas (the ``pandas`` codec, models fitted on
   DataFrames, Parquet prediction logs) imports it the usual way when it first needs it;
-- SciPy's rewriting of ~350 docstrings at import (numpydoc sections parsed and re-rendered) is
-  done as under ``python -OO``, where docstrings are empty.
+- SciPy's rewriting of ~350 docstrings at import (numpydoc sections parsed and re-rendered)
+  reads them as empty, as it does under ``python -OO``.
 
 Each changes the whole process, so only processes that do nothing but serve call it (``nbops
 serve`` and the child of ``nbops.serve()``); a notebook or script that loads models keeps
@@ -28,6 +28,7 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from types import ModuleType
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -100,34 +101,40 @@ def defer_imports(modules: Iterable[str], importers: Iterable[str]) -> Iterator[
 
 @contextlib.contextmanager
 def _scipy_docstrings_as_optimized() -> Iterator[None]:
-    """Within the block, SciPy parses every docstring it rewrites as empty (``python -OO``).
+    """Within the block, the docstrings SciPy rewrites at import read as empty (``python -OO``).
 
     SciPy's decorators (array API notes, ``axis``/``nan_policy`` parameters, deprecations)
-    parse each function's numpydoc sections at import to add to them; under ``-OO`` docstrings
-    are empty and SciPy runs the same code on nothing. Functions imported in the block get
-    short docstrings; their behaviour and signatures do not change. Does nothing when SciPy is
-    absent or its parser is not where it used to be.
+    parse the numpydoc sections of each function they wrap, at import, to add to them. Under
+    ``-OO`` docstrings are empty and SciPy runs the same code on nothing; here its parser is
+    handed an empty docstring instead of reading the function's. Functions imported in the
+    block get short docstrings; their behaviour and signatures do not change. Does nothing when
+    SciPy is absent or its parser is not where it used to be.
     """
     try:
         from scipy._lib import _docscrape
     except ImportError:
         yield
         return
-    parse = getattr(_docscrape.NumpyDocString, "_parse", None)
-    reader = getattr(_docscrape, "Reader", None)
-    if parse is None or reader is None:
+    numpy_doc = getattr(_docscrape, "NumpyDocString", None)
+    function_doc = getattr(_docscrape, "FunctionDoc", None)
+    if numpy_doc is None or function_doc is None:
         yield
         return
+    init, function_init = numpy_doc.__init__, function_doc.__init__
 
-    def parse_as_empty(self: object) -> None:
-        self._doc = reader([""])  # type: ignore[attr-defined] # what dedent("") gives under -OO
-        parse(self)
+    def empty(self: Any, docstring: str, config: Any = None) -> None:
+        init(self, "", config)
 
-    _docscrape.NumpyDocString._parse = parse_as_empty
+    def function_empty(
+        self: Any, func: Any, role: str = "func", doc: str | None = None, config: Any = None
+    ) -> None:
+        function_init(self, func, role, "" if doc is None else doc, config)
+
+    numpy_doc.__init__, function_doc.__init__ = empty, function_empty
     try:
         yield
     finally:
-        _docscrape.NumpyDocString._parse = parse
+        numpy_doc.__init__, function_doc.__init__ = init, function_init
 
 
 def _import_skops_io() -> None:
