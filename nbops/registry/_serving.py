@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.abc
-import importlib.machinery
 import logging
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +42,8 @@ SERVING_DEFERRING_IMPORTERS = ("sklearn.utils.fixes",)
 _lock = threading.Lock()
 
 
-class _Deferrer(importlib.abc.MetaPathFinder):
-    """A meta path finder that refuses ``modules`` to ``importers`` only; see defer_imports."""
+class _Deferrer:
+    """A meta path finder (``sys.meta_path``) refusing ``modules`` to ``importers`` only."""
 
     def __init__(self, modules: Sequence[str], importers: Sequence[str]) -> None:
         self.modules = frozenset(modules)
@@ -54,7 +55,7 @@ class _Deferrer(importlib.abc.MetaPathFinder):
         fullname: str,
         path: Sequence[str] | None = None,
         target: ModuleType | None = None,
-    ) -> importlib.machinery.ModuleSpec | None:
+    ) -> ModuleSpec | None:
         if fullname.partition(".")[0] not in self.modules:
             return None
         importer = _importing_module()
