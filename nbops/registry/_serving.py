@@ -9,8 +9,8 @@ needs to start goes to importing what scikit-learn and skops pull in for noteboo
   only to keep an optional reference it never uses, and :func:`defer_imports` tells that one
   module pandas is absent. Whatever else needs pandas (the ``pandas`` codec, models fitted on
   DataFrames, Parquet prediction logs) imports it the usual way when it first needs it;
-- SciPy's rewriting of ~350 docstrings at import (numpydoc sections parsed and re-rendered)
-  reads them as empty, as it does under ``python -OO``.
+- SciPy's rewriting of several hundred docstrings at import (numpydoc sections parsed and
+  re-rendered) reads them as empty, as it does under ``python -OO``.
 
 Each changes the whole process, so only processes that do nothing but serve call it (``nbops
 serve`` and the child of ``nbops.serve()``); a notebook or script that loads models keeps
@@ -87,7 +87,8 @@ def defer_imports(modules: Iterable[str], importers: Iterable[str]) -> Iterator[
     block removes the finder: later imports from anywhere get the real module.
 
     Yields:
-        The importers that were refused, filled as the block runs (``"sklearn.utils.fixes"``).
+        A list that, when the block ends, holds the importers that were refused
+        (``["sklearn.utils.fixes"]``).
     """
     finder = _Deferrer(tuple(modules), tuple(importers))
     refused: list[str] = []
