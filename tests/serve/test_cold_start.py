@@ -295,3 +295,73 @@ def test_an_app_created_in_a_notebook_does_not_defer(isolated_env: Path) -> None
         timeout=300,
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+_RACE = """
+import sys, threading
+from nbops.registry import import_skops_for_serving, load_model
+from nbops.serve._gate import import_pandas, predicting
+
+import_skops_for_serving()
+model = load_model("digits")
+import numpy as np
+X = np.zeros((1, 64))
+stop, errors, done = False, [], [0]
+
+def loop():
+    while not stop:
+        try:
+            with predicting():
+                model.predict(X)
+            done[0] += 1
+        except Exception as exc:  # a half-imported pandas
+            errors.append(repr(exc))
+
+threads = [threading.Thread(target=loop) for _ in range(4)]
+for t in threads:
+    t.start()
+while done[0] < 50:
+    pass
+{import_statement}
+stop = True
+for t in threads:
+    t.join()
+print(len(errors), errors[:1])
+"""
+
+
+@pytest.mark.parametrize("gated", [True, False])
+def test_the_first_pandas_import_waits_for_predictions(isolated_env: Path, gated: bool) -> None:
+    """Predicting while pandas is half imported fails in scikit-learn (it looks pandas up in
+    ``sys.modules``); the server's first import of pandas runs alone. Ungated, the same race
+    shows the failure the gate prevents."""
+    _digits()
+    statement = "import_pandas()" if gated else "import pandas"
+    done = subprocess.run(
+        [sys.executable, "-c", _RACE.replace("{import_statement}", statement)],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    errors = int(done.stdout.split()[0])
+    if gated:
+        assert errors == 0, done.stdout
+    else:
+        assert errors > 0 and "partially initialized module" in done.stdout, done.stdout
+
+
+def test_requests_from_the_start_all_answer_while_the_log_imports_pandas(
+    isolated_env: Path,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = _digits()
+    body = _tensor(X[:1])
+    for _ in range(2):
+        with serve("digits", max_latency=0.005) as server:
+            url = f"{server.url}/v2/models/digits/infer"
+            with ThreadPoolExecutor(16) as pool:
+                statuses = list(pool.map(lambda _, u=url: call(u, body)[0], range(400)))
+            assert statuses == [200] * 400, server.logs()[-3000:]
