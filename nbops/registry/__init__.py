@@ -23,12 +23,7 @@ from nbops.registry._catalog import (
     VersionEvent,
     parse_model_ref,
 )
-from nbops.registry._formats import (
-    ModelRoundTripError,
-    PickleWarning,
-    import_skops_for_serving,
-    library_of,
-)
+from nbops.registry._formats import ModelRoundTripError, PickleWarning, library_of
 from nbops.registry._lifecycle import (
     archive_version,
     delete_version,
@@ -38,6 +33,7 @@ from nbops.registry._lifecycle import (
     tag_version,
 )
 from nbops.registry._predict import BATCH_ROWS, predict, predict_file, print_progress
+from nbops.registry._serving import defer_imports, import_skops_for_serving
 from nbops.registry._signature import (
     ColumnSpec,
     Signature,
@@ -63,6 +59,7 @@ __all__ = [
     "VersionEvent",
     "alias_history",
     "archive_version",
+    "defer_imports",
     "delete_version",
     "get_model",
     "import_skops_for_serving",

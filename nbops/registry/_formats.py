@@ -228,33 +228,3 @@ def _load_native(data: bytes, fmt: str, model_class: str) -> Any:
         path.write_bytes(data)
         model.load_model(str(path))
     return model
-
-
-def import_skops_for_serving() -> None:
-    """Import ``skops.io`` without its scan of every scikit-learn module (a server's cold start).
-
-    On import skops builds its default trust list from ``sklearn.utils.all_estimators()``, which
-    imports every public scikit-learn module (pytest included): about 40% of the time a server
-    needs to load a forest. nbops does not need that list: :func:`deserialize` asks skops which
-    types a file needs beyond it and judges those itself by module prefix
-    (:mod:`nbops.registry._trust`), so every scikit-learn type a file needs is still checked and
-    trusted by nbops' own rules. Without the list skops' *own* defaults are narrower (stricter)
-    for the whole process, so only processes that load models through nbops alone (the model
-    server) call this. Does nothing when skops is already imported or cannot be imported so.
-    """
-    if "skops.io" in sys.modules:
-        return
-    try:
-        import sklearn.utils
-    except ImportError:
-        return
-    scan = getattr(sklearn.utils, "all_estimators", None)
-    if scan is None:
-        return
-    sklearn.utils.all_estimators = lambda *args, **kwargs: []
-    try:
-        importlib.import_module("skops.io")
-    except ImportError:
-        pass
-    finally:
-        sklearn.utils.all_estimators = scan

@@ -20,6 +20,7 @@ from typing import Any
 
 from nbops.deps import available, require
 from nbops.serve._errors import RequestError
+from nbops.serve._gate import import_pandas
 from nbops.serve._schema import Schema, check_signature, validate
 
 _NUMPY_OF_V2 = {
@@ -256,9 +257,7 @@ class Rows:
         """The rows as a DataFrame with the model's column names."""
         if hasattr(self.data, "iloc"):
             return self.data
-        import pandas as pd
-
-        return pd.DataFrame(self.data, columns=self.names, copy=False)
+        return import_pandas().DataFrame(self.data, columns=self.names, copy=False)
 
 
 def model_input(schema: Schema, inputs: list[tuple[str, Any]]) -> tuple[Any, Rows]:
@@ -268,7 +267,6 @@ def model_input(schema: Schema, inputs: list[tuple[str, Any]]) -> tuple[Any, Row
     else a 2-D array) and the same rows with column names, for the prediction log.
     """
     import numpy as np
-    import pandas as pd
 
     width = len(schema.columns)
     if len(inputs) == 1 and inputs[0][1].ndim == 2 and inputs[0][0] not in schema.names:
@@ -283,11 +281,13 @@ def model_input(schema: Schema, inputs: list[tuple[str, Any]]) -> tuple[Any, Row
             raise RequestError(f"input {name!r} must be numeric", field=name)
         if not schema.named:
             return check_signature(schema, array), Rows(array, names)
+        pd = import_pandas()  # a server imports pandas when a model first needs it
         frame = check_signature(schema, pd.DataFrame(array, columns=names, copy=False))
         return frame, Rows(frame, names)
     n_rows = inputs[0][1].shape[0] if inputs[0][1].ndim else 1
     columns = {n: (a if a.ndim else a.reshape(1)) for n, a in inputs}
     if schema.named:
+        pd = import_pandas()
         validate(schema, columns, n_rows)
         ordered = {c.name: _column(columns[c.name]) for c in schema.columns}
         frame = check_signature(schema, pd.DataFrame(ordered))

@@ -19,13 +19,15 @@ from typing import Any
 
 from nbops.serve._batcher import Batcher
 from nbops.serve._config import ServeConfig
+from nbops.serve._gate import import_pandas, predicting
 from nbops.serve._metrics import Metrics
 from nbops.serve._rollout import Rollout, Route, read_rollout, rollout_dir, set_rollout
 from nbops.serve._schema import Schema, schema_of
 
 logger = logging.getLogger(__name__)
 #: Set in processes that only serve (``run``): skops models then load without skops' scan of
-#: every scikit-learn module (see ``nbops.registry.import_skops_for_serving``).
+#: every scikit-learn module, pandas deferred until something needs it and SciPy's docstrings
+#: left unparsed (see ``nbops.registry.import_skops_for_serving``).
 SERVING_PROCESS = False
 
 
@@ -41,9 +43,10 @@ class Entry:
     load_seconds: float
 
     def predict(self, X: Any, outputs: frozenset[str]) -> dict[str, Any]:
-        result = {"predict": self.model.predict(X)}
-        if "predict_proba" in outputs:
-            result["predict_proba"] = self.model.predict_proba(X)
+        with predicting():
+            result = {"predict": self.model.predict(X)}
+            if "predict_proba" in outputs:
+                result["predict_proba"] = self.model.predict_proba(X)
         return result
 
 
@@ -280,11 +283,8 @@ def _warm(model: Any, schema: Schema) -> None:
 
     row = np.zeros((1, len(schema.columns)))
     try:
-        if schema.named:
-            import pandas as pd
-
-            model.predict(pd.DataFrame(row, columns=schema.names))
-        else:
-            model.predict(row)
+        X = import_pandas().DataFrame(row, columns=schema.names) if schema.named else row
+        with predicting(first=True):  # the first call may import pandas: no other runs beside it
+            model.predict(X)
     except Exception:  # warming is best effort; real requests report real errors
         logger.debug("warm-up prediction failed", exc_info=True)

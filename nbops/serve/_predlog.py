@@ -21,6 +21,7 @@ from typing import Any
 
 from nbops.fileio import write_atomic
 from nbops.redact import REDACTED, is_secret_name, scrub_text, secret_values
+from nbops.serve._gate import import_pandas
 
 logger = logging.getLogger(__name__)
 #: Columns the log adds next to the model's input columns.
@@ -126,7 +127,8 @@ class PredictionLog:
 
     def _feedback(self, group: list[_Entry]) -> Any:
         import numpy as np
-        import pandas as pd
+
+        pd = import_pandas()  # the log's first write imports pandas (see nbops.serve._gate)
 
         labels = [label for e in group for label in e.frame[1]]
         sizes = [len(e.frame[1]) for e in group]
@@ -142,7 +144,8 @@ class PredictionLog:
     def _table(self, group: list[_Entry]) -> Any:
         """One frame for many requests: columns built once, not per request."""
         import numpy as np
-        import pandas as pd
+
+        pd = import_pandas()  # the log's first write imports pandas (see nbops.serve._gate)
 
         inputs = _inputs_frame([e.frame[4] for e in group])
         inputs.columns = [
