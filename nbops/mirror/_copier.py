@@ -157,8 +157,6 @@ def main(argv: list[str]) -> int:
     from nbops.store import open_store
 
     store = open_store()
-    import wandb  # noqa: F401 - loaded before the first id arrives
-
     with ThreadPoolExecutor(_THREADS, thread_name_prefix="nbops-copy") as pool:
         for line in sys.stdin:
             run_id = line.strip()

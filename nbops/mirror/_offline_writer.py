@@ -202,9 +202,14 @@ def _telemetry(copy: RunCopy, *, finished: bool) -> bytes:
         names += ["set_summary"] if copy.summary else []
     numbers = sorted(_FEATURES[name] for name in names)
     feature = b"".join(_varint_field(number, 1) for number in numbers)
+    return _message(_TELEMETRY_FEATURE, feature) + _environment()
+
+
+@lru_cache(maxsize=1)
+def _environment() -> bytes:
+    """The telemetry fields naming Python, wandb and the platform, as wandb fills them."""
     return (
-        _message(_TELEMETRY_FEATURE, feature)
-        + _string(_TELEMETRY_PYTHON, platform.python_version())
+        _string(_TELEMETRY_PYTHON, platform.python_version())
         + _string(_TELEMETRY_CLI, wandb_version())
         + _string(_TELEMETRY_PLATFORM, sysconfig.get_platform())
     )

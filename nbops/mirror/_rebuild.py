@@ -354,9 +354,11 @@ def _remove_replaced(new_dir: Path, old_dir: Path | None, ids: set[str | None]) 
     candidates = set()
     if old_dir is not None and old_dir.is_dir():
         candidates.add(old_dir.resolve())
-    for wandb_id in filter(None, ids):
-        for path in new_dir.parent.glob(f"offline-run-*-{wandb_id}"):
-            candidates.add(path.resolve())
+    endings = tuple(f"-{wandb_id}" for wandb_id in ids if wandb_id)
+    with os.scandir(new_dir.parent) as entries:  # one listing, no pattern per id
+        for entry in entries:
+            if entry.name.startswith("offline-run-") and entry.name.endswith(endings):
+                candidates.add(Path(entry.path).resolve())
     for path in candidates:
         if path == new_dir.resolve() or not path.name.startswith("offline-run-"):
             continue
