@@ -1,7 +1,7 @@
 """Sweep benchmarks: notebook trial throughput, worker-process speed-up, per-trial overhead.
 
-Usage: ``python benchmarks/sweeps.py [--quick] [--only notebooks|jobs|overhead]``. Runs in a
-temporary project and prints a table; nothing here is part of the test suite.
+Usage: ``python benchmarks/sweeps.py [--quick] [--only notebooks,jobs,overhead,copies]``. Runs
+in a temporary project and prints a table; nothing here is part of the test suite.
 
 1. 20 trials of a tiny notebook: ``nbops.sweep(notebook, jobs=1)`` (a fresh kernel per trial,
    the next one started while the current trial runs) vs a plain loop of
@@ -9,7 +9,9 @@ temporary project and prints a table; nothing here is part of the test suite.
 2. A CPU-bound function objective, ``jobs=2`` vs ``jobs=1`` (target >= 1.7x on 2 cores).
 3. nbops' per-trial overhead over raw Optuna (``study.optimize``) on the same kind of journal
    storage, with default settings (the W&B mirror on, offline) and with the mirror disabled
-   (target: <= 5 ms per trial with the defaults).
+   (target: <= 5 ms per trial with the defaults; the whole call, copies complete at return).
+4. The CPU of one trial's offline W&B copy written from the store: directly (no media, no
+   artifacts: the default for a sweep's trials) vs through wandb (``wandb.init`` + ``finish``).
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 QUICK = "--quick" in sys.argv
-ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+ONLY = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
 NOTEBOOK_TRIALS = 8 if QUICK else 20
 CPU_TRIALS = 8 if QUICK else 20
 TRIVIAL_TRIALS = 60 if QUICK else 300
+COPIES = 20 if QUICK else 100
 SPACE = {"x": {"type": "float", "low": -5.0, "high": 5.0}}
 
 
@@ -199,6 +202,63 @@ def bench_overhead(root: Path) -> list[tuple[str, float, str]]:
     return rows
 
 
+def _descendants_cpu() -> float:
+    """CPU seconds used so far by this process's live descendants (wandb-core), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        for children in Path(f"/proc/{pid}/task").glob("*/children"):
+            for child in children.read_text().split():
+                try:
+                    fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+                todo.append(int(child))
+    return total
+
+
+def bench_copies(root: Path) -> list[tuple[str, float, str]]:
+    """CPU of one trial's offline W&B copy written from the store: directly vs through wandb
+    (this process plus wandb-core), each kind warmed up first (imports, wandb-core started)."""
+    import nbops
+    from nbops.mirror import METADATA_KEY, deferred_state, rebuild_offline_copy
+    from nbops.store import open_store
+
+    store = open_store()
+
+    def owed_run(i: int) -> str:
+        run = nbops.init(name=f"copy-{i}", config={"x": 0.5}, wandb="disabled", capture=False)
+        run.set_metadata(METADATA_KEY, deferred_state().to_dict(), deferred=True)
+        for step in range(3):
+            run.log({"score": -((step - 2.0) ** 2), "loss": 1.0 / (step + 1)})
+        run.finish()
+        return run.id
+
+    cpu: dict[str, float] = {}
+    for kind in ("direct", "wandb"):
+        via_wandb = kind == "wandb"
+        ids = [owed_run(i) for i in range(COPIES + 1)]
+        rebuild_offline_copy(store, ids[0], root / kind, through_wandb=via_wandb)  # warm
+        started, core = time.process_time(), _descendants_cpu()
+        for run_id in ids[1:]:
+            rebuild_offline_copy(store, run_id, root / kind, through_wandb=via_wandb)
+        cpu[kind] = (time.process_time() - started) / COPIES
+        cpu[f"{kind}-core"] = (_descendants_cpu() - core) / COPIES
+    direct = cpu["direct"] + cpu["direct-core"]
+    wandb = cpu["wandb"] + cpu["wandb-core"]
+    return [
+        (f"W&B copy of a 3-step run, {COPIES} copies: written directly, CPU per copy",
+         direct * 1e3, "ms"),
+        ("  through wandb (init, log, finish), CPU per copy: this process", cpu["wandb"] * 1e3,
+         "ms"),
+        ("                                                   wandb-core", cpu["wandb-core"] * 1e3,
+         "ms"),
+        ("  ratio wandb / direct (CPU, all processes)", wandb / direct, "x"),
+    ]  # fmt: skip
+
+
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="nbops-sweep-bench-"))
     (root / "pyproject.toml").write_text("[project]\nname = 'bench'\n")
@@ -214,8 +274,10 @@ def main() -> None:
         "notebooks": bench_notebooks,
         "jobs": lambda _: bench_jobs(),
         "overhead": bench_overhead,
+        "copies": bench_copies,
     }
-    rows = [row for name, bench in sections.items() if ONLY in (None, name) for row in bench(root)]
+    chosen = [bench for name, bench in sections.items() if ONLY is None or name in ONLY]
+    rows = [row for bench in chosen for row in bench(root)]
     print(f"nbops sweep benchmarks ({os.cpu_count()} CPUs{', quick' if QUICK else ''})")
     width = max(len(name) for name, _, _ in rows)
     for name, value, unit in rows:

@@ -133,6 +133,7 @@ def rebuild_offline_copy(
     previous: MirrorState | None = None,
     *,
     reason: str = "rebuilt from the store by `nbops sync`",
+    through_wandb: bool | None = None,
 ) -> CopyResult:
     """Write run ``run_id`` from the store into a new, complete offline W&B run.
 
@@ -142,7 +143,8 @@ def rebuild_offline_copy(
     A run without media or artifacts (:func:`needs_wandb`) is written directly, in about a
     millisecond, with the run's own id, start time and host; others go through wandb (one
     ``wandb.init`` and ``finish``, 12-20 ms of CPU). Either way the copy holds the same config,
-    history, summary and code files, and ``wandb sync`` uploads it.
+    history, summary and code files, and ``wandb sync`` uploads it. ``through_wandb=True``
+    sends any run through wandb (to compare the two).
 
     The incomplete copy it replaces (the run directory recorded in ``previous`` and any other
     ``offline-run-*`` folder of the same W&B id next to it) is removed once the new copy is on
@@ -155,7 +157,7 @@ def rebuild_offline_copy(
     metadata = store.get_metadata(run_id)
     old_dir = Path(previous.run_dir) if previous and previous.run_dir else None
     parent = old_dir.parent.parent if old_dir is not None else Path(directory).absolute()
-    if needs_wandb(store, run_id):
+    if through_wandb or needs_wandb(store, run_id):
         run_dir, wandb_id, rows = _copy_with_wandb(store, record, metadata, parent)
     else:
         run_dir, rows = _copy_directly(store, record, metadata, parent)

@@ -21,9 +21,9 @@ import nbops
 from nbops.mirror import (
     COMPLETE,
     METADATA_KEY,
-    _rebuild,
     deferred_state,
     find_offline_runs,
+    needs_wandb,
     read_offline_run,
     rebuild_offline_copy,
 )
@@ -65,10 +65,6 @@ def _stored_run(monkeypatch: pytest.MonkeyPatch, *, status: str = "finished") ->
     run.summary["comment"] = f"contains {SECRET}"
     run.finish(status)
     return run.id
-
-
-def _via_wandb(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_rebuild, "needs_wandb", lambda store, run_id: True)
 
 
 def _leet(run_dir: Path) -> dict[str, Any]:
@@ -145,9 +141,8 @@ def test_a_direct_copy_holds_what_wandbs_copy_holds(
 ) -> None:
     run_id = _stored_run(monkeypatch, status="failed")
     store = open_store()
-    with monkeypatch.context() as patch:
-        _via_wandb(patch)
-        through_wandb = Path(rebuild_offline_copy(store, run_id, isolated_env / "w").detail)
+    copy = rebuild_offline_copy(store, run_id, isolated_env / "w", through_wandb=True)
+    through_wandb = Path(copy.detail)
     direct = Path(rebuild_offline_copy(store, run_id, isolated_env / "d").detail)
     assert (through_wandb / "logs").is_dir() and not (direct / "logs").exists()  # wandb's folder
 
@@ -186,9 +181,8 @@ def test_wandb_sync_uploads_the_same_run_from_either_copy(
 ) -> None:
     run_id = _stored_run(monkeypatch)
     store = open_store()
-    with monkeypatch.context() as patch:
-        _via_wandb(patch)
-        through_wandb = Path(rebuild_offline_copy(store, run_id, isolated_env / "w").detail)
+    copy = rebuild_offline_copy(store, run_id, isolated_env / "w", through_wandb=True)
+    through_wandb = Path(copy.detail)
     direct = Path(rebuild_offline_copy(store, run_id, isolated_env / "d").detail)
     received = {}
     with fake_wandb() as server:
@@ -244,9 +238,9 @@ def test_needs_wandb_only_for_media_and_artifacts(
     artifact.log_artifact(isolated_env / "model.bin", name="model", type="model")
     artifact.finish()
     store = open_store()
-    assert not _rebuild.needs_wandb(store, plain.id)
-    assert _rebuild.needs_wandb(store, media.id)
-    assert _rebuild.needs_wandb(store, artifact.id)
+    assert not needs_wandb(store, plain.id)
+    assert needs_wandb(store, media.id)
+    assert needs_wandb(store, artifact.id)
 
     folders = {}
     for run in (plain, media, artifact):
