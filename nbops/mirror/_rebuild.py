@@ -163,7 +163,8 @@ def rebuild_offline_copy(
         run_dir, rows = _copy_directly(store, record, metadata, parent)
         wandb_id = run_id
     scrub_run_dir(run_dir)
-    _remove_replaced(run_dir, old_dir, {run_id, previous.wandb_id if previous else None})
+    if not _first_copy(metadata, previous):  # a first copy replaces nothing: no folder listing
+        _remove_replaced(run_dir, old_dir, {run_id, previous.wandb_id if previous else None})
     state = MirrorState(
         mode="offline",
         status="finished",
@@ -349,6 +350,17 @@ def _wait_written(run_dir: Path) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def _first_copy(metadata: dict[str, Any], previous: MirrorState | None) -> bool:
+    """True when the run's copy was deferred and never written (a sweep's trial), so no
+    folder of it exists to replace."""
+    doc = metadata.get(METADATA_KEY)
+    recorded = MirrorState.from_dict(doc) if isinstance(doc, dict) else None
+    return all(
+        state is not None and state.status == "deferred" and not state.run_dir
+        for state in (recorded, previous or recorded)
+    )
 
 
 def _remove_replaced(new_dir: Path, old_dir: Path | None, ids: set[str | None]) -> None:
