@@ -1,7 +1,9 @@
 """Sweep benchmarks: notebook trial throughput, worker-process speed-up, per-trial overhead.
 
-Usage: ``python benchmarks/sweeps.py [--quick] [--only notebooks,jobs,overhead,copies]``. Runs
-in a temporary project and prints a table; nothing here is part of the test suite.
+Usage: ``python benchmarks/sweeps.py [--quick] [--only notebooks,jobs,overhead,copies]
+[--repeats N]``. Runs in a temporary project and prints a table; nothing here is part of the
+test suite. ``--repeats N`` runs the overhead section N times (raw Optuna right before nbops in
+each round) and prints medians.
 
 1. 20 trials of a tiny notebook: ``nbops.sweep(notebook, jobs=1)`` (a fresh kernel per trial,
    the next one started while the current trial runs) vs a plain loop of
@@ -19,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -30,6 +33,7 @@ ONLY = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv
 NOTEBOOK_TRIALS = 8 if QUICK else 20
 CPU_TRIALS = 8 if QUICK else 20
 TRIVIAL_TRIALS = 60 if QUICK else 300
+REPEATS = int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 1
 COPIES = 20 if QUICK else 100
 SPACE = {"x": {"type": "float", "low": -5.0, "high": 5.0}}
 
@@ -173,32 +177,46 @@ def bench_overhead(root: Path) -> list[tuple[str, float, str]]:
         last = max(t.datetime_complete.timestamp() for t in sweep.trials())
         return whole, (last - wall) / TRIVIAL_TRIALS
 
+    figures: dict[str, list[float]] = {}  # per round; medians reported
+    load_before = os.getloadavg()[0]
+    for round_ in range(REPEATS):
+        for wandb in ("offline", "disabled"):  # raw measured right before each, the same way
+            raw = per_trial_raw(f"raw-{wandb}-{round_}")
+            ours, loop = per_trial_ours(f"ours-{wandb}-{round_}", wandb)
+            for key, value in (
+                ("raw", raw),
+                ("ours", ours),
+                ("overhead", ours - raw),
+                ("loop", loop),
+                ("loop overhead", loop - raw),
+                ("raw cpu", cpu[f"raw-{wandb}-{round_}"]),
+                ("ours cpu", cpu[f"ours-{wandb}-{round_}"]),
+                ("helpers cpu", cpu[f"ours-{wandb}-{round_}-helpers"]),
+            ):
+                figures.setdefault(f"{wandb} {key}", []).append(value * 1e3)
+    median = {key: statistics.median(values) for key, values in figures.items()}
+    rounds = f", median of {REPEATS} rounds" if REPEATS > 1 else ""
     rows: list[tuple[str, float, str]] = []
-    for wandb in ("offline", "disabled"):  # raw measured right before each, the same way
-        raw = per_trial_raw(f"raw-{wandb}")
-        ours, loop = per_trial_ours(f"ours-{wandb}", wandb)
+    for wandb in ("offline", "disabled"):
+        m = {key.split(" ", 1)[1]: value for key, value in median.items() if key.startswith(wandb)}
+        overheads = sorted(figures[f"{wandb} overhead"])
         rows += [
-            (
-                f"raw Optuna, journal file, {TRIVIAL_TRIALS} trivial trials, per trial",
-                raw * 1e3,
-                "ms",
-            ),
-            (f"nbops.sweep, W&B mirror {wandb}, per trial (a tracked run each)", ours * 1e3, "ms"),
-            (f"  nbops overhead per trial, W&B {wandb} (target <= 5 ms)", (ours - raw) * 1e3, "ms"),
-            (f"  trial loop alone, W&B {wandb}, per trial", loop * 1e3, "ms"),
-            (f"  trial loop overhead per trial, W&B {wandb}", (loop - raw) * 1e3, "ms"),
-            (
-                f"  CPU of the calling process per trial, raw / nbops, W&B {wandb}",
-                cpu[f"raw-{wandb}"] * 1e3,
-                "ms",
-            ),
-            ("", cpu[f"ours-{wandb}"] * 1e3, "ms"),
-            (
-                f"  CPU of helper processes per trial (W&B copies), W&B {wandb}",
-                cpu[f"ours-{wandb}-helpers"] * 1e3,
-                "ms",
-            ),
-        ]
+            (f"raw Optuna, journal file, {TRIVIAL_TRIALS} trivial trials, per trial{rounds}",
+             m["raw"], "ms"),
+            (f"nbops.sweep, W&B mirror {wandb}, per trial (a tracked run each)", m["ours"], "ms"),
+            (f"  nbops overhead per trial, W&B {wandb} (target <= 5 ms)", m["overhead"], "ms"),
+            *([(f"    lowest / highest of {REPEATS} rounds", overheads[0], "ms"),
+               ("", overheads[-1], "ms")] if REPEATS > 1 else []),
+            (f"  trial loop alone, W&B {wandb}, per trial", m["loop"], "ms"),
+            (f"  trial loop overhead per trial, W&B {wandb}", m["loop overhead"], "ms"),
+            (f"  CPU of the calling process per trial, raw / nbops, W&B {wandb}", m["raw cpu"],
+             "ms"),
+            ("", m["ours cpu"], "ms"),
+            (f"  CPU of helper processes per trial (W&B copies), W&B {wandb}", m["helpers cpu"],
+             "ms"),
+        ]  # fmt: skip
+    rows.append(("load average (1 min) before / after", load_before, ""))
+    rows.append(("", os.getloadavg()[0], ""))
     return rows
 
 
