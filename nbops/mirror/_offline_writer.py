@@ -22,6 +22,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sysconfig
 import time
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,8 @@ from nbops.mirror._offline_file import frame_records
 
 #: What wandb 0.31 writes as the file's ``min_consumer`` (the oldest reader it expects).
 MIN_CONSUMER = "0.70.0"
+#: Seconds after which a hidden staging folder left by a writer is taken for abandoned.
+STALE_AFTER = 3600.0
 
 # Field numbers in wandb_internal.proto (Record and the messages it holds).
 _RECORD_NUM, _RECORD_INFO = 1, 200
@@ -128,6 +131,27 @@ def write_offline_run(copy: RunCopy, wandb_dir: str | os.PathLike[str]) -> Path:
             handle.flush()
             os.fsync(handle.fileno())  # the store calls the copy complete once it is renamed
     return target
+
+
+def remove_stale_staging(wandb_dir: str | os.PathLike[str], age: float = STALE_AFTER) -> list[Path]:
+    """Remove the hidden folders of writers that died before renaming their copy into place
+    (``.offline-run-*.tmp`` older than ``age`` seconds); return them."""
+    removed: list[Path] = []
+    cutoff = time.time() - age
+    try:
+        entries = list(os.scandir(wandb_dir))
+    except OSError:  # no wandb/ folder yet
+        return removed
+    for entry in entries:
+        if not (entry.name.startswith(".offline-run-") and entry.name.endswith(".tmp")):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:  # gone meanwhile, or not ours to remove
+            continue
+    return removed
 
 
 def encode_records(copy: RunCopy) -> list[bytes]:

@@ -22,7 +22,7 @@ from nbops.fileio import write_atomic
 from nbops.mirror._code import code_files, git_info, write_code_files
 from nbops.mirror._media import MEDIA_KINDS, MediaFile, media_row
 from nbops.mirror._offline_file import exit_record_written
-from nbops.mirror._offline_writer import RunCopy, write_offline_run
+from nbops.mirror._offline_writer import RunCopy, remove_stale_staging, write_offline_run
 from nbops.mirror._state import COMPLETE, METADATA_KEY, NOT_MIRRORED, PARTIAL, MirrorState
 from nbops.mirror._wandb_process import (
     fresh_id,
@@ -115,6 +115,7 @@ def complete_offline_copies(store: RunStore, directory: str | os.PathLike[str]) 
             message = scrub_text(f"{type(exc).__name__}: {exc}")
             logger.warning("could not rebuild the W&B copy of run %s: %s", run_id, message)
             results.append(CopyResult(run_id, "failed", message))
+    remove_stale_staging(Path(directory).absolute() / "wandb")
     return results
 
 

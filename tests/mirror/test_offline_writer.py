@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import nbops
 from nbops.mirror import (
     COMPLETE,
     METADATA_KEY,
+    complete_offline_copies,
     deferred_state,
     find_offline_runs,
     needs_wandb,
@@ -302,8 +304,13 @@ def test_a_writer_killed_halfway_leaves_no_visible_folder(
     assert find_offline_runs(isolated_env) == []
     store = open_store()
     assert store.get_metadata(run_id)[METADATA_KEY]["copy"] != COMPLETE  # sync will write it
-    result = rebuild_offline_copy(store, run_id, isolated_env)
-    assert find_offline_runs(isolated_env) == [Path(result.detail)]
+    complete_offline_copies(store, isolated_env)  # what `nbops sync --offline` does
+    (run_dir,) = find_offline_runs(isolated_env)
+    assert store.get_metadata(run_id)[METADATA_KEY]["copy"] == COMPLETE
+    assert left[0].exists()  # a writer's staging folder may still be in use: kept for an hour
+    os.utime(left[0], (0, 0))
+    complete_offline_copies(store, isolated_env)
+    assert [p.name for p in wandb_dir.iterdir()] == [run_dir.name]
 
 
 @pytest.mark.parametrize("seed", range(3))
