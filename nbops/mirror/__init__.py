@@ -26,6 +26,7 @@ from nbops.mirror._rebuild import (
     incomplete_copies,
     mark_outdated,
     media_files,
+    needs_wandb,
     rebuild_offline_copy,
 )
 from nbops.mirror._state import (
@@ -77,6 +78,7 @@ __all__ = [
     "incomplete_copies",
     "mark_outdated",
     "media_files",
+    "needs_wandb",
     "read_offline_run",
     "rebuild_offline_copy",
     "resolve_mode",

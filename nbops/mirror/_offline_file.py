@@ -7,7 +7,7 @@ import logging
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ _FILE_HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
 _BLOCK_SIZE = 32 * 1024
 _CHUNK_HEADER = struct.Struct("<IHB")  # crc32, length, type
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+_TYPE_CRC = {kind: zlib.crc32(bytes([kind])) for kind in (_FULL, _FIRST, _MIDDLE, _LAST)}
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,34 @@ def iter_records(path: str | os.PathLike[str]) -> Iterator[bytes]:
     if not data.startswith(_FILE_HEADER[:4]):
         raise MirrorError(f"{path} is not a W&B run file (bad header)")
     yield from _records(data, len(_FILE_HEADER), str(path))
+
+
+def frame_records(payloads: Iterable[bytes]) -> bytes:
+    """The bytes of a ``.wandb`` file holding ``payloads``, as wandb writes one.
+
+    The file header, then each payload in LevelDB-log chunks: a chunk never crosses a 32 KiB
+    block (a payload that does not fit is split into FIRST, MIDDLE and LAST chunks), and a
+    block's last bytes are zero padding when fewer than a chunk header are left. Each chunk's
+    checksum is the CRC-32 of its type byte and data.
+    """
+    out = bytearray(_FILE_HEADER)
+    for payload in payloads:
+        first = True
+        while True:
+            left = _BLOCK_SIZE - len(out) % _BLOCK_SIZE
+            if left < _CHUNK_HEADER.size:
+                out += bytes(left)
+                left = _BLOCK_SIZE
+            room = left - _CHUNK_HEADER.size
+            piece, payload = payload[:room], payload[room:]
+            last = not payload
+            kind = (_FULL if last else _FIRST) if first else (_LAST if last else _MIDDLE)
+            out += _CHUNK_HEADER.pack(zlib.crc32(piece, _TYPE_CRC[kind]), len(piece), kind)
+            out += piece
+            if last:
+                break
+            first = False
+    return bytes(out)
 
 
 def _records(data: bytes, pos: int, name: str, warn: bool = True) -> Iterator[bytes]:

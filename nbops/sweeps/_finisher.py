@@ -16,7 +16,8 @@ class RunFinisher:
     """Finishes trial runs on a few threads, so the next trial need not wait for a run's
     W&B mirror to close (tens of milliseconds, mostly waiting); with the offline mirror, hands
     each finished run to an :class:`~nbops.mirror.OfflineCopier`, which writes its W&B copy
-    from the store in a helper process. :meth:`close` waits for all, so the copies are complete
+    from the store in a helper process (directly, without wandb, for a run with no media or
+    artifacts: about 1 ms of CPU). :meth:`close` waits for all, so the copies are complete
     when the worker returns. The trial's result is in the study before its run is handed over.
     """
 

@@ -46,8 +46,11 @@ except Exception:
 store = open_store()
 store.create_run(RunRecord(id="resv0002", project="p", name="n", status="finished",
                            start_time=time.time()))
-result = rebuild_offline_copy(store, "resv0002", ".")
-print(json.dumps({"dir": result.detail, "state": store.get_metadata("resv0002")["wandb"]}))
+direct = rebuild_offline_copy(store, "resv0002", ".")  # written without wandb: its own id
+first = store.get_metadata("resv0002")["wandb"]
+result = rebuild_offline_copy(store, "resv0002", ".", through_wandb=True)
+print(json.dumps({"dir": result.detail, "state": store.get_metadata("resv0002")["wandb"],
+                  "direct": direct.detail, "direct_state": first}))
 """
 
 
@@ -92,3 +95,8 @@ def test_rebuild_takes_a_fresh_id_when_wandb_holds_the_run_id(
     assert isinstance(state, dict)
     assert state["copy"] == "complete" and state["wandb_id"].startswith("resv0002-")
     assert read_offline_run(str(result["dir"])).complete
+    # a copy written directly needs no wandb run, so wandb's reservation does not touch it
+    direct = result["direct_state"]
+    assert isinstance(direct, dict)
+    assert (direct["copy"], direct["wandb_id"]) == ("complete", "resv0002")
+    assert direct["run_dir"] == result["direct"]
