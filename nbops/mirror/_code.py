@@ -59,7 +59,9 @@ def code_files(metadata: Mapping[str, Any]) -> dict[str, str]:
         snapshot = notebook.get("snapshot")
         text = snapshot.get("text") if isinstance(snapshot, Mapping) else None
         if isinstance(path, str) and path:
-            name = PurePath(path).name or "notebook.ipynb"
+            name = PurePath(path).name
+            if name in ("", ".", ".."):  # a folder, not a file: never a path out of code/
+                name = "notebook.ipynb"
             meta["program"] = path
             meta["codePath"] = name
             if isinstance(text, str):

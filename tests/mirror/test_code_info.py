@@ -109,3 +109,13 @@ def test_live_and_rebuilt_copies_carry_git_diff_packages_and_notebook(repo: Path
     names = [(a.name, a.type) for a in copy.artifacts]
     assert names == [(a.name, a.type) for a in read_offline_run(live_dir).artifacts]
     assert names == [("model-dir", "model"), ("script", "code")]
+
+
+@pytest.mark.parametrize("path", ["..", "nb/..", "/"])
+def test_a_notebook_path_naming_a_folder_stays_inside_code(path: str) -> None:
+    from nbops.mirror import code_files
+
+    metadata = {"notebook": {"path": path, "snapshot": {"text": "{}"}}}
+    files = code_files(metadata)
+    assert "code/notebook.ipynb" in files
+    assert all(".." not in Path(p).parts for p in files)
