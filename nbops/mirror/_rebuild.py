@@ -28,6 +28,7 @@ from nbops.mirror._wandb_process import (
     fresh_id,
     go_offline_process_wide,
     log_artifact,
+    mirror_settings,
     scrub_run_dir,
 )
 from nbops.redact import redact, scrub_text
@@ -217,19 +218,7 @@ def _copy_with_wandb(
 
     run_id = record.id
     commit, remote = git_info(metadata)
-    settings = wandb.Settings(
-        silent=True,
-        console="off",
-        x_disable_meta=True,
-        x_disable_stats=True,
-        x_disable_machine_info=True,
-        disable_git=True,
-        disable_code=True,
-        save_code=False,
-        x_save_requirements=False,
-        git_commit=commit,
-        git_remote_url=remote,
-    )
+    settings = mirror_settings(wandb, commit, remote)
     go_offline_process_wide(wandb)
     kwargs: dict[str, Any] = {
         "name": record.name,

@@ -24,6 +24,7 @@ from nbops.mirror._wandb_process import (
     go_offline_process_wide,
     interpreter_exiting,
     log_artifact,
+    mirror_settings,
     scrub_run_dir,
     silence_wandb_terminal,
     turn_off_wandb_telemetry,
@@ -454,22 +455,7 @@ class WandbMirror:
         if mode == "online":
             silence_wandb_terminal(wandb)
         commit, remote = self._early_git()
-        settings = wandb.Settings(
-            silent=True,
-            console="off",
-            init_timeout=self._init_timeout,
-            # Keep secrets out of wandb's files: no command line, environment-derived metadata,
-            # git probing, code or system stats; nbops hands over its own scrubbed captures.
-            x_disable_meta=True,
-            x_disable_stats=True,
-            x_disable_machine_info=True,
-            disable_git=True,
-            disable_code=True,
-            save_code=False,
-            x_save_requirements=False,
-            git_commit=commit,
-            git_remote_url=remote,
-        )
+        settings = mirror_settings(wandb, commit, remote, init_timeout=self._init_timeout)
         kwargs = {**self._init_kwargs, "id": run_id}
         return wandb.init(mode=mode, reinit="create_new", settings=settings, **kwargs)
 

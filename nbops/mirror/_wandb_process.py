@@ -46,6 +46,26 @@ def interpreter_exiting() -> bool:
     return bool(getattr(threading, "_SHUTTING_DOWN", False)) or sys.is_finalizing()
 
 
+def mirror_settings(wandb: Any, commit: str | None, remote: str | None, **extra: Any) -> Any:
+    """The ``wandb.Settings`` of every W&B run nbops starts: silent, and no secrets in wandb's
+    files (no command line, environment-derived metadata, git probing, code or system stats;
+    nbops hands over its own scrubbed git ``commit`` and ``remote``)."""
+    return wandb.Settings(
+        silent=True,
+        console="off",
+        x_disable_meta=True,
+        x_disable_stats=True,
+        x_disable_machine_info=True,
+        disable_git=True,
+        disable_code=True,
+        save_code=False,
+        x_save_requirements=False,
+        git_commit=commit,
+        git_remote_url=remote,
+        **extra,
+    )
+
+
 def go_offline_process_wide(wandb: Any) -> None:
     """Switch wandb's process-wide settings offline (and its telemetry exporter off)."""
     try:
