@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,7 +60,7 @@ class SQLiteDatabase:
                 isolation_level=None,
                 check_same_thread=False,
             )
-            con.execute("PRAGMA journal_mode=WAL")
+            self._use_wal(con)
             con.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as exc:
             raise StoreError(
@@ -69,6 +70,28 @@ class SQLiteDatabase:
         if self.count_statements:
             con.set_trace_callback(self._count)
         return con
+
+    def _use_wal(self, con: sqlite3.Connection) -> None:
+        """Switch the database to WAL mode (once per file; later a read of the mode).
+
+        While another process creates the file or switches its mode, SQLite answers "database
+        is locked" at once, without waiting the busy timeout: several processes opening a new
+        store together would fail. So the switch is retried until the busy timeout passes.
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        pause = 0.005
+        while True:
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() + pause > deadline:
+                    con.close()
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     def _count(self, _statement: str) -> None:
         self.statements += 1

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,3 +77,33 @@ def test_listing_uses_a_constant_number_of_queries(tmp_path: Path) -> None:
             store.write_progress(f"r{n}", [MetricPoint("m", 0, 1.0, 1.0)], heartbeat_time=9e9)
         counts.append(_count_listing_statements(store))
     assert counts[0] == counts[1]
+
+
+def _open_when_released(path: str, barrier: Any, results: Any) -> None:
+    barrier.wait()
+    try:
+        SQLiteStore(path).close()
+        results.put("ok")
+    except StoreError as exc:
+        results.put(str(exc))
+
+
+def test_processes_creating_one_store_together_all_open_it(tmp_path: Path) -> None:
+    """Seen in CI: of four processes starting runs in a new project at once, one failed with
+    "database is locked" (SQLite answers at once, without waiting, while another connection
+    switches a new file to WAL). Twenty rounds of six processes: every opening succeeds."""
+    ctx = multiprocessing.get_context("fork")
+    failures: list[str] = []
+    for round_ in range(20):
+        path = str(tmp_path / f"store{round_}")
+        barrier, results = ctx.Barrier(6), ctx.Queue()
+        procs = [
+            ctx.Process(target=_open_when_released, args=(path, barrier, results)) for _ in range(6)
+        ]
+        for proc in procs:
+            proc.start()
+        outcomes = [results.get(timeout=120) for _ in procs]
+        for proc in procs:
+            proc.join(timeout=60)
+        failures += [o for o in outcomes if o != "ok"]
+    assert failures == []
