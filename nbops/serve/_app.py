@@ -52,7 +52,11 @@ class _State:
             from nbops.serve._reader import predictions_folder
 
             folder = str(predictions_folder(config.store))
-        self.log = PredictionLog(folder, sample=config.log_sample)  # type: ignore[arg-type]
+        self.log = PredictionLog(
+            folder,  # type: ignore[arg-type]
+            sample=config.log_sample,
+            on_drop=lambda model, rows: self.metrics.log_dropped.labels(model).inc(rows),
+        )
         self.sticky = config.sticky_header.lower() if config.sticky_header else None
 
 

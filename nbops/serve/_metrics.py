@@ -102,6 +102,12 @@ class Metrics:
             ["model"],
             **kw,
         )
+        self.log_dropped = Counter(
+            "nbops_serve_prediction_log_dropped_rows",
+            "Sampled rows the prediction log dropped because its writer fell behind.",
+            ["model"],
+            **kw,
+        )
 
     def observe_predictions(self, model: str, version: str, kind: str, values: Any) -> None:
         """Count predicted classes or record predicted values."""

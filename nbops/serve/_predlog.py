@@ -14,6 +14,7 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,29 +27,52 @@ from nbops.serve._gate import import_pandas
 logger = logging.getLogger(__name__)
 #: Columns the log adds next to the model's input columns.
 META_COLUMNS = ("request_id", "row", "ts", "version", "route", "role", "latency_ms", "prediction")
+#: Logged rows a server holds while its writer catches up; past them new rows are dropped.
+MAX_PENDING_ROWS = 200_000
 
 
 @dataclass
 class _Entry:
     model: str
     kind: str  # "predictions" or "feedback"
-    frame: Any  # pandas DataFrame
+    frame: Any  # the request's fields (see record / feedback)
     when: float
+    rows: int = 0  # logged rows it holds against the backlog limit (feedback: 0)
 
 
 class PredictionLog:
     """Writes sampled predictions and feedback from a background thread.
 
+    The rows waiting for the writer are bounded: when traffic outruns the writer (a slow
+    disk), rows past ``max_pending_rows`` are dropped, counted in :attr:`dropped_rows` and
+    reported to ``on_drop(model, rows)``, so the server's memory stays bounded and the request
+    path never waits for the log. Feedback labels are never dropped.
+
     Args:
         folder: Root of the logs (one sub-folder per model).
         sample: Share of requests logged, 0 to 1.
         flush_interval: Seconds between writes of the buffered rows.
+        max_pending_rows: Most logged rows held in memory while the writer catches up.
+        on_drop: Called with the model and row count of each request the log dropped.
     """
 
-    def __init__(self, folder: Path, *, sample: float = 1.0, flush_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        sample: float = 1.0,
+        flush_interval: float = 1.0,
+        max_pending_rows: int = MAX_PENDING_ROWS,
+        on_drop: Callable[[str, int], None] | None = None,
+    ) -> None:
         self.folder = Path(folder)
         self.sample = min(1.0, max(0.0, float(sample)))
         self.flush_interval = flush_interval
+        self.max_pending_rows = max_pending_rows
+        self.dropped_rows = 0
+        self._on_drop = on_drop
+        self._pending_rows = 0
+        self._pending_lock = threading.Lock()
         self._queue: queue.SimpleQueue[_Entry | None] = queue.SimpleQueue()
         self._secrets = secret_values()
         self._seq = 0
@@ -71,13 +95,34 @@ class PredictionLog:
         predictions: Any,
         latency: float,
     ) -> None:
-        """Queue one request's rows (cheap: the work happens on the writer thread)."""
+        """Queue one request's rows (cheap: the work happens on the writer thread); drop them
+        when the writer is :attr:`max_pending_rows` behind."""
+        rows = len(inputs)
+        with self._pending_lock:
+            full = self._pending_rows + rows > self.max_pending_rows and self._pending_rows > 0
+            if full:
+                self.dropped_rows += rows
+                first = self.dropped_rows == rows
+            else:
+                self._pending_rows += rows
+        if full:
+            if first:
+                logger.warning(
+                    "the prediction log of %s is %d rows behind: dropping rows until it catches "
+                    "up (lower --log-sample, or log to a faster disk)",
+                    model,
+                    self.max_pending_rows,
+                )
+            if self._on_drop is not None:
+                self._on_drop(model, rows)
+            return
         self._queue.put(
             _Entry(
                 model,
                 "predictions",
                 (request_id, version, route, role, inputs, predictions, latency),
                 time.time(),
+                rows,
             )
         )
 
@@ -100,13 +145,22 @@ class PredictionLog:
                 item = ...  # type: ignore[assignment]
             if item is None:
                 self._flush(pending)
+                self._written(pending)
                 return
             if isinstance(item, _Entry):
                 pending.append(item)
             if time.monotonic() >= deadline or len(pending) >= 5000:
                 self._flush(pending)
+                self._written(pending)
                 pending = []
                 deadline = time.monotonic() + self.flush_interval
+
+    def _written(self, entries: list[_Entry]) -> None:
+        """Release the backlog the written (or failed) ``entries`` held."""
+        rows = sum(entry.rows for entry in entries)
+        if rows:
+            with self._pending_lock:
+                self._pending_rows -= rows
 
     def _flush(self, entries: list[_Entry]) -> None:
         groups: dict[tuple[str, str, str], list[_Entry]] = {}
