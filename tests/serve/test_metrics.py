@@ -154,6 +154,8 @@ tests:
         values: '0+100x20'
       - series: 'nbops_serve_errors_total{{{prod},kind="input"}}'
         values: '0+10x20'
+      - series: 'nbops_serve_prediction_log_dropped_rows_total{{model="iris"}}'
+        values: '0x10 0+50x10'
     alert_rule_test:
       - eval_time: 15m
         alertname: NbopsModelErrorRateHigh
@@ -161,6 +163,16 @@ tests:
           - exp_labels: {{severity: page, model: iris, version: "3", route: candidate}}
             exp_annotations:
               summary: "iris version 3 (candidate) fails 10% of requests"
+      - eval_time: 9m
+        alertname: NbopsPredictionLogDropping
+        exp_alerts: []
+      - eval_time: 15m
+        alertname: NbopsPredictionLogDropping
+        exp_alerts:
+          - exp_labels: {{severity: ticket, model: iris}}
+            exp_annotations:
+              summary: "the prediction log of iris dropped 200 rows in 10 minutes: drift and \\
+                live accuracy see less traffic (lower --log-sample or log to a faster disk)"
 """)
     done = subprocess.run(
         [_tool("promtool"), "test", "rules", str(tests)], capture_output=True, text=True, timeout=60
