@@ -63,7 +63,9 @@ class Gate:
 
 #: The gate of this process: predictions hold it shared until pandas is fully imported.
 GATE = Gate()
-_pandas_ready = False
+#: Whether pandas is fully imported. A process that imported it before serving (a notebook
+#: calling ``create_app``) needs no gate at all; a server process sets it on its first import.
+_pandas_ready = "pandas" in sys.modules
 
 
 def pandas_ready() -> bool:

@@ -8,6 +8,7 @@ compares strings byte-wise, row locks and advisory locks.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -53,7 +54,7 @@ class SQLDatabase(Protocol):
         lock held until then, so writers of one name wait for each other on any host."""
 
 
-class RunQuerySQL:
+class RunQuerySQL(ABC):
     """A :class:`RunQuery` as SQL (``?`` placeholders): the WHERE, ORDER BY and LIMIT of a run
     listing. The statement's shape is written here once; a dialect's subclass says how it tests
     statuses, tags, parameters and metrics and how it orders rows."""
@@ -116,19 +117,19 @@ class RunQuerySQL:
         args += statuses
         return f"runs.status IN ({','.join('?' * len(statuses))})"
 
+    @abstractmethod
     def tag_test(self, tag: str, args: list[Any]) -> str:
         """The test that ``runs.tags`` holds ``tag``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def metric_test(self, cond: Condition, args: list[Any]) -> str:
         """The test of a metric condition on ``m.value`` (the metric's last value)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def param_test(self, cond: Condition, args: list[Any]) -> str:
         """The test of a parameter condition on the ``params`` row ``p``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def order(self, field: str, key: str | None, direction: str, newest: bool) -> str:
         """The ORDER BY terms: by run ``field``, or by the joined row ``s`` when ``key`` names
         a parameter or metric; ``newest``: the most recent runs first (a limit, no sort)."""
-        raise NotImplementedError
